@@ -1,0 +1,49 @@
+# LuxMail — two commands: `make run` starts everything, `make test` proves it.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+DEV := LUXMAIL_ENV=dev
+
+.PHONY: run test check install format vendor bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "LuxMail needs Python 3.11 or newer (found " + sys.version.split()[0] + ")")'
+	@test -x $(BIN)/python || $(PYTHON) -c 'import ensurepip' 2>/dev/null || { echo "$(PYTHON) cannot create virtual environments: install python3-venv (Debian/Ubuntu: apt-get install python3-venv)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## make run — the whole product on embedded defaults (SQLite, file broker, SMTP sink, demo data)
+run: $(STAMP)
+	$(DEV) $(BIN)/python manage.py migrate --noinput
+	$(DEV) $(BIN)/python manage.py demo_setup
+	$(DEV) PATH=$(BIN):$$PATH $(BIN)/python -m luxmail.devrun
+
+## make check — lint, format check, type check
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy luxmail contacts campaigns portal reporting
+
+## make test — the checks, then the whole pytest suite
+# pytest exits 5 when it collected no tests: that proves nothing, so it fails too.
+test: check
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests - failing"; fi; \
+	exit $$rc
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## make vendor — refresh the committed browser assets from the npm registry
+vendor:
+	static/vendor/update.sh
+
+clean:
+	rm -rf $(VENV) var/staticfiles var/test.sqlite3

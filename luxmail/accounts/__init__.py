@@ -1,0 +1,1 @@
+"""Staff accounts: sign-in, second factors (TOTP, backup codes, passkeys), session policy."""

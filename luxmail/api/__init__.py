@@ -1,0 +1,1 @@
+"""API foundation: API-key and verified-session authentication, scopes, pagination."""

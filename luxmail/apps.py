@@ -1,0 +1,20 @@
+from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
+
+
+class LuxMailConfig(AppConfig):
+    name = "luxmail"
+    verbose_name = "LuxMail"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from luxmail import roles, signals  # noqa: F401  (connect receivers)
+
+        roles.connect()
+
+
+class LuxMailAdminConfig(admin_apps.AdminConfig):
+    """The Django admin, behind a verified second factor (``OTPAdminSite``)."""
+
+    default = False
+    default_site = "luxmail.admin_site.LuxMailAdminSite"

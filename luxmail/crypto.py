@@ -1,0 +1,383 @@
+"""Field-level encryption and blind indexes for PHI (DESIGN.md §4, docs/security.md).
+
+Ciphertext envelope (bytes)::
+
+    version (1 B) | key id length (1 B) | key id (ASCII) | nonce (12 B) | AES-256-GCM ct+tag
+
+The associated data binds every value to its model, field and row UUID, so a value
+copied into another row or column fails authentication instead of decrypting.
+
+Keys come only from ``LUXMAIL_ENCRYPTION_KEYS`` (``id:base64key`` pairs, comma
+separated; the first one encrypts, all of them decrypt) and ``LUXMAIL_BLIND_INDEX_KEY``.
+
+Reading PHI goes through :func:`phi_access`, which writes one audit event for the
+operation and returns the :class:`Access` that :func:`reveal` demands. Nothing else in
+the code base decrypts PHI; ``tests/test_security_rules.py`` keeps it that way.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+import unicodedata
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.db import models
+from django.dispatch import receiver
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+ENVELOPE_VERSION = 1
+NONCE_BYTES = 12
+Kind = Literal["text", "json", "date", "bytes"]
+
+
+class CryptoError(Exception):
+    """Base class: a value could not be encrypted or decrypted. Never carries plaintext."""
+
+
+class DecryptionError(CryptoError):
+    """Ciphertext failed authentication: tampered, truncated, or moved to another row."""
+
+
+class MissingKeyError(CryptoError):
+    """The envelope names a key id that is not in the key ring."""
+
+
+class AccessDenied(CryptoError):
+    """PHI was read without an audited :class:`Access`."""
+
+
+# --- key ring -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    primary_id: str
+    ciphers: dict[str, AESGCM]
+
+    @classmethod
+    def parse(cls, value: str) -> KeyRing:
+        ciphers: dict[str, AESGCM] = {}
+        order: list[str] = []
+        for item in value.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            key_id, sep, encoded = item.partition(":")
+            key_id = key_id.strip()
+            if not sep or not key_id or not key_id.isascii() or len(key_id) > 32:
+                raise ImproperlyConfigured(
+                    "LUXMAIL_ENCRYPTION_KEYS must be comma-separated 'id:base64key' pairs "
+                    "with short ASCII ids."
+                )
+            try:
+                raw = base64.b64decode(encoded.strip(), validate=True)
+            except binascii.Error:
+                raise ImproperlyConfigured(
+                    f"LUXMAIL_ENCRYPTION_KEYS: key {key_id!r} is not valid base64."
+                ) from None
+            if len(raw) != 32:
+                raise ImproperlyConfigured(
+                    f"LUXMAIL_ENCRYPTION_KEYS: key {key_id!r} must be 32 bytes (AES-256), "
+                    f"got {len(raw)}."
+                )
+            if key_id in ciphers:
+                raise ImproperlyConfigured(f"LUXMAIL_ENCRYPTION_KEYS: key id {key_id!r} repeats.")
+            ciphers[key_id] = AESGCM(raw)
+            order.append(key_id)
+        if not order:
+            raise ImproperlyConfigured("LUXMAIL_ENCRYPTION_KEYS holds no key.")
+        return cls(primary_id=order[0], ciphers=ciphers)
+
+
+@cache
+def keyring() -> KeyRing:
+    return KeyRing.parse(settings.LUXMAIL_ENCRYPTION_KEYS)
+
+
+@cache
+def _blind_master() -> bytes:
+    try:
+        raw = base64.b64decode(settings.LUXMAIL_BLIND_INDEX_KEY, validate=True)
+    except binascii.Error:
+        raise ImproperlyConfigured("LUXMAIL_BLIND_INDEX_KEY is not valid base64.") from None
+    if len(raw) < 32:
+        raise ImproperlyConfigured("LUXMAIL_BLIND_INDEX_KEY must hold at least 32 bytes.")
+    return raw
+
+
+@cache
+def _blind_field_key(field: str) -> bytes:
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=b"luxmail-blind-index-v1", info=field.encode()
+    ).derive(_blind_master())
+
+
+@receiver(setting_changed)
+def _reset_keys(*, setting: str, **kwargs: Any) -> None:
+    if setting in {"LUXMAIL_ENCRYPTION_KEYS", "LUXMAIL_BLIND_INDEX_KEY"}:
+        keyring.cache_clear()
+        _blind_master.cache_clear()
+        _blind_field_key.cache_clear()
+
+
+def generate_key() -> str:
+    """A new base64 AES-256 key for ``LUXMAIL_ENCRYPTION_KEYS`` / the blind-index key."""
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+# --- envelope -----------------------------------------------------------------------------
+
+
+def associated_data(label: str, field: str, row_id: uuid.UUID | str) -> bytes:
+    return f"luxmail/v{ENVELOPE_VERSION}|{label}|{field}|{row_id}".encode()
+
+
+def encrypt(plaintext: bytes, aad: bytes) -> bytes:
+    ring = keyring()
+    key_id = ring.primary_id.encode()
+    nonce = os.urandom(NONCE_BYTES)
+    ct = ring.ciphers[ring.primary_id].encrypt(nonce, plaintext, aad)
+    return bytes([ENVELOPE_VERSION, len(key_id)]) + key_id + nonce + ct
+
+
+def envelope_key_id(envelope: bytes) -> str:
+    if len(envelope) < 2 or envelope[0] != ENVELOPE_VERSION:
+        raise DecryptionError("Encrypted value has an unknown format version.")
+    length = envelope[1]
+    if len(envelope) < 2 + length + NONCE_BYTES + 16:
+        raise DecryptionError("Encrypted value is truncated.")
+    return envelope[2 : 2 + length].decode("ascii", "replace")
+
+
+def decrypt(envelope: bytes, aad: bytes) -> bytes:
+    key_id = envelope_key_id(envelope)
+    cipher = keyring().ciphers.get(key_id)
+    if cipher is None:
+        raise MissingKeyError(
+            f"Encrypted value uses key {key_id!r}, which is not in LUXMAIL_ENCRYPTION_KEYS."
+        )
+    start = 2 + envelope[1]
+    nonce = envelope[start : start + NONCE_BYTES]
+    try:
+        return cipher.decrypt(nonce, envelope[start + NONCE_BYTES :], aad)
+    except InvalidTag:
+        raise DecryptionError(
+            "Encrypted value failed authentication: it was altered or belongs to another "
+            "row or field."
+        ) from None
+
+
+def reencrypt(envelope: bytes, aad: bytes) -> bytes:
+    """Re-encrypt under the primary key without handing the plaintext to the caller."""
+    return encrypt(decrypt(envelope, aad), aad)
+
+
+def _encode(kind: Kind, value: Any) -> bytes:
+    if kind == "text":
+        if not isinstance(value, str):
+            raise TypeError(f"Encrypted text fields take str, not {type(value).__name__}.")
+        return value.encode()
+    if kind == "json":
+        return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
+    if kind == "date":
+        if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
+            raise TypeError(f"Encrypted date fields take date, not {type(value).__name__}.")
+        return value.isoformat().encode()
+    if not isinstance(value, bytes):
+        raise TypeError(f"Encrypted bytes fields take bytes, not {type(value).__name__}.")
+    return value
+
+
+def _decode(kind: Kind, raw: bytes) -> Any:
+    if kind == "text":
+        return raw.decode()
+    if kind == "json":
+        return json.loads(raw)
+    if kind == "date":
+        return dt.date.fromisoformat(raw.decode())
+    return raw
+
+
+# --- model field --------------------------------------------------------------------------
+
+
+class EncryptedField(models.BinaryField):
+    """A column holding an AES-GCM envelope, never plaintext.
+
+    The model attribute is the envelope (``bytes``) or ``None``. Write with
+    :func:`seal`; read with :func:`reveal` and an :class:`Access`. Assigning anything
+    but an envelope fails at save time, so plaintext cannot reach the database by
+    accident. The model must have a ``uuid`` attribute (bound into the associated data).
+    """
+
+    def __init__(self, *args: Any, kind: Kind = "text", phi: bool = True, **kwargs: Any):
+        self.kind: Kind = kind
+        self.phi = phi
+        kwargs.setdefault("null", True)
+        kwargs.setdefault("blank", True)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        name, path, args, kwargs = super().deconstruct()
+        kwargs["kind"] = self.kind
+        kwargs["phi"] = self.phi
+        kwargs.pop("null", None)
+        kwargs.pop("blank", None)
+        return name, path, args, kwargs
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> bytes | None:
+        return None if value is None else bytes(value)
+
+    def to_python(self, value: Any) -> Any:
+        return None if value is None else bytes(value) if isinstance(value, memoryview) else value
+
+    def get_prep_value(self, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, memoryview):
+            value = bytes(value)
+        if not isinstance(value, bytes) or not value or value[0] != ENVELOPE_VERSION:
+            raise TypeError(
+                f"{self.model._meta.label}.{self.name} holds a plaintext value; "
+                "assign it with luxmail.crypto.seal()."
+            )
+        return value
+
+    def value_to_string(self, obj: models.Model) -> str:
+        # Serialization (dumpdata) keeps the envelope, base64 encoded, never plaintext.
+        value = self.value_from_object(obj)
+        return "" if value is None else base64.b64encode(value).decode()
+
+
+def encrypted_fields(model: type[models.Model]) -> list[EncryptedField]:
+    return [f for f in model._meta.concrete_fields if isinstance(f, EncryptedField)]
+
+
+def _field(model: type[models.Model], name: str) -> EncryptedField:
+    field = model._meta.get_field(name)
+    if not isinstance(field, EncryptedField):
+        raise TypeError(f"{model._meta.label}.{name} is not an EncryptedField.")
+    return field
+
+
+def field_aad(model: type[models.Model], name: str, row_id: uuid.UUID | str) -> bytes:
+    return associated_data(model._meta.label_lower, name, row_id)
+
+
+def sealed(
+    model: type[models.Model], name: str, row_id: uuid.UUID | str, value: Any
+) -> bytes | None:
+    """The envelope for ``value`` in ``model.name`` of the row ``row_id`` (None stays None)."""
+    if value is None:
+        return None
+    field = _field(model, name)
+    return encrypt(_encode(field.kind, value), field_aad(model, name, row_id))
+
+
+def seal(instance: models.Model, name: str, value: Any) -> None:
+    """Encrypt ``value`` into ``instance.name``, bound to the instance's UUID."""
+    setattr(instance, name, sealed(type(instance), name, instance.uuid, value))  # type: ignore[attr-defined]
+
+
+# --- audited reads ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Access:
+    """Proof that a read was authorized and audited; required by :func:`reveal`."""
+
+    purpose: str
+    actor_id: int | None
+    audit_event_id: int | None
+    phi: bool
+
+
+def phi_access(
+    *,
+    actor: Any,
+    purpose: str,
+    target: models.Model | None = None,
+    request: HttpRequest | None = None,
+    details: dict[str, Any] | None = None,
+) -> Access:
+    """Authorize a PHI read for ``purpose`` and write one ``phi.access`` audit event.
+
+    ``actor`` is the user on whose behalf PHI is read, or ``None`` for the system
+    (e.g. the send pipeline rendering a campaign). ``details`` must not contain PHI.
+    """
+    from luxmail import audit
+
+    event = audit.record(
+        "phi.access",
+        actor=actor,
+        target=target,
+        phi=True,
+        request=request,
+        details={"purpose": purpose, **(details or {})},
+    )
+    actor_id = getattr(actor, "pk", None)
+    return Access(purpose=purpose, actor_id=actor_id, audit_event_id=event.pk, phi=True)
+
+
+def secret_access(purpose: str) -> Access:
+    """Access for non-PHI secrets (DKIM keys, relay passwords); refused for PHI fields."""
+    return Access(purpose=purpose, actor_id=None, audit_event_id=None, phi=False)
+
+
+def reveal(instance: models.Model, name: str, *, access: Access) -> Any:
+    """Decrypt ``instance.name``; raises :class:`CryptoError`, never returns ciphertext."""
+    model = type(instance)
+    field = _field(model, name)
+    if field.phi and not access.phi:
+        raise AccessDenied(f"{model._meta.label}.{name} is PHI; read it with phi_access().")
+    envelope = getattr(instance, name)
+    if envelope is None:
+        return None
+    raw = decrypt(envelope, field_aad(model, name, instance.uuid))  # type: ignore[attr-defined]
+    return _decode(field.kind, raw)
+
+
+def reveal_many(instance: models.Model, names: Iterable[str], *, access: Access) -> dict[str, Any]:
+    return {name: reveal(instance, name, access=access) for name in names}
+
+
+# --- blind indexes ------------------------------------------------------------------------
+
+
+def normalize_text(value: str) -> str:
+    """Unicode NFKC, case-folded, trimmed, inner white space collapsed."""
+    return " ".join(unicodedata.normalize("NFKC", value).casefold().split())
+
+
+def blind_index(field: str, value: str) -> bytes:
+    """HMAC-SHA256 of the normalized value under a key derived for ``field`` (32 bytes)."""
+    key = _blind_field_key(field)
+    return hmac.new(key, normalize_text(value).encode(), hashlib.sha256).digest()
+
+
+def blind_token(field: str, value: str) -> int:
+    """The first 64 bits of :func:`blind_index` as a signed integer.
+
+    Segment tokens are stored as ``bigint`` so the token index stays small and fast;
+    within one field's bounded domain a 64-bit collision is practically impossible.
+    """
+    return int.from_bytes(blind_index(field, value)[:8], "big", signed=True)

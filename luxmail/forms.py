@@ -1,0 +1,65 @@
+from datetime import datetime
+
+from django import forms
+from django.utils import timezone
+
+from luxmail.api.scopes import SCOPE_CHOICES
+from luxmail.models import OrgSettings
+
+
+class OrgSettingsForm(forms.ModelForm):
+    class Meta:
+        model = OrgSettings
+        fields = [
+            "name",
+            "postal_address",
+            "default_secure_policy",
+            "exclude_automated_events",
+            "count_unknown_events",
+            "require_passkey_for_admins",
+            "portal_expiry_days",
+            "delivery_mode",
+            "relay_enforces_tls",
+            "encrypted_subject",
+            "portal_notification_subject",
+            "portal_notification_text",
+            "portal_require_dob",
+            "message_retention_days",
+            "event_retention_days",
+        ]
+        widgets = {
+            "postal_address": forms.Textarea(attrs={"rows": 3}),
+            "portal_notification_text": forms.Textarea(attrs={"rows": 3}),
+        }
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="Who uses this key, e.g. 'Epic integration'.")
+    scopes = forms.MultipleChoiceField(
+        choices=SCOPE_CHOICES,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Grant only what the integration needs.",
+    )
+    expires_at = forms.DateTimeField(
+        required=False,
+        help_text="Optional. Format: YYYY-MM-DD HH:MM (UTC).",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+
+    def clean_name(self) -> str:
+        name = str(self.cleaned_data["name"]).strip()
+        if not name:
+            raise forms.ValidationError("Give the API key a name.")
+        return name
+
+    def clean_expires_at(self) -> datetime | None:
+        value = self.cleaned_data.get("expires_at")
+        if value is not None and value <= timezone.now():
+            raise forms.ValidationError("The expiry must be in the future.")
+        return value
+
+
+class AuditFilterForm(forms.Form):
+    action = forms.CharField(required=False)
+    actor = forms.CharField(required=False)
+    phi_only = forms.BooleanField(required=False, label="PHI access only")

@@ -1,0 +1,180 @@
+"""Core models: staff users, organization settings, the audit log and API keys.
+
+Models hold fields and constraints only; the logic lives in ``audit.py``,
+``accounts/services.py``, ``api/services.py`` and ``org.py``.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+
+class User(AbstractUser):
+    """A staff member. Roles are Django groups (see ``luxmail/roles.py``)."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+
+    class Meta(AbstractUser.Meta):  # type: ignore[name-defined]  # django-stubs lacks it
+        swappable = "AUTH_USER_MODEL"
+        permissions = [
+            ("use_app", "Can sign in to the LuxMail UI"),
+            ("view_phi", "Can see and use PHI fields"),
+            ("export_phi", "Can export PHI columns"),
+            ("view_audit", "Can read the audit log"),
+            ("manage_settings", "Can change organization settings"),
+            ("manage_api_keys", "Can create and revoke API keys"),
+        ]
+
+
+class SecurePolicy(models.TextChoices):
+    TLS_OR_BETTER = "tls_or_better", "Enforced TLS or better (S/MIME, PGP, portal fallback)"
+    END_TO_END_OR_PORTAL = "end_to_end_or_portal", "End-to-end (S/MIME, PGP) or portal"
+    PORTAL_ONLY = "portal_only", "Secure portal only"
+    OPPORTUNISTIC = "opportunistic", "Opportunistic TLS (templates without PHI only)"
+
+
+class DeliveryMode(models.TextChoices):
+    RELAY = "relay", "Through the configured relay"
+    DIRECT = "direct", "Directly to each recipient's mail servers (MX)"
+
+
+class OrgSettings(models.Model):
+    """The organization's settings: one row (pk=1), edited by Admins, every change audited."""
+
+    name = models.CharField(max_length=200, default="LuxMail Demo Health")
+    postal_address = models.TextField(
+        default="100 Main Street, Springfield, ST 00000",
+        help_text="Printed in every marketing email (CAN-SPAM).",
+    )
+    default_secure_policy = models.CharField(
+        max_length=32, choices=SecurePolicy.choices, default=SecurePolicy.TLS_OR_BETTER
+    )
+    exclude_automated_events = models.BooleanField(
+        default=True,
+        help_text="Reports count only human opens and clicks; the event log keeps all.",
+    )
+    count_unknown_events = models.BooleanField(
+        default=True,
+        help_text="When automated events are excluded, still count events classified 'unknown'.",
+    )
+    require_passkey_for_admins = models.BooleanField(
+        default=False, help_text="Admins must register a passkey (WebAuthn) to sign in."
+    )
+    portal_expiry_days = models.PositiveIntegerField(
+        default=30, help_text="Secure portal messages expire after this many days."
+    )
+    delivery_mode = models.CharField(
+        max_length=16,
+        choices=DeliveryMode.choices,
+        default=DeliveryMode.RELAY,
+        help_text="Relay: every message goes through the configured SMTP relay (verified "
+        "TLS). Direct: LuxMail looks up each domain's MX and requires verified STARTTLS "
+        "(MTA-STS honoured) before sending anything with PHI.",
+    )
+    relay_enforces_tls = models.BooleanField(
+        default=False,
+        help_text="Declare only when the relay's operator guarantees it delivers onward "
+        "exclusively over verified TLS. Then 'Enforced TLS or better' may use the relay; "
+        "otherwise PHI goes by S/MIME, PGP or the secure portal.",
+    )
+    encrypted_subject = models.CharField(
+        max_length=200,
+        default="Secure message",
+        help_text="Subject shown outside S/MIME and PGP messages whose template uses PHI "
+        "(the real subject travels inside, encrypted).",
+    )
+    portal_notification_subject = models.CharField(
+        max_length=200,
+        default="You have a new secure message",
+        help_text="Subject of the portal notice. Never put patient information here.",
+    )
+    portal_notification_text = models.TextField(
+        default="A secure message is waiting for you. Open the link below and confirm it is "
+        "you with a one-time code that we email to this address.",
+        help_text="Text of the portal notice, before the link. Never put patient information here.",
+    )
+    portal_require_dob = models.BooleanField(
+        default=False,
+        help_text="Recipients also confirm their date of birth before reading a portal "
+        "message (when a date of birth is on file).",
+    )
+    message_retention_days = models.PositiveIntegerField(
+        default=730, help_text="Delivery records (no content) are kept this long."
+    )
+    event_retention_days = models.PositiveIntegerField(
+        default=730, help_text="Raw open and click events are kept this long."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "organization settings"
+        verbose_name_plural = "organization settings"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(pk=1), name="orgsettings_singleton")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AuditEvent(models.Model):
+    """One entry of the append-only, hash-chained audit log (``luxmail/audit.py``).
+
+    ``hash`` = SHA-256 over the canonical JSON of the other fields and ``prev_hash``.
+    On PostgreSQL a trigger rejects UPDATE and DELETE (migration 0002).
+    """
+
+    created_at = models.DateTimeField(db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    actor_label = models.CharField(max_length=200)
+    action = models.CharField(max_length=64, db_index=True)
+    target_type = models.CharField(max_length=100, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    phi = models.BooleanField(default=False)
+    ip = models.CharField(max_length=45, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["target_type", "target_id"])]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.action} by {self.actor_label}"
+
+
+class ApiKey(models.Model):
+    """An integration credential. Only the SHA-256 of the secret is stored."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    scopes = models.JSONField(default=list)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

@@ -1,0 +1,550 @@
+"""LuxMail settings, read only from the environment (DESIGN.md §3, docs/operations.md).
+
+Three modes, chosen with ``LUXMAIL_ENV``:
+
+* ``production`` (the default): every secret must be set, ``DEBUG`` is off, cookies
+  are secure and HSTS is on. A missing secret raises ``ImproperlyConfigured``.
+* ``dev`` (``make run``): SQLite under ``var/``, Celery over the kombu file-system
+  transport, the local SMTP sink, and secrets generated once into ``var/``.
+* ``test`` (the pytest suite): PostgreSQL and Redis when they answer on 127.0.0.1,
+  SQLite and in-memory fallbacks otherwise, unless ``LUXMAIL_REQUIRE_SERVICES=1``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import socket
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
+
+from luxmail import env
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env.get("LUXMAIL_VAR_DIR") or BASE_DIR / "var")
+MODE = env.mode()
+PRODUCTION = MODE == "production"
+TESTING = MODE == "test"
+REQUIRE_SERVICES = env.boolean("LUXMAIL_REQUIRE_SERVICES", False)
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _dev_secrets() -> dict[str, str]:
+    """Secrets for ``make run``: generated once, kept in ``var/`` so restarts can decrypt."""
+    path = VAR_DIR / "dev-secrets.json"
+    if path.exists():
+        return dict(json.loads(path.read_text()))
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    values = {
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "LUXMAIL_ENCRYPTION_KEYS": "dev1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+        "LUXMAIL_BLIND_INDEX_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+    }
+    path.write_text(json.dumps(values, indent=2))
+    path.chmod(0o600)
+    return values
+
+
+_TEST_SECRETS = {
+    "SECRET_KEY": "test-only-secret-key-" + "x" * 40,
+    # Two keys so the suite exercises a key ring, not a single key.
+    "LUXMAIL_ENCRYPTION_KEYS": "t2:"
+    + base64.b64encode(b"\x02" * 32).decode()
+    + ",t1:"
+    + base64.b64encode(b"\x01" * 32).decode(),
+    "LUXMAIL_BLIND_INDEX_KEY": base64.b64encode(b"\x03" * 32).decode(),
+}
+_FALLBACKS: dict[str, str] = {}
+if MODE == "dev":
+    _FALLBACKS = _dev_secrets()
+elif TESTING:
+    _FALLBACKS = _TEST_SECRETS
+
+SECRET_KEY = env.require("SECRET_KEY", fallback=_FALLBACKS.get("SECRET_KEY"))
+LUXMAIL_ENCRYPTION_KEYS = env.require(
+    "LUXMAIL_ENCRYPTION_KEYS", fallback=_FALLBACKS.get("LUXMAIL_ENCRYPTION_KEYS")
+)
+LUXMAIL_BLIND_INDEX_KEY = env.require(
+    "LUXMAIL_BLIND_INDEX_KEY", fallback=_FALLBACKS.get("LUXMAIL_BLIND_INDEX_KEY")
+)
+
+DEBUG = env.boolean("LUXMAIL_DEBUG", MODE == "dev")
+if DEBUG and PRODUCTION:
+    raise ImproperlyConfigured(
+        "LUXMAIL_DEBUG=1 is refused in production: debug pages show settings and local "
+        "variables, which can hold PHI. Use LUXMAIL_ENV=dev (make run) to debug."
+    )
+
+ALLOWED_HOSTS = env.listing(
+    "LUXMAIL_ALLOWED_HOSTS",
+    None if PRODUCTION else ["localhost", "127.0.0.1", "[::1]", "testserver"],
+)
+if PRODUCTION and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("The environment variable LUXMAIL_ALLOWED_HOSTS is required.")
+# Absolute base URL used in emails (tracking, unsubscribe, portal links).
+LUXMAIL_BASE_URL = env.require("LUXMAIL_BASE_URL", fallback="http://localhost:8000").rstrip("/")
+if PRODUCTION and not LUXMAIL_BASE_URL.startswith("https://"):
+    # Portal, tracking and unsubscribe links carry bearer tokens; never over plain HTTP.
+    raise ImproperlyConfigured("LUXMAIL_BASE_URL must start with https:// in production.")
+CSRF_TRUSTED_ORIGINS = env.listing("LUXMAIL_CSRF_TRUSTED_ORIGINS", [LUXMAIL_BASE_URL])
+
+INSTALLED_APPS = [
+    "luxmail.apps.LuxMailAdminConfig",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "django_otp_webauthn",
+    "axes",
+    "csp",
+    "django_htmx",
+    "rest_framework",
+    "drf_spectacular",
+    "import_export",
+    "luxmail",
+    "contacts",
+    "campaigns",
+    "portal",
+    "reporting",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    # /t/ (open pixel, click redirect) is answered here, before sessions and auth.
+    "reporting.middleware.TrackingFastPathMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "luxmail.accounts.middleware.SessionPolicyMiddleware",
+    "luxmail.accounts.middleware.MFARequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "luxmail.urls"
+WSGI_APPLICATION = "luxmail.wsgi.application"
+AUTH_USER_MODEL = "luxmail.User"
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "accounts:login"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "csp.context_processors.nonce",
+                "luxmail.context_processors.luxmail",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------------
+DATABASE_URL = env.get("DATABASE_URL")
+if DATABASE_URL is None and TESTING and _answers("127.0.0.1", 5432):
+    DATABASE_URL = "postgres://postgres@127.0.0.1:5432/luxmail"
+if DATABASE_URL is None and TESTING and REQUIRE_SERVICES:
+    raise ImproperlyConfigured(
+        "LUXMAIL_REQUIRE_SERVICES=1 but no PostgreSQL answers on 127.0.0.1:5432 "
+        "and DATABASE_URL is not set."
+    )
+if DATABASE_URL is None and PRODUCTION:
+    raise ImproperlyConfigured("The environment variable DATABASE_URL is required.")
+if DATABASE_URL is None:
+    DATABASE_URL = f"sqlite:///{VAR_DIR / ('test.sqlite3' if TESTING else 'luxmail.sqlite3')}"
+
+DATABASES = {
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        # IMMEDIATE serializes writers up front (no "database is locked" upgrade
+        # failures); WAL lets the web process read while a worker writes.
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+else:
+    DATABASES["default"].setdefault("OPTIONS", {})
+DATABASES["default"]["TEST"] = {"NAME": env.get("LUXMAIL_TEST_DATABASE_NAME")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis, cache, Celery --------------------------------------------------------------
+REDIS_URL = env.get("LUXMAIL_REDIS_URL")
+if REDIS_URL is None and TESTING and _answers("127.0.0.1", 6379):
+    REDIS_URL = "redis://127.0.0.1:6379/15"
+if REDIS_URL is None and TESTING and REQUIRE_SERVICES:
+    raise ImproperlyConfigured(
+        "LUXMAIL_REQUIRE_SERVICES=1 but no Redis answers on 127.0.0.1:6379 "
+        "and LUXMAIL_REDIS_URL is not set."
+    )
+CELERY_BROKER_URL = env.get("CELERY_BROKER_URL")
+if CELERY_BROKER_URL is None and PRODUCTION:
+    raise ImproperlyConfigured("The environment variable CELERY_BROKER_URL is required.")
+if REDIS_URL is None and PRODUCTION:
+    # Web processes on several machines share rate limits and health probes through
+    # the cache, so production needs Redis: the broker's, unless one is named.
+    if CELERY_BROKER_URL and CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        REDIS_URL = CELERY_BROKER_URL
+    else:
+        raise ImproperlyConfigured(
+            "The environment variable LUXMAIL_REDIS_URL is required when "
+            "CELERY_BROKER_URL is not a Redis URL."
+        )
+
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "luxmail",
+        }
+    }
+elif MODE == "dev":
+    # make run: web, worker and beat are separate processes and must share the cache
+    # (the deep health check, rate limits), so it lives in files under var/.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+            "KEY_PREFIX": "luxmail",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+if CELERY_BROKER_URL is None and TESTING and REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+if CELERY_BROKER_URL is None:
+    # The embedded default (make run, or tests without Redis): kombu's file-system
+    # transport under var/. Production refuses to start without CELERY_BROKER_URL.
+    CELERY_BROKER_URL = "filesystem://localhost//"
+    _queue = VAR_DIR / "celery" / "queue"
+    _processed = VAR_DIR / "celery" / "processed"
+    # kombu lists these folders when a worker declares its queue; they must exist.
+    _queue.mkdir(parents=True, exist_ok=True)
+    _processed.mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_queue),
+        "data_folder_out": str(_queue),
+        "processed_folder": str(_processed),
+        # kombu's default is ./control, relative to wherever a process was started.
+        "control_folder": str(VAR_DIR / "celery" / "control"),
+        "store_processed": False,
+        # How often an idle worker looks for new messages (kombu's default is 1 s).
+        "polling_interval": 0.2,
+    }
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Unit tests run tasks inline; integration tests start a real worker with this off.
+CELERY_TASK_ALWAYS_EAGER = env.boolean("LUXMAIL_CELERY_EAGER", TESTING)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep LOGGING (and its PHI redaction) in workers
+LUXMAIL_HEARTBEAT_SECONDS = env.integer("LUXMAIL_HEARTBEAT_SECONDS", 60)
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    # Lets /healthz?deep=1 tell that beat and a worker are alive (luxmail/health.py).
+    "heartbeat": {"task": "luxmail.heartbeat", "schedule": float(LUXMAIL_HEARTBEAT_SECONDS)},
+}
+# Send pipeline (campaigns/delivery.py, docs/architecture.md "Sending pipeline").
+LUXMAIL_SEND_BATCH = env.integer("LUXMAIL_SEND_BATCH", 500)
+LUXMAIL_SEND_CHUNK = env.integer("LUXMAIL_SEND_CHUNK", 20)
+LUXMAIL_SEND_CHAINS = env.integer("LUXMAIL_SEND_CHAINS", 2)
+LUXMAIL_SEND_LEASE_SECONDS = env.integer("LUXMAIL_SEND_LEASE_SECONDS", 300)
+LUXMAIL_SEND_STALL_SECONDS = env.integer("LUXMAIL_SEND_STALL_SECONDS", 60)
+LUXMAIL_SEND_RECOVERY_SECONDS = env.integer("LUXMAIL_SEND_RECOVERY_SECONDS", 30)
+LUXMAIL_SEND_MAX_ATTEMPTS = env.integer("LUXMAIL_SEND_MAX_ATTEMPTS", 8)
+LUXMAIL_SEND_RETRY_BASE_SECONDS = env.integer("LUXMAIL_SEND_RETRY_BASE_SECONDS", 60)
+LUXMAIL_SOFT_BOUNCE_LIMIT = env.integer("LUXMAIL_SOFT_BOUNCE_LIMIT", 3)
+CELERY_BEAT_SCHEDULE["campaigns-start-due"] = {
+    "task": "campaigns.tasks.start_due_campaigns",
+    "schedule": 30.0,
+}
+CELERY_BEAT_SCHEDULE["campaigns-recover-sending"] = {
+    "task": "campaigns.tasks.recover_sending",
+    "schedule": float(LUXMAIL_SEND_RECOVERY_SECONDS),
+}
+# Journeys (campaigns/journeys/, docs/architecture.md "Journeys"): beat advances due
+# enrollments and evaluates segment/list/date triggers, each in bounded batches.
+CELERY_IMPORTS = ("campaigns.journeys.tasks",)
+LUXMAIL_JOURNEY_BATCH = env.integer("LUXMAIL_JOURNEY_BATCH", 200)
+LUXMAIL_JOURNEY_LEASE_SECONDS = env.integer("LUXMAIL_JOURNEY_LEASE_SECONDS", 300)
+LUXMAIL_JOURNEY_TICK_SECONDS = env.integer("LUXMAIL_JOURNEY_TICK_SECONDS", 30)
+LUXMAIL_JOURNEY_TRIGGER_BATCH = env.integer("LUXMAIL_JOURNEY_TRIGGER_BATCH", 1000)
+LUXMAIL_JOURNEY_TRIGGER_SECONDS = env.integer("LUXMAIL_JOURNEY_TRIGGER_SECONDS", 60)
+CELERY_BEAT_SCHEDULE["journeys-advance"] = {
+    "task": "journeys.advance",
+    "schedule": float(LUXMAIL_JOURNEY_TICK_SECONDS),
+}
+CELERY_BEAT_SCHEDULE["journeys-evaluate-triggers"] = {
+    "task": "journeys.evaluate_triggers",
+    "schedule": float(LUXMAIL_JOURNEY_TRIGGER_SECONDS),
+}
+# Outbound webhooks: deliveries whose retry is too far out for a countdown, or whose
+# task was lost, are re-enqueued by this sweep (reporting/services.py).
+CELERY_BEAT_SCHEDULE["reporting-dispatch-due-webhooks"] = {
+    "task": "reporting.dispatch_due_webhooks",
+    "schedule": 60.0,
+}
+# Tracking events wait in a durable buffer until the ingester classifies and stores them
+# (reporting/ingest.py); one run at a time, each bounded.
+CELERY_BEAT_SCHEDULE["reporting-ingest-tracking-events"] = {
+    "task": "reporting.ingest_tracking_events",
+    "schedule": 5.0,
+}
+
+# --- Authentication, MFA, sessions ------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+if TESTING:
+    # Argon2 at full cost makes a suite with hundreds of logins slow; production
+    # never sees this hasher.
+    PASSWORD_HASHERS.insert(0, "django.contrib.auth.hashers.MD5PasswordHasher")
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+LUXMAIL_SESSION_IDLE_SECONDS = env.integer("LUXMAIL_SESSION_IDLE_SECONDS", 15 * 60)
+LUXMAIL_SESSION_ABSOLUTE_SECONDS = env.integer("LUXMAIL_SESSION_ABSOLUTE_SECONDS", 12 * 3600)
+SESSION_COOKIE_AGE = LUXMAIL_SESSION_IDLE_SECONDS
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True
+
+OTP_TOTP_ISSUER = env.get("LUXMAIL_OTP_ISSUER", "LuxMail")
+OTP_WEBAUTHN_RP_ID = env.get(
+    "LUXMAIL_WEBAUTHN_RP_ID", LUXMAIL_BASE_URL.split("://", 1)[-1].split(":")[0].split("/")[0]
+)
+OTP_WEBAUTHN_RP_NAME = OTP_TOTP_ISSUER
+OTP_WEBAUTHN_ALLOWED_ORIGINS = env.listing("LUXMAIL_WEBAUTHN_ORIGINS", [LUXMAIL_BASE_URL])
+# Passkeys are a second factor only: a passwordless sign-in would skip the password
+# step, its lockout and its audit event.
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False
+# The admin never shows TOTP secrets or backup codes.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+
+AXES_FAILURE_LIMIT = env.integer("LUXMAIL_LOCKOUT_FAILURES", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.integer("LUXMAIL_LOCKOUT_MINUTES", 30))
+# Lock the account, not the address: a hospital's staff often share one NAT address,
+# and an IP lock would let one attacker lock everybody out (hence axes.W006 silenced).
+AXES_LOCKOUT_PARAMETERS = ["username"]
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+# Failures (password and second factor) are forgiven only after a complete sign-in
+# (luxmail.accounts.services): resetting on the password alone would let someone who
+# knows the password retry codes forever by signing in again between guesses.
+AXES_RESET_ON_SUCCESS = False
+# Never keep submitted codes in the lockout records.
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "token", "csrfmiddlewaretoken"]
+AXES_LOCKOUT_CALLABLE = "luxmail.accounts.views.locked_out"
+AXES_VERBOSE = False
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_IPWARE_PROXY_COUNT = env.integer("LUXMAIL_PROXY_COUNT", 0) or None
+
+# --- Security headers -----------------------------------------------------------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_SECURE = env.boolean("LUXMAIL_SECURE_COOKIES", PRODUCTION)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env.boolean("LUXMAIL_SSL_REDIRECT", PRODUCTION)
+SECURE_HSTS_SECONDS = env.integer("LUXMAIL_HSTS_SECONDS", 31536000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+# The preload directive only takes effect once the domain is submitted to the browsers'
+# preload list, a deliberate step the operator takes (docs/operations.md).
+SECURE_HSTS_PRELOAD = env.boolean("LUXMAIL_HSTS_PRELOAD", PRODUCTION)
+if env.boolean("LUXMAIL_BEHIND_TLS_PROXY", PRODUCTION):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    },
+}
+
+# --- API ------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "luxmail.api.authentication.ApiKeyAuthentication",
+        "luxmail.api.authentication.VerifiedSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["luxmail.api.permissions.HasScope"],
+    "DEFAULT_PAGINATION_CLASS": "luxmail.api.pagination.CursorPagination",
+    "PAGE_SIZE": 100,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_VERSIONING_CLASS": None,
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "LuxMail API",
+    "DESCRIPTION": "PHI-safe email marketing. Authenticate with `Authorization: Bearer <API key>`.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["luxmail.api.permissions.IsVerifiedStaff"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Several resources have a "status"; name each choice set explicitly.
+    "ENUM_NAME_OVERRIDES": {
+        "WebhookDeliveryStatusEnum": "reporting.models.WebhookDelivery.Status",
+        "ContactStatusEnum": "contacts.models.ContactStatus",
+    },
+}
+
+# --- Static files, i18n ---------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(VAR_DIR / "media")},
+    },
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG or TESTING
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG or TESTING
+if not PRODUCTION:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.get("LUXMAIL_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+# --- Mail -----------------------------------------------------------------------------
+# The relay LuxMail delivers through (campaign mail and its own notices). In dev the
+# relay is the local sink started by `make run`; see docs/operations.md.
+LUXMAIL_SMTP_HOST = env.get("LUXMAIL_SMTP_HOST", "127.0.0.1")
+LUXMAIL_SMTP_PORT = env.integer("LUXMAIL_SMTP_PORT", 1025 if not PRODUCTION else 587)
+LUXMAIL_SMTP_USER = env.get("LUXMAIL_SMTP_USER")
+LUXMAIL_SMTP_PASSWORD = env.get("LUXMAIL_SMTP_PASSWORD")
+# starttls | implicit | none ("none" only outside production: the dev sink).
+LUXMAIL_SMTP_SECURITY = env.get("LUXMAIL_SMTP_SECURITY", "starttls" if PRODUCTION else "none")
+if PRODUCTION and LUXMAIL_SMTP_SECURITY == "none":
+    raise ImproperlyConfigured("LUXMAIL_SMTP_SECURITY=none is only allowed outside production.")
+LUXMAIL_SMTP_CA_FILE = env.get("LUXMAIL_SMTP_CA_FILE")
+LUXMAIL_SMTP_TIMEOUT = env.integer("LUXMAIL_SMTP_TIMEOUT", 30)
+# Direct-to-MX delivery (campaigns/secure/tls.py): fixed routes for chosen domains,
+# "example.org=127.0.0.1:2525,other.test=[::1]:2526" (tests, on-prem routing; MTA-STS is
+# not consulted for them), and a CA bundle that replaces the system trust store when
+# verifying MX and MTA-STS certificates (tests: the test CA).
+LUXMAIL_MX_OVERRIDES = env.listing("LUXMAIL_MX_OVERRIDES")
+LUXMAIL_MX_CA_FILE = env.get("LUXMAIL_MX_CA_FILE")
+LUXMAIL_SINK_DIR = VAR_DIR / "mail"
+# The dev Outbox page (luxmail/devtools.py) lists the sink's mail; never in production.
+LUXMAIL_DEV_OUTBOX = MODE == "dev"
+DEFAULT_FROM_EMAIL = env.get("LUXMAIL_DEFAULT_FROM_EMAIL", "luxmail@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+EMAIL_BACKEND = "luxmail.mail.RelayEmailBackend"
+
+# --- Audit ----------------------------------------------------------------------------
+# HIPAA §164.316(b)(2): keep documentation six years. Shorter values are refused.
+LUXMAIL_AUDIT_MIN_RETENTION_DAYS = 6 * 365 + 2
+LUXMAIL_AUDIT_RETENTION_DAYS = env.integer(
+    "LUXMAIL_AUDIT_RETENTION_DAYS", LUXMAIL_AUDIT_MIN_RETENTION_DAYS
+)
+if LUXMAIL_AUDIT_RETENTION_DAYS < LUXMAIL_AUDIT_MIN_RETENTION_DAYS:
+    raise ImproperlyConfigured(
+        f"LUXMAIL_AUDIT_RETENTION_DAYS must be at least {LUXMAIL_AUDIT_MIN_RETENTION_DAYS} "
+        "(six years)."
+    )
+
+# --- Contact import (contacts/imports/) ------------------------------------------------
+# Uploaded files wait here between upload and import and are deleted after it. Web and
+# worker processes must share this directory (docs/operations.md).
+LUXMAIL_IMPORT_DIR = Path(env.get("LUXMAIL_IMPORT_DIR") or VAR_DIR / "media" / "imports")
+LUXMAIL_IMPORT_MAX_BYTES = env.integer("LUXMAIL_IMPORT_MAX_BYTES", 100 * 1024 * 1024)
+LUXMAIL_IMPORT_MAX_ROWS = env.integer("LUXMAIL_IMPORT_MAX_ROWS", 250_000)
+LUXMAIL_IMPORT_BATCH = env.integer("LUXMAIL_IMPORT_BATCH", 2000)
+# Files of imports abandoned for a day are deleted (contacts/imports/services.py).
+CELERY_BEAT_SCHEDULE["contacts-expire-imports"] = {
+    "task": "contacts.import_expire",
+    "schedule": 3600.0,
+}
+
+# --- Logging --------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "luxmail.logging.RedactPHIFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]},
+    },
+    "root": {"handlers": ["console"], "level": env.get("LUXMAIL_LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Axes logs usernames and IPs at WARNING; we record lockouts in the audit log.
+        "axes": {"level": "ERROR"},
+        # Django's own "django" logger would mail tracebacks (with request data) to
+        # ADMINS; everything goes through the redacting console handler instead.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        # aiosmtpd (the dev sink) logs every connection at INFO.
+        "mail.log": {"level": "WARNING"},
+    },
+}
+
+os.environ.setdefault("LUXMAIL_ENV", MODE)

@@ -1,0 +1,32 @@
+"""Core Celery tasks: the health probe and the beat heartbeat (``luxmail.health``).
+
+Tasks are thin shells (docs/architecture.md, rule 1): ids in, never PHI.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+from celery.signals import beat_init
+
+from luxmail import health
+
+
+@shared_task(name="luxmail.healthcheck", ignore_result=True)
+def healthcheck(probe_id: str) -> None:
+    """Answer a deep health probe: proves broker → worker → cache works."""
+    health.probe_answer(probe_id=probe_id)
+
+
+@shared_task(name="luxmail.heartbeat", ignore_result=True)
+def heartbeat() -> None:
+    """Sent by Celery beat; the worker records when it ran (beat and worker alive)."""
+    health.heartbeat_record()
+
+
+@beat_init.connect(dispatch_uid="luxmail.heartbeat_on_beat_start")
+def _heartbeat_on_start(sender: Any = None, **kwargs: Any) -> None:
+    # The schedule's first beat comes one interval after start; this one proves the
+    # freshly started beat reaches the broker right away.
+    heartbeat.delay()

@@ -1,0 +1,214 @@
+"""Pytest plugin shared by every app's tests (loaded with ``-p luxmail.testing``).
+
+Real components are used whenever this machine has them (DESIGN.md, brief §2). A test
+that needs one calls :func:`require`; without the component the test is skipped with
+a visible reason, except under ``LUXMAIL_REQUIRE_SERVICES=1`` (CI), where every skip
+becomes a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Importing the ``luxmail`` package (for this plugin) runs the Celery module, which
+# defaults DJANGO_SETTINGS_MODULE to the production settings; the suite needs its own.
+os.environ["DJANGO_SETTINGS_MODULE"] = "luxmail.test_settings"
+os.environ["LUXMAIL_ENV"] = "test"
+
+REQUIRE_SERVICES = os.environ.get("LUXMAIL_REQUIRE_SERVICES", "") in {"1", "true", "yes"}
+ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOTS = ROOT / "var" / "screenshots"
+
+
+def require(available: bool, reason: str) -> None:
+    """Skip (or, in CI, fail) the current test unless ``available``."""
+    if available:
+        return
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} — required because LUXMAIL_REQUIRE_SERVICES=1", pytrace=False)
+    pytest.skip(reason)
+
+
+def answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def chromium_path() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
+    outcome: Any = yield
+    report = outcome.get_result()
+    if REQUIRE_SERVICES and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"Skipped under LUXMAIL_REQUIRE_SERVICES=1 (CI forbids skips): {reason}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_stray_connections(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Let pytest-django drop the test database at the end of the run.
+
+    Threads (live_server, concurrency tests) and subprocesses (Celery workers) can leave
+    sessions open on the test database; PostgreSQL then refuses to drop it. This runs
+    its teardown before django_db_setup's (fixtures tear down in reverse order).
+    """
+    request.getfixturevalue("django_db_setup")
+    yield
+    from django.db import connection
+
+    blocker = request.getfixturevalue("django_db_blocker")
+    # Nothing to do when no collected test used the database (none was created).
+    test_name = connection.creation._get_test_db_name()  # type: ignore[attr-defined]
+    in_test_db = connection.settings_dict["NAME"] == test_name
+    with blocker.unblock():
+        if connection.vendor == "postgresql" and in_test_db:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+
+
+# --- users and clients -----------------------------------------------------------------
+
+
+@pytest.fixture
+def make_user(db: Any) -> Callable[..., Any]:
+    """Create a staff user in ``role`` (a group name), with a confirmed TOTP device."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from luxmail import roles
+
+    counter = iter(range(1, 10_000))
+
+    def factory(
+        role: str | None = roles.ADMIN,
+        *,
+        username: str | None = None,
+        password: str = "correct horse battery staple",  # noqa: S107,
+        totp: bool = True,
+        **extra: Any,
+    ) -> Any:
+        user_model = get_user_model()
+        name = username or f"user{next(counter)}"
+        user = user_model.objects.create_user(
+            username=name,
+            password=password,
+            email=f"{name}@staff.example",
+            is_staff=role in (roles.ADMIN, roles.COMPLIANCE_OFFICER),
+            **extra,
+        )
+        if role:
+            roles.sync_roles()
+            user.groups.add(Group.objects.get(name=role))
+        if totp:
+            TOTPDevice.objects.create(user=user, name="test", confirmed=True)
+        user.test_password = password  # type: ignore[attr-defined]
+        return user
+
+    return factory
+
+
+def verify_session(client: Any, user: Any) -> None:
+    """Sign ``client`` in as ``user`` with a session verified by the user's TOTP device."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    client.force_login(user)
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    assert device is not None, "verify_session needs a user with a confirmed TOTP device"
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+
+
+@pytest.fixture
+def staff_client(client: Any, make_user: Callable[..., Any]) -> Callable[..., Any]:
+    """``staff_client(role)`` → a Django test client with a verified session in that role."""
+
+    def factory(role: str = "Admin", **kwargs: Any) -> Any:
+        from django.test import Client
+
+        new_client = Client()
+        user = make_user(role, **kwargs)
+        verify_session(new_client, user)
+        new_client.user = user  # type: ignore[attr-defined]
+        return new_client
+
+    return factory
+
+
+# --- browser ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def browser_page(live_server: Any) -> Iterator[Any]:
+    """A Playwright page in headless Debian Chromium, pointed at ``live_server``."""
+    executable = chromium_path()
+    require(executable is not None, "Chromium is not installed (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:  # pragma: no cover - a dev dependency
+        require(False, "Playwright is not installed")
+        raise
+    # Playwright's sync API keeps an event loop in this thread; the ORM calls a test
+    # makes around it are still synchronous and safe.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        context = browser.new_context(
+            base_url=live_server.url, viewport={"width": 1280, "height": 900}
+        )
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+def screenshot(page: Any, name: str) -> Path:
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

@@ -1,0 +1,35 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from luxmail import devtools, health, views
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("healthz", health.healthz, name="healthz"),
+    path("accounts/", include("luxmail.accounts.urls")),
+    path("webauthn/", include("luxmail.accounts.webauthn_urls", namespace="otp_webauthn")),
+    path("audit/", views.audit_log, name="audit"),
+    path("audit/verify/", views.audit_verify, name="audit_verify"),
+    path("settings/", views.org_settings, name="settings"),
+    path("settings/api-keys/", views.api_keys, name="api_keys"),
+    path("settings/api-keys/<uuid:key_uuid>/revoke/", views.api_key_revoke, name="api_key_revoke"),
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/", include("luxmail.api.urls")),
+    path("contacts/", include("contacts.keys.urls")),
+    path("contacts/", include("contacts.urls")),
+    path("campaigns/", include("campaigns.urls")),
+    path("u/", include("campaigns.public_urls")),
+    path("t/", include("reporting.public_urls")),
+    # The portal: recipients under /portal/<token>/ (public), staff under /secure-messages/.
+    path("", include("portal.urls")),
+    path("reports/", include("reporting.urls")),
+    # Dev outbox (make run only; every view answers 404 outside the dev mode).
+    path("dev/outbox/", devtools.outbox, name="dev_outbox"),
+    path("dev/outbox/clear/", devtools.outbox_clear, name="dev_outbox_clear"),
+    path("dev/outbox/<str:name>/", devtools.outbox_message, name="dev_outbox_message"),
+    path("dev/outbox/<str:name>/html/", devtools.outbox_html, name="dev_outbox_html"),
+    path("dev/outbox/<str:name>/parts/<int:index>/", devtools.outbox_part, name="dev_outbox_part"),
+]

@@ -1,0 +1,113 @@
+"""Core staff pages: dashboard, audit log, organization settings, API keys."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from luxmail import audit, org, selectors
+from luxmail.api import services as api_services
+from luxmail.forms import ApiKeyForm, AuditFilterForm, OrgSettingsForm
+from luxmail.models import ApiKey
+
+
+def healthz(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("ok", content_type="text/plain")
+
+
+@login_required
+@permission_required("luxmail.use_app", raise_exception=True)
+def dashboard(request: HttpRequest) -> HttpResponse:
+    return render(request, "dashboard.html", {"settings_obj": org.get_settings()})
+
+
+@login_required
+@permission_required("luxmail.view_audit", raise_exception=True)
+def audit_log(request: HttpRequest) -> HttpResponse:
+    form = AuditFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    events = selectors.audit_events(**{k: v for k, v in filters.items() if v})
+    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    return render(request, "audit/list.html", {"form": form, "page": page, "nav": "audit"})
+
+
+@login_required
+@permission_required("luxmail.view_audit", raise_exception=True)
+@require_POST
+def audit_verify(request: HttpRequest) -> HttpResponse:
+    result = audit.verify()
+    audit.record(
+        "audit.verify",
+        actor=request.user,
+        request=request,
+        details={"checked": result.checked, "ok": result.ok},
+    )
+    if result.ok:
+        messages.success(request, f"Audit chain intact: {result.checked} events verified.")
+    else:
+        messages.error(
+            request, f"Audit chain broken at event #{result.broken_event_id}: {result.reason}."
+        )
+    return redirect("audit")
+
+
+@login_required
+@permission_required("luxmail.manage_settings", raise_exception=True)
+def org_settings(request: HttpRequest) -> HttpResponse:
+    current = org.get_settings()
+    form = OrgSettingsForm(request.POST or None, instance=current)
+    if request.method == "POST" and form.is_valid():
+        changes = {name: form.cleaned_data[name] for name in form.fields}
+        # Re-read: ModelForm validation mutated ``current`` in memory.
+        org.org_settings_update(actor=request.user, request=request, **changes)
+        messages.success(request, "Settings saved.")
+        return redirect("settings")
+    return render(request, "settings/org.html", {"form": form, "nav": "settings"})
+
+
+@never_cache  # the response may carry a new key's secret, shown once
+@login_required
+@permission_required("luxmail.manage_api_keys", raise_exception=True)
+def api_keys(request: HttpRequest) -> HttpResponse:
+    form = ApiKeyForm(request.POST or None)
+    issued = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            issued = api_services.api_key_create(
+                name=form.cleaned_data["name"],
+                scopes=form.cleaned_data["scopes"],
+                expires_at=form.cleaned_data["expires_at"],
+                actor=request.user,
+                request=request,
+            )
+        except ValueError as error:
+            form.add_error(None, str(error))
+        else:
+            form = ApiKeyForm()
+    return render(
+        request,
+        "settings/api_keys.html",
+        {
+            "form": form,
+            "issued": issued,
+            "keys": selectors.api_keys(),
+            "now": timezone.now(),
+            "nav": "settings",
+        },
+    )
+
+
+@login_required
+@permission_required("luxmail.manage_api_keys", raise_exception=True)
+@require_POST
+def api_key_revoke(request: HttpRequest, key_uuid: str) -> HttpResponse:
+    key = get_object_or_404(ApiKey, uuid=key_uuid)
+    api_services.api_key_revoke(key=key, actor=request.user, request=request)
+    messages.success(request, f"API key {key.prefix}… revoked.")
+    return redirect("api_keys")

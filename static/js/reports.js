@@ -1,0 +1,40 @@
+// Draws the report charts: each [data-chart] element names a <script type="application/json">
+// holding a plotly figure built on the server (reporting/charts.py). No inline script or
+// style is needed, so the page keeps CSP script-src/style-src 'self'.
+(function () {
+  "use strict";
+
+  function draw(element) {
+    const source = document.getElementById(element.getAttribute("data-chart"));
+    if (!source || !window.Plotly) {
+      return;
+    }
+    const figure = JSON.parse(source.textContent);
+    const layout = Object.assign({}, figure.layout || {}, { autosize: true });
+    window.Plotly.newPlot(element, figure.data || [], layout, {
+      displaylogo: false,
+      responsive: true,
+      modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d"],
+    });
+    element.setAttribute("data-drawn", "true");
+  }
+
+  function start() {
+    document.querySelectorAll("[data-chart]").forEach(draw);
+    // Filters apply as soon as the split, campaign or channel changes.
+    const form = document.getElementById("report-filters");
+    if (form) {
+      form.querySelectorAll("select").forEach(function (select) {
+        select.addEventListener("change", function () {
+          form.requestSubmit();
+        });
+      });
+    }
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+})();

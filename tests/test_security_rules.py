@@ -1,0 +1,479 @@
+"""Security rules as lint rules (docs/architecture.md, "Rules"), over the whole tree.
+
+Each rule parses every Python file of the project with :mod:`ast`, so it keeps
+protecting code written after it, and each has a self-test on a small bad example so
+a rule that silently stops matching fails too.
+
+a. Only ``luxmail/crypto.py`` (and its tests) touches the primitives: nobody else calls
+   ``crypto.encrypt``/``crypto.decrypt`` or imports ``AESGCM``. PHI is read with
+   ``crypto.reveal`` and an audited ``phi_access``.
+b. Celery calls (``.delay``, ``.apply_async``, signatures) pass no PHI-named values.
+c. Logger calls format no PHI-named values.
+d. Every Celery task takes only ids, counts and short codes: parameters named
+   ``*_id``/``*_ids`` or on an allow-list, annotated ``int``/``str``/``bool`` (or lists
+   or optionals of those); no ``*args``/``**kwargs``.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SKIP_DIRS = {
+    ".venv",
+    "venv",
+    ".git",
+    "var",
+    "node_modules",
+    "static",
+    "build",
+    "dist",
+    "__pycache__",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    ".hypothesis",
+}
+CRYPTO_OWNERS = {"luxmail/crypto.py", "luxmail/tests/test_crypto.py"}
+
+# Words that name PHI when they appear as a whole "_"-separated part of an identifier.
+PHI_WORDS = {"email", "emails", "phone", "phones", "dob", "phi", "ssn", "mrn", "birthdate"}
+PHI_PHRASES = [("first", "name"), ("last", "name"), ("date", "of", "birth"), ("birth", "date")]
+# Identifiers that name something about PHI without holding it.
+NOT_A_VALUE_SUFFIXES = (
+    "_id",
+    "_ids",
+    "_count",
+    "_counts",
+    "_hash",
+    "_index",
+    "_token",
+    "_tokens",
+    "_field",
+    "_fields",
+    "_policy",
+    "_enabled",
+    "_required",
+    "_allowed",
+    "_access",
+)
+NOT_A_VALUE_PREFIXES = ("is_", "has_", "uses_", "needs_", "n_", "num_")
+
+TASK_PARAM_ALLOW_LIST = {
+    "batch_size",
+    "limit",
+    "attempt",
+    "chain",
+    "dry_run",
+    "force",
+    "reason_code",
+    "invocation",
+}
+TASK_ANNOTATIONS = {
+    "int",
+    "str",
+    "bool",
+    "list[int]",
+    "list[str]",
+    "int | None",
+    "str | None",
+    "list[int] | None",
+    "list[str] | None",
+    "Optional[int]",
+    "Optional[str]",
+}
+LOG_METHODS = {"debug", "info", "warning", "warn", "error", "exception", "critical", "log"}
+CELERY_CALLS = {"delay", "apply_async", "s", "si", "signature", "send_task"}
+
+
+@dataclass(frozen=True)
+class Violation:
+    path: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+def python_files() -> Iterator[tuple[str, ast.Module]]:
+    for path in sorted(ROOT.rglob("*.py")):
+        relative = path.relative_to(ROOT)
+        if any(part in SKIP_DIRS or part.endswith(".egg-info") for part in relative.parts):
+            continue
+        yield relative.as_posix(), ast.parse(path.read_text(encoding="utf-8"), str(relative))
+
+
+def dotted(node: ast.AST) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return f"{dotted(node.value)}.{node.attr}"
+    if isinstance(node, ast.Call):
+        return dotted(node.func)
+    return ""
+
+
+def is_phi_name(identifier: str) -> bool:
+    name = identifier.lower().strip("_")
+    if not name or name.endswith(NOT_A_VALUE_SUFFIXES) or name.startswith(NOT_A_VALUE_PREFIXES):
+        return False
+    parts = name.split("_")
+    if PHI_WORDS.intersection(parts):
+        return True
+    return any(
+        tuple(parts[i : i + len(phrase)]) == phrase
+        for phrase in PHI_PHRASES
+        for i in range(len(parts) - len(phrase) + 1)
+    )
+
+
+def phi_names_in(node: ast.AST) -> list[str]:
+    """PHI-looking identifiers an expression passes along (names, attributes, keys)."""
+    found = []
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name) and is_phi_name(sub.id):
+            found.append(sub.id)
+        elif isinstance(sub, ast.Attribute) and is_phi_name(sub.attr):
+            found.append(dotted(sub))
+        elif isinstance(sub, ast.keyword) and sub.arg and is_phi_name(sub.arg):
+            found.append(sub.arg)
+        elif isinstance(sub, ast.Dict):
+            for key in sub.keys:
+                if (
+                    isinstance(key, ast.Constant)
+                    and isinstance(key.value, str)
+                    and is_phi_name(key.value)
+                ):
+                    found.append(repr(key.value))
+        elif isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+            # "%(email)s"-style named placeholders in a format string.
+            found += [n for n in re.findall(r"%\((\w+)\)", sub.value) if is_phi_name(n)]
+    return found
+
+
+# --- rule a: crypto primitives ----------------------------------------------------------
+
+
+def crypto_primitive_violations(path: str, tree: ast.Module) -> list[Violation]:
+    if path in CRYPTO_OWNERS:
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            target = dotted(node.func)
+            if node.func.attr in {"encrypt", "decrypt"} and target.split(".")[-2:-1] == ["crypto"]:
+                found.append(Violation(path, node.lineno, f"calls {target}(); use seal/reveal"))
+        elif isinstance(node, ast.ImportFrom):
+            names = {alias.name for alias in node.names}
+            module = node.module or ""
+            if "AESGCM" in names:
+                found.append(Violation(path, node.lineno, "imports AESGCM"))
+            if module.endswith("crypto") and names & {"encrypt", "decrypt"}:
+                found.append(
+                    Violation(
+                        path, node.lineno, f"imports {sorted(names & {'encrypt', 'decrypt'})}"
+                    )
+                )
+        elif isinstance(node, ast.Attribute) and node.attr == "AESGCM":
+            found.append(Violation(path, node.lineno, "uses AESGCM"))
+        elif isinstance(node, ast.Attribute) and node.attr == "ciphers":
+            # keyring().ciphers hands out the raw AES-GCM objects.
+            found.append(Violation(path, node.lineno, f"uses {dotted(node)}"))
+        elif (
+            isinstance(node, ast.Attribute)
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+            and dotted(node.value).split(".")[-1] == "crypto"
+        ):
+            found.append(Violation(path, node.lineno, f"uses private {dotted(node)}"))
+    return found
+
+
+# --- rule b: Celery call arguments --------------------------------------------------------
+
+
+def celery_argument_violations(path: str, tree: ast.Module) -> list[Violation]:
+    found = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        if node.func.attr not in CELERY_CALLS:
+            continue
+        if node.func.attr in {"s", "si", "signature"} and not node.args and not node.keywords:
+            continue
+        payload = [*node.args, *node.keywords]
+        names = [name for arg in payload for name in phi_names_in(arg)]
+        if names:
+            found.append(
+                Violation(path, node.lineno, f".{node.func.attr}() passes PHI-named {names}")
+            )
+    return found
+
+
+# --- rule c: logger calls -----------------------------------------------------------------
+
+
+def _is_logger(node: ast.AST) -> bool:
+    name = dotted(node).lower()
+    last = name.split(".")[-1]
+    return "log" in last and last not in {"dialog", "catalog", "backlog", "blog"}
+
+
+def logging_violations(path: str, tree: ast.Module) -> list[Violation]:
+    found = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        if node.func.attr not in LOG_METHODS or not _is_logger(node.func.value):
+            continue
+        names = [name for arg in [*node.args, *node.keywords] for name in phi_names_in(arg)]
+        if names:
+            found.append(Violation(path, node.lineno, f"logs PHI-named {names}"))
+    return found
+
+
+# --- rule d: Celery task signatures --------------------------------------------------------
+
+
+def _is_task_decorator(node: ast.expr) -> bool:
+    target = node.func if isinstance(node, ast.Call) else node
+    name = dotted(target)
+    return name in {"shared_task", "task", "celery.shared_task"} or name.endswith(".task")
+
+
+def task_signature_violations(path: str, tree: ast.Module) -> list[Violation]:
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        if not any(_is_task_decorator(d) for d in node.decorator_list):
+            continue
+        where = f"task {node.name}()"
+        arguments = node.args
+        if arguments.vararg or arguments.kwarg:
+            found.append(Violation(path, node.lineno, f"{where} takes *args/**kwargs"))
+        params = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
+        if params and params[0].arg == "self":  # bind=True
+            params = params[1:]
+        for param in params:
+            name = param.arg
+            if not (name.endswith(("_id", "_ids")) or name in TASK_PARAM_ALLOW_LIST):
+                found.append(
+                    Violation(path, node.lineno, f"{where} parameter {name!r} is not an id")
+                )
+            annotation = ast.unparse(param.annotation) if param.annotation else None
+            if annotation not in TASK_ANNOTATIONS:
+                found.append(
+                    Violation(
+                        path,
+                        node.lineno,
+                        f"{where} parameter {name!r} is annotated {annotation!r}, "
+                        "not int/str/bool (or a list/optional of them)",
+                    )
+                )
+    return found
+
+
+RULES = {
+    "crypto primitives only in luxmail/crypto.py": crypto_primitive_violations,
+    "no PHI in Celery task arguments": celery_argument_violations,
+    "no PHI in log calls": logging_violations,
+    "Celery tasks take ids": task_signature_violations,
+}
+
+
+@pytest.fixture(scope="module")
+def tree() -> list[tuple[str, ast.Module]]:
+    files = list(python_files())
+    assert any(path == "luxmail/crypto.py" for path, _ in files)  # the walk found the code
+    return files
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_rule_holds_on_the_whole_tree(tree, rule):
+    violations = [v for path, module in tree for v in RULES[rule](path, module)]
+    assert not violations, f"{rule}:\n" + "\n".join(map(str, violations))
+
+
+def test_the_tree_has_celery_tasks_to_check(tree):
+    tasks = [
+        node.name
+        for _, module in tree
+        for node in ast.walk(module)
+        if isinstance(node, ast.FunctionDef)
+        and any(_is_task_decorator(d) for d in node.decorator_list)
+    ]
+    assert "healthcheck" in tasks
+
+
+# --- the rules catch what they should (self-tests on bad examples) -----------------------
+
+BAD = {
+    crypto_primitive_violations: [
+        "from luxmail import crypto\ncrypto.decrypt(blob, aad)",
+        "import luxmail.crypto\nluxmail.crypto.encrypt(b'x', b'aad')",
+        "from luxmail.crypto import decrypt",
+        "from cryptography.hazmat.primitives.ciphers.aead import AESGCM",
+        "from cryptography.hazmat.primitives.ciphers import aead\naead.AESGCM(key)",
+        "from luxmail import crypto\ncrypto.keyring().ciphers['k1'].decrypt(n, ct, aad)",
+        "from luxmail import crypto\ncrypto._decode('text', raw)",
+    ],
+    celery_argument_violations: [
+        "send_welcome.delay(contact.email)",
+        "send_welcome.delay(contact_id, first_name=first_name)",
+        "send_welcome.apply_async(args=[contact.phone])",
+        "send_welcome.apply_async(kwargs={'email': address})",
+        "send_welcome.s(date_of_birth).delay()",
+        "send_welcome.delay(phi)",
+    ],
+    logging_violations: [
+        "logger.info('sending to %s', contact.email)",
+        "log.warning(f'bad phone {phone}')",
+        "logging.error('failed for %(email)s', {'email': x})",
+        "self.logger.debug('dob', extra={'dob': dob})",
+        "logger.exception('import failed for %s', row.last_name)",
+    ],
+    task_signature_violations: [
+        "@shared_task\ndef send(contact):\n    pass",
+        "@shared_task\ndef send(email: str):\n    pass",
+        "@app.task(bind=True)\ndef send(self, contact_id):\n    pass",
+        "@shared_task()\ndef send(contact_id: int, *args: int):\n    pass",
+        "@celery_app.task\ndef send(contact_ids: dict):\n    pass",
+    ],
+}
+GOOD = {
+    crypto_primitive_violations: [
+        "from luxmail import crypto\ncrypto.reveal(obj, 'note', access=access)",
+        "crypto.reencrypt(envelope, aad)",
+        "gpg.encrypt(data, recipients)",
+        "primary = crypto.keyring().primary_id",
+    ],
+    celery_argument_violations: [
+        "send_batch.delay(campaign_id)",
+        "send_batch.apply_async((campaign.pk,), countdown=10)",
+        "import_run.delay(job_id=job.pk, email_count=3)",
+    ],
+    logging_violations: [
+        "logger.info('batch %s sent %d', batch_id, count)",
+        "logger.info('template uses phi: %s', template.uses_phi)",
+        "logger.warning('contact %s has no email_hash', contact_id)",
+    ],
+    task_signature_violations: [
+        "@shared_task\ndef send(campaign_id: int) -> None:\n    pass",
+        "@app.task(bind=True)\ndef send(self, contact_ids: list[int], batch_size: int):\n    pass",
+        "@shared_task\ndef tick() -> None:\n    pass",
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("rule", "source"), [(rule, source) for rule, sources in BAD.items() for source in sources]
+)
+def test_rule_catches_a_bad_example(rule, source):
+    assert rule("example.py", ast.parse(source)), f"{rule.__name__} missed:\n{source}"
+
+
+@pytest.mark.parametrize(
+    ("rule", "source"), [(rule, source) for rule, sources in GOOD.items() for source in sources]
+)
+def test_rule_accepts_a_good_example(rule, source):
+    assert rule("example.py", ast.parse(source)) == []
+
+
+def test_crypto_owners_may_use_the_primitives():
+    source = "from cryptography.hazmat.primitives.ciphers.aead import AESGCM"
+    assert crypto_primitive_violations("luxmail/crypto.py", ast.parse(source)) == []
+    assert crypto_primitive_violations("luxmail/rotation.py", ast.parse(source))
+
+
+# --- pages: CSP-compatible, no CDN (docs/architecture.md, rule 9) -------------------------
+
+_INLINE_SCRIPT = re.compile(r"<script\b(?![^>]*\bsrc=)[^>]*>", re.I)
+_INLINE_STYLE = re.compile(r"<[^>]+\sstyle\s*=", re.I)
+_INLINE_HANDLER = re.compile(r"<[^>]+\son[a-z]+\s*=", re.I)
+_STYLE_ELEMENT = re.compile(r"<style\b", re.I)
+_REMOTE_ASSET = re.compile(
+    r"<(?:script|link|img)\b[^>]*\b(?:src|href)\s*=\s*[\"'](?:https?:)?//", re.I
+)
+# Message bodies (e-mail) are not pages: mail clients need inline styles.
+_MAIL_TEMPLATE_DIRS = {"email", "emails", "mail"}
+
+
+def page_template_violations(path: str, text: str) -> list[str]:
+    checks = [
+        (_INLINE_SCRIPT, "inline <script> (CSP allows only script files)"),
+        (_INLINE_STYLE, "inline style attribute (CSP forbids it; use static/css)"),
+        (_STYLE_ELEMENT, "<style> element (CSP forbids it; use static/css)"),
+        (_INLINE_HANDLER, "inline event handler (CSP forbids it; use static/js)"),
+        (_REMOTE_ASSET, "asset from another origin (vendor it under static/vendor)"),
+    ]
+    found = []
+    for pattern, message in checks:
+        for match in pattern.finditer(text):
+            line = text.count("\n", 0, match.start()) + 1
+            found.append(f"{path}:{line}: {message}")
+    return found
+
+
+def page_templates() -> Iterator[tuple[str, str]]:
+    for path in sorted(ROOT.rglob("*.html")):
+        relative = path.relative_to(ROOT)
+        parts = set(relative.parts)
+        if parts & SKIP_DIRS or "templates" not in parts or parts & _MAIL_TEMPLATE_DIRS:
+            continue
+        yield relative.as_posix(), path.read_text(encoding="utf-8")
+
+
+def test_page_templates_work_under_the_csp_and_use_no_cdn():
+    templates = list(page_templates())
+    assert any(path == "templates/base.html" for path, _ in templates)
+    violations = [v for path, text in templates for v in page_template_violations(path, text)]
+    assert not violations, "\n".join(violations)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "<script>alert(1)</script>",
+        '<p style="color:red">x</p>',
+        "<style>p{}</style>",
+        '<button onclick="go()">x</button>',
+        '<script src="https://cdn.example/htmx.js"></script>',
+        '<link rel="stylesheet" href="//cdn.example/pico.css">',
+    ],
+)
+def test_page_rule_catches_a_bad_example(source):
+    assert page_template_violations("x.html", source)
+
+
+def test_page_rule_accepts_a_good_page():
+    good = (
+        "{% load static %}<script src=\"{% static 'js/luxmail.js' %}\" defer></script>"
+        '<link rel="stylesheet" href="{% static \'css/luxmail.css\' %}">'
+        '<a href="https://www.hhs.gov/hipaa/">HIPAA</a><p class="muted">ok</p>'
+    )
+    assert page_template_violations("x.html", good) == []
+
+
+def test_vendored_assets_are_the_versions_listed_and_nothing_else():
+    """static/vendor/ holds exactly what VERSIONS names (refreshed by `make vendor`)."""
+    vendor = ROOT / "static" / "vendor"
+    listed = {}
+    for line in (vendor / "VERSIONS").read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        spec, _path, arrow, target = line.split()
+        assert arrow == "->", line
+        listed[target] = spec.rsplit("@", 1)[1]
+    present = {p.name for p in vendor.iterdir()} - {"VERSIONS", "update.sh"}
+    assert present == set(listed), "vendor files and VERSIONS disagree"
+    for target, version in listed.items():
+        head = (vendor / target).read_text(encoding="utf-8")
+        assert version in head, f"{target} does not carry version {version}"
