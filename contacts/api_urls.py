@@ -1,0 +1,41 @@
+"""Versioned API routes of the contacts app (mounted under /api/v1/)."""
+
+from django.urls import path
+
+from contacts import api
+from contacts.keys import api as keys_api
+
+urlpatterns = [
+    path("contacts/", api.ContactListCreateApi.as_view(), name="api-contacts"),
+    path("contacts/upsert/", api.ContactUpsertApi.as_view(), name="api-contact-upsert"),
+    path("contacts/<int:pk>/", api.ContactDetailApi.as_view(), name="api-contact"),
+    path("contacts/<int:pk>/keys/", keys_api.ContactKeysApi.as_view(), name="api-contact-keys"),
+    path(
+        "contacts/<int:pk>/keys/<uuid:key_uuid>/",
+        keys_api.ContactKeyApi.as_view(),
+        name="api-contact-key",
+    ),
+    path(
+        "contacts/<int:pk>/consents/",
+        api.ConsentListGrantApi.as_view(),
+        name="api-contact-consents",
+    ),
+    path(
+        "contacts/<int:pk>/consents/revoke/",
+        api.ConsentRevokeApi.as_view(),
+        name="api-contact-consent-revoke",
+    ),
+    path("suppressions/", api.SuppressionListAddApi.as_view(), name="api-suppressions"),
+    path(
+        "suppressions/<int:pk>/remove/",
+        api.SuppressionRemoveApi.as_view(),
+        name="api-suppression-remove",
+    ),
+    path("lists/", api.ContactListListCreateApi.as_view(), name="api-lists"),
+    path("lists/<int:pk>/", api.ContactListDetailApi.as_view(), name="api-list"),
+    path("lists/<int:pk>/members/", api.ListMembersApi.as_view(), name="api-list-members"),
+    path("segments/", api.SegmentListCreateApi.as_view(), name="api-segments"),
+    path("segments/fields/", api.SegmentFieldsApi.as_view(), name="api-segment-fields"),
+    path("segments/<int:pk>/", api.SegmentDetailApi.as_view(), name="api-segment"),
+    path("segments/<int:pk>/count", api.SegmentCountApi.as_view(), name="api-segment-count"),
+]

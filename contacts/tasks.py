@@ -1,0 +1,25 @@
+"""Celery shells of the contacts app: job ids in, never PHI (docs/architecture.md rule 1)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from contacts.imports import services as imports
+
+
+@shared_task(name="contacts.import_preview", ignore_result=True)
+def import_preview(job_id: int) -> None:
+    """Dry-run an uploaded import (row errors, would-create/update counts)."""
+    imports.import_job_preview(job_id=job_id)
+
+
+@shared_task(name="contacts.import_run", ignore_result=True)
+def import_run(job_id: int) -> None:
+    """Import a confirmed job in one transaction; the file is deleted afterwards."""
+    imports.import_job_run(job_id=job_id)
+
+
+@shared_task(name="contacts.import_expire", ignore_result=True)
+def import_expire() -> None:
+    """Delete the files of abandoned imports (beat, hourly)."""
+    imports.import_jobs_expire()
