@@ -1,0 +1,417 @@
+"""Campaign send benchmark: real Celery workers into a local SMTP sink, against a naive loop.
+
+    .venv/bin/python bench/send.py                      # 100,000 contacts
+    .venv/bin/python bench/send.py --contacts 20000 --workers 1 --concurrency 2
+
+What it does, in the dedicated database ``luxmail_bench_send``:
+
+1. creates N synthetic contacts with marketing consent (reused when present), a
+   sender identity with an RSA-2048 DKIM key and a personalized template with three
+   links, open and click tracking on;
+2. starts the sink (Postfix ``smtp-sink`` when installed, else ``bench/smtp_sink.py``)
+   and ``--workers`` Celery worker processes (``--concurrency`` pool processes each)
+   over Redis, starts the campaign and times it from start to ``sent``: the whole
+   pipeline — claims, decryption, rendering, CSS inlining, cleaning, MIME, DKIM, SMTP
+   and the status writes;
+3. times the naive baseline in the same run: the same template rendered with Jinja2,
+   each message built with ``email.message.EmailMessage`` and sent with ``smtplib``
+   over one connection to the same sink (contacts' data handed to it in memory,
+   undecrypted work not counted: the baseline does no bookkeeping at all);
+4. prints messages/s of both, the ratio, the workers' peak RSS and the machine load.
+
+Targets (DESIGN.md §6): ≥ 1,000 messages/s, ≥ 1.5x the baseline, worker RSS < 300 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import smtplib
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from email.message import EmailMessage
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import ROOT, setup_django, system_load
+
+DATABASE = "luxmail_bench_send"
+SUBJECT = "{{ contact.first_name }}, your autumn check-up"
+HTML = """<html><head><style>
+h1 { font-family: Georgia, serif; color: #1b4d7a; }
+p { font-size: 15px; line-height: 1.5; color: #222; }
+.cta { background: #1b4d7a; color: #ffffff; padding: 10px 16px; }
+</style></head><body>
+<h1>Hello {{ contact.first_name }} {{ contact.last_name }},</h1>
+<p>It is time for your yearly check-up at {{ org.name }}. Our clinics have new evening
+hours this season, and booking takes a minute.</p>
+<p><a class="cta" href="https://clinic.example/book?c=autumn">Book a visit</a></p>
+<p>Read <a href="https://clinic.example/flu">what to know about this year's flu shot</a>
+or <a href="https://clinic.example/hours">see our opening hours</a>.</p>
+<p>See you soon,<br>The {{ org.name }} team</p>
+<p><a href="{{ unsubscribe_url }}">Unsubscribe</a> ·
+<a href="{{ preferences_url }}">Preferences</a><br>{{ org.postal_address }}</p>
+</body></html>
+"""
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+# --- data -----------------------------------------------------------------------------
+
+
+def ensure_contacts(n: int) -> list[int]:
+    from django.utils import timezone
+
+    from contacts.models import Consent, Contact
+    from luxmail import crypto
+
+    existing = list(
+        Contact.objects.filter(domain="bench.test").order_by("id").values_list("id", flat=True)
+    )
+    if len(existing) >= n:
+        return existing[:n]
+    log(f"creating {n - len(existing):,} contacts …")
+    now = timezone.now()
+    first = ["Ana", "Ben", "Chloé", "Dev", "Eli", "Fatima", "Gus", "Hana", "Ivan", "Jo"]
+    start = len(existing)
+    for offset in range(start, n, 5000):
+        rows = []
+        for i in range(offset, min(offset + 5000, n)):
+            row_uuid = uuid.uuid4()
+            email = f"patient{i}@bench.test"
+            rows.append(
+                Contact(
+                    uuid=row_uuid,
+                    email=crypto.sealed(Contact, "email", row_uuid, email),
+                    email_bidx=crypto.blind_index("email", email),
+                    domain="bench.test",
+                    first_name=crypto.sealed(Contact, "first_name", row_uuid, first[i % 10]),
+                    last_name=crypto.sealed(Contact, "last_name", row_uuid, f"Bench{i}"),
+                )
+            )
+        created = Contact.objects.bulk_create(rows)
+        Consent.objects.bulk_create(
+            [
+                Consent(contact_id=c.pk, purpose="marketing", source="import", granted_at=now)
+                for c in created
+            ]
+        )
+    return list(
+        Contact.objects.filter(domain="bench.test").order_by("id").values_list("id", flat=True)
+    )[:n]
+
+
+def make_campaign(contact_ids: list[int]):
+    from campaigns import services
+    from contacts.models import ContactList, ListMembership
+
+    tag = uuid.uuid4().hex[:8]
+    template = services.template_create(name=f"bench {tag}", subject=SUBJECT, html=HTML, actor=None)
+    sender = services.sender_create(
+        name=f"bench {tag}",
+        from_name="Springfield Clinic",
+        from_email="news@clinic.example",
+        actor=None,
+    )
+    audience = ContactList.objects.create(name=f"bench {tag}")
+    for offset in range(0, len(contact_ids), 20000):
+        ListMembership.objects.bulk_create(
+            [
+                ListMembership(contact_list=audience, contact_id=i)
+                for i in contact_ids[offset : offset + 20000]
+            ]
+        )
+    return services.campaign_create(
+        name=f"bench {tag}",
+        actor=None,
+        template=template,
+        sender=sender,
+        lists=[audience],
+        track_opens=True,
+        track_clicks=True,
+    )
+
+
+# --- processes --------------------------------------------------------------------------
+
+
+def start_sink(port: int, count_file: Path) -> tuple[subprocess.Popen, str]:
+    postfix = shutil.which("smtp-sink") or (
+        "/usr/sbin/smtp-sink" if Path("/usr/sbin/smtp-sink").exists() else None
+    )
+    if postfix:
+        # -c: count to stdout is not available everywhere; we count in the workers' rows.
+        process = subprocess.Popen([postfix, "-u", "nobody", "-c", f"127.0.0.1:{port}", "256"])
+        return process, "postfix smtp-sink"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "smtp_sink.py"),
+            "--port",
+            str(port),
+            "--count-file",
+            str(count_file),
+        ]
+    )
+    return process, "bench/smtp_sink.py (asyncio)"
+
+
+def start_workers(
+    count: int, concurrency: int, port: int, broker: str, logs: Path
+) -> list[subprocess.Popen]:
+    env = {
+        **os.environ,
+        "LUXMAIL_ENV": "test",
+        "LUXMAIL_CELERY_EAGER": "0",
+        "DJANGO_SETTINGS_MODULE": "luxmail.settings",
+        "CELERY_BROKER_URL": broker,
+        "LUXMAIL_REDIS_URL": broker,
+        "LUXMAIL_SMTP_HOST": "127.0.0.1",
+        "LUXMAIL_SMTP_PORT": str(port),
+        "LUXMAIL_SMTP_SECURITY": "none",
+        "LUXMAIL_SEND_CHAINS": str(count * concurrency),
+    }
+    workers = []
+    for index in range(count):
+        log_file = open(logs / f"worker{index}.log", "wb")  # noqa: SIM115
+        workers.append(
+            subprocess.Popen(
+                [
+                    str(Path(sys.executable).parent / "celery"),
+                    "-A",
+                    "luxmail",
+                    "worker",
+                    "--hostname",
+                    f"bench{index}@%h",
+                    "--concurrency",
+                    str(concurrency),
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--loglevel",
+                    "WARNING",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+    return workers
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (from /proc)."""
+    total = 0.0
+    pending = [pid]
+    tick = os.sysconf("SC_CLK_TCK")
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+        pending += [int(c) for c in children]
+    return total
+
+
+def postgres_cpu_seconds() -> float:
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() not in ("postgres", "postmaster"):
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def tree_rss_mb(pid: int) -> dict[int, float]:
+    """RSS of a process and its children, MB each (from /proc)."""
+    result: dict[int, float] = {}
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                result[current] = int(line.split()[1]) / 1024
+        pending += [int(c) for c in children]
+    return result
+
+
+# --- runs -------------------------------------------------------------------------------
+
+
+def run_pipeline(campaign, workers: list[subprocess.Popen]) -> tuple[float, float, float]:
+    from campaigns import services
+    from campaigns.models import Campaign, CampaignStatus
+
+    peak = 0.0
+    cpu_before = sum(tree_cpu_seconds(w.pid) for w in workers)
+    start = time.perf_counter()
+    services.campaign_start(campaign=campaign, actor=None)
+    while True:
+        status = Campaign.objects.values_list("status", flat=True).get(pk=campaign.pk)
+        for worker in workers:
+            sizes = tree_rss_mb(worker.pid)
+            peak = max([peak, *sizes.values()])
+        if status == CampaignStatus.SENT:
+            cpu = sum(tree_cpu_seconds(w.pid) for w in workers) - cpu_before
+            break
+        if any(w.poll() is not None for w in workers):
+            raise SystemExit("a worker died; see var/bench-send/worker*.log")
+        time.sleep(0.25)
+    return time.perf_counter() - start, peak, cpu
+
+
+def run_baseline(people: list[tuple[str, str, str]], port: int) -> float:
+    import jinja2
+
+    env = jinja2.Environment(autoescape=True)
+    subject = env.from_string(SUBJECT)
+    html = env.from_string(HTML)
+    org = {"name": "Springfield Clinic", "postal_address": "100 Main Street, Springfield"}
+    start = time.perf_counter()
+    with smtplib.SMTP("127.0.0.1", port) as smtp:
+        for i, (email, first, last) in enumerate(people):
+            context = {
+                "contact": {"first_name": first, "last_name": last, "email": email},
+                "org": org,
+                "unsubscribe_url": f"https://lux.example/u/{i}/",
+                "preferences_url": f"https://lux.example/u/{i}/preferences/",
+            }
+            message = EmailMessage()
+            message["From"] = "Springfield Clinic <news@clinic.example>"
+            message["To"] = email
+            message["Subject"] = subject.render(context)
+            message.set_content("Hello " + first)
+            message.add_alternative(html.render(context), subtype="html")
+            smtp.send_message(message, from_addr="bounces@clinic.example", to_addrs=[email])
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--contacts", type=int, default=100_000)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes (each a prefork pool)"
+    )
+    parser.add_argument("--concurrency", type=int, default=2, help="pool processes per worker")
+    parser.add_argument("--baseline", type=int, default=10_000, help="messages in the naive loop")
+    parser.add_argument(
+        "--broker", default=os.environ.get("LUXMAIL_BENCH_BROKER", "redis://127.0.0.1:6379/13")
+    )
+    parser.add_argument("--port", type=int, default=2526)
+    args = parser.parse_args()
+
+    os.environ["CELERY_BROKER_URL"] = args.broker
+    os.environ["LUXMAIL_REDIS_URL"] = args.broker
+    os.environ["LUXMAIL_CELERY_EAGER"] = "0"
+    setup_django(DATABASE)
+    os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{DATABASE}"
+    import redis
+
+    from luxmail.celery import app
+
+    app.conf.task_always_eager = False
+    redis.Redis.from_url(args.broker).flushdb()
+
+    contact_ids = ensure_contacts(args.contacts)
+    campaign = make_campaign(contact_ids)
+    logs = ROOT / "var" / "bench-send"
+    logs.mkdir(parents=True, exist_ok=True)
+    count_file = Path(tempfile.mkstemp(prefix="sink-count-")[1])
+    sink, sink_name = start_sink(args.port, count_file)
+    time.sleep(0.5)
+    workers = start_workers(args.workers, args.concurrency, args.port, args.broker, logs)
+    try:
+        time.sleep(4)  # workers boot (Django setup) before the clock starts
+        load_before = system_load()
+        pg_before = postgres_cpu_seconds()
+        sink_before = tree_cpu_seconds(sink.pid)
+        elapsed, peak_rss, worker_cpu = run_pipeline(campaign, workers)
+        pg_cpu = postgres_cpu_seconds() - pg_before
+        sink_cpu = tree_cpu_seconds(sink.pid) - sink_before
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGTERM)
+        for worker in workers:
+            worker.wait(timeout=60)
+
+    from campaigns.selectors import campaign_counts
+
+    counts = campaign_counts(campaign)
+    sent = counts["sent"]
+    rate = sent / elapsed
+
+    # Baseline: the same contacts' data, decrypted up front (not timed).
+    from campaigns.context import recipients
+    from luxmail import crypto
+
+    sample = contact_ids[: args.baseline]
+    access = crypto.phi_access(actor=None, purpose="bench.baseline")
+    found = recipients(
+        sample, fields={("contact", "first_name"), ("contact", "last_name")}, access=access
+    )
+    people = [
+        (
+            found[i].email,
+            found[i].context["contact"]["first_name"],
+            found[i].context["contact"]["last_name"],
+        )
+        for i in sample
+    ]
+    baseline_elapsed = run_baseline(people, args.port)
+    baseline_rate = len(people) / baseline_elapsed
+    sink.send_signal(signal.SIGTERM)
+    sink.wait(timeout=10)
+    received = count_file.read_text().strip() if count_file.exists() else "?"
+    count_file.unlink(missing_ok=True)
+
+    log("")
+    log("=== campaign send benchmark ===")
+    log(f"sink:                {sink_name}")
+    log(f"workers:             {args.workers} x {args.concurrency} pool processes")
+    log(f"messages:            {sent:,} sent of {sum(counts.values()):,} ({counts})")
+    log(f"sink received:       {received} (pipeline + baseline)")
+    log(f"pipeline:            {elapsed:.2f} s  ->  {rate:,.0f} messages/s   (target >= 1,000)")
+    log(
+        f"naive baseline:      {baseline_elapsed:.2f} s for {len(people):,}  ->  "
+        f"{baseline_rate:,.0f} messages/s"
+    )
+    log(f"ratio:               {rate / baseline_rate:.2f}x   (target >= 1.5x)")
+    log(f"worker peak RSS:     {peak_rss:.0f} MB per process   (target < 300 MB)")
+    log(
+        f"CPU per message:     workers {worker_cpu / sent * 1e6:,.0f} us, PostgreSQL "
+        f"{pg_cpu / sent * 1e6:,.0f} us (all backends), sink {sink_cpu / sent * 1e6:,.0f} us"
+    )
+    log(f"load before / after: {load_before}  /  {system_load()}")
+    log("tracking:            opens and clicks on (three tracked links and the open pixel)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Admin for the campaigns app: read-only. Every change goes through the audited
+services and the campaigns UI; the DKIM private key is never shown (not even as
+ciphertext), message rows show ids, states and SMTP outcomes only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from campaigns.models import BounceEvent, Campaign, EmailTemplate, Message, SenderIdentity
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(EmailTemplate)
+class EmailTemplateAdmin(ReadOnlyAdmin):
+    list_display = ("name", "phi_bearing", "version", "updated_at")
+    search_fields = ("name",)
+
+
+@admin.register(SenderIdentity)
+class SenderIdentityAdmin(ReadOnlyAdmin):
+    list_display = ("name", "from_email", "dkim_domain", "dkim_selector", "allow_without_dkim")
+    exclude = ("dkim_private_key",)
+
+
+@admin.register(Campaign)
+class CampaignAdmin(ReadOnlyAdmin):
+    list_display = ("name", "status", "recipients", "started_at", "finished_at")
+    list_filter = ("status",)
+    search_fields = ("name", "marketing_id")
+
+
+@admin.register(Message)
+class MessageAdmin(ReadOnlyAdmin):
+    list_display = ("id", "campaign", "contact_id", "state", "attempts", "smtp_code", "finished_at")
+    list_filter = ("state",)
+    raw_id_fields = ("campaign", "contact")
+    show_full_result_count = False
+
+
+@admin.register(BounceEvent)
+class BounceEventAdmin(ReadOnlyAdmin):
+    list_display = ("id", "kind", "status", "source", "suppressed", "received_at")
+    list_filter = ("kind", "source")
+    raw_id_fields = ("message", "contact")
+
+
+# Journeys (campaigns/journeys/), read-only like the rest.
+from campaigns.journeys.admin import register as _register_journeys  # noqa: E402
+
+_register_journeys(ReadOnlyAdmin)

@@ -1,0 +1,48 @@
+"""Versioned API routes of the campaigns app (mounted under /api/v1/)."""
+
+from django.urls import include, path
+
+from campaigns import api, transactional_api
+
+urlpatterns = [
+    path("templates/", api.TemplateListCreateApi.as_view(), name="api-templates"),
+    path("templates/<int:pk>/", api.TemplateDetailApi.as_view(), name="api-template"),
+    path(
+        "templates/<int:pk>/preview/",
+        api.TemplatePreviewApi.as_view(),
+        name="api-template-preview",
+    ),
+    path("senders/", api.SenderListCreateApi.as_view(), name="api-senders"),
+    path("senders/<int:pk>/", api.SenderDetailApi.as_view(), name="api-sender"),
+    path(
+        "senders/<int:pk>/allow-without-dkim/",
+        api.SenderAllowWithoutDkimApi.as_view(),
+        name="api-sender-allow-without-dkim",
+    ),
+    path("campaigns/", api.CampaignListCreateApi.as_view(), name="api-campaigns"),
+    path("campaigns/<int:pk>/", api.CampaignDetailApi.as_view(), name="api-campaign"),
+    path("campaigns/<int:pk>/status/", api.CampaignStatusApi.as_view(), name="api-campaign-status"),
+    path(
+        "campaigns/<int:pk>/schedule/",
+        api.CampaignScheduleApi.as_view(),
+        name="api-campaign-schedule",
+    ),
+    path("campaigns/<int:pk>/pause/", api.CampaignPauseApi.as_view(), name="api-campaign-pause"),
+    path("campaigns/<int:pk>/resume/", api.CampaignResumeApi.as_view(), name="api-campaign-resume"),
+    path("campaigns/<int:pk>/cancel/", api.CampaignCancelApi.as_view(), name="api-campaign-cancel"),
+    path(
+        "campaigns/<int:pk>/test-send/",
+        api.CampaignTestSendApi.as_view(),
+        name="api-campaign-test-send",
+    ),
+    path(
+        "campaigns/<int:pk>/unknown-messages/",
+        api.CampaignUnknownMessagesApi.as_view(),
+        name="api-campaign-unknown",
+    ),
+    path("messages/", transactional_api.MessageSendApi.as_view(), name="api-messages"),
+    path("messages/<int:pk>/", transactional_api.MessageStatusApi.as_view(), name="api-message"),
+    path("messages/<int:pk>/resend/", api.MessageResendApi.as_view(), name="api-message-resend"),
+    path("bounces/", api.BounceReportApi.as_view(), name="api-bounces"),
+    path("", include("campaigns.journeys.api_urls")),
+]

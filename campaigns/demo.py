@@ -1,0 +1,126 @@
+"""Demo data for ``make run``: a sender identity with DKIM, two templates (one
+PHI-bearing) and a campaign really sent through the pipeline into the dev sink.
+
+Idempotent. ``make run`` prepares the demo before the SMTP sink process starts, so
+the campaign is delivered through a short-lived in-process sink that writes the same
+``.eml`` files into ``var/mail/`` the dev Outbox lists.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from django.conf import settings
+
+from campaigns import delivery, services
+from campaigns.models import Campaign, EmailTemplate, SenderIdentity
+from campaigns.transport import RelayConfig, pool
+from contacts.models import ContactList, Segment
+
+SENDER = "Demo Health newsletter"
+WELCOME = "Autumn newsletter"
+PHI_TEMPLATE = "Check-up reminder (PHI)"
+CAMPAIGN = "Autumn newsletter 2026"
+
+WELCOME_HTML = """<html><head><style>
+h1 { color: #1b4d7a; font-family: Georgia, serif; }
+.cta { background: #1b4d7a; color: #ffffff; padding: 8px 14px; text-decoration: none; }
+</style></head><body>
+<h1>Hello {{ contact.first_name }},</h1>
+<p>Our clinics have new evening hours this autumn, and flu shots are available without
+an appointment.</p>
+<p><a class="cta" href="https://demo-health.example/flu">Find a flu clinic</a></p>
+<p><a href="https://demo-health.example/hours">Opening hours</a></p>
+<p><a href="{{ unsubscribe_url }}">Unsubscribe</a> · <a href="{{ preferences_url }}">Email
+preferences</a><br>{{ org.name }} · {{ org.postal_address }}</p>
+</body></html>
+"""
+
+PHI_HTML = """<p>Dear {{ contact.first_name }},</p>
+{% if phi.last_visit %}<p>Your last visit with {{ phi.primary_provider or "us" }} was on
+{{ phi.last_visit }}.</p>{% endif %}
+{% if phi.age and phi.age >= 50 %}<p>At {{ phi.age }}, a yearly check-up is recommended.</p>
+{% endif %}
+<p><a href="https://demo-health.example/book">Book your check-up</a></p>
+"""
+
+
+def populate(*, actor: Any) -> None:
+    sender = SenderIdentity.objects.filter(name=SENDER).first()
+    if sender is None:
+        sender = services.sender_create(
+            name=SENDER,
+            from_name="Demo Health",
+            from_email="news@demo-health.example",
+            reply_to="care@demo-health.example",
+            actor=actor,
+        )
+    welcome = EmailTemplate.objects.filter(name=WELCOME).first() or services.template_create(
+        name=WELCOME,
+        subject="{{ contact.first_name }}, flu shots and new evening hours",
+        html=WELCOME_HTML,
+        actor=actor,
+    )
+    if not EmailTemplate.objects.filter(name=PHI_TEMPLATE).exists():
+        services.template_create(
+            name=PHI_TEMPLATE,
+            subject="Time for your check-up",
+            html=PHI_HTML,
+            actor=actor,
+        )
+    from campaigns.journeys import demo as journeys_demo
+
+    journeys_demo.populate(actor=actor)  # the "Appointment reminder" journey
+    if Campaign.objects.filter(name=CAMPAIGN).exists():
+        return
+    audience = ContactList.objects.filter(name="Patient newsletter").first()
+    segment = Segment.objects.order_by("name").first()
+    if audience is None and segment is None:
+        return  # no contacts demo data: nothing to send to
+    campaign = services.campaign_create(
+        name=CAMPAIGN,
+        actor=actor,
+        marketing_id="NEWS-2026-AUTUMN",
+        template=welcome,
+        sender=sender,
+        lists=[audience] if audience else [],
+        segments=[] if audience else [segment],
+    )
+    _send_now(campaign, actor)
+
+
+class _EmlWriter:
+    def __init__(self, directory: Path):
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.count = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        name = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}.eml"
+        (self.directory / name).write_bytes(envelope.original_content or envelope.content)
+        self.count += 1
+        return "250 Message accepted for delivery"
+
+
+def _send_now(campaign: Campaign, actor: Any) -> None:
+    """Start the campaign and deliver it here, synchronously, into the dev sink folder."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    sink = _EmlWriter(Path(settings.LUXMAIL_SINK_DIR))
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        services.campaign_start(campaign=campaign, actor=actor)
+        config = RelayConfig("127.0.0.1", port, "none", timeout=10)
+        while delivery.send_batch(campaign_id=campaign.pk, config=config).claimed:
+            pass
+        services.campaign_finish_if_done(campaign_id=campaign.pk)
+    finally:
+        pool().close_all()
+        controller.stop()

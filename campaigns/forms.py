@@ -1,0 +1,132 @@
+"""Forms of the campaigns UI; rendered through templates/form_fields.html."""
+
+from __future__ import annotations
+
+from django import forms
+
+from campaigns.models import DkimAlgorithm, EmailTemplate, SenderIdentity
+from contacts.models import ContactList, Segment
+from luxmail.models import SecurePolicy
+
+
+class TemplateForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    subject = forms.CharField(
+        max_length=998, help_text="Jinja2, e.g. {{ contact.first_name }}, your visit"
+    )
+    html = forms.CharField(
+        label="HTML body",
+        widget=forms.Textarea(attrs={"rows": 18, "spellcheck": "false", "class": "code"}),
+        help_text="Use contact.*, org.*, unsubscribe_url, preferences_url; phi.* makes the "
+        "template PHI-bearing. An unsubscribe link and the postal address are added when "
+        "missing.",
+    )
+    text = forms.CharField(
+        label="Text body",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false", "class": "code"}),
+        help_text="Optional: generated from the HTML when empty.",
+    )
+    preview_contact = forms.IntegerField(
+        required=False,
+        label="Preview with contact #",
+        help_text="Empty: sample data. A real contact's data is shown only to PHI roles and "
+        "the view is audited.",
+    )
+
+
+class SenderForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="Shown in LuxMail only.")
+    from_name = forms.CharField(max_length=200)
+    from_email = forms.EmailField()
+    reply_to = forms.EmailField(required=False)
+    postal_address = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Printed in every message; the organization's address when empty.",
+    )
+    dkim_algorithm = forms.ChoiceField(
+        choices=DkimAlgorithm.choices, initial=DkimAlgorithm.RSA, label="DKIM key"
+    )
+    dkim_selector = forms.CharField(
+        max_length=63, required=False, help_text="Default: lm<year><month>."
+    )
+    dkim_domain = forms.CharField(
+        max_length=253, required=False, help_text="Default: the From address's domain."
+    )
+
+
+class CampaignForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    marketing_id = forms.CharField(
+        max_length=100, required=False, help_text="A tag reports group by, e.g. FLU-2026."
+    )
+    report_field = forms.CharField(max_length=200, required=False, label="Custom report value")
+    segments = forms.ModelMultipleChoiceField(
+        Segment.objects.order_by("name"), required=False, widget=forms.CheckboxSelectMultiple
+    )
+    lists = forms.ModelMultipleChoiceField(
+        ContactList.objects.order_by("name"), required=False, widget=forms.CheckboxSelectMultiple
+    )
+    exclude_segments = forms.ModelMultipleChoiceField(
+        Segment.objects.order_by("name"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Exclude segments",
+    )
+    exclude_lists = forms.ModelMultipleChoiceField(
+        ContactList.objects.order_by("name"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Exclude lists",
+    )
+    template = forms.ModelChoiceField(EmailTemplate.objects.order_by("name"), required=False)
+    sender = forms.ModelChoiceField(
+        SenderIdentity.objects.order_by("name"), required=False, label="Sender identity"
+    )
+    secure_policy = forms.ChoiceField(choices=SecurePolicy.choices, label="Secure delivery")
+    throttle_per_minute = forms.IntegerField(
+        min_value=1, required=False, help_text="Messages per minute; empty: as fast as possible."
+    )
+    track_opens = forms.BooleanField(required=False, initial=True)
+    track_clicks = forms.BooleanField(required=False, initial=True)
+
+    AUDIENCE = ("segments", "lists", "exclude_segments", "exclude_lists")
+    DETAILS = ("name", "marketing_id", "report_field")
+    CONTENT = ("template", "sender")
+    DELIVERY = ("secure_policy", "throttle_per_minute", "track_opens", "track_clicks")
+
+    def section(self, names: tuple[str, ...]) -> list[forms.BoundField]:
+        return [self[name] for name in names]
+
+    @property
+    def section_details(self) -> list[forms.BoundField]:
+        return self.section(self.DETAILS)
+
+    @property
+    def section_audience(self) -> list[forms.BoundField]:
+        return self.section(self.AUDIENCE)
+
+    @property
+    def section_content(self) -> list[forms.BoundField]:
+        return self.section(self.CONTENT)
+
+    @property
+    def section_delivery(self) -> list[forms.BoundField]:
+        return self.section(self.DELIVERY)
+
+
+class ScheduleForm(forms.Form):
+    at = forms.DateTimeField(
+        required=False,
+        label="Send at",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        help_text="Empty: send now.",
+    )
+
+
+class TestSendForm(forms.Form):
+    addresses = forms.CharField(
+        label="Seed addresses",
+        help_text="Up to 10, separated by commas. They get sample data, never a contact's.",
+    )

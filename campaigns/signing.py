@@ -1,0 +1,181 @@
+"""DKIM keys and signatures (RFC 6376, RFC 8463 for Ed25519).
+
+Keys are generated in the app; the private key is stored encrypted
+(``SenderIdentity.dkim_private_key``, ``EncryptedField(phi=False)``) and read through
+``crypto.secret_access``. Signing uses ``relaxed`` header and ``simple`` body
+canonicalization (``c=relaxed/simple``; our bodies are quoted-printable with short
+lines, which relays do not rewrap, and ``simple`` costs nothing per message where
+``relaxed`` body canonicalization costs regex passes over every body), written here,
+and the ``cryptography`` package for the signature itself: dkimpy's pure-Python RSA
+costs tens of milliseconds per message, OpenSSL a fraction of one. The tests prove
+every signature with ``dkim.verify``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import time
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+
+RSA = "rsa-sha256"
+ED25519 = "ed25519-sha256"
+
+# Signed header fields (in this order). List-Unsubscribe(-Post) must be signed for
+# RFC 8058 one-click unsubscribe to be honoured by mailbox providers.
+SIGNED_HEADERS = (
+    "from",
+    "to",
+    "subject",
+    "date",
+    "message-id",
+    "reply-to",
+    "list-unsubscribe",
+    "list-unsubscribe-post",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+    "feedback-id",
+)
+
+_WSP_RUN = re.compile(rb"[ \t]+")
+_TRAILING_WSP = re.compile(rb"[ \t]+\r\n")
+_FOLD = re.compile(rb"\r\n(?=[ \t])")
+_TRAILING_EMPTY = re.compile(rb"(\r\n)+$")
+
+
+@dataclass(frozen=True)
+class GeneratedKey:
+    algorithm: str
+    private_pem: bytes
+    public_b64: str
+
+
+def generate_key(algorithm: str = RSA) -> GeneratedKey:
+    """A new key pair: RSA-2048 or Ed25519."""
+    if algorithm == RSA:
+        private_rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = private_rsa.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        public = private_rsa.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    elif algorithm == ED25519:
+        private_ed = ed25519.Ed25519PrivateKey.generate()
+        pem = private_ed.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        public = private_ed.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+    else:
+        raise ValueError(f"Unknown DKIM algorithm {algorithm!r}")
+    return GeneratedKey(algorithm, pem, base64.b64encode(public).decode())
+
+
+def dns_record_value(algorithm: str, public_b64: str) -> str:
+    """The TXT record content to publish at ``<selector>._domainkey.<domain>``."""
+    key_type = "ed25519" if algorithm == ED25519 else "rsa"
+    return f"v=DKIM1; k={key_type}; p={public_b64}"
+
+
+def dns_record_name(selector: str, domain: str) -> str:
+    return f"{selector}._domainkey.{domain}"
+
+
+def canonical_body(body: bytes) -> bytes:
+    """Relaxed body canonicalization (RFC 6376 §3.4.4). ``body`` uses CRLF line ends."""
+    if not body:
+        return b""
+    body = _WSP_RUN.sub(b" ", body)
+    body = _TRAILING_WSP.sub(b"\r\n", body)
+    if not body.endswith(b"\r\n"):
+        body = body.rstrip(b" \t") + b"\r\n"
+    body = _TRAILING_EMPTY.sub(b"\r\n", body)
+    return b"" if body == b"\r\n" else body
+
+
+def simple_body(body: bytes) -> bytes:
+    """Simple body canonicalization (RFC 6376 §3.4.3): trailing empty lines removed."""
+    stripped = body.rstrip(b"\r\n")
+    while body.endswith(b"\r\n\r\n"):
+        body = body[:-2]
+    if not stripped:
+        return b"\r\n"
+    return body if body.endswith(b"\r\n") else body + b"\r\n"
+
+
+def canonical_header(name: bytes, value: bytes) -> bytes:
+    """Relaxed header canonicalization (RFC 6376 §3.4.2), without the trailing CRLF."""
+    if b"\r" not in value and b"\t" not in value and b"  " not in value:
+        # The common case (our own single-line values): nothing to unfold or collapse.
+        return name.strip().lower() + b":" + value.strip(b" ")
+    value = _FOLD.sub(b"", value)
+    value = _WSP_RUN.sub(b" ", value).strip(b" \t\r\n")
+    return name.strip().lower() + b":" + value
+
+
+def split_message(message: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """Header fields as (name, raw value incl. folding) and the body, from CRLF bytes."""
+    head, sep, body = message.partition(b"\r\n\r\n")
+    if not sep:
+        head, body = message, b""
+    fields: list[tuple[bytes, bytes]] = []
+    for line in head.split(b"\r\n"):
+        if line[:1] in (b" ", b"\t") and fields:
+            name, value = fields[-1]
+            fields[-1] = (name, value + b"\r\n" + line)
+        else:
+            name, _, value = line.partition(b":")
+            fields.append((name, value))
+    return fields, body
+
+
+class Signer:
+    """Signs messages for one domain/selector; load once per batch, sign per message."""
+
+    def __init__(self, *, domain: str, selector: str, algorithm: str, private_pem: bytes):
+        self.domain = domain
+        self.selector = selector
+        self.algorithm = algorithm
+        key = serialization.load_pem_private_key(private_pem, password=None)
+        if algorithm == RSA and not isinstance(key, rsa.RSAPrivateKey):
+            raise ValueError("The stored DKIM key is not an RSA key.")
+        if algorithm == ED25519 and not isinstance(key, ed25519.Ed25519PrivateKey):
+            raise ValueError("The stored DKIM key is not an Ed25519 key.")
+        self._key = key
+        self._prefix = f"v=1; a={algorithm}; c=relaxed/simple; d={domain}; s={selector}; "
+
+    def _sign(self, data: bytes) -> bytes:
+        if isinstance(self._key, rsa.RSAPrivateKey):
+            return self._key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        assert isinstance(self._key, ed25519.Ed25519PrivateKey)
+        return self._key.sign(hashlib.sha256(data).digest())
+
+    def sign(self, message: bytes, *, timestamp: int | None = None) -> bytes:
+        """``message`` (CRLF) with a ``DKIM-Signature`` header field prepended."""
+        fields, body = split_message(message)
+        body_hash = base64.b64encode(hashlib.sha256(simple_body(body)).digest()).decode()
+        present: dict[bytes, bytes] = {}
+        for name, value in fields:
+            lowered = name.strip().lower()
+            # The last instance is signed first (RFC 6376 §5.4.2); we never repeat fields.
+            present[lowered] = value
+        names = [n for n in SIGNED_HEADERS if n.encode() in present]
+        canonical = b"\r\n".join(canonical_header(n.encode(), present[n.encode()]) for n in names)
+        stamp = int(time.time()) if timestamp is None else timestamp
+        header_value = f"{self._prefix}t={stamp}; h={':'.join(names)}; bh={body_hash}; b="
+        to_sign = canonical + b"\r\n" + canonical_header(b"DKIM-Signature", header_value.encode())
+        signature = base64.b64encode(self._sign(to_sign)).decode()
+        folded = "\r\n\t".join(signature[i : i + 72] for i in range(0, len(signature), 72))
+        header = f"DKIM-Signature: {header_value}\r\n\t{folded}\r\n".encode()
+        return header + message

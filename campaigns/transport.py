@@ -1,0 +1,313 @@
+"""SMTP relay transport: verified TLS, pooled persistent connections, classified replies.
+
+* **TLS is never downgraded.** ``starttls`` requires the server to offer STARTTLS and
+  to present a certificate that ``ssl.create_default_context()`` verifies for the
+  configured host name; ``implicit`` wraps the socket from the first byte. A missing
+  STARTTLS, a failed handshake or an untrusted certificate raises
+  :class:`TlsRefused`: the message is deferred and nothing is sent in plaintext.
+  ``none`` (plaintext) exists for the local dev sink only and settings refuse it in
+  production.
+* **Pooled connections.** Each worker process keeps its open connections
+  (:func:`pool`) and reuses them across batches; a connection that fails is dropped.
+* **Outcomes.** 2xx → ``sent``; 4xx, timeouts and connection errors *before the end of
+  DATA* → ``transient`` (deferred, retried with backoff); 5xx → ``permanent``
+  (failed). An error *after* the message body was fully transmitted and before the
+  server's reply was read is ``ambiguous``: the server may have accepted it, so the
+  pipeline marks the message ``unknown`` instead of retrying (never twice).
+* **PIPELINING** (RFC 2920) is used when the server offers it: MAIL, RCPT and DATA go
+  in one write, saving two round trips per message.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from django.conf import settings
+
+from luxmail.logging import redact
+
+logger = logging.getLogger(__name__)
+
+Kind = Literal["sent", "transient", "permanent", "ambiguous"]
+Security = Literal["starttls", "implicit", "none"]
+
+
+class TransportError(Exception):
+    """The relay could not be used; ``transient`` says whether retrying may help."""
+
+    transient = True
+
+
+class TlsRefused(TransportError):
+    """TLS was required but unavailable or untrusted; the connection was not used."""
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    host: str
+    port: int
+    security: Security
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None
+    timeout: float = 30.0
+    helo: str | None = None
+
+    @classmethod
+    def from_settings(cls) -> RelayConfig:
+        security: Security
+        if settings.LUXMAIL_SMTP_SECURITY == "starttls":
+            security = "starttls"
+        elif settings.LUXMAIL_SMTP_SECURITY == "implicit":
+            security = "implicit"
+        elif settings.LUXMAIL_SMTP_SECURITY == "none":
+            security = "none"
+        else:
+            raise TransportError("LUXMAIL_SMTP_SECURITY must be starttls, implicit or none")
+        return cls(
+            host=str(settings.LUXMAIL_SMTP_HOST),
+            port=settings.LUXMAIL_SMTP_PORT,
+            security=security,
+            username=settings.LUXMAIL_SMTP_USER,
+            password=settings.LUXMAIL_SMTP_PASSWORD,
+            ca_file=settings.LUXMAIL_SMTP_CA_FILE,
+            timeout=float(getattr(settings, "LUXMAIL_SMTP_TIMEOUT", 30)),
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: Kind
+    code: int | None
+    reply: str
+
+    @property
+    def accepted(self) -> bool:
+        return self.kind == "sent"
+
+
+def verifying_context(ca_file: str | None = None) -> ssl.SSLContext:
+    """The one verifying client context of the code base (``campaigns.secure.tls``).
+
+    Imported late: ``campaigns.secure`` builds its errors on this module's exceptions.
+    """
+    from campaigns.secure.tls import verifying_context as shared
+
+    return shared(ca_file)
+
+
+def _classify(code: int, reply: bytes | str) -> Outcome:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    text = redact(" ".join(text.split()))[:480]
+    if 200 <= code < 300:
+        return Outcome("sent", code, text)
+    if 400 <= code < 500:
+        return Outcome("transient", code, text)
+    return Outcome("permanent", code, text)
+
+
+class Connection:
+    """One open SMTP session to the relay (or, through :meth:`from_smtp`, to an MX)."""
+
+    def __init__(self, config: RelayConfig, *, smtp: smtplib.SMTP | None = None):
+        self.config = config
+        self.smtp = smtp if smtp is not None else self._open()
+        self.pipelining = self.smtp.has_extn("pipelining")
+        self.opened_at = time.monotonic()
+        self.used_at = self.opened_at
+        self.broken = False
+
+    @classmethod
+    def from_smtp(cls, smtp: smtplib.SMTP, config: RelayConfig) -> Connection:
+        """Wrap a session already opened and secured elsewhere, ready for ``MAIL FROM``.
+
+        Direct-to-MX delivery opens its sessions with ``campaigns.secure.tls.mx_connect``
+        (verified STARTTLS) or ``mx_connect_opportunistic``; sending, PIPELINING and the
+        outcome classification are then the same as for the relay. ``config`` only
+        describes the session (host, port, security); it is never used to reconnect.
+        """
+        return cls(config, smtp=smtp)
+
+    def _open(self) -> smtplib.SMTP:
+        config = self.config
+        helo = config.helo or socket.getfqdn()
+        try:
+            if config.security == "implicit":
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                    config.host,
+                    config.port,
+                    local_hostname=helo,
+                    timeout=config.timeout,
+                    context=verifying_context(config.ca_file),
+                )
+            else:
+                smtp = smtplib.SMTP(
+                    config.host, config.port, local_hostname=helo, timeout=config.timeout
+                )
+        except ssl.SSLError as error:
+            raise TlsRefused(
+                f"TLS handshake with the relay failed: {error.__class__.__name__}"
+            ) from None
+        except (OSError, smtplib.SMTPException) as error:
+            raise TransportError(
+                f"cannot connect to the relay: {error.__class__.__name__}"
+            ) from None
+        try:
+            smtp.ehlo()
+            if config.security == "starttls":
+                if not smtp.has_extn("starttls"):
+                    raise TlsRefused("the relay does not offer STARTTLS; refusing plaintext")
+                try:
+                    smtp.starttls(context=verifying_context(config.ca_file))
+                except ssl.SSLCertVerificationError as error:
+                    raise TlsRefused(
+                        f"the relay's certificate is not trusted ({error.verify_message})"
+                    ) from None
+                except ssl.SSLError as error:
+                    raise TlsRefused(f"STARTTLS handshake failed: {error.reason}") from None
+                smtp.ehlo()
+            if config.username:
+                smtp.login(config.username, config.password or "")
+        except TransportError:
+            _close(smtp)
+            raise
+        except smtplib.SMTPAuthenticationError as error:
+            _close(smtp)
+            failure = TransportError(f"the relay refused our credentials ({error.smtp_code})")
+            failure.transient = False
+            raise failure from None
+        except (OSError, smtplib.SMTPException) as error:
+            _close(smtp)
+            raise TransportError(f"relay session failed: {error.__class__.__name__}") from None
+        return smtp
+
+    def send(self, mail_from: str, recipient: str, data: bytes) -> Outcome:
+        """Deliver one message (``data`` is CRLF bytes). Never raises for SMTP replies."""
+        self.used_at = time.monotonic()
+        smtp = self.smtp
+        payload = _dot_stuff(data)
+        body_sent = False
+        try:
+            if self.pipelining:
+                smtp.send(f"MAIL FROM:<{mail_from}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n")
+                replies = [smtp.getreply() for _ in range(3)]
+                mail_reply, rcpt_reply, data_reply = replies
+                if mail_reply[0] != 250:
+                    return self._reject(mail_reply, data_reply)
+                if rcpt_reply[0] not in (250, 251):
+                    return self._reject(rcpt_reply, data_reply)
+                if data_reply[0] != 354:
+                    return self._after_failure(_classify(*data_reply))
+            else:
+                code, reply = smtp.mail(mail_from)
+                if code != 250:
+                    return self._after_failure(_classify(code, reply))
+                code, reply = smtp.rcpt(recipient)
+                if code not in (250, 251):
+                    return self._after_failure(_classify(code, reply))
+                smtp.putcmd("data")
+                code, reply = smtp.getreply()
+                if code != 354:
+                    return self._after_failure(_classify(code, reply))
+            body_sent = True
+            smtp.send(payload)
+            code, reply = smtp.getreply()
+        except (OSError, smtplib.SMTPException) as error:
+            self.broken = True
+            name = error.__class__.__name__
+            if body_sent:
+                return Outcome("ambiguous", None, f"connection lost awaiting the reply ({name})")
+            return Outcome("transient", None, f"connection failed ({name})")
+        outcome = _classify(code, reply)
+        if code == 421:
+            self.broken = True
+        return outcome
+
+    def _reject(self, reply: tuple[int, bytes], data_reply: tuple[int, bytes]) -> Outcome:
+        # The pipelined DATA was refused along with the earlier command (503/554), or,
+        # exceptionally, accepted: then end the empty transaction with a lone dot.
+        if data_reply[0] == 354:
+            self.smtp.send(b".\r\n")
+            self.smtp.getreply()
+        return self._after_failure(_classify(*reply))
+
+    def _after_failure(self, outcome: Outcome) -> Outcome:
+        try:
+            code, _ = self.smtp.rset()
+            if code != 250:
+                self.broken = True
+        except (OSError, smtplib.SMTPException):
+            self.broken = True
+        return outcome
+
+    def close(self) -> None:
+        _close(self.smtp)
+
+
+def _dot_stuff(data: bytes) -> bytes:
+    if data.startswith(b"."):
+        data = b"." + data
+    data = data.replace(b"\r\n.", b"\r\n..")
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
+
+
+def _close(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.quit()
+    except (OSError, smtplib.SMTPException):
+        smtp.close()
+
+
+class Pool:
+    """Idle connections per relay, kept for the life of the worker process."""
+
+    MAX_IDLE_SECONDS = 60.0
+    MAX_AGE_SECONDS = 600.0
+
+    def __init__(self) -> None:
+        self._idle: dict[RelayConfig, list[Connection]] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, config: RelayConfig) -> Connection:
+        now = time.monotonic()
+        with self._lock:
+            idle = self._idle.setdefault(config, [])
+            while idle:
+                connection = idle.pop()
+                if (
+                    now - connection.used_at < self.MAX_IDLE_SECONDS
+                    and now - connection.opened_at < self.MAX_AGE_SECONDS
+                ):
+                    return connection
+                connection.close()
+        return Connection(config)
+
+    def release(self, connection: Connection) -> None:
+        if connection.broken:
+            connection.close()
+            return
+        with self._lock:
+            self._idle.setdefault(connection.config, []).append(connection)
+
+    def close_all(self) -> None:
+        with self._lock:
+            for connections in self._idle.values():
+                for connection in connections:
+                    connection.close()
+            self._idle.clear()
+
+
+_pool = Pool()
+
+
+def pool() -> Pool:
+    return _pool

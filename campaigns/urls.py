@@ -1,0 +1,32 @@
+from django.urls import include, path
+
+from campaigns import views
+
+app_name = "campaigns"
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("journeys/", include("campaigns.journeys.urls")),
+    path("new/", views.campaign_new, name="new"),
+    path("audience-count/", views.audience_count, name="audience_count"),
+    path("<int:pk>/", views.campaign_detail, name="detail"),
+    path("<int:pk>/edit/", views.campaign_edit, name="edit"),
+    path("<int:pk>/review/", views.campaign_review, name="review"),
+    path("<int:pk>/schedule/", views.campaign_schedule, name="schedule"),
+    path("<int:pk>/test-send/", views.campaign_test_send, name="test_send"),
+    path("<int:pk>/progress/", views.campaign_progress, name="progress"),
+    path("<int:pk>/<str:action>/", views.campaign_action, name="action"),
+    path("messages/<int:pk>/resend/", views.message_resend, name="message_resend"),
+    path("templates/", views.template_list, name="templates"),
+    path("templates/new/", views.template_new, name="template_new"),
+    path("templates/preview/", views.template_preview, name="template_preview"),
+    path("templates/<int:pk>/", views.template_edit, name="template_edit"),
+    path("senders/", views.sender_list, name="senders"),
+    path("senders/new/", views.sender_new, name="sender_new"),
+    path("senders/<int:pk>/", views.sender_detail, name="sender_detail"),
+    path(
+        "senders/<int:pk>/allow-without-dkim/",
+        views.sender_allow_without_dkim,
+        name="sender_allow_without_dkim",
+    ),
+]
