@@ -1,0 +1,67 @@
+"""Reads of the portal: finding a message by its link, its state, staff listings."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from portal.models import PortalMessage, PortalReply
+
+STATES = ("active", "expired", "revoked", "locked")
+
+
+def portal_message_by_token(token: str) -> PortalMessage | None:
+    """The message a link token opens, or None (the token's hash is the lookup key)."""
+    from portal.services import link_hash
+
+    if not token or len(token) > 64:
+        return None
+    return PortalMessage.objects.select_related("sender").filter(link_hash=link_hash(token)).first()
+
+
+def portal_message_state(portal_message: PortalMessage, *, now: dt.datetime | None = None) -> str:
+    """``revoked``, ``expired``, ``locked`` or ``active`` (in that order of precedence)."""
+    now = now or timezone.now()
+    if portal_message.revoked_at is not None:
+        return "revoked"
+    if portal_message.expires_at <= now:
+        return "expired"
+    if portal_message.locked_at is not None:
+        return "locked"
+    return "active"
+
+
+def portal_messages(
+    *, campaign_id: int | None = None, contact_id: int | None = None, state: str = ""
+) -> QuerySet[PortalMessage]:
+    """Portal messages for the staff list, newest first, with reply counts (no content)."""
+    now = timezone.now()
+    rows = PortalMessage.objects.select_related("campaign", "sender").annotate(
+        reply_count=Count("replies"),
+        unread_replies=Count("replies", filter=Q(replies__staff_read_at__isnull=True)),
+    )
+    if campaign_id is not None:
+        rows = rows.filter(campaign_id=campaign_id)
+    if contact_id is not None:
+        rows = rows.filter(contact_id=contact_id)
+    if state == "revoked":
+        rows = rows.filter(revoked_at__isnull=False)
+    elif state == "expired":
+        rows = rows.filter(revoked_at__isnull=True, expires_at__lte=now)
+    elif state == "locked":
+        rows = rows.filter(revoked_at__isnull=True, expires_at__gt=now, locked_at__isnull=False)
+    elif state == "active":
+        rows = rows.filter(revoked_at__isnull=True, expires_at__gt=now, locked_at__isnull=True)
+    return rows.order_by("-created_at", "-id")
+
+
+def portal_replies(*, unread_only: bool = False) -> QuerySet[PortalReply]:
+    """Replies for the staff inbox, newest first (bodies stay sealed)."""
+    rows = PortalReply.objects.select_related(
+        "portal_message", "portal_message__campaign", "staff_read_by"
+    )
+    if unread_only:
+        rows = rows.filter(staff_read_at__isnull=True)
+    return rows.order_by("-created_at", "-id")

@@ -1,0 +1,18 @@
+"""Celery shells of the portal: ids in, never PHI."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from portal import services
+
+
+@shared_task(
+    autoretry_for=(OSError,),
+    retry_backoff=True,
+    max_retries=8,
+    ignore_result=True,
+)
+def notify_reply(reply_id: int) -> None:
+    if not services.portal_reply_notify(reply_id=reply_id):
+        raise ConnectionError("the reply notice was not accepted; retrying")

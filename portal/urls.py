@@ -1,0 +1,29 @@
+"""Portal URLs, mounted at the site root so the two audiences get separate prefixes:
+
+* ``/portal/<token>/…`` — the recipients' pages: public, exempt from the staff MFA
+  gate (``luxmail/accounts/middleware.py``), authenticated by token + code;
+* ``/secure-messages/…`` — the staff pages, behind the MFA gate like every staff page.
+"""
+
+from django.urls import path
+
+from portal import staff_views, views
+
+app_name = "portal"
+
+urlpatterns = [
+    # Recipients (public).
+    path("portal/<str:token>/", views.start, name="start"),
+    path("portal/<str:token>/code/", views.send_code, name="send_code"),
+    path("portal/<str:token>/verify/", views.verify, name="verify"),
+    path("portal/<str:token>/read/", views.read, name="read"),
+    path("portal/<str:token>/reply/", views.reply, name="reply"),
+    path("portal/<str:token>/sign-out/", views.sign_out, name="sign_out"),
+    # Staff.
+    path("secure-messages/", staff_views.index, name="index"),
+    path("secure-messages/replies/", staff_views.replies, name="replies"),
+    path("secure-messages/replies/<uuid:uuid>/", staff_views.reply_detail, name="reply"),
+    path("secure-messages/<uuid:uuid>/", staff_views.detail, name="detail"),
+    path("secure-messages/<uuid:uuid>/revoke/", staff_views.revoke, name="revoke"),
+    path("secure-messages/<uuid:uuid>/unlock/", staff_views.unlock, name="unlock"),
+]
