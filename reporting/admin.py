@@ -1,0 +1,106 @@
+"""Admin: proxy/gateway ranges are edited here; webhooks are read-only (managed in Settings)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from reporting import selectors, services
+from reporting.models import ProxyRange, WebhookDelivery, WebhookEndpoint
+
+
+@admin.register(ProxyRange)
+class ProxyRangeAdmin(admin.ModelAdmin):
+    list_display = ("cidr", "scope", "kind", "provider", "label", "source", "active", "updated_at")
+    list_filter = ("active", "scope", "kind", "source", "provider")
+    search_fields = ("cidr", "provider", "label")
+    search_help_text = (
+        "Search by CIDR, provider or label — or enter an IP address to find its range."
+    )
+    readonly_fields = ("created_at", "updated_at")
+    fields = (
+        "cidr",
+        "scope",
+        "kind",
+        "provider",
+        "label",
+        "source",
+        "active",
+        "created_at",
+        "updated_at",
+    )
+    actions = ("activate", "deactivate")
+    list_per_page = 100
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[ProxyRange], search_term: str
+    ) -> tuple[QuerySet[ProxyRange], bool]:
+        term = search_term.strip()
+        try:
+            ipaddress.ip_address(term)
+        except ValueError:
+            return super().get_search_results(request, queryset, search_term)
+        match = selectors.proxy_range_match(ip=term)
+        return queryset.filter(cidr=match.cidr if match else "-"), False
+
+    def save_model(self, request: HttpRequest, obj: ProxyRange, form: Any, change: bool) -> None:
+        services.proxy_range_save(proxy_range=obj, actor=request.user, request=request)
+
+    def delete_model(self, request: HttpRequest, obj: ProxyRange) -> None:
+        services.proxy_ranges_delete(
+            ranges=ProxyRange.objects.filter(pk=obj.pk), actor=request.user, request=request
+        )
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ProxyRange]) -> None:
+        services.proxy_ranges_delete(ranges=queryset, actor=request.user, request=request)
+
+    @admin.action(description="Activate selected ranges")
+    def activate(self, request: HttpRequest, queryset: QuerySet[ProxyRange]) -> None:
+        changed = services.proxy_ranges_set_active(
+            ranges=queryset, active=True, actor=request.user, request=request
+        )
+        self.message_user(request, f"{changed} range(s) activated.", messages.SUCCESS)
+
+    @admin.action(description="Deactivate selected ranges (kept across reloads)")
+    def deactivate(self, request: HttpRequest, queryset: QuerySet[ProxyRange]) -> None:
+        changed = services.proxy_ranges_set_active(
+            ranges=queryset, active=False, actor=request.user, request=request
+        )
+        self.message_user(request, f"{changed} range(s) deactivated.", messages.SUCCESS)
+
+
+class _ReadOnly(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(_ReadOnly):
+    list_display = (
+        "name",
+        "url",
+        "active",
+        "disabled_reason",
+        "consecutive_failures",
+        "last_success_at",
+    )
+    list_filter = ("active", "disabled_reason")
+    # The signing secrets never appear in the admin.
+    exclude = ("secret", "previous_secret")
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(_ReadOnly):
+    list_display = ("created_at", "endpoint", "event_type", "status", "attempts", "response_code")
+    list_filter = ("status", "event_type")
+    list_select_related = ("endpoint",)

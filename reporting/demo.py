@@ -1,0 +1,112 @@
+"""Demo data for ``make run``: the shipped proxy/gateway ranges, and engagement for the
+demo's sent campaign, so the reports show something.
+
+The events go through the real classifier (``ingest.ingest_entries``): people opening
+and clicking in ordinary browsers and mail apps, Apple Mail Privacy Protection fetching
+every pixel, Gmail's image proxy, and a link scanner sweeping every link of one message
+seconds after delivery — followed, forty minutes later, by the recipient's own click,
+which counts as human. Idempotent: every event has a fixed source id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from reporting import ingest, proxy_ranges, services, tracking
+
+CAMPAIGN = "Autumn newsletter 2026"  # campaigns/demo.py
+BROWSERS = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Mobile/15E148",
+    "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17328; Pro)",
+)
+GOOGLE_PROXY = (
+    "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
+)
+APPLE_MPP = "Mozilla/5.0"
+SCANNER_IP = "40.92.12.34"  # a Microsoft Exchange Online Protection range (seed list)
+
+
+def populate(*, actor: Any) -> None:
+    """Load the seed ranges, then demo events for the demo campaign (if it was sent)."""
+    services.proxy_ranges_replace(source="seed", specs=proxy_ranges.read_seed().ranges, actor=actor)
+    from campaigns.models import Campaign, Message
+
+    campaign = Campaign.objects.filter(name=CAMPAIGN, started_at__isnull=False).first()
+    if campaign is None:
+        return  # the campaigns demo did not send it: nothing to engage with
+    messages = list(
+        Message.objects.filter(campaign=campaign, state="sent")
+        .order_by("id")
+        .values_list("id", "finished_at")
+    )
+    if not messages:
+        return
+    links = tracking.plan_for_sending(campaign.pk).link_count
+    entries: list[tuple[str, dict[str, Any]]] = []
+
+    def add(
+        message_id: int,
+        number: int,
+        kind: str,
+        at: dt.datetime,
+        ua: str,
+        ip: str,
+        link: int | None = None,
+    ) -> None:
+        entry: dict[str, Any] = {
+            "k": kind,
+            "m": message_id,
+            "c": campaign.pk,
+            "t": at.timestamp(),
+            "ip": ip,
+            "ua": ua,
+        }
+        if link is not None:
+            entry["l"] = link
+        entries.append((f"demo:{message_id}:{number}", entry))
+
+    for position, (message_id, finished) in enumerate(messages):
+        sent = finished or campaign.started_at
+        assert sent is not None
+        ip = f"198.51.100.{position % 250 + 1}"
+        if position % 3 == 0:  # Apple Mail: the proxy fetches the pixel right away
+            add(message_id, 1, "o", sent + dt.timedelta(seconds=40), APPLE_MPP, "172.224.226.9")
+        if position % 4 == 1:  # Gmail shows the images when the person opens
+            add(message_id, 2, "o", sent + dt.timedelta(minutes=12), GOOGLE_PROXY, "66.249.84.3")
+        if position % 2 == 0:  # a person opens…
+            add(
+                message_id,
+                3,
+                "o",
+                sent + dt.timedelta(minutes=5 + position % 50),
+                BROWSERS[position % len(BROWSERS)],
+                ip,
+            )
+            if position % 6 == 0 and links:  # …and clicks
+                add(
+                    message_id,
+                    4,
+                    "c",
+                    sent + dt.timedelta(minutes=7 + position % 50),
+                    BROWSERS[position % len(BROWSERS)],
+                    ip,
+                    link=1,
+                )
+        if position % 7 == 3 and links:  # a link scanner sweeps every link on arrival…
+            for number in range(links):
+                add(
+                    message_id,
+                    10 + number,
+                    "c",
+                    sent + dt.timedelta(seconds=2 + number),
+                    BROWSERS[0],
+                    SCANNER_IP,
+                    link=number + 1,
+                )
+            # …and the recipient clicks forty minutes later: a human click.
+            add(message_id, 20, "c", sent + dt.timedelta(minutes=40), BROWSERS[1], ip, link=1)
+    ingest.ingest_entries(entries)

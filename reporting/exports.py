@@ -1,0 +1,83 @@
+"""CSV and XLSX downloads of a split report.
+
+Counts and rates only — no contact, no address, nothing per person. Text cells that a
+spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or
+carriage return: OWASP "CSV injection") are prefixed with an apostrophe; numbers are
+written as numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from typing import Any
+
+from reporting.reports import COLUMNS, RATE_COLUMNS, Row
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralize(value: Any) -> Any:
+    """Make a text cell inert in spreadsheets; numbers and None pass unchanged."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _header(split_label: str) -> list[str]:
+    return [split_label] + [heading for _, heading in COLUMNS]
+
+
+def _cells(row: Row) -> list[Any]:
+    cells: list[Any] = [neutralize(row.label)]
+    for name, _ in COLUMNS:
+        value = row.value(name)
+        if name in RATE_COLUMNS:
+            value = None if value is None else round(float(value), 4)
+        cells.append(value)
+    return cells
+
+
+def to_csv(rows: Sequence[Row], *, split_label: str, total: Row | None = None) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(_header(split_label))
+    for row in rows:
+        writer.writerow(["" if cell is None else cell for cell in _cells(row)])
+    if total is not None:
+        writer.writerow(["" if cell is None else cell for cell in _cells(total)])
+    # A BOM so spreadsheet programs read the UTF-8 (subjects, domains) correctly.
+    return ("\ufeff" + buffer.getvalue()).encode()
+
+
+def to_xlsx(
+    rows: Sequence[Row], *, split_label: str, total: Row | None = None, title: str = "Report"
+) -> bytes:
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    workbook = Workbook(write_only=False)
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.title = title[:31]
+    sheet.append(_header(split_label))
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    rate_columns = [i + 2 for i, (name, _) in enumerate(COLUMNS) if name in RATE_COLUMNS]
+    for row in [*rows, *([total] if total is not None else [])]:
+        sheet.append(_cells(row))
+        current = sheet.max_row
+        # Text is stored as text: openpyxl would otherwise treat "=…" as a formula.
+        label = sheet.cell(row=current, column=1)
+        label.data_type = "s"
+        for column in rate_columns:
+            sheet.cell(row=current, column=column).number_format = "0.0%"
+    if total is not None:
+        for cell in sheet[sheet.max_row]:
+            cell.font = Font(bold=True)
+    sheet.freeze_panes = "B2"
+    sheet.column_dimensions["A"].width = 40
+    output = io.BytesIO()
+    workbook.save(output)
+    return output.getvalue()

@@ -1,0 +1,298 @@
+"""Tracking in outgoing mail: link rewriting, the open pixel, and campaign link plans.
+
+``campaigns.channels`` calls :func:`rewrite_links` and :func:`add_open_pixel` for every
+message when the campaign's tracking toggles are on (docs/tracking.md#links).
+
+**Which links are tracked.** A campaign's links are frozen with its template: every
+``<a href>`` of the frozen HTML whose target is a literal ``http(s)`` URL gets an index
+(1, 2, … in order of first appearance; the same URL twice shares one index) in
+:class:`~reporting.models.TrackedLink`. Links whose target is computed by the
+template (``{{ … }}``) are left alone, and so are our own unsubscribe and preference
+links (``List-Unsubscribe`` and the footer must reach us directly) and
+``mailto:``/``tel:``. A click token names (message, campaign, index), so the redirect
+can only go to a URL of that campaign's template — of which that message is a copy.
+
+**Honeypot.** With :attr:`TrackingOptions.honeypot`, index 0 is a hidden, empty link
+at the top of the body that people cannot see or reach; only crawlers follow it.
+
+Plans are computed once per campaign (deterministically, so every worker agrees) and
+cached per process, in Redis (for the web processes answering clicks) and in the
+database (the source of truth).
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import json
+import logging
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from html.parser import HTMLParser
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from reporting import tokens
+
+logger = logging.getLogger(__name__)
+
+_HREF = re.compile(r"(<a\b[^>]*?\bhref\s*=\s*)(\"[^\"]*\"|'[^']*')", re.IGNORECASE)
+_BODY_OPEN = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
+_BODY_CLOSE = re.compile(r"</body\s*>", re.IGNORECASE)
+_TEMPLATE_SYNTAX = ("{{", "{%", "{#")
+_PLAN_CACHE_SIZE = 512
+_REDIS_KEY = "luxmail:tracking:links:{}"
+
+
+@dataclass(frozen=True)
+class LinkPlan:
+    """The tracked links of one campaign: ``urls[i]`` is the target of index i (0: honeypot)."""
+
+    campaign_id: int
+    urls: dict[int, str]
+    honeypot: bool
+
+    @property
+    def link_count(self) -> int:
+        """Real links (the honeypot excluded): the classifier's ``link_count``."""
+        return sum(1 for index in self.urls if index != 0)
+
+    def index_of(self, url: str) -> int | None:
+        return self._by_url().get(url)
+
+    def _by_url(self) -> dict[str, int]:
+        cached = getattr(self, "_by_url_cache", None)
+        if cached is None:
+            cached = {url: index for index, url in self.urls.items() if index}
+            object.__setattr__(self, "_by_url_cache", cached)
+        return cached
+
+
+# --- which links a template has -----------------------------------------------------------
+
+
+class _AnchorTargets(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.targets: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            for name, value in attrs:
+                if name == "href" and value is not None:
+                    self.targets.append(value.strip())
+
+
+def _own_recipient_link(url: str) -> bool:
+    base = settings.LUXMAIL_BASE_URL.rstrip("/")
+    return url.startswith((f"{base}/u/", f"{base}/t/", f"{base}/portal/"))
+
+
+def trackable(url: str) -> bool:
+    """A literal http(s) URL that is not one of our own recipient links."""
+    if any(marker in url for marker in _TEMPLATE_SYNTAX):
+        return False
+    if not url.lower().startswith(("http://", "https://")) or len(url) > 2000:
+        return False
+    return not _own_recipient_link(url)
+
+
+def template_links(frozen_html: str) -> list[str]:
+    """The distinct trackable link targets of a template, in order of appearance."""
+    parser = _AnchorTargets()
+    parser.feed(frozen_html)
+    parser.close()
+    seen: dict[str, None] = {}
+    for target in parser.targets:
+        if trackable(target):
+            seen.setdefault(target, None)
+    return list(seen)
+
+
+# --- plans: compute once, cache in the process, Redis and the database --------------------
+
+_plans: OrderedDict[int, LinkPlan] = OrderedDict()
+_plans_lock = threading.Lock()
+
+
+def _remember(plan: LinkPlan) -> LinkPlan:
+    with _plans_lock:
+        _plans[plan.campaign_id] = plan
+        _plans.move_to_end(plan.campaign_id)
+        while len(_plans) > _PLAN_CACHE_SIZE:
+            _plans.popitem(last=False)
+    return plan
+
+
+def forget_plans() -> None:
+    """Drop the process cache (tests)."""
+    with _plans_lock:
+        _plans.clear()
+
+
+def _from_rows(campaign_id: int, rows: list[tuple[int, str]]) -> LinkPlan:
+    urls = dict(rows)
+    return LinkPlan(campaign_id, urls, honeypot=0 in urls)
+
+
+def _redis_store(plan: LinkPlan) -> None:
+    from reporting import buffer
+
+    client = buffer.redis_client()
+    if client is None:
+        return
+    payload = json.dumps({str(index): url for index, url in plan.urls.items()})
+    try:
+        client.set(_REDIS_KEY.format(plan.campaign_id), payload, ex=400 * 86400)
+    except buffer.REDIS_ERRORS:
+        logger.warning("Could not cache the link plan of campaign %s in Redis", plan.campaign_id)
+
+
+def _redis_load(campaign_id: int) -> LinkPlan | None:
+    from reporting import buffer
+
+    client = buffer.redis_client()
+    if client is None or not buffer.redis_healthy():
+        return None
+    try:
+        payload = client.get(_REDIS_KEY.format(campaign_id))
+    except buffer.REDIS_ERRORS:
+        buffer.mark_redis_down()
+        return None
+    if not payload:
+        return None
+    rows = [(int(index), url) for index, url in json.loads(payload).items()]
+    return _from_rows(campaign_id, rows)
+
+
+def plan_for_sending(campaign_id: int) -> LinkPlan:
+    """The campaign's plan, frozen now if this is its first message (idempotent).
+
+    Every worker computes the same plan from the frozen template; the unique
+    constraint makes the first writer's rows the plan and the others read them.
+    """
+    cached = _plans.get(campaign_id)
+    if cached is not None:
+        return cached
+    from campaigns.models import Campaign
+    from reporting.models import TrackedLink, TrackingOptions
+
+    rows = list(TrackedLink.objects.filter(campaign_id=campaign_id).values_list("index", "url"))
+    if not rows:
+        campaign = Campaign.objects.only("frozen_html").get(pk=campaign_id)
+        honeypot = TrackingOptions.objects.filter(campaign_id=campaign_id, honeypot=True).exists()
+        wanted = [(i, url) for i, url in enumerate(template_links(campaign.frozen_html), 1)]
+        if honeypot:
+            wanted.insert(0, (0, ""))
+        if wanted:
+            try:
+                with transaction.atomic():
+                    TrackedLink.objects.bulk_create(
+                        [TrackedLink(campaign_id=campaign_id, index=i, url=u) for i, u in wanted]
+                    )
+            except IntegrityError:
+                pass  # another worker froze it first; its rows are identical
+            rows = list(
+                TrackedLink.objects.filter(campaign_id=campaign_id).values_list("index", "url")
+            )
+    plan = _from_rows(campaign_id, rows)
+    _redis_store(plan)
+    return _remember(plan)
+
+
+def plan_for_click(campaign_id: int) -> LinkPlan | None:
+    """The campaign's plan for the redirect: process cache, then Redis, then the database.
+
+    Never freezes anything (a campaign without rows has no tracked links). Returns None
+    when neither Redis nor the database can answer right now.
+    """
+    cached = _plans.get(campaign_id)
+    if cached is not None:
+        return cached
+    plan = _redis_load(campaign_id)
+    if plan is None:
+        from django.db import DatabaseError
+
+        from reporting.models import TrackedLink
+
+        try:
+            rows = list(
+                TrackedLink.objects.filter(campaign_id=campaign_id).values_list("index", "url")
+            )
+        except DatabaseError:
+            logger.warning("Link plan of campaign %s unavailable (database error)", campaign_id)
+            return None
+        plan = _from_rows(campaign_id, rows)
+        if rows:
+            _redis_store(plan)
+    return _remember(plan)
+
+
+# --- the seam called by the send pipeline -------------------------------------------------
+
+
+def base_url() -> str:
+    return settings.LUXMAIL_BASE_URL.rstrip("/")
+
+
+def click_url(*, message_id: int, campaign_id: int, link_index: int) -> str:
+    token = tokens.make(
+        tokens.CLICK, message_id=message_id, campaign_id=campaign_id, link_index=link_index
+    )
+    return f"{base_url()}/t/c/{token}"
+
+
+def open_url(*, message_id: int, campaign_id: int) -> str:
+    token = tokens.make(tokens.OPEN, message_id=message_id, campaign_id=campaign_id)
+    return f"{base_url()}/t/o/{token}"
+
+
+_HONEYPOT_STYLE = (
+    "display:none !important;mso-hide:all;max-height:0;max-width:0;overflow:hidden;"
+    "font-size:0;line-height:0;opacity:0"
+)
+
+
+def rewrite_links(html: str, *, message_id: int, campaign_id: int) -> str:
+    """``html`` with every tracked link pointing at its click redirect (and the honeypot)."""
+    plan = plan_for_sending(campaign_id)
+    if not plan.urls:
+        return html
+
+    def replace(match: re.Match[str]) -> str:
+        quoted = match.group(2)
+        target = html_lib.unescape(quoted[1:-1]).strip()
+        index = plan.index_of(target)
+        if index is None:
+            return match.group(0)
+        url = click_url(message_id=message_id, campaign_id=campaign_id, link_index=index)
+        return f'{match.group(1)}"{url}"'
+
+    rewritten = _HREF.sub(replace, html)
+    if plan.honeypot:
+        trap = (
+            f'<a href="{click_url(message_id=message_id, campaign_id=campaign_id, link_index=0)}"'
+            f' style="{_HONEYPOT_STYLE}" aria-hidden="true" tabindex="-1"></a>'
+        )
+        body = _BODY_OPEN.search(rewritten)
+        if body is not None:
+            rewritten = rewritten[: body.end()] + trap + rewritten[body.end() :]
+        else:
+            rewritten = trap + rewritten
+    return rewritten
+
+
+def add_open_pixel(html: str, *, message_id: int, campaign_id: int) -> str:
+    """``html`` with a 1x1 tracking image before the (last) closing body tag."""
+    pixel = (
+        f'<img src="{open_url(message_id=message_id, campaign_id=campaign_id)}" width="1" '
+        'height="1" alt="" style="display:block;border:0;width:1px;height:1px">'
+    )
+    closing = None
+    for match in _BODY_CLOSE.finditer(html):
+        closing = match
+    if closing is None:
+        return html + pixel
+    return html[: closing.start()] + pixel + html[closing.start() :]

@@ -1,0 +1,24 @@
+from django.urls import path
+
+from reporting import views
+
+app_name = "reporting"
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("export.<str:fmt>", views.export, name="export"),
+    path("messages/<int:message_id>/", views.message_events, name="message_events"),
+    path("campaigns/<int:campaign_id>/links/", views.campaign_links, name="campaign_links"),
+    path("webhooks/", views.webhooks, name="webhooks"),
+    path("webhooks/<uuid:endpoint_uuid>/", views.webhook_detail, name="webhook_detail"),
+    path(
+        "webhooks/<uuid:endpoint_uuid>/<slug:action>/",
+        views.webhook_action,
+        name="webhook_action",
+    ),
+    path(
+        "webhooks/deliveries/<uuid:delivery_uuid>/redeliver/",
+        views.webhook_redeliver,
+        name="webhook_redeliver",
+    ),
+]

@@ -1,0 +1,135 @@
+"""The report page in a real browser: charts drawn under the strict CSP, the split
+switched to recipient domain, and the CSV downloaded.
+
+Screenshots: ``var/screenshots/reports-*.png``.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as dt
+import io
+
+import pyotp
+import pytest
+from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from campaigns.models import Message
+from luxmail.testing import screenshot
+from reporting import buffer
+from reporting.tests.conftest import tracking_buffer  # noqa: F401 - fixture
+from reporting.tests.helpers import APPLE_MPP, BROWSER, built_html, drain, started_campaign
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def sign_in(page, user):
+    page.goto("/")
+    page.wait_for_url("**/accounts/login/**")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", user.test_password)
+    page.click("form:has(#id_password) button[type=submit]")
+    device = TOTPDevice.objects.get(user=user, confirmed=True)
+    page.fill("#id_token", pyotp.TOTP(base64.b32encode(device.bin_key).decode()).now())
+    page.click("form:has(#id_token) button[type=submit]")
+    page.wait_for_url("**/")
+
+
+def _engagement(make_user):
+    admin = make_user("Admin")
+    campaign, ids = started_campaign(6, actor=admin, domain="north.example", marketing_id="FLU")
+    other, more = started_campaign(3, actor=admin, domain="south.example")
+    built_html(campaign, ids[0])
+    sent = timezone.now() - dt.timedelta(hours=2)
+    Message.objects.filter(id__in=ids + more).update(
+        state="sent", channel="tls", sending_at=sent, finished_at=sent
+    )
+    for number, message_id in enumerate(ids[:4]):
+        entry = {
+            "k": "o",
+            "m": message_id,
+            "c": campaign.pk,
+            "t": (sent + dt.timedelta(minutes=10 + number)).timestamp(),
+            "ip": f"198.51.100.{number + 1}",
+            "ua": APPLE_MPP if number % 2 else BROWSER,
+        }
+        buffer.append(entry)
+    buffer.append(
+        {
+            "k": "c",
+            "m": ids[0],
+            "c": campaign.pk,
+            "l": 1,
+            "ip": "198.51.100.9",
+            "ua": BROWSER,
+            "t": (sent + dt.timedelta(minutes=30)).timestamp(),
+        }
+    )
+    assert drain().stored == 5
+    return campaign, other
+
+
+def test_report_page_split_by_domain_and_csv_download(
+    browser_page,
+    make_user,
+    tracking_buffer,  # noqa: F811
+):
+    _engagement(make_user)
+    page = browser_page
+    console = []
+    page.on("console", lambda message: console.append(message.text))
+    page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
+    sign_in(page, make_user("Marketer"))
+
+    page.goto("/reports/")
+    page.wait_for_selector("[data-chart='chart-timeseries'][data-drawn='true'] .main-svg")
+    page.wait_for_selector("[data-chart='chart-split'][data-drawn='true'] .main-svg")
+    assert page.locator("#split-table tbody tr").count() == 2
+    # plotly.js found our stylesheet and added no <style> element of its own.
+    assert page.evaluate("document.querySelectorAll('style').length") == 0
+    assert (
+        page.evaluate(
+            "getComputedStyle(document.querySelector('.js-plotly-plot .plotly .main-svg')).position"
+        )
+        == "absolute"
+    )
+    screenshot(page, "reports-01-by-campaign")
+
+    page.select_option("#id_split", "domain")  # the form applies it at once (reports.js)
+    page.wait_for_url("**split=domain**")
+    page.wait_for_selector("#split-table[data-split='domain']")
+    domains = page.locator("#split-table tbody th").all_inner_texts()
+    assert sorted(domains) == ["north.example", "south.example"]
+    screenshot(page, "reports-02-by-domain")
+
+    with page.expect_download() as download_info:
+        page.click("#download-csv")
+    download = download_info.value
+    assert download.suggested_filename.startswith("luxmail-report-domain-")
+    with open(download.path(), encoding="utf-8-sig") as handle:
+        text = handle.read()
+    table = list(csv.reader(io.StringIO(text)))
+    header = table[0]
+    assert header[0] == "Recipient domain" and "Opened: human" in header
+    rows = {row[0]: dict(zip(header, row, strict=True)) for row in table[1:]}
+    assert set(rows) == {"north.example", "south.example", "Total"}
+    north = rows["north.example"]
+    assert (north["Recipients"], north["Delivered"], north["Opened: human"]) == ("6", "6", "2")
+    assert north["Opened: automated only"] == "2" and north["Clicked: human"] == "1"
+    assert rows["south.example"]["Recipients"] == "3" and rows["Total"]["Recipients"] == "9"
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    page.wait_for_selector("[data-chart='chart-timeseries'][data-drawn='true'] .main-svg")
+    screenshot(page, "reports-03-phone")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1
+
+    page.goto("/")
+    page.wait_for_selector("[data-chart='chart-summary'][data-drawn='true'] .main-svg")
+    screenshot(page, "reports-04-dashboard")
+    problems = [
+        text for text in console if "Content Security Policy" in text or "pageerror" in text
+    ]
+    assert problems == []
