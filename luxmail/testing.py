@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -87,10 +88,15 @@ def _close_stray_connections(request: pytest.FixtureRequest) -> Iterator[None]:
     with blocker.unblock():
         if connection.vendor == "postgresql" and in_test_db:
             with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
+                # pg_terminate_backend only signals: wait until the sessions are gone.
+                for _ in range(50):
+                    cursor.execute(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                    if not cursor.fetchone()[0]:
+                        break
+                    time.sleep(0.1)
 
 
 # --- users and clients -----------------------------------------------------------------
