@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -26,6 +27,28 @@ os.environ["LUXMAIL_ENV"] = "test"
 REQUIRE_SERVICES = os.environ.get("LUXMAIL_REQUIRE_SERVICES", "") in {"1", "true", "yes"}
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "var" / "screenshots"
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Say which real services this run uses (CI's log then shows PostgreSQL and Redis)."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    where = f" at {database.get('HOST') or 'socket'}:{database.get('PORT') or 'default'}"
+    engine = database["ENGINE"].rsplit(".", 1)[-1]
+    return [
+        f"luxmail: database {engine}{where if engine != 'sqlite3' else ''}, "
+        f"redis {_without_credentials(settings.REDIS_URL) or 'not used'}, celery broker "
+        f"{(settings.CELERY_BROKER_URL or 'none').split('://', 1)[0]}, "
+        f"LUXMAIL_REQUIRE_SERVICES={'1' if REQUIRE_SERVICES else '0'}"
+    ]
+
+
+def _without_credentials(url: str | None) -> str | None:
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}:{parts.port}{parts.path}"
 
 
 def require(available: bool, reason: str) -> None:
