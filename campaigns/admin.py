@@ -1,5 +1,5 @@
 """Admin for the campaigns app: read-only. Every change goes through the audited
-services and the campaigns UI; the DKIM private key is never shown (not even as
+services and the campaigns UI; private keys (DKIM, signing) are never shown (not even as
 ciphertext), message rows show ids, states and SMTP outcomes only.
 """
 
@@ -10,7 +10,14 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from campaigns.models import BounceEvent, Campaign, EmailTemplate, Message, SenderIdentity
+from campaigns.models import (
+    BounceEvent,
+    Campaign,
+    EmailTemplate,
+    Message,
+    OrgSigningKey,
+    SenderIdentity,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -34,6 +41,12 @@ class EmailTemplateAdmin(ReadOnlyAdmin):
 class SenderIdentityAdmin(ReadOnlyAdmin):
     list_display = ("name", "from_email", "dkim_domain", "dkim_selector", "allow_without_dkim")
     exclude = ("dkim_private_key",)
+
+
+@admin.register(OrgSigningKey)
+class OrgSigningKeyAdmin(ReadOnlyAdmin):
+    list_display = ("kind", "fingerprint", "expires_at", "created_at")
+    exclude = ("private_key", "passphrase")
 
 
 @admin.register(Campaign)

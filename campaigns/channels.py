@@ -75,6 +75,7 @@ class SecureContext:
     keys: dict[int, Any] = field(default_factory=dict)  # contact id -> SendKeys
     capabilities: dict[str, Capability] = field(default_factory=dict)
     settings_row: Any = None
+    signers: dict[str, Any] | None = None  # the org's signing keys, loaded on first use
 
     @classmethod
     def load(
@@ -95,6 +96,16 @@ class SecureContext:
             keys=keys,
             settings_row=row,
         )
+
+    def signer(self, channel: str) -> Any:
+        """The organization's signing key for ``channel`` (S/MIME or PGP), or None."""
+        if channel not in (SMIME, PGP):
+            return None
+        if self.signers is None:
+            from campaigns.selectors import org_signers
+
+            self.signers = org_signers()
+        return self.signers.get(channel)
 
     def capability(self, domain: str) -> Capability:
         found = self.capabilities.get(domain)
@@ -182,22 +193,29 @@ def channel_choose(
     )
 
 
-def secure_payload(decision: ChannelDecision, data: bytes, *, outer_subject: str | None) -> bytes:
+def secure_payload(
+    decision: ChannelDecision, data: bytes, *, outer_subject: str | None, signer: Any = None
+) -> bytes:
     """The message as it travels: encrypted for S/MIME and PGP, unchanged otherwise.
 
     ``outer_subject`` replaces the visible Subject of an encrypted message (the real
-    one travels inside as a protected header). Raises
+    one travels inside as a protected header); ``signer`` (the organization's key of
+    the channel's kind, :meth:`SecureContext.signer`) signs it first. Raises
     :class:`campaigns.secure.errors.EncryptionError` when encryption fails — never
     falls back to sending the clear message.
     """
     if decision.channel == SMIME:
         from campaigns.secure import smime
 
-        return smime.encrypt_message(data, decision.certificate, outer_subject=outer_subject)
+        return smime.encrypt_message(
+            data, decision.certificate, sign_with=signer, outer_subject=outer_subject
+        )
     if decision.channel == PGP:
         from campaigns.secure import pgp
 
-        return pgp.encrypt_message(data, decision.public_key, outer_subject=outer_subject)
+        return pgp.encrypt_message(
+            data, decision.public_key, sign_with=signer, outer_subject=outer_subject
+        )
     return data
 
 

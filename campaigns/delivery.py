@@ -234,6 +234,7 @@ def build_one(
                 outer_subject=(secure.encrypted_subject if secure else "Secure message")
                 if hide_subject
                 else None,
+                signer=secure.signer(decision.channel) if secure else None,
             )
         except EncryptionError:
             # The key passed validation but cannot encrypt now: the portal, never clear.

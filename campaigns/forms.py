@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from campaigns.models import DkimAlgorithm, EmailTemplate, SenderIdentity
+from campaigns.models import DkimAlgorithm, EmailTemplate, SenderIdentity, SigningKind
 from contacts.models import ContactList, Segment
 from luxmail.models import SecurePolicy
 
@@ -130,3 +130,45 @@ class TestSendForm(forms.Form):
         label="Seed addresses",
         help_text="Up to 10, separated by commas. They get sample data, never a contact's.",
     )
+
+
+class SigningKeyForm(forms.Form):
+    """Upload the organization's signing key (file or pasted text)."""
+
+    kind = forms.ChoiceField(choices=SigningKind.choices, widget=forms.HiddenInput)
+    private_key = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "off", "spellcheck": "false"}),
+        help_text="Paste the private key (S/MIME: PEM; OpenPGP: ASCII-armored secret key) "
+        "or choose its file below.",
+    )
+    private_key_file = forms.FileField(required=False, label="Private key file")
+    certificate = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
+        label="Certificate (S/MIME only)",
+        help_text="The signing certificate, PEM; its chain may follow it.",
+    )
+    certificate_file = forms.FileField(required=False, label="Certificate file (S/MIME only)")
+    passphrase = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
+        help_text="Only if the private key is protected by one.",
+    )
+
+    def _text_or_file(self, name: str) -> str:
+        upload = self.cleaned_data.get(f"{name}_file")
+        if upload is not None:
+            if upload.size > 64 * 1024:
+                raise forms.ValidationError("The file is larger than 64 KB: not a key.")
+            return bytes(upload.read()).decode("utf-8", errors="replace")
+        return str(self.cleaned_data.get(name) or "")
+
+    def clean(self) -> dict[str, object]:
+        cleaned = super().clean() or {}
+        cleaned["private_key"] = self._text_or_file("private_key")
+        cleaned["certificate"] = self._text_or_file("certificate")
+        if not cleaned["private_key"].strip():
+            raise forms.ValidationError("Paste the private key or choose its file.")
+        return cleaned

@@ -11,6 +11,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from luxmail.crypto import EncryptedField
 from luxmail.models import SecurePolicy
@@ -266,3 +267,38 @@ class BounceEvent(models.Model):
 # Journeys (issue 7) live in their own package; importing them here registers them with
 # the campaigns app (docs/architecture.md "Journeys").
 from campaigns.journeys.models import *  # noqa: E402, F403
+
+
+class SigningKind(models.TextChoices):
+    SMIME = "smime", "S/MIME certificate"
+    PGP = "pgp", "OpenPGP key"
+
+
+class OrgSigningKey(models.Model):
+    """The organization's optional key that signs every S/MIME or PGP/MIME message.
+
+    One per kind. The private key is stored encrypted with the key ring (S/MIME: PKCS#8
+    PEM without a passphrase; OpenPGP: the armored secret key as uploaded, with its
+    passphrase encrypted beside it). Set and removed through ``campaigns/services.py``.
+    """
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=8, choices=SigningKind.choices, unique=True)
+    private_key = EncryptedField(kind="bytes", phi=False)
+    passphrase = EncryptedField(kind="text", phi=False)
+    # S/MIME: the certificate and its chain (PEM); OpenPGP: the public key (armored).
+    public = models.TextField()
+    fingerprint = models.CharField(max_length=128)
+    identity = models.CharField(max_length=500, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.fingerprint[:16]}"
+
+    @property
+    def expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()

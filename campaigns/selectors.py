@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from campaigns import signing
-from campaigns.models import Campaign, Message, MessageState, SenderIdentity
+from campaigns.models import (
+    Campaign,
+    Message,
+    MessageState,
+    OrgSigningKey,
+    SenderIdentity,
+    SigningKind,
+)
 from contacts.models import (
     Contact,
     ContactList,
@@ -18,6 +26,9 @@ from contacts.models import (
     Segment,
     Suppression,
 )
+from luxmail import crypto
+
+logger = logging.getLogger(__name__)
 
 
 def _union(segment_rules: list[Any], list_ids: list[int], today: dt.date) -> Q | None:
@@ -272,3 +283,31 @@ def dkim_dns_record(sender: SenderIdentity) -> dict[str, str] | None:
 
 def unknown_messages(campaign: Campaign) -> QuerySet[Message]:
     return Message.objects.filter(campaign=campaign, state=MessageState.UNKNOWN).order_by("id")
+
+
+def org_signers() -> dict[str, Any]:
+    """The organization's usable signing keys, by kind (``smime`` / ``pgp``), loaded for
+    signing: decrypted through ``crypto.secret_access`` and checked again. A key that no
+    longer signs (its certificate expired, say) is logged and skipped: messages then go
+    out encrypted but unsigned, and the Signing keys page says why."""
+    from campaigns.secure import pgp, smime
+    from campaigns.secure.errors import SigningKeyError
+
+    access = crypto.secret_access("sign outgoing secure mail")
+    signers: dict[str, Any] = {}
+    for row in OrgSigningKey.objects.all():
+        secret = crypto.reveal(row, "private_key", access=access)
+        passphrase = crypto.reveal(row, "passphrase", access=access)
+        try:
+            if row.kind == SigningKind.SMIME:
+                signers[row.kind] = smime.load_signing_certificate(row.public, secret)
+            else:
+                signers[row.kind] = pgp.load_signing_key(secret, passphrase=passphrase)
+        except SigningKeyError as error:
+            logger.warning(
+                "The organization's %s signing key %s cannot sign (%s): sending unsigned.",
+                row.kind,
+                row.fingerprint,
+                error.code,
+            )
+    return signers

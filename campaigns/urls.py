@@ -22,6 +22,7 @@ urlpatterns = [
     path("templates/preview/", views.template_preview, name="template_preview"),
     path("templates/<int:pk>/", views.template_edit, name="template_edit"),
     path("senders/", views.sender_list, name="senders"),
+    path("signing-keys/", views.signing_keys, name="signing_keys"),
     path("senders/new/", views.sender_new, name="sender_new"),
     path("senders/<int:pk>/", views.sender_detail, name="sender_detail"),
     path(

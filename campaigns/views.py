@@ -14,12 +14,28 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 
 from campaigns import selectors, services, templating
-from campaigns.forms import CampaignForm, ScheduleForm, SenderForm, TemplateForm, TestSendForm
-from campaigns.models import Campaign, CampaignStatus, EmailTemplate, Message, SenderIdentity
+from campaigns.forms import (
+    CampaignForm,
+    ScheduleForm,
+    SenderForm,
+    SigningKeyForm,
+    TemplateForm,
+    TestSendForm,
+)
+from campaigns.models import (
+    Campaign,
+    CampaignStatus,
+    EmailTemplate,
+    Message,
+    OrgSigningKey,
+    SenderIdentity,
+    SigningKind,
+)
 
 VIEW = "campaigns.view_campaign"
 CHANGE = "campaigns.change_campaign"
@@ -427,3 +443,46 @@ def sender_allow_without_dkim(request: HttpRequest, pk: int) -> HttpResponse:
     except services.CampaignError as error:
         messages.error(request, str(error))
     return redirect("campaigns:sender_detail", pk=pk)
+
+
+# --- the organization's signing keys --------------------------------------------------------
+
+
+@never_cache
+@login_required
+@permission_required("luxmail.manage_settings", raise_exception=True)
+def signing_keys(request: HttpRequest) -> HttpResponse:
+    """Show, upload and remove the keys that sign outgoing S/MIME and PGP/MIME mail."""
+    from campaigns.secure.errors import SigningKeyError
+
+    forms_by_kind = {kind: SigningKeyForm(initial={"kind": kind}) for kind in SigningKind.values}
+    if request.method == "POST":
+        kind = request.POST.get("kind", "")
+        if request.POST.get("remove") == "1":
+            if services.org_signing_key_remove(kind=kind, actor=request.user, request=request):
+                messages.success(request, "Signing key removed: messages go out unsigned.")
+            return redirect("campaigns:signing_keys")
+        form = SigningKeyForm(request.POST, request.FILES)
+        if form.is_valid():
+            try:
+                services.org_signing_key_set(
+                    kind=form.cleaned_data["kind"],
+                    private_key=form.cleaned_data["private_key"],
+                    certificate=form.cleaned_data["certificate"],
+                    passphrase=form.cleaned_data["passphrase"],
+                    actor=request.user,
+                    request=request,
+                )
+            except SigningKeyError as error:
+                form.add_error(None, str(error))
+            else:
+                messages.success(request, "Signing key saved: new messages are signed with it.")
+                return redirect("campaigns:signing_keys")
+        if kind in forms_by_kind:
+            forms_by_kind[kind] = form
+    current = {row.kind: row for row in OrgSigningKey.objects.all()}
+    kinds = [
+        {"kind": kind, "label": label, "key": current.get(kind), "form": forms_by_kind[kind]}
+        for kind, label in SigningKind.choices
+    ]
+    return render(request, "campaigns/signing_keys.html", {"kinds": kinds, "nav": "settings"})

@@ -5,7 +5,8 @@
   (no PHI, just the link). Open the link and ask for a code: it arrives in the Outbox.
 * A demo patient with an **OpenPGP key** (generated here; the secret key is written to
   ``var/demo-pgp-secret-key.asc`` so you can ``gpg --import`` it and decrypt the message
-  the Outbox shows as PGP/MIME).
+  the Outbox shows as PGP/MIME), signed by the organization's demo OpenPGP signing key
+  (public half in ``var/demo-org-signing-key.asc``; Settings → Signing keys).
 
 Idempotent: nothing is created or sent twice.
 """
@@ -23,7 +24,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from campaigns import delivery, services, transactional
-from campaigns.models import EmailTemplate, Message, SenderIdentity
+from campaigns.models import EmailTemplate, Message, OrgSigningKey, SenderIdentity
 from campaigns.transport import RelayConfig, pool
 from contacts import services as contact_services
 from contacts.keys import services as key_services
@@ -132,6 +133,14 @@ def populate(*, actor: Any) -> None:
         path = Path(settings.VAR_DIR) / "demo-pgp-secret-key.asc"
         path.write_text(str(secret))
         path.chmod(0o600)
+
+    if not OrgSigningKey.objects.filter(kind="pgp").exists():
+        # The organization signs what it encrypts: the PGP message below is signed too.
+        signing = pysequoia.Tsk.generate(
+            "Demo Health <care@demo-health.example>", profile=pysequoia.Profile.RFC4880
+        )
+        key = services.org_signing_key_set(kind="pgp", private_key=str(signing), actor=actor)
+        (Path(settings.VAR_DIR) / "demo-org-signing-key.asc").write_text(key.public)
 
     queued: list[Message] = []
     if not PortalMessage.objects.filter(contact=portal_patient).exists():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from campaigns.models import Message
+from campaigns.models import Message, OrgSigningKey
 from luxmail import crypto
 from portal import demo
 from portal.models import PortalMessage, PortalReply
@@ -28,6 +28,10 @@ def test_demo_shows_the_portal_and_pgp_once(postgres, admin, settings, tmp_path)
     types = sorted(parse(p.read_bytes()).get_content_type() for p in sent)
     assert types == ["multipart/alternative", "multipart/encrypted"]
     assert (tmp_path / "demo-pgp-secret-key.asc").read_text().startswith("-----BEGIN PGP PRIVATE")
+    signing = OrgSigningKey.objects.get(kind="pgp")  # the PGP message went out signed with it
+    public = (tmp_path / "demo-org-signing-key.asc").read_text()
+    assert public == signing.public and public.startswith("-----BEGIN PGP PUBLIC")
     demo.populate(actor=admin)
     assert PortalMessage.objects.count() == 1 and Message.objects.count() == 2
     assert len(list((tmp_path / "mail").glob("*.eml"))) == 2
+    assert OrgSigningKey.objects.get().fingerprint == signing.fingerprint
