@@ -109,13 +109,25 @@ def _close_stray_connections(request: pytest.FixtureRequest) -> Iterator[None]:
     test_name = connection.creation._get_test_db_name()  # type: ignore[attr-defined]
     in_test_db = connection.settings_dict["NAME"] == test_name
     with blocker.unblock():
-        if connection.vendor == "postgresql" and in_test_db:
+        keep = request.config.getoption("reuse_db", default=False)
+        if connection.vendor == "postgresql" and in_test_db and not keep:
             with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                own_pid = cursor.fetchone()[0]
+            # From the maintenance database (PostgreSQL cannot refuse connections to the
+            # database a session is in): refuse new sessions first — a thread that
+            # reconnects at once would still block the drop — then end the others.
+            with connection._nodb_cursor() as cursor:
+                cursor.execute(
+                    f"ALTER DATABASE {connection.ops.quote_name(test_name)} "
+                    "WITH ALLOW_CONNECTIONS false"
+                )
                 # pg_terminate_backend only signals: wait until the sessions are gone.
                 for _ in range(50):
                     cursor.execute(
                         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                        "WHERE datname = %s AND pid <> %s",
+                        [test_name, own_pid],
                     )
                     if not cursor.fetchone()[0]:
                         break
