@@ -100,17 +100,19 @@ def _close_stray_connections(request: pytest.FixtureRequest) -> Iterator[None]:
     sessions open on the test database; PostgreSQL then refuses to drop it. This runs
     its teardown before django_db_setup's (fixtures tear down in reverse order).
     """
-    request.getfixturevalue("django_db_setup")
-    yield
     from django.db import connection
 
+    configured_name = connection.settings_dict["NAME"]
+    request.getfixturevalue("django_db_setup")
+    # django_db_setup points the connection at the test database it created.
+    test_name = connection.settings_dict["NAME"]
+    yield
+
     blocker = request.getfixturevalue("django_db_blocker")
-    # Nothing to do when no collected test used the database (none was created).
-    test_name = connection.creation._get_test_db_name()  # type: ignore[attr-defined]
-    in_test_db = connection.settings_dict["NAME"] == test_name
     with blocker.unblock():
         keep = request.config.getoption("reuse_db", default=False)
-        if connection.vendor == "postgresql" and in_test_db and not keep:
+        created = test_name != configured_name
+        if connection.vendor == "postgresql" and created and not keep:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_backend_pid()")
                 own_pid = cursor.fetchone()[0]
