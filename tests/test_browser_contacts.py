@@ -7,6 +7,9 @@ Screenshots: ``var/screenshots/contacts-*.png``.
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 
 from contacts.models import Contact, ImportJob, ImportJobStatus
@@ -34,7 +37,7 @@ def test_import_with_progress_then_show_phi(
     tmp_path,
 ):
     settings.LUXMAIL_IMPORT_BATCH = 250
-    real_worker()
+    worker = real_worker()
     page = browser_page
     problems = []
     page.on(
@@ -66,10 +69,15 @@ def test_import_with_progress_then_show_phi(
     assert "not-an-email" not in page.content()
     screenshot(page, "contacts-02-check")
 
+    # Stop the worker so the confirmed job waits in the queue: otherwise a quick import
+    # can finish before the page loads and the progress bar is never on screen.
+    os.killpg(worker.pid, signal.SIGTERM)
+    worker.wait(timeout=60)
     page.check("#id_skip_invalid")
     page.click("#confirm-import")
-    page.wait_for_selector("#import-progress progress[max]", timeout=120_000)
+    page.wait_for_selector("#import-progress progress[max='4000']", timeout=30_000)
     screenshot(page, "contacts-03-progress")
+    real_worker()  # the page polls and shows the result once the import ends
     page.wait_for_selector("#done-h", timeout=180_000)
     counts = page.inner_text(".preview-counts")
     assert "3999 created" in counts
