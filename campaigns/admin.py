@@ -5,10 +5,7 @@ ciphertext), message rows show ids, states and SMTP outcomes only.
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
 from campaigns.models import (
     BounceEvent,
@@ -18,17 +15,7 @@ from campaigns.models import (
     OrgSigningKey,
     SenderIdentity,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+from luxmail.admin_site import ReadOnlyAdmin
 
 
 @admin.register(EmailTemplate)

@@ -32,28 +32,11 @@ from contacts.models import (
     Segment,
     Suppression,
 )
-from luxmail.crypto import encrypted_fields
+from luxmail.admin_site import PlainFieldsAdmin
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """View-only: writes belong to audited services, not to generic admin forms."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        hidden = {f.name for f in encrypted_fields(self.model)} | {"email_bidx"}
-        return [
-            f.name
-            for f in self.model._meta.concrete_fields
-            if f.name not in hidden and not f.primary_key
-        ]
+class ReadOnlyAdmin(PlainFieldsAdmin):
+    hidden_fields = ("email_bidx",)
 
 
 def _masked_identity(contact: Contact) -> str:

@@ -33,6 +33,7 @@ from django_otp_webauthn.models import WebAuthnCredential
 from luxmail import audit, org, roles
 from luxmail.accounts import selectors as account_selectors
 from luxmail.accounts import services as account_services
+from luxmail.admin_site import ReadOnlyAdmin
 from luxmail.api import services as api_services
 from luxmail.models import ApiKey, AuditEvent, OrgSettings, User
 
@@ -262,7 +263,7 @@ _unregister(Group)
 
 
 @admin.register(Group)
-class RoleAdmin(admin.ModelAdmin):
+class RoleAdmin(ReadOnlyAdmin):
     """Roles are synced from ``luxmail/roles.py`` after every migrate; edits would be lost."""
 
     list_display = ["name", "permission_count"]
@@ -283,21 +284,12 @@ class RoleAdmin(admin.ModelAdmin):
         )
         return ", ".join(f"{p.content_type.app_label}.{p.codename}" for p in names)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 # --- audit log: read-only for everybody ----------------------------------------------
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
         "created_at",
@@ -319,15 +311,6 @@ class AuditEventAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [f.name for f in AuditEvent._meta.fields]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 # --- API keys: created on the Settings page (secret shown once), revoked here ---------
 
@@ -345,7 +328,7 @@ _API_KEY_FIELDS = (
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(ReadOnlyAdmin):
     list_display = [
         "name",
         "prefix",
@@ -381,15 +364,6 @@ class ApiKeyAdmin(admin.ModelAdmin):
         if obj.expires_at and obj.expires_at <= timezone.now():
             return "expired"
         return "active"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.has_perm("luxmail.manage_api_keys"))

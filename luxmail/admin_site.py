@@ -2,12 +2,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import urlencode
 from django_otp.admin import OTPAdminSite
+
+from luxmail.crypto import encrypted_fields
 
 
 class LuxMailAdminSite(OTPAdminSite):
@@ -30,3 +33,31 @@ class LuxMailAdminSite(OTPAdminSite):
             raise PermissionDenied("Your role does not include the administration site.")
         next_url = request.GET.get("next") or reverse("admin:index")
         return redirect(f"{reverse('accounts:login')}?{urlencode({'next': next_url})}")
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """View-only: writes belong to audited services, not to generic admin forms."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class PlainFieldsAdmin(ReadOnlyAdmin):
+    """Read-only, showing every column but encrypted ones (not even as ciphertext) and
+    ``hidden_fields`` (blind indexes, hashes)."""
+
+    hidden_fields: tuple[str, ...] = ()
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        hidden = {f.name for f in encrypted_fields(self.model)} | set(self.hidden_fields)
+        return [
+            f.name
+            for f in self.model._meta.concrete_fields
+            if f.name not in hidden and not f.primary_key
+        ]

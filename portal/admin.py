@@ -6,32 +6,14 @@ action is audited.
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
-from luxmail.crypto import encrypted_fields
+from luxmail.admin_site import PlainFieldsAdmin
 from portal.models import PortalMessage, PortalReply
 
 
-class _ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        hidden = {f.name for f in encrypted_fields(self.model)} | {"link_hash"}
-        return [
-            f.name
-            for f in self.model._meta.concrete_fields
-            if f.name not in hidden and not f.primary_key
-        ]
+class _ReadOnly(PlainFieldsAdmin):
+    hidden_fields = ("link_hash",)
 
 
 @admin.register(PortalMessage)

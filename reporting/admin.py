@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from luxmail.admin_site import ReadOnlyAdmin
 from reporting import selectors, services
 from reporting.models import ProxyRange, WebhookDelivery, WebhookEndpoint
 
@@ -73,19 +74,8 @@ class ProxyRangeAdmin(admin.ModelAdmin):
         self.message_user(request, f"{changed} range(s) deactivated.", messages.SUCCESS)
 
 
-class _ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(_ReadOnly):
+class WebhookEndpointAdmin(ReadOnlyAdmin):
     list_display = (
         "name",
         "url",
@@ -100,7 +90,7 @@ class WebhookEndpointAdmin(_ReadOnly):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(_ReadOnly):
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "endpoint", "event_type", "status", "attempts", "response_code")
     list_filter = ("status", "event_type")
     list_select_related = ("endpoint",)
