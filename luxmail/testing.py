@@ -255,3 +255,22 @@ def screenshot(page: Any, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def sign_in(page: Any, user: Any, path: str = "/") -> None:
+    """Sign ``user`` (from ``make_user``) in through the real login and TOTP pages,
+    starting at ``path``, and wait until the browser is back on it."""
+    import base64
+
+    import pyotp
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    page.goto(path)
+    page.wait_for_url("**/accounts/login/**")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", user.test_password)
+    page.click("form:has(#id_password) button[type=submit]")
+    device = TOTPDevice.objects.get(user=user, confirmed=True)
+    page.fill("#id_token", pyotp.TOTP(base64.b32encode(device.bin_key).decode()).now())
+    page.click("form:has(#id_token) button[type=submit]")
+    page.wait_for_url(f"**{path}")

@@ -16,8 +16,7 @@ from contacts.models import Contact, ImportJob, ImportJobStatus
 from contacts.tests.test_import import _rows, import_dir, real_worker  # noqa: F401  (fixtures)
 from luxmail import roles
 from luxmail.models import AuditEvent
-from luxmail.testing import screenshot
-from tests.test_browser_segments import sign_in
+from luxmail.testing import screenshot, sign_in
 
 pytestmark = [
     pytest.mark.browser,

@@ -15,9 +15,8 @@ import pytest
 from campaigns.journeys.models import Journey, JourneyStatus
 from campaigns.tests.factories import make_sender
 from campaigns.tests.journey_factories import make_template
-from campaigns.tests.test_browser_campaign import sign_in
 from luxmail import roles
-from luxmail.testing import screenshot
+from luxmail.testing import screenshot, sign_in
 
 FLOW = re.compile(r"/journeys/\d+/(#[\w-]+)?$")
 

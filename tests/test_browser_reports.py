@@ -6,35 +6,20 @@ Screenshots: ``var/screenshots/reports-*.png``.
 
 from __future__ import annotations
 
-import base64
 import csv
 import datetime as dt
 import io
 
-import pyotp
 import pytest
 from django.utils import timezone
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from campaigns.models import Message
-from luxmail.testing import screenshot
+from luxmail.testing import screenshot, sign_in
 from reporting import buffer
 from reporting.tests.conftest import tracking_buffer  # noqa: F401 - fixture
 from reporting.tests.helpers import APPLE_MPP, BROWSER, built_html, drain, started_campaign
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def sign_in(page, user):
-    page.goto("/")
-    page.wait_for_url("**/accounts/login/**")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", user.test_password)
-    page.click("form:has(#id_password) button[type=submit]")
-    device = TOTPDevice.objects.get(user=user, confirmed=True)
-    page.fill("#id_token", pyotp.TOTP(base64.b32encode(device.bin_key).decode()).now())
-    page.click("form:has(#id_token) button[type=submit]")
-    page.wait_for_url("**/")
 
 
 def _engagement(make_user):

@@ -7,39 +7,24 @@ Screenshots: ``var/screenshots/segments-*.png``.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import re
 
-import pyotp
 import pytest
 from django.test import Client
 from django.utils import timezone
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from contacts import services
 from contacts.models import Segment
 from contacts.tokens import age_on
 from luxmail import roles
-from luxmail.testing import screenshot, verify_session
+from luxmail.testing import screenshot, sign_in, verify_session
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 CONDITIONS = [["E11.9"], ["I10"], ["E11.65", "I10"], None, ["E78.5"]]
 ZIPS = ["02139", "02140", "10001", "60601", "02210"]
-
-
-def sign_in(page, user):
-    page.goto("/")
-    page.wait_for_url("**/accounts/login/**")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", user.test_password)
-    page.click("form:has(#id_password) button[type=submit]")
-    device = TOTPDevice.objects.get(user=user, confirmed=True)
-    page.fill("#id_token", pyotp.TOTP(base64.b32encode(device.bin_key).decode()).now())
-    page.click("form:has(#id_token) button[type=submit]")
-    page.wait_for_url("**/")
 
 
 def make_people(actor):

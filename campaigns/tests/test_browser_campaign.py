@@ -7,19 +7,16 @@ Screenshots: ``var/screenshots/campaign-*.png``.
 
 from __future__ import annotations
 
-import base64
 import re
 
-import pyotp
 import pytest
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from campaigns.models import Campaign, CampaignStatus
 from campaigns.tests.factories import make_contacts, make_sender
 from campaigns.tests.test_worker import kill, start_worker
 from contacts import services as contact_services
 from luxmail import roles
-from luxmail.testing import screenshot
+from luxmail.testing import screenshot, sign_in
 
 pytestmark = [
     pytest.mark.browser,
@@ -29,18 +26,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
 ]
-
-
-def sign_in(page, user):
-    page.goto("/")
-    page.wait_for_url("**/accounts/login/**")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", user.test_password)
-    page.click("form:has(#id_password) button[type=submit]")
-    device = TOTPDevice.objects.get(user=user, confirmed=True)
-    page.fill("#id_token", pyotp.TOTP(base64.b32encode(device.bin_key).decode()).now())
-    page.click("form:has(#id_token) button[type=submit]")
-    page.wait_for_url("**/")
 
 
 def test_compose_build_send_and_watch(

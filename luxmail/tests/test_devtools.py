@@ -205,12 +205,8 @@ def test_the_real_sink_stores_what_smtplib_sends_and_the_outbox_lists_it(outbox,
 def test_outbox_in_a_browser_styles_the_html_but_never_runs_its_script(
     browser_page, make_user, settings, tmp_path
 ):
-    import base64
 
-    import pyotp
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
-    from luxmail.testing import screenshot
+    from luxmail.testing import screenshot, sign_in
 
     settings.LUXMAIL_DEV_OUTBOX = True
     settings.LUXMAIL_SINK_DIR = tmp_path
@@ -228,15 +224,7 @@ def test_outbox_in_a_browser_styles_the_html_but_never_runs_its_script(
         "console",
         lambda m: csp_errors.append(m.text) if "Content Security Policy" in m.text else None,
     )
-    page.goto("/dev/outbox/")
-    page.wait_for_url("**/accounts/login/**")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", user.test_password)
-    page.click("form:has(#id_password) button[type=submit]")
-    device = TOTPDevice.objects.get(user=user, confirmed=True)
-    page.fill("#id_token", pyotp.TOTP(base64.b32encode(device.bin_key).decode()).now())
-    page.click("form:has(#id_token) button[type=submit]")
-    page.wait_for_url("**/dev/outbox/")
+    sign_in(page, user, "/dev/outbox/")
     screenshot(page, "outbox-01-list")
 
     page.click("text=Sandbox check")

@@ -5,28 +5,12 @@ Screenshots: ``var/screenshots/webhooks-*.png``.
 
 from __future__ import annotations
 
-import base64
-
-import pyotp
 import pytest
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from luxmail.testing import screenshot
+from luxmail.testing import screenshot, sign_in
 from reporting.models import WebhookEndpoint
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def sign_in(page, user):
-    page.goto("/")
-    page.wait_for_url("**/accounts/login/**")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", user.test_password)
-    page.click("form:has(#id_password) button[type=submit]")
-    device = TOTPDevice.objects.get(user=user, confirmed=True)
-    page.fill("#id_token", pyotp.TOTP(base64.b32encode(device.bin_key).decode()).now())
-    page.click("form:has(#id_token) button[type=submit]")
-    page.wait_for_url("**/")
 
 
 def test_admin_adds_a_webhook_sends_a_test_event_and_disables_it(
