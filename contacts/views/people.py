@@ -195,7 +195,10 @@ def contact_edit(request: HttpRequest, contact_uuid: Any) -> HttpResponse:
         values = selectors.contacts_phi(
             contacts=[contact], actor=request.user, request=request, purpose="contact.edit"
         )[contact.pk]
-        current = contact_initial(values)
+        # The decrypted PHI lacks the plain identity columns: without them the form
+        # would show External id and Time zone empty.
+        plain_identity = {"external_id": contact.external_id, "time_zone": contact.time_zone}
+        current = contact_initial({**values, **plain_identity})
     else:
         plain = dict(contact.profile.custom or {}) if hasattr(contact, "profile") else {}
         current = {
