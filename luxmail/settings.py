@@ -363,6 +363,11 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = True
 
 OTP_TOTP_ISSUER = env.get("LUXMAIL_OTP_ISSUER", "LuxMail")
+# django-otp's back-off pauses a device from the first wrong code, so a typo made the
+# next correct code fail. LuxMail's own back-off (luxmail/accounts/services.py,
+# CODE_FREE_FAILURES) forgives two typos, then says how long to wait.
+OTP_TOTP_THROTTLE_FACTOR = 0
+OTP_STATIC_THROTTLE_FACTOR = 0
 OTP_WEBAUTHN_RP_ID = env.get(
     "LUXMAIL_WEBAUTHN_RP_ID", LUXMAIL_BASE_URL.split("://", 1)[-1].split(":")[0].split("/")[0]
 )

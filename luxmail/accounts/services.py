@@ -8,7 +8,9 @@ django-axes (lockout) and ``luxmail.signals`` (``auth.login_failed`` with the st
 
 from __future__ import annotations
 
+import math
 import secrets
+from datetime import datetime, timedelta
 from typing import Any
 
 from axes.handlers.proxy import AxesProxyHandler
@@ -18,6 +20,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django_otp import login as otp_login
 from django_otp import match_token
+from django_otp.models import ThrottlingMixin
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp_webauthn.models import WebAuthnCredential
@@ -32,10 +35,49 @@ class MFAError(Exception):
     """A second-factor step failed; the message is safe to show to the user."""
 
 
-# django-otp slows down guessing per device (1 s, 2 s, 4 s … after each wrong code) and
-# does not check a code sent during that pause. It still counts as a failed attempt
-# (the lockout must not depend on how fast someone guesses), but the user is told why.
-THROTTLED = "Too many wrong codes in a row: wait a few seconds, then enter the current code."
+# Back-off for codes (authenticator and backup codes). django-otp's own back-off pauses
+# a device from the very first wrong code (1 s, 2 s, 4 s …), so the correct code typed
+# right after a typo was refused; it is turned off (OTP_TOTP_THROTTLE_FACTOR and
+# OTP_STATIC_THROTTLE_FACTOR = 0 in settings) and this one reads the same counters
+# django-otp keeps on each device (throttling_failure_count / _timestamp): the first
+# CODE_FREE_FAILURES wrong codes in a row cost nothing, each further one pauses the
+# device for CODE_BACKOFF_SECONDS, doubled every time. A code sent during the pause is
+# not checked and still counts towards the account lockout (django-axes), which must
+# not depend on how fast someone guesses; the user is told how long to wait.
+CODE_FREE_FAILURES = 2
+CODE_BACKOFF_SECONDS = 30
+CODE_BACKOFF_MAX_SECONDS = 3600
+
+
+def code_locked_until(device: Any) -> datetime | None:
+    """When ``device`` accepts codes again, or None when it accepts them now."""
+    failures = getattr(device, "throttling_failure_count", 0)
+    last = getattr(device, "throttling_failure_timestamp", None)
+    if failures <= CODE_FREE_FAILURES or last is None:
+        return None
+    pause = min(
+        CODE_BACKOFF_SECONDS * 2 ** (failures - CODE_FREE_FAILURES - 1), CODE_BACKOFF_MAX_SECONDS
+    )
+    until = last + timedelta(seconds=pause)
+    return until if until > timezone.now() else None
+
+
+def _wait_message(until: datetime) -> str:
+    seconds = max(1, math.ceil((until - timezone.now()).total_seconds()))
+    return f"Too many attempts — try again in {seconds} second{'' if seconds == 1 else 's'}."
+
+
+def _code_devices(user: Any) -> list[Any]:
+    """The user's devices that take typed codes (TOTP apps and backup codes)."""
+    return [d for d in selectors.factors(user) if isinstance(d, ThrottlingMixin)]
+
+
+def _codes_locked_until(devices: list[Any]) -> datetime | None:
+    """None when some device accepts a code now, else the earliest time one will."""
+    waits = [code_locked_until(d) for d in devices]
+    if not waits or any(w is None for w in waits):
+        return None
+    return min(w for w in waits if w is not None)
 
 
 def totp_begin(*, user: Any) -> TOTPDevice:
@@ -89,12 +131,13 @@ def totp_confirm(*, user: Any, token: str, request: HttpRequest) -> list[str]:
     device = selectors.pending_totp(user)
     if device is None:
         raise MFAError("Start the authenticator set-up again.")
-    throttled = not device.verify_is_allowed()[0]
-    if throttled or not device.verify_token(token.strip().replace(" ", "")):
+    locked_until = code_locked_until(device)
+    if locked_until or not device.verify_token(token.strip().replace(" ", "")):
         second_factor_failed(user=user, request=request, stage="totp_enrol")
+        locked_until = locked_until or code_locked_until(device)
         raise MFAError(
-            THROTTLED
-            if throttled
+            _wait_message(locked_until)
+            if locked_until
             else "That code is not valid. Check the time on your phone and try again."
         )
     with transaction.atomic():
@@ -129,12 +172,19 @@ def otp_verify(*, user: Any, token: str, request: HttpRequest) -> None:
             "Your organization requires Admins to sign in with a passkey; codes are not "
             "accepted. Use your passkey, or ask another Admin to remove a lost one."
         )
-    totp = [d for d in selectors.factors(user) if selectors.factor_kind(d) == selectors.TOTP]
-    throttled = len(token) == 6 and bool(totp) and not any(d.verify_is_allowed()[0] for d in totp)
-    device = match_token(user, token) if token.isdigit() else None
+    devices = _code_devices(user)
+    locked_until = _codes_locked_until(devices)
+    device = None if locked_until or not token.isdigit() else match_token(user, token)
     if device is None:
         second_factor_failed(user=user, request=request, stage="otp")
-        raise MFAError(THROTTLED if throttled else "That code is not valid.")
+        # The wrong code that starts a pause already says how long it is.
+        locked_until = locked_until or _codes_locked_until(_code_devices(user))
+        raise MFAError(_wait_message(locked_until) if locked_until else "That code is not valid.")
+    # match_token() counted the failures on every device it tried; a success clears all
+    # of them so an old count on the backup codes does not pause the next typo.
+    for other in devices:
+        if other.persistent_id != device.persistent_id and other.throttling_failure_count:
+            other.throttle_reset()
     _sign_in_complete(user=user, device=device, request=request, audit_verify=True)
 
 
