@@ -3,6 +3,7 @@
 import base64
 import io
 import json
+import re
 
 import pyotp
 import pytest
@@ -63,3 +64,24 @@ def test_a_locked_out_demo_admin_is_unlocked_by_a_restart(dev):
     )
     assert "lockout was cleared" in _run()
     assert not AccessAttempt.objects.filter(username=username).exists()
+
+
+def test_printed_secret_and_uri_are_what_authenticator_apps_take(dev):
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    out = _run()
+    creds = json.loads((dev / "demo-admin.json").read_text())
+    device = TOTPDevice.objects.get(user__username=creds["username"], confirmed=True)
+    secret = out.split("TOTP secret:")[1].split()[0]
+    assert re.fullmatch(r"[A-Z2-7]+", secret)  # base32, not hex
+    assert base64.b32decode(secret + "=" * (-len(secret) % 8)) == device.bin_key
+    uri = out.split("otpauth URI:")[1].split()[0]
+    parts = urlsplit(uri)
+    assert (parts.scheme, parts.netloc) == ("otpauth", "totp")
+    assert unquote(parts.path) == f"/LuxMail:{creds['username']}"
+    query = {k: v[0] for k, v in parse_qs(parts.query, strict_parsing=True).items()}
+    assert query["secret"] == secret and query["issuer"] == "LuxMail"
+    assert query.get("digits", "6") == "6" and query.get("period", "30") == "30"
+    assert query.get("algorithm", "SHA1") == "SHA1"
+    # The file that keeps the details across restarts holds them in the same form.
+    assert creds["totp_secret"] == secret and creds["otpauth_uri"] == uri

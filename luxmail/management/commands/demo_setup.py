@@ -1,7 +1,9 @@
 """Prepare the ``make run`` demo: an Admin with TOTP, then each app's demo data.
 
 Idempotent: the Admin's password and TOTP secret are generated once and kept in
-``var/demo-admin.json`` so every ``make run`` prints the same sign-in details. Each
+``var/demo-admin.json`` (the secret as hex for the device, and as base32 plus an
+``otpauth://`` URI for authenticator apps) so every ``make run`` prints the same
+sign-in details. Each
 app may provide ``<app>/demo.py`` with ``populate(*, actor)``; it must be idempotent.
 """
 
@@ -62,10 +64,15 @@ class Command(BaseCommand):
             "password": secrets.token_urlsafe(12),
             "totp_key": secrets.token_hex(20),
         }
+        self._save(creds)
+        return creds
+
+    @staticmethod
+    def _save(creds: dict[str, str]) -> None:
+        path = settings.VAR_DIR / "demo-admin.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(creds, indent=2))
         path.chmod(0o600)
-        return creds
 
     def _admin(self, creds: dict[str, str]) -> Any:
         user_model = get_user_model()
@@ -94,6 +101,11 @@ class Command(BaseCommand):
     def _print(self, creds: dict[str, str]) -> None:
         device = TOTPDevice.objects.get(user__username=creds["username"], name="Demo authenticator")
         secret = base64.b32encode(bytes.fromhex(creds["totp_key"])).decode().rstrip("=")
+        # "totp_key" is the hex form the device stores; authenticator apps take base32
+        # or the URI, so the file keeps those too (for whoever opens it later).
+        readable = {"totp_secret": secret, "otpauth_uri": device.config_url}
+        if any(creds.get(k) != v for k, v in readable.items()):
+            self._save({**creds, **readable})
         out = self.stdout
         out.write("")
         out.write("=" * 72)
