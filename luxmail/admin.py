@@ -22,7 +22,8 @@ from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django_otp.plugins.otp_static.admin import StaticDeviceAdmin
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
@@ -36,6 +37,7 @@ from luxmail.accounts import services as account_services
 from luxmail.admin_site import ReadOnlyAdmin
 from luxmail.api import services as api_services
 from luxmail.models import ApiKey, AuditEvent, OrgSettings, User
+from luxmail.templatetags.audit_details import detail_lines
 
 
 def _unregister(model: Any) -> None:
@@ -309,7 +311,17 @@ class AuditEventAdmin(ReadOnlyAdmin):
     list_per_page = 100
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [f.name for f in AuditEvent._meta.fields]
+        # The details as "key: value" lines in place of the raw JSON.
+        return ["details_text" if f.name == "details" else f.name for f in AuditEvent._meta.fields]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.get_readonly_fields(request, obj)
+
+    @admin.display(description="Details")
+    def details_text(self, obj: AuditEvent) -> str:
+        return format_html_join(
+            mark_safe("<br>"), "{}", ((line,) for line in detail_lines(obj.details))
+        )
 
 
 # --- API keys: created on the Settings page (secret shown once), revoked here ---------

@@ -1,12 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from luxmail import devtools, health, views
+from luxmail.api.views import ApiDocsView
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("healthz", health.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("accounts/", include("luxmail.accounts.urls")),
     path("webauthn/", include("luxmail.accounts.webauthn_urls", namespace="otp_webauthn")),
     path("audit/", views.audit_log, name="audit"),
@@ -16,7 +18,7 @@ urlpatterns = [
     path("settings/api-keys/<uuid:key_uuid>/revoke/", views.api_key_revoke, name="api_key_revoke"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/docs/", ApiDocsView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("luxmail.api.urls")),
     path("contacts/", include("contacts.keys.urls")),
     path("contacts/", include("contacts.urls")),

@@ -7,14 +7,22 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.templatetags.static import static
 from django.utils import timezone
-from django.views.decorators.cache import never_cache
+from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_POST
 
 from luxmail import audit, org, selectors
 from luxmail.api import services as api_services
 from luxmail.forms import ApiKeyForm, AuditFilterForm, OrgSettingsForm
 from luxmail.models import ApiKey
+
+
+@cache_control(max_age=86400)
+def favicon(request: HttpRequest) -> HttpResponse:
+    """``/favicon.ico``, which browsers ask for on pages that link no icon (error pages,
+    the portal): the static icon, whose URL carries its hash in production."""
+    return redirect(static("favicon.ico"))
 
 
 def healthz(request: HttpRequest) -> HttpResponse:

@@ -35,6 +35,7 @@ PUBLIC_PREFIXES = (
     "/t/",
     "/u/",
     "/healthz",
+    "/favicon.ico",
 )
 # Paths where a password-authenticated but unverified user completes MFA.
 MFA_PREFIXES = ("/accounts/mfa/", "/webauthn/")

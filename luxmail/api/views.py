@@ -1,12 +1,21 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.views import SpectacularSwaggerView
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from luxmail.api.permissions import request_scopes
+
+
+class ApiDocsView(SpectacularSwaggerView):
+    """``/api/docs/``: Swagger UI served from ``static/vendor`` and started by a static
+    script (``static/js/api-docs.js``), so it runs under the site's CSP — no CDN, no
+    inline script or style (drf-spectacular's own template has both)."""
+
+    template_name = "api/docs.html"
 
 
 class ApiRootView(APIView):
