@@ -102,7 +102,8 @@ def limits(time_limit: float = DEFAULT_TIME_LIMIT) -> Iterator[None]:
 
 
 def check_clock() -> None:
-    if _budget.active and time.monotonic() > _budget.deadline:
+    budget = _budget
+    if budget.active and time.monotonic() > budget.deadline:
         raise LimitExceeded("rendering took longer than the time limit; simplify the template")
 
 
@@ -123,6 +124,8 @@ def weight(value: Any, limit: int = MAX_VALUE_SIZE) -> int:
     Shared references count every time (printing or comparing visits them every
     time), and the work done here is bounded by ``limit``, not by the value.
     """
+    if isinstance(value, str):  # the common case, first
+        return len(value) + 2
     total = 0
     stack = [value]
     while stack:
@@ -152,6 +155,8 @@ def weight(value: Any, limit: int = MAX_VALUE_SIZE) -> int:
 
 
 def require_small(value: Any, what: str) -> None:
+    if isinstance(value, _SCALARS) and not isinstance(value, str | int):
+        return
     if weight(value) > MAX_VALUE_SIZE:
         raise LimitExceeded(f"{what} is larger than the limit of {MAX_VALUE_SIZE:,} characters")
 
@@ -199,6 +204,8 @@ def bounded(value: Any) -> Any:
 def binop(operator: str, left: Any, right: Any) -> Any:
     """``left <operator> right``, refused before computing if the result would be too big."""
     check_clock()
+    if type(left) is int and type(right) is int and operator in _SMALL_INT_RESULTS:
+        return _BINOPS[operator](left, right)  # no bigger than the larger operand, + 1 bit
     if isinstance(left, str) and operator == "%":
         raise LimitExceeded("string formatting with % is not available in templates")
     if operator == "*":
@@ -231,6 +238,7 @@ def binop(operator: str, left: Any, right: Any) -> Any:
     return result
 
 
+_SMALL_INT_RESULTS = frozenset({"+", "-", "//", "%"})
 _BINOPS: dict[str, Callable[[Any, Any], Any]] = {
     "+": lambda a, b: a + b,
     "-": lambda a, b: a - b,
@@ -275,7 +283,11 @@ def finalize(value: Any) -> Any:
     block or a ``{% set %}`` block it is kept until the block ends: so it is charged.
     """
     if isinstance(value, str):
-        charge(len(value))
+        budget = _budget
+        if budget.active:
+            budget.allocated += len(value)
+            if budget.allocated > MAX_RENDER_ALLOCATION:
+                charge(0)  # raises with the message
     else:
         size = weight(value)
         if size > MAX_VALUE_SIZE:
@@ -338,8 +350,12 @@ PRECHECKS: dict[str, Callable[..., None]] = {
 }
 
 
+_SCALARS = (str, int, float, bool, type(None))
+_NOT_ITERATORS = (*_SCALARS, list, tuple, dict)
+
+
 def _materialize(value: Any) -> Any:
-    if isinstance(value, Iterator):
+    if not isinstance(value, _NOT_ITERATORS) and isinstance(value, Iterator):
         items = list(itertools.islice(value, MAX_VALUE_SIZE + 1))
         if len(items) > MAX_VALUE_SIZE:
             raise LimitExceeded(f"a sequence is longer than {MAX_VALUE_SIZE:,} items")
@@ -353,12 +369,21 @@ def bound_callable(name: str, func: Any, kind: str) -> Callable[..., Any]:
     skip = 1 if passes else 0
     precheck = PRECHECKS.get(name) if kind == "filter" else None
 
+    what = f"the value given to {kind} '{name}'"
+
     @functools.wraps(func)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         check_clock()
-        args = (*args[:skip], *(_materialize(a) for a in args[skip:]))
+        if len(args) > skip and not isinstance(args[skip], _NOT_ITERATORS):
+            args = (*args[:skip], _materialize(args[skip]), *args[skip + 1 :])
         for value in itertools.chain(args[skip:], kwargs.values()):
-            require_small(value, f"the value given to {kind} '{name}'")
+            if type(value) is str:
+                if len(value) > MAX_VALUE_SIZE:
+                    raise LimitExceeded(
+                        f"{what} is larger than the limit of {MAX_VALUE_SIZE:,} characters"
+                    )
+            else:
+                require_small(value, what)
         if precheck is not None:
             precheck(*args[skip:], **kwargs)
         if name == "sum":
