@@ -8,14 +8,9 @@ What the sandbox guarantees, and how:
   that says so. Only the template's own macros and the helpers registered here may be
   called; the ``attr`` filter and every filter that takes an unbounded width or format
   string are not installed.
-* **Bounded work.** Python cannot stop a thread from outside, so the limit is
-  cooperative but complete: every ``for`` loop iterates through a guard (injected into
-  the parsed template, not left to the author) that counts iterations against a
-  per-render budget and checks the wall clock; every call checks the clock too;
-  ``range()`` is capped; ``*``, ``**`` and ``%`` are intercepted so no single
-  operation can build a huge value; and output is streamed and its size capped. No
-  remaining single step runs for long, so the deadline is checked often enough to
-  hold within milliseconds.
+* **Bounded work.** Time, memory, value sizes, loop iterations and output are bounded
+  inside the sandbox itself, before each operation that could grow a value or run
+  long: see :mod:`campaigns.sandbox` for the limits and how each is enforced.
 * **Escaping.** HTML templates autoescape; ``safe`` is not installed, so a contact's
   ``<b>`` always arrives as ``&lt;b&gt;``. Text parts and subjects are not escaped.
 * **StrictUndefined.** A missing value is an error, never an empty string.
@@ -27,10 +22,7 @@ sources. A template that reads any ``phi.*`` name is PHI-bearing.
 
 from __future__ import annotations
 
-import operator
-import threading
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,14 +30,11 @@ import jinja2
 from jinja2 import nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.runtime import LoopContext
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from campaigns import sandbox
+from campaigns.sandbox import DEFAULT_TIME_LIMIT, MAX_OUTPUT_CHARS
 
 MAX_SOURCE_BYTES = 256 * 1024
-MAX_OUTPUT_CHARS = 1024 * 1024
-MAX_RANGE = 1000
-MAX_LOOP_ITERATIONS = 20_000
-MAX_VALUE_CHARS = 100_000
-DEFAULT_TIME_LIMIT = 2.0
 
 TOP_LEVEL_NAMES = ("contact", "phi", "org", "unsubscribe_url", "preferences_url")
 
@@ -118,7 +107,6 @@ ALLOWED_FILTERS = (
     "batch",
     "slice",
 )
-_LOOP_GUARD = "_luxmail_loop_guard"
 _LOOP_ATTRIBUTES = frozenset(
     {"index", "index0", "revindex", "revindex0", "first", "last", "length", "depth", "depth0"}
 )
@@ -171,79 +159,8 @@ def template_schema() -> Schema:
     )
 
 
-# --- render budget --------------------------------------------------------------------
-
-
-class _Budget(threading.local):
-    deadline: float = 0.0
-    iterations: int = 0
-    active: bool = False
-
-
-_budget = _Budget()
-
-
-def _check_clock() -> None:
-    if _budget.active and time.monotonic() > _budget.deadline:
-        raise RenderError("rendering took longer than the time limit; simplify the loops")
-
-
-def _loop_guard(iterable: Any) -> Iterator[Any]:
-    if isinstance(iterable, jinja2.Undefined):
-        iter(iterable)  # raises the StrictUndefined error with its own message
-    for item in iterable:
-        if _budget.active:
-            _budget.iterations += 1
-            if _budget.iterations > MAX_LOOP_ITERATIONS:
-                raise RenderError(
-                    f"loops ran more than {MAX_LOOP_ITERATIONS:,} times in one message"
-                )
-            if _budget.iterations % 64 == 0:
-                _check_clock()
-        yield item
-
-
-def _capped_range(*args: int) -> range:
-    result = range(*args)
-    if len(result) > MAX_RANGE:
-        raise RenderError(f"range() is limited to {MAX_RANGE:,} items")
-    return result
-
-
-def _size(value: Any) -> int:
-    return len(value) if isinstance(value, str | list | tuple) else 0
-
-
-def _safe_mul(left: Any, right: Any) -> Any:
-    if isinstance(left, int) and isinstance(right, str | list | tuple):
-        left, right = right, left
-    if (
-        isinstance(left, str | list | tuple)
-        and isinstance(right, int)
-        and len(left) * max(right, 0) > MAX_VALUE_CHARS
-    ):
-        raise RenderError(f"repeating a value is limited to {MAX_VALUE_CHARS:,} items")
-    return operator.mul(left, right)
-
-
-def _safe_pow(left: Any, right: Any) -> Any:
-    if isinstance(right, int | float) and abs(right) > 100:
-        raise RenderError("exponents are limited to 100")
-    if isinstance(left, int | float) and abs(left) > 10**6:
-        raise RenderError("the base of ** is limited to one million")
-    return operator.pow(left, right)
-
-
-def _safe_mod(left: Any, right: Any) -> Any:
-    if isinstance(left, str):
-        raise RenderError("string formatting with % is not available in templates")
-    return operator.mod(left, right)
-
-
-class LuxMailSandbox(ImmutableSandboxedEnvironment):
+class LuxMailSandbox(sandbox.BoundedSandbox):
     """The sandbox: dictionary-only attribute access, allow-listed calls and filters."""
-
-    intercepted_binops = frozenset({"*", "**", "%"})
 
     def __init__(self, *, autoescape: bool):
         super().__init__(
@@ -254,7 +171,6 @@ class LuxMailSandbox(ImmutableSandboxedEnvironment):
             keep_trailing_newline=True,
         )
         self.filters = {name: self.filters[name] for name in ALLOWED_FILTERS}
-        self.filters[_LOOP_GUARD] = _loop_guard
         self.tests = {
             name: self.tests[name]
             for name in (
@@ -277,16 +193,9 @@ class LuxMailSandbox(ImmutableSandboxedEnvironment):
                 "false",
             )
         }
-        self.globals = {"range": _capped_range}
-        self.binop_table = {**self.binop_table, "*": _safe_mul, "**": _safe_pow, "%": _safe_mod}
-        self._callables = {id(_capped_range)}
-
-    # Parsed templates get every for-loop's iterable wrapped in the loop guard.
-    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
-        tree = super()._parse(source, name, filename)
-        for loop in tree.find_all(nodes.For):
-            loop.iter = nodes.Filter(loop.iter, _LOOP_GUARD, [], [], None, None, lineno=loop.lineno)
-        return tree
+        self.bound_filters_and_tests()
+        self.globals = {"range": sandbox.capped_range}
+        self._callables = {id(sandbox.capped_range)}
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         return self._lookup(obj, attribute)
@@ -296,9 +205,12 @@ class LuxMailSandbox(ImmutableSandboxedEnvironment):
             return self._lookup(obj, argument)
         if isinstance(obj, str | list | tuple) and isinstance(argument, int | slice):
             try:
-                return obj[argument]
+                value = obj[argument]
             except IndexError:
                 return self.undefined(obj=obj, name=str(argument))
+            if isinstance(argument, slice):  # no bigger than obj, but a new value
+                sandbox.charge(len(value))
+            return value
         raise SecurityError(f"cannot index a {_kind(obj)} with a {_kind(argument)}")
 
     def _lookup(self, obj: Any, name: str) -> Any:
@@ -319,7 +231,7 @@ class LuxMailSandbox(ImmutableSandboxedEnvironment):
         return isinstance(obj, jinja2.runtime.Macro) or id(obj) in self._callables
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        _check_clock()
+        sandbox.check_clock()
         if not __self.is_safe_callable(__obj):
             raise SecurityError(
                 "calling functions or methods is not allowed in templates "
@@ -381,6 +293,14 @@ def analyze(source: str, *, part: str, html: bool, schema: Schema | None = None)
     schema = schema or template_schema()
     env = HTML_ENV if html else TEXT_ENV
     tree = _parse(env, source, part)
+    dunder = sandbox.dunder_access(tree)
+    if dunder is not None:
+        raise TemplateValidationError(
+            f"'{dunder[0]}' is an internal attribute; templates may only read fields such as "
+            "contact.first_name",
+            lineno=dunder[1],
+            part=part,
+        )
     try:
         env.compile(tree)  # unknown filters and tests surface at compile time
     except TemplateSyntaxError as error:
@@ -466,7 +386,9 @@ def validate(*, subject: str, html: str, text: str = "") -> Validated:
 def _stream(template: jinja2.Template, context: dict[str, Any], limit: int) -> str:
     chunks: list[str] = []
     size = 0
-    for chunk in template.generate(context):
+    for count, chunk in enumerate(template.generate(context)):
+        if count % 16 == 0:  # every operation that can take long checks the clock too
+            sandbox.check_clock()
         size += len(chunk)
         if size > limit:
             raise RenderError(f"the rendered message exceeds {limit:,} characters")
@@ -501,21 +423,26 @@ class CompiledTemplate:
     def render(
         self, context: dict[str, Any], *, time_limit: float = DEFAULT_TIME_LIMIT
     ) -> Rendered:
-        return Rendered(
-            subject=_render_part(self._subject, context, "subject", time_limit),
-            html=_render_part(self._html, context, "HTML body", time_limit),
-            text=_render_part(self._text, context, "text body", time_limit),
-        )
+        with sandbox.limits(time_limit):  # one budget for the whole message
+            return Rendered(
+                subject=_render_part(self._subject, context, "subject", time_limit),
+                html=_render_part(self._html, context, "HTML body", time_limit),
+                text=_render_part(self._text, context, "text body", time_limit),
+            )
 
 
 def _render_part(
     template: jinja2.Template, context: dict[str, Any], part: str, time_limit: float
 ) -> str:
-    _budget.deadline = time.monotonic() + time_limit
-    _budget.iterations = 0
-    _budget.active = True
     try:
-        return _stream(template, context, MAX_OUTPUT_CHARS)
+        with sandbox.limits(time_limit):
+            return _stream(template, context, MAX_OUTPUT_CHARS)
+    except sandbox.LimitExceeded as error:
+        raise RenderError(str(error), part=part) from None
+    except MemoryError:  # a backstop: the limits above should make this unreachable
+        raise RenderError(
+            "the template needs more memory than a message may use", part=part
+        ) from None
     except RenderError as error:
         raise RenderError(error.message, part=part) from None
     except SecurityError as error:
@@ -532,8 +459,6 @@ def _render_part(
             "it combines",
             part=part,
         ) from None
-    finally:
-        _budget.active = False
 
 
 def render_string(source: str, context: dict[str, Any], *, html: bool) -> str:

@@ -315,3 +315,21 @@ def test_cancel_while_a_dead_worker_holds_claims(postgres, sink, admin) -> None:
     services.campaigns_recover()
     assert Message.objects.filter(state=MessageState.CANCELLED).count() == 6
     assert sink.messages == []
+
+
+def test_hostile_template_fails_its_messages_with_a_clear_reason(postgres, sink, admin) -> None:
+    """A template that passes save but breaks a render limit fails each message, in the
+    worker, with the limit named; no MemoryError, nothing sent, the campaign ends."""
+    ids = make_contacts(2)
+    doubling = "{% set x = 'ab' %}" + "{% set x = x ~ x %}" * 40
+    campaign = make_campaign(contact_ids=ids, actor=admin, html=f"<p>{doubling}{{{{ x }}}}</p>")
+    services.campaign_start(campaign=campaign, actor=admin)
+    drain(campaign)
+    assert sink.messages == []
+    replies = set(Message.objects.values_list("state", "smtp_reply"))
+    assert replies == {
+        (
+            MessageState.FAILED,
+            "template: HTML body: joining text with ~ is limited to 100,000 characters",
+        )
+    }

@@ -151,3 +151,60 @@ def test_preparing_the_template_once_equals_preparing_each_message(source: str) 
 @pytest.mark.parametrize("source", NOT_PREPARABLE)
 def test_sources_that_cannot_be_prepared_once_fall_back(source: str) -> None:
     assert htmlmail.prepare_template_html(source) is None
+
+
+@pytest.mark.parametrize(
+    ("html", "name", "lineno"),
+    [
+        ("<p>ok</p>\n{{ contact.__class__ }}", "__class__", 2),
+        ("<p>\n\n{% set x = contact %}{{ x.__mro__ }}</p>", "__mro__", 3),
+        ("{{ org['__globals__'] }}", "__globals__", 1),
+        ("<p>a</p>\n<p>b</p>\n{{ contact|attr('__class__') }}", "__class__", 3),
+        ("{% macro m() %}\n{{ m.__globals__ }}{% endmacro %}", "__globals__", 2),
+    ],
+)
+def test_save_refuses_dunder_attributes_with_the_line(html: str, name: str, lineno: int) -> None:
+    with pytest.raises(TemplateValidationError) as caught:
+        templating.validate(subject="Hi", html=html)
+    assert caught.value.lineno == lineno
+    assert f"'{name}' is an internal attribute" in str(caught.value)
+    assert str(caught.value).startswith(f"HTML body line {lineno}:")
+
+
+def test_save_refuses_sources_too_costly_to_compile() -> None:
+    with pytest.raises(TemplateValidationError) as caught:
+        templating.validate(subject="Hi", html="<p>x</p>\n" + "{{ contact.first_name }}" * 1200)
+    assert "more than 5,000 tags, names and operators" in str(caught.value)
+    assert caught.value.lineno == 2
+    with pytest.raises(TemplateValidationError) as caught:
+        templating.validate(subject="Hi", html="{% if 1 %}" * 600 + "{% endif %}" * 600)
+    assert "nests too deeply" in str(caught.value)
+    # Python's own limits on the code Jinja generates (a SyntaxError, not a Jinja error).
+    for source in (
+        "{% for i in range(1) %}" * 25 + "{% endfor %}" * 25,
+        "{% if 1 %}" * 100 + "{% endif %}" * 100,
+    ):
+        with pytest.raises(TemplateValidationError) as caught:
+            templating.validate(subject="Hi", html=source)
+        assert "nests too deeply" in str(caught.value)
+
+
+def test_one_budget_covers_every_part_of_a_message() -> None:
+    """Loop iterations are counted over subject, HTML and text together."""
+    loop = "{% for i in range(1000) %}{% for j in range(8) %}{% endfor %}{% endfor %}"
+    compiled = templating.CompiledTemplate(subject="s", html=loop, text=loop + loop)
+    with pytest.raises(RenderError) as caught:
+        compiled.render(CTX)
+    assert "loops ran more than 20,000 times" in str(caught.value)
+    assert caught.value.part == "text body"
+
+
+def test_ordinary_templates_still_render() -> None:
+    from campaigns.tests.hostile_templates import REALISTIC, REALISTIC_CONTEXT
+
+    out = render_string(REALISTIC, REALISTIC_CONTEXT, html=True)
+    assert "Hello Ann," in out and "2. Diabetes" in out and "YOUR PREFERENCES" in out
+    assert render_string("{{ [1, 2] + [3] }}|{{ 'a' ~ 2 }}|{{ 2 ** 10 }}", CTX, html=False) == (
+        "[1, 2, 3]|a2|1024"
+    )
+    assert render_string("{{ 'x' * 3 }}{{ 7 // 2 }}{{ 7 % 4 }}", CTX, html=False) == "xxx33"

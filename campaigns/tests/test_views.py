@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.utils.html import escape
 
 from campaigns.models import Campaign, CampaignStatus, EmailTemplate, SenderIdentity
 from campaigns.tests.factories import make_contacts, make_list, make_sender
@@ -164,3 +165,29 @@ def test_campaign_list_hides_journey_steps_and_transactional_messages(
     page = staff_client(roles.MARKETER).get("/campaigns/").content.decode()
     assert visible.name in page
     assert hidden.name not in page and step_campaign.name not in page
+
+
+@pytest.mark.parametrize(
+    ("html", "message"),
+    [
+        (
+            "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}"
+            "{{ f(40) }}",
+            "took longer than the time limit",
+        ),
+        ("{% set x = 'ab' %}" + "{% set x = x ~ x %}" * 40 + "{{ x }}", "is limited to 100,000"),
+        ("{{ range(1000)|join('a' * 90000) }}", "the result of join is limited"),
+        ("{{ 999999 ** 100 * 999999 ** 100 * 999999 ** 100 }}", "limited to 4,096 bits"),
+        ("<p>\n{{ contact['__class__'] }}</p>", "line 2: '__class__' is an internal attribute"),
+    ],
+)
+def test_preview_of_a_hostile_template_shows_a_clear_message(
+    postgres, staff_client, html: str, message: str
+) -> None:
+    client = staff_client(roles.VIEWER)
+    frame = client.post(
+        "/campaigns/templates/preview/", {"name": "x", "subject": "Hi", "html": html}
+    )
+    assert frame.status_code == 200
+    body = frame.content.decode()
+    assert 'class="preview-error"' in body and escape(message) in body
