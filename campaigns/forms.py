@@ -33,6 +33,12 @@ class TemplateForm(forms.Form):
         help_text="Empty: sample data. A real contact's data is shown only to PHI roles and "
         "the view is audited.",
     )
+    preview_missing = forms.BooleanField(
+        required=False,
+        label="As a contact with missing fields",
+        help_text="Preview as if every contact and PHI field the template uses were empty: "
+        "shows the defaults, or that such a contact would be skipped.",
+    )
 
 
 class SenderForm(forms.Form):

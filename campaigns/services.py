@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
+from campaigns import fields as template_fields
 from campaigns import htmlmail, queue, signing, templating
 from campaigns.models import (
     Campaign,
@@ -141,8 +142,14 @@ def template_preview(
     actor: Any,
     contact_id: int | None = None,
     request: HttpRequest | None = None,
+    missing_fields: bool = False,
 ) -> templating.Rendered:
     """Render a template against sample data, or a real contact (audited PHI read).
+
+    ``missing_fields`` empties every contact/PHI field the template reads first (the
+    preview "as a contact with missing fields"). When the recipient lacks a field the
+    template prints unguarded, :class:`CampaignError` names the fields: the send
+    pipeline would skip that contact (``campaigns/fields.py``).
 
     A real contact's data needs ``luxmail.view_phi`` when the template is PHI-bearing
     or reads any contact field; previews of sample data need nothing. Raises
@@ -169,6 +176,19 @@ def template_preview(
         if contact_id not in found:
             raise CampaignError("That contact does not exist.")
         context = found[contact_id].context
+    if missing_fields:
+        context = template_fields.blank_context(
+            context, template_fields.referenced_fields(subject=subject, html=html, text=text)
+        )
+    blank = template_fields.missing(
+        context, template_fields.required_fields(subject=subject, html=html, text=text)
+    )
+    if blank:
+        raise CampaignError(
+            "This contact would be skipped and sent nothing: "
+            + template_fields.skip_reason(blank).partition("not sent, ")[2]
+            + ". Give those fields a default(…) or an {% if %} to send them anyway."
+        )
     org_row = _org()
     sources = _with_footer(subject=subject, html=html, text=text)
     compiled = templating.CompiledTemplate(**sources)

@@ -40,6 +40,8 @@ from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.runtime import LoopContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from campaigns.fields import is_blank
+
 MAX_SOURCE_BYTES = 256 * 1024
 MAX_OUTPUT_CHARS = 1024 * 1024
 MAX_RANGE = 1000
@@ -240,6 +242,14 @@ def _safe_mod(left: Any, right: Any) -> Any:
     return operator.mod(left, right)
 
 
+def _default_if_blank(value: Any, default_value: Any = "", boolean: bool = False) -> Any:
+    return default_value if is_blank(value) else value
+
+
+def _has_value(value: Any) -> bool:
+    return not is_blank(value)
+
+
 class LuxMailSandbox(ImmutableSandboxedEnvironment):
     """The sandbox: dictionary-only attribute access, allow-listed calls and filters."""
 
@@ -277,6 +287,11 @@ class LuxMailSandbox(ImmutableSandboxedEnvironment):
                 "false",
             )
         }
+        # A blank value (no appointment on file) counts as missing for the guards a
+        # template can give, so "default" really fills the hole (campaigns/fields.py).
+        self.filters["default"] = self.filters["d"] = _default_if_blank
+        self.tests["defined"] = _has_value
+        self.tests["undefined"] = is_blank
         self.globals = {"range": _capped_range}
         self.binop_table = {**self.binop_table, "*": _safe_mul, "**": _safe_pow, "%": _safe_mod}
         self._callables = {id(_capped_range)}
