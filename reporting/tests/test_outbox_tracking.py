@@ -51,9 +51,11 @@ def test_opening_a_message_in_the_outbox_records_no_tracking_event(
     mark_sent(ids)
     data = _built(campaign, ids[0])
     assert b"/t/o/" in data.replace(b"=\r\n", b"")  # the pixel really is in the mail
-    name = EmlWriter(settings.LUXMAIL_SINK_DIR).store(
-        mail_from="bounces@clinic.example", rcpt_tos=["someone@example.test"], content=data
-    ).name
+    name = (
+        EmlWriter(settings.LUXMAIL_SINK_DIR)
+        .store(mail_from="bounces@clinic.example", rcpt_tos=["someone@example.test"], content=data)
+        .name
+    )
 
     client = staff_client("PHI Marketer")
     page = client.get(f"/dev/outbox/{name}/")
