@@ -513,6 +513,18 @@ def _check_sendable(campaign: Campaign) -> EmailTemplate:
     return template
 
 
+def past_time_message(at: datetime) -> str:
+    """Why a "Send at" in the past is refused (the form, this service and the API)."""
+    from luxmail import org
+
+    local = timezone.localtime(at).strftime("%Y-%m-%d %H:%M")
+    now = timezone.localtime().strftime("%Y-%m-%d %H:%M")
+    return (
+        f"The send time {local} {org.time_zone()} is in the past (it is now {now}). Choose a "
+        "later time, or leave it empty to send now."
+    )
+
+
 def campaign_schedule(
     *,
     campaign: Campaign,
@@ -520,10 +532,13 @@ def campaign_schedule(
     at: datetime | None = None,
     request: HttpRequest | None = None,
 ) -> Campaign:
-    """draft → scheduled (``at`` in the future) or straight to sending (``at`` None/past).
+    """draft → scheduled (``at`` in the future) or straight to sending (``at`` None).
 
+    A time in the past is refused (:class:`CampaignError`), never taken as "now".
     Audits ``campaign.schedule``; starting audits ``campaign.start``.
     """
+    if at is not None and at <= timezone.now():
+        raise CampaignError(past_time_message(at))
     with transaction.atomic():
         campaign = (
             Campaign.objects.select_for_update(of=("self",))

@@ -169,7 +169,10 @@ def campaign_schedule(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = get_object_or_404(Campaign, pk=pk)
     form = ScheduleForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Give a valid date and time, or leave it empty to send now.")
+        errors = form.errors.get("at") or [
+            "Give a valid date and time, or leave it empty to send now."
+        ]
+        messages.error(request, " ".join(str(e) for e in errors))
         return redirect("campaigns:review", pk=pk)
     try:
         campaign = services.campaign_schedule(
