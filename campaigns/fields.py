@@ -8,9 +8,10 @@ appointment would send "your appointment is on ." to a patient. So every referen
   subject of ``|default(...)``/``|d(...)`` (through other filters, as in
   ``phi.x|upper|default('soon')``), it is what an ``{% if %}``/``{% elif %}``/inline
   ``if`` tests (``phi.x``, ``phi.x is defined``, ``not phi.x`` for the ``else``
-  branch, combined with ``and``/``or``), it sits inside such a test's branch, or it is
-  the left side of ``or`` (``phi.x or 'soon'``), or the list a ``{% for %}`` walks
-  (an empty list prints nothing);
+  branch, combined with ``and``/``or``), it sits inside such a test's branch, it is
+  the right side of an ``and`` whose left side tests it, the left side of an ``or``
+  (``phi.x or 'soon'``), or the list a ``{% for %}`` walks (an empty list prints
+  nothing);
 * **required** — anything else.
 
 A recipient whose value of a required field is blank (:func:`is_blank`) is not sent:
@@ -124,6 +125,10 @@ class _Walker:
             return
         if isinstance(node, nodes.Or):  # ``phi.x or 'soon'``: only x's truth is used
             self._tested(node.left, True)
+        if isinstance(node, nodes.And):  # ``phi.age and phi.age >= 50``: short-circuit
+            self.visit(node.left, guards)
+            self.visit(node.right, guards | self._tested(node.left, True))
+            return
         if isinstance(node, nodes.Filter) and node.name in _DEFAULT_FILTERS:
             inner = _through_filters(node.node) if node.node is not None else None
             if inner is not None and _key(inner, self.local) is not None:

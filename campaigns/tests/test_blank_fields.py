@@ -56,6 +56,9 @@ def test_references_are_classified_guarded_or_required() -> None:
         "phi.age": False,
     }
     assert _guarded("{% if phi.age > 60 %}senior{% endif %}") == {"phi.age": False}
+    assert [
+        r.guarded for r in fields.references("{% if phi.age and phi.age > 60 %}s{% endif %}")
+    ] == [True, True]
     # {% elif %} and {% else %} branches.
     source = "{% if phi.sex %}a{% elif phi.age %}{{ phi.age }}{% else %}{{ phi.sex }}{% endif %}"
     assert [r.guarded for r in fields.references(source)] == [True, True, True, False]
