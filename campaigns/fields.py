@@ -77,7 +77,11 @@ def _key(node: nodes.Node, local: set[str]) -> Key | None:
 
 
 def _through_filters(node: nodes.Node) -> nodes.Node:
-    while isinstance(node, nodes.Filter) and node.node is not None:
+    """The value under filters and nested lookups: ``phi.custom.plan|upper`` → ``phi.custom``."""
+    while (isinstance(node, nodes.Filter) and node.node is not None) or (
+        isinstance(node, nodes.Getattr | nodes.Getitem)
+        and isinstance(node.node, nodes.Getattr | nodes.Getitem)
+    ):
         node = node.node
     return node
 

@@ -44,6 +44,7 @@ def test_references_are_classified_guarded_or_required() -> None:
     }
     assert _guarded("{{ phi['zip_code'] }}") == {"phi.zip_code": False}
     assert _guarded("{{ phi.sex|upper|d('?') }}") == {"phi.sex": True}
+    assert _guarded("{{ phi.custom.plan|d('?') }}") == {"phi.custom": True}
     assert _guarded("{% if phi.age is defined %}{{ phi.age }}{% endif %}") == {"phi.age": True}
     assert _guarded("{% if not phi.age %}none{% else %}{{ phi.age }}{% endif %}") == {
         "phi.age": True
