@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "luxmail.settings")
 os.environ.setdefault("LUXMAIL_ENV", "dev")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
