@@ -24,7 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from campaigns import channels, htmlmail, mail, queue, signing, templating, tokens
+from campaigns import channels, fields, htmlmail, mail, queue, signing, templating, tokens
 from campaigns.context import recipients as load_recipients
 from campaigns.direct import DirectConnections
 from campaigns.models import Campaign, CampaignStatus, MessageState, SenderIdentity
@@ -61,6 +61,9 @@ class Prepared:
     marketing_id: str
     # Show the real subject outside S/MIME/PGP mail of a PHI-bearing template.
     encrypted_subject_visible: bool = False
+    # Fields the template prints without a default or an if: a recipient without a
+    # value for one of them is skipped, never sent a sentence with a hole.
+    required: list[tuple[str, str]] = field(default_factory=list)
 
 
 _prepared: OrderedDict[tuple[int, str], Prepared] = OrderedDict()
@@ -126,6 +129,9 @@ def prepare(campaign: Campaign, *, cache: bool = True) -> Prepared:
         track_clicks=campaign.track_clicks,
         marketing_id=campaign.marketing_id,
         encrypted_subject_visible=campaign.encrypted_subject_visible,
+        required=fields.required_fields(
+            subject=campaign.frozen_subject, html=campaign.frozen_html, text=campaign.frozen_text
+        ),
     )
     if not cache:
         return prepared
@@ -423,6 +429,12 @@ def _build_chunk(
         person = people.get(claimed.contact_id) if claimed.contact_id is not None else None
         if person is None:
             results.append(queue.Result(claimed.id, MessageState.SKIPPED, reply="contact deleted"))
+            continue
+        blank = fields.missing(person.context, prepared.required)
+        if blank:
+            results.append(
+                queue.Result(claimed.id, MessageState.SKIPPED, reply=fields.skip_reason(blank))
+            )
             continue
         try:
             ready.append(

@@ -31,7 +31,7 @@ WELCOME_HTML = """<html><head><style>
 h1 { color: #1b4d7a; font-family: Georgia, serif; }
 .cta { background: #1b4d7a; color: #ffffff; padding: 8px 14px; text-decoration: none; }
 </style></head><body>
-<h1>Hello {{ contact.first_name }},</h1>
+<h1>Hello {{ contact.first_name|default("there") }},</h1>
 <p>Our clinics have new evening hours this autumn, and flu shots are available without
 an appointment.</p>
 <p><a class="cta" href="https://demo-health.example/flu">Find a flu clinic</a></p>
@@ -41,11 +41,14 @@ preferences</a><br>{{ org.name }} · {{ org.postal_address }}</p>
 </body></html>
 """
 
-PHI_HTML = """<p>Dear {{ contact.first_name }},</p>
+# Every field has a default or an {% if %}: a patient without a value gets a sentence
+# that still reads well, never a hole (campaigns/fields.py).
+PHI_HTML = """<p>Dear {{ contact.first_name|default("patient") }},</p>
 {% if phi.last_visit %}<p>Your last visit with {{ phi.primary_provider or "us" }} was on
 {{ phi.last_visit }}.</p>{% endif %}
 {% if phi.age and phi.age >= 50 %}<p>At {{ phi.age }}, a yearly check-up is recommended.</p>
 {% endif %}
+<p>Your next appointment: {{ phi.next_appointment|default("none booked yet") }}.</p>
 <p><a href="https://demo-health.example/book">Book your check-up</a></p>
 """
 
@@ -62,7 +65,7 @@ def populate(*, actor: Any) -> None:
         )
     welcome = EmailTemplate.objects.filter(name=WELCOME).first() or services.template_create(
         name=WELCOME,
-        subject="{{ contact.first_name }}, flu shots and new evening hours",
+        subject='{{ contact.first_name|default("Hello") }}, flu shots and new evening hours',
         html=WELCOME_HTML,
         actor=actor,
     )

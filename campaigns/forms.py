@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from django import forms
+from django.utils import timezone
 
 from campaigns.models import DkimAlgorithm, EmailTemplate, SenderIdentity, SigningKind
 from contacts.models import ContactList, Segment
+from luxmail import org
 from luxmail.models import SecurePolicy
 
 
@@ -32,6 +37,12 @@ class TemplateForm(forms.Form):
         label="Preview with contact #",
         help_text="Empty: sample data. A real contact's data is shown only to PHI roles and "
         "the view is audited.",
+    )
+    preview_missing = forms.BooleanField(
+        required=False,
+        label="As a contact with missing fields",
+        help_text="Preview as if every contact and PHI field the template uses were empty: "
+        "shows the defaults, or that such a contact would be skipped.",
     )
 
 
@@ -123,6 +134,18 @@ class ScheduleForm(forms.Form):
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
         help_text="Empty: send now.",
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["at"].help_text = f"Empty: send now. {org.time_zone_note()}"
+
+    def clean_at(self) -> datetime | None:
+        at: datetime | None = self.cleaned_data.get("at")
+        if at is not None and at <= timezone.now():
+            from campaigns.services import past_time_message
+
+            raise forms.ValidationError(past_time_message(at))
+        return at
 
 
 class TestSendForm(forms.Form):

@@ -311,3 +311,74 @@ def org_signers() -> dict[str, Any]:
                 error.code,
             )
     return signers
+
+
+MISSING_FIELDS_SCAN_LIMIT = 5000
+
+
+def missing_field_counts(
+    *, campaign: Campaign, actor: Any, request: Any = None, limit: int = MISSING_FIELDS_SCAN_LIMIT
+) -> dict[str, Any] | None:
+    """Before sending: how many eligible recipients lack each field the template reads.
+
+    Only counts leave this function, never values. The fields are decrypted through
+    ``crypto.phi_access`` (one audited ``phi.access``, purpose ``campaign.review``) in
+    batches, for at most ``limit`` recipients (the page says when it scanned fewer
+    than all). ``required`` fields make the recipient skipped; guarded ones render the
+    template's default. None when there is no template or it reads no contact field.
+    """
+    from campaigns import fields
+    from campaigns.context import recipients
+
+    template = campaign.template
+    if template is None:
+        return None
+    sources = {"subject": template.subject, "html": template.html, "text": template.text}
+    referenced = [key for key in fields.referenced_fields(**sources) if key != ("contact", "email")]
+    if not referenced:
+        return None
+    required = set(fields.required_fields(**sources))
+    phi = template.phi_bearing
+    ids = list(
+        audience_queryset(campaign=campaign, phi=phi)
+        .order_by("id")
+        .values_list("id", flat=True)[: limit + 1]
+    )
+    truncated = len(ids) > limit
+    ids = ids[:limit]
+    counts = {f"{base}.{name}": 0 for base, name in referenced}
+    skipped = 0
+    if ids:
+        access = crypto.phi_access(
+            actor=actor,
+            purpose="campaign.review",
+            target=campaign,
+            request=request,
+            details={"recipients": len(ids), "counts_only": True},
+        )
+        for start in range(0, len(ids), 500):
+            people = recipients(ids[start : start + 500], fields=referenced, access=access)
+            for person in people.values():
+                blank = fields.missing(person.context, referenced)
+                for label in blank:
+                    counts[label] += 1
+                if any(tuple(label.split(".", 1)) in required for label in blank):
+                    skipped += 1
+    rows = [
+        {
+            "field": f"{base}.{name}",
+            "missing": counts[f"{base}.{name}"],
+            "required": (base, name) in required,
+        }
+        for base, name in referenced
+    ]
+    return {"rows": rows, "scanned": len(ids), "truncated": truncated, "skipped": skipped}
+
+
+def skipped_messages(campaign: Campaign, *, limit: int = 200) -> list[Message]:
+    """Skipped messages with their reason (field names or suppression, never values)."""
+    return list(
+        Message.objects.filter(campaign=campaign, state=MessageState.SKIPPED)
+        .only("id", "contact_id", "smtp_reply", "finished_at")
+        .order_by("id")[:limit]
+    )

@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
+from campaigns import fields as template_fields
 from campaigns import htmlmail, queue, signing, templating
 from campaigns.models import (
     Campaign,
@@ -141,8 +142,14 @@ def template_preview(
     actor: Any,
     contact_id: int | None = None,
     request: HttpRequest | None = None,
+    missing_fields: bool = False,
 ) -> templating.Rendered:
     """Render a template against sample data, or a real contact (audited PHI read).
+
+    ``missing_fields`` empties every contact/PHI field the template reads first (the
+    preview "as a contact with missing fields"). When the recipient lacks a field the
+    template prints unguarded, :class:`CampaignError` names the fields: the send
+    pipeline would skip that contact (``campaigns/fields.py``).
 
     A real contact's data needs ``luxmail.view_phi`` when the template is PHI-bearing
     or reads any contact field; previews of sample data need nothing. Raises
@@ -169,6 +176,19 @@ def template_preview(
         if contact_id not in found:
             raise CampaignError("That contact does not exist.")
         context = found[contact_id].context
+    if missing_fields:
+        context = template_fields.blank_context(
+            context, template_fields.referenced_fields(subject=subject, html=html, text=text)
+        )
+    blank = template_fields.missing(
+        context, template_fields.required_fields(subject=subject, html=html, text=text)
+    )
+    if blank:
+        raise CampaignError(
+            "This contact would be skipped and sent nothing: "
+            + template_fields.skip_reason(blank).partition("not sent, ")[2]
+            + ". Give those fields a default(…) or an {% if %} to send them anyway."
+        )
     org_row = _org()
     sources = _with_footer(subject=subject, html=html, text=text)
     compiled = templating.CompiledTemplate(**sources)
@@ -493,6 +513,18 @@ def _check_sendable(campaign: Campaign) -> EmailTemplate:
     return template
 
 
+def past_time_message(at: datetime) -> str:
+    """Why a "Send at" in the past is refused (the form, this service and the API)."""
+    from luxmail import org
+
+    local = timezone.localtime(at).strftime("%Y-%m-%d %H:%M")
+    now = timezone.localtime().strftime("%Y-%m-%d %H:%M")
+    return (
+        f"The send time {local} {org.time_zone()} is in the past (it is now {now}). Choose a "
+        "later time, or leave it empty to send now."
+    )
+
+
 def campaign_schedule(
     *,
     campaign: Campaign,
@@ -500,10 +532,13 @@ def campaign_schedule(
     at: datetime | None = None,
     request: HttpRequest | None = None,
 ) -> Campaign:
-    """draft → scheduled (``at`` in the future) or straight to sending (``at`` None/past).
+    """draft → scheduled (``at`` in the future) or straight to sending (``at`` None).
 
+    A time in the past is refused (:class:`CampaignError`), never taken as "now".
     Audits ``campaign.schedule``; starting audits ``campaign.start``.
     """
+    if at is not None and at <= timezone.now():
+        raise CampaignError(past_time_message(at))
     with transaction.atomic():
         campaign = (
             Campaign.objects.select_for_update(of=("self",))

@@ -32,6 +32,7 @@ from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.runtime import LoopContext
 
 from campaigns import sandbox
+from campaigns.fields import is_blank
 from campaigns.sandbox import DEFAULT_TIME_LIMIT, MAX_OUTPUT_CHARS
 
 MAX_SOURCE_BYTES = 256 * 1024
@@ -159,6 +160,14 @@ def template_schema() -> Schema:
     )
 
 
+def _default_if_blank(value: Any, default_value: Any = "", boolean: bool = False) -> Any:
+    return default_value if is_blank(value) else value
+
+
+def _has_value(value: Any) -> bool:
+    return not is_blank(value)
+
+
 class LuxMailSandbox(sandbox.BoundedSandbox):
     """The sandbox: dictionary-only attribute access, allow-listed calls and filters."""
 
@@ -193,6 +202,11 @@ class LuxMailSandbox(sandbox.BoundedSandbox):
                 "false",
             )
         }
+        # A blank value (no appointment on file) counts as missing for the guards a
+        # template can give, so "default" really fills the hole (campaigns/fields.py).
+        self.filters["default"] = self.filters["d"] = _default_if_blank
+        self.tests["defined"] = _has_value
+        self.tests["undefined"] = is_blank
         self.bound_filters_and_tests()
         self.globals = {"range": sandbox.capped_range}
         self._callables = {id(sandbox.capped_range)}

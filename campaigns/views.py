@@ -152,6 +152,9 @@ def campaign_review(request: HttpRequest, pk: int) -> HttpResponse:
             "campaign": campaign,
             "summary": selectors.audience_summary(campaign=campaign),
             "warnings": selectors.campaign_warnings(campaign=campaign),
+            "fields": selectors.missing_field_counts(
+                campaign=campaign, actor=request.user, request=request
+            ),
             "schedule_form": ScheduleForm(),
             "test_form": TestSendForm(),
             "title": f"Review {campaign.name}",
@@ -166,7 +169,10 @@ def campaign_schedule(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = get_object_or_404(Campaign, pk=pk)
     form = ScheduleForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Give a valid date and time, or leave it empty to send now.")
+        errors = form.errors.get("at") or [
+            "Give a valid date and time, or leave it empty to send now."
+        ]
+        messages.error(request, " ".join(str(e) for e in errors))
         return redirect("campaigns:review", pk=pk)
     try:
         campaign = services.campaign_schedule(
@@ -214,6 +220,7 @@ def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "campaign": campaign,
             "progress": selectors.campaign_progress(campaign),
             "unknown": selectors.unknown_messages(campaign)[:200],
+            "skipped": selectors.skipped_messages(campaign),
             "title": campaign.name,
         },
     )
@@ -372,6 +379,7 @@ def template_preview(request: HttpRequest) -> HttpResponse:
             actor=request.user,
             contact_id=data.get("preview_contact"),
             request=request,
+            missing_fields=bool(data.get("preview_missing")),
         )
     except (templating.TemplateError, services.CampaignError) as problem:
         error = str(problem)

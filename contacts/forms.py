@@ -214,6 +214,14 @@ class ConsentGrantForm(forms.Form):
     )
     expires_on = forms.DateField(label="Expires on", required=False, widget=_date_input())
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from luxmail import org
+
+        note = org.time_zone_note()
+        self.fields["granted_on"].help_text = f"Blank: now. {note}"
+        self.fields["expires_on"].help_text = note
+
     def granted_at(self) -> dt.datetime | None:
         day = self.cleaned_data.get("granted_on")
         if not day:

@@ -8,6 +8,11 @@ PHI, so the pages need a session verified by a second factor and the
 A message's HTML part is served by its own view with a locked-down CSP (no scripts,
 no network except this site, ``sandbox``) into a sandboxed ``<iframe>``, so the page
 shows the mail as a mail client would without letting it run anything.
+
+Looking at a message is not the recipient opening it: every open-pixel and
+click-redirect URL (``/t/o/…``, ``/t/c/…``, whatever host) is rewritten to an inert
+``about:blank#…`` before the HTML or text is shown (:func:`neutralize_tracking`), so
+the outbox never produces a tracking event, not even by clicking a link in the frame.
 """
 
 from __future__ import annotations
@@ -52,6 +57,17 @@ _SECURITY_TYPES = {
     "application/pkcs7-mime": "S/MIME message",
     "application/x-pkcs7-mime": "S/MIME message",
 }
+
+
+# Open pixels and click redirects (reporting/tracking.py): ``<base>/t/o/<token>`` and
+# ``<base>/t/c/<token>``, absolute or site-relative.
+_TRACKING_URL = re.compile(r"(?:https?://[^\s\"'<>]*?)?/t/[oc]/[A-Za-z0-9_=-]+", re.IGNORECASE)
+INERT_URL = "about:blank#tracking-disabled-in-outbox"
+
+
+def neutralize_tracking(content: str) -> str:
+    """``content`` with every tracking URL replaced by an inert one."""
+    return _TRACKING_URL.sub(INERT_URL, content)
 
 
 # --- reading the sink -------------------------------------------------------------------
@@ -207,6 +223,11 @@ def _payload_bytes(part: EmailMessage) -> bytes:
     return part.as_bytes()
 
 
+def _shown(part: Any) -> str | None:
+    content = _content(part) if part is not None else None
+    return neutralize_tracking(content) if content is not None else None
+
+
 def render_message(message: EmailMessage) -> Rendered:
     """Headers, the text and HTML bodies, secure-channel markers and the other parts."""
     text_part = message.get_body(preferencelist=("plain",))
@@ -228,8 +249,8 @@ def render_message(message: EmailMessage) -> Rendered:
         )
     return Rendered(
         headers=[(name, str(value)) for name, value in message.raw_items()],
-        text=_content(text_part) if text_part is not None else None,  # type: ignore[arg-type]
-        html=_content(html_part) if html_part is not None else None,  # type: ignore[arg-type]
+        text=_shown(text_part),
+        html=_shown(html_part),
         security=_security_summary(message),
         attachments=attachments,
     )
@@ -317,7 +338,7 @@ def outbox_html(request: HttpRequest, name: str) -> HttpResponse:
     """The HTML part alone, for the sandboxed iframe of :func:`outbox_message`."""
     message = _parse(_path(name))
     part = message.get_body(preferencelist=("html",))
-    html = _content(part) if part is not None else None  # type: ignore[arg-type]
+    html = _shown(part)
     if html is None:
         raise Http404("This message has no HTML part.")
     response = HttpResponse(html, content_type="text/html; charset=utf-8")

@@ -1,8 +1,10 @@
 from datetime import datetime
+from typing import Any
 
 from django import forms
 from django.utils import timezone
 
+from luxmail import org
 from luxmail.api.scopes import SCOPE_CHOICES
 from luxmail.models import OrgSettings
 
@@ -42,7 +44,7 @@ class ApiKeyForm(forms.Form):
     )
     expires_at = forms.DateTimeField(
         required=False,
-        help_text="Optional. Format: YYYY-MM-DD HH:MM (UTC).",
+        help_text="Optional. Format: YYYY-MM-DD HH:MM.",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
 
@@ -51,6 +53,12 @@ class ApiKeyForm(forms.Form):
         if not name:
             raise forms.ValidationError("Give the API key a name.")
         return name
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields[
+            "expires_at"
+        ].help_text = f"Optional. Format: YYYY-MM-DD HH:MM. {org.time_zone_note()}"
 
     def clean_expires_at(self) -> datetime | None:
         value = self.cleaned_data.get("expires_at")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from luxmail import audit
 from luxmail.models import OrgSettings
@@ -14,6 +16,17 @@ def get_settings() -> OrgSettings:
     """The organization's settings (created with defaults on first use)."""
     obj, _ = OrgSettings.objects.get_or_create(pk=1)
     return obj
+
+
+def time_zone() -> str:
+    """The organization's time zone (``LUXMAIL_TIME_ZONE``, an IANA name such as
+    ``America/New_York``): times are entered and displayed in it, always labelled."""
+    return timezone.get_current_timezone_name() or str(settings.TIME_ZONE)
+
+
+def time_zone_note() -> str:
+    """The sentence shown beside every date and time input."""
+    return f"Time zone: {time_zone()} (the organization's)."
 
 
 def org_settings_update(*, actor: Any, request: Any = None, **changes: Any) -> OrgSettings:

@@ -165,6 +165,8 @@ TEMPLATES = [
                 "csp.context_processors.nonce",
                 "luxmail.context_processors.luxmail",
             ],
+            # |when and {% org_time_zone %}: times in the organization's zone, labelled.
+            "builtins": ["luxmail.templatetags.luxmail_time"],
         },
     },
 ]

@@ -52,6 +52,9 @@ class ReportFilterForm(forms.Form):
         from reporting import reports
 
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        from luxmail import org
+
+        self.fields["start"].help_text = self.fields["end"].help_text = org.time_zone_note()
         campaign = self.fields["campaign"]
         assert isinstance(campaign, forms.ChoiceField)
         campaign.choices = [("", "All campaigns"), *reports.campaign_choices()]
