@@ -667,35 +667,61 @@ def scenario_worker_sigkill(env: Env) -> tuple[Tally, float | None]:
     return run.finish({"kills": str(len(recoveries)), "recovery_s": ",".join(recoveries) or "n/a"})
 
 
+def held_rows(campaign_id: int, *, expired: bool = False) -> int:
+    """Rows of the campaign claimed by a batch and still waiting (``queued``)."""
+    from django.utils import timezone
+
+    from campaigns.models import Message
+
+    rows = Message.objects.filter(
+        campaign_id=campaign_id, claim_token__isnull=False, state="queued"
+    )
+    if expired:
+        rows = rows.filter(lease_until__lt=timezone.now())
+    count = db_retry(rows.count)
+    assert isinstance(count, int)
+    return count
+
+
 def scenario_lease_expiry(env: Env) -> tuple[Tally, float | None]:
-    """Two workers with 3-s leases; one is frozen (SIGSTOP) for 10 s, three times."""
+    """One worker with 3-s leases is frozen (SIGSTOP) mid-batch until its lease expires;
+    then a second sender (this process, running the same ``delivery.send_batch`` as a
+    worker) reclaims a few of its rows — fewer than a chunk, as a reclaim by another
+    worker can — and sends them; then the frozen worker continues (SIGCONT)."""
+    from campaigns import delivery
+
     lease = 3
-    run = Run(env, "lease_expiry", 400 if env.quick else 1200, delay=0.02)
-    overrides = {
-        "LUXMAIL_SEND_LEASE_SECONDS": str(lease),
-        "LUXMAIL_SEND_BATCH": "100",
-        "LUXMAIL_SEND_CHAINS": "2",
-    }
+    run = Run(env, "lease_expiry", 500 if env.quick else 1500, delay=0.02)
+    common = {"LUXMAIL_SEND_LEASE_SECONDS": str(lease), "LUXMAIL_SEND_BATCH": "100"}
     run.begin()
-    env.start_beat(**overrides)
-    frozen = env.start_worker("w-lease-a", 1, **overrides)
-    env.start_worker("w-lease-b", 1, **overrides)
+    env.start_beat(**common)
+    frozen = env.start_worker("w-lease", 1, **common)
     time.sleep(4)
     run.start_campaign()
+    assert run.campaign is not None
+    campaign_id = run.campaign.pk
     deadline = run.started + (60 if env.quick else 100)
-    stops = 2 if env.quick else 3
-    done = 0
+    stops = 3 if env.quick else 6
+    done = reclaimed = 0
     for number in range(1, stops + 1):
-        threshold = run.recipients * number // (stops + 2)
-        if not run.wait_until(lambda t=threshold: run.received() >= t, deadline):
+        if not run.wait_until(lambda: held_rows(campaign_id) >= 30, deadline):
             break
         kill_group(frozen, signal.SIGSTOP)
-        log(f"lease_expiry: SIGSTOP {number} at {run.received()} received")
-        time.sleep(lease * 3 + 1)
-        kill_group(frozen, signal.SIGCONT)
+        try:
+            run.wait_until(
+                lambda: held_rows(campaign_id, expired=True) >= 30,
+                time.monotonic() + lease + 5,
+            )
+            report = delivery.send_batch(campaign_id=campaign_id, limit=7)
+            reclaimed += report.claimed
+            log(f"lease_expiry: stop {number}: reclaimed and sent {report.claimed} rows")
+        finally:
+            kill_group(frozen, signal.SIGCONT)
         done += 1
+        progress = run.received() + 40  # the frozen worker goes on before the next stop
+        run.wait_until(lambda p=progress: run.received() >= p, deadline)
     run.settle(deadline)
-    return run.finish({"stops": str(done), "lease_s": str(lease)})
+    return run.finish({"stops": str(done), "reclaimed": str(reclaimed), "lease_s": str(lease)})
 
 
 def scenario_smtp_drop_after_data(env: Env) -> tuple[Tally, float | None]:
@@ -983,6 +1009,9 @@ def main() -> int:
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
     parser.add_argument("--keep-db", action="store_true", help=f"keep database {DATABASE}")
     parser.add_argument(
+        "--keep-work", action="store_true", help="keep the work directory (process logs)"
+    )
+    parser.add_argument(
         "--redis-appendfsync", default="always", choices=("always", "everysec", "no")
     )
     parser.add_argument("--serve-sink", action="store_true", help=argparse.SUPPRESS)
@@ -1001,8 +1030,12 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="luxmail-faults-"))
     redis_port = free_port()
     url = f"redis://127.0.0.1:{redis_port}/0"
+    sink_port = free_port()
     os.environ.update(
         {
+            "LUXMAIL_SMTP_HOST": "127.0.0.1",
+            "LUXMAIL_SMTP_PORT": str(sink_port),
+            "LUXMAIL_SMTP_SECURITY": "none",
             "LUXMAIL_REDIS_URL": url,
             "CELERY_BROKER_URL": url,
             "LUXMAIL_CELERY_EAGER": "0",
@@ -1021,7 +1054,7 @@ def main() -> int:
     env = Env(
         work=work,
         redis_port=redis_port,
-        sink_port=free_port(),
+        sink_port=sink_port,
         database_url=PG_URL.format(name=DATABASE),
         appendfsync=args.redis_appendfsync,
         quick=args.quick,
@@ -1046,7 +1079,8 @@ def main() -> int:
         connections.close_all()
         if not args.keep_db:
             drop_database(DATABASE)
-        shutil.rmtree(work, ignore_errors=True)
+        if not args.keep_work:
+            shutil.rmtree(work, ignore_errors=True)
     print(f"faults: duplicates={totals.duplicates} lost={totals.lost}", flush=True)
     return 1 if totals.duplicates or totals.lost else 0
 
