@@ -347,9 +347,9 @@ class Redis:
                 "--dir",
                 str(self.dir),
                 "--appendonly",
-                "yes",
+                "no" if self.appendfsync == "off" else "yes",
                 "--appendfsync",
-                self.appendfsync,
+                "no" if self.appendfsync == "off" else self.appendfsync,
                 "--save",
                 "",
                 "--daemonize",
@@ -1012,7 +1012,10 @@ def main() -> int:
         "--keep-work", action="store_true", help="keep the work directory (process logs)"
     )
     parser.add_argument(
-        "--redis-appendfsync", default="always", choices=("always", "everysec", "no")
+        "--redis-appendfsync",
+        default="always",
+        choices=("always", "everysec", "no", "off"),
+        help="the throwaway Redis servers' appendfsync (off: no append-only file at all)",
     )
     parser.add_argument("--serve-sink", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
