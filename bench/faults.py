@@ -19,8 +19,9 @@ Scenarios (``--list``):
 * ``worker_sigkill`` — SIGKILL the whole worker (pool included) repeatedly
   mid-campaign and restart it at once; reports the recovery time (kill → next mail
   at the sink).
-* ``lease_expiry`` — short leases, two workers; SIGSTOP one for longer than its lease
-  (the other reclaims its rows), then SIGCONT it.
+* ``lease_expiry`` — 3-s leases; SIGSTOP the worker mid-batch until its lease expires,
+  let a second sender (this process, ``delivery.send_batch``) reclaim and send a few of
+  its rows, then SIGCONT it.
 * ``smtp_drop_after_data`` — the sink drops the connection after the data of every
   50th message without answering: those must end ``unknown`` (never resent).
 * ``redis_sigkill_tracking`` — a burst of open/click requests through gunicorn while
