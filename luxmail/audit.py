@@ -154,7 +154,7 @@ class VerifyResult:
                 f"({self.checked} events verified before it)."
             )
         if self.anchor_problem:
-            return f"Audit chain does not match its checkpoint: {self.anchor_problem}."
+            return f"Audit chain not confirmed by its checkpoint: {self.anchor_problem}."
         return f"Audit chain intact: {self.checked} events checked."
 
 
@@ -257,6 +257,21 @@ def _candidate(
     )
 
 
+def _latest_checkpoint() -> tuple[checkpoints.Checkpoint | None, str]:
+    try:
+        return checkpoints.latest(), ""
+    except checkpoints.CheckpointError as error:
+        return None, f"the checkpoint file is not trustworthy: {error}"
+    except OSError as error:
+        return None, f"the checkpoint file cannot be read ({error.strerror or error})"
+
+
+def _unwritable(error: Exception) -> str:
+    # An OSError's reason without its path; a CheckpointError's message names the line.
+    reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    return f"the chain holds, but no checkpoint could be written ({reason})"
+
+
 def verify(*, write_checkpoint: bool = True) -> VerifyResult:
     """Walk the whole chain in id order and check both ends against the latest checkpoint.
 
@@ -267,10 +282,9 @@ def verify(*, write_checkpoint: bool = True) -> VerifyResult:
     The first event is trusted as the anchor of what retention purged before it (its
     ``prev_hash`` names the last purged event); a purge writes a checkpoint itself.
     """
-    try:
-        anchor = checkpoints.latest()
-    except checkpoints.CheckpointError as error:
-        return VerifyResult(0, anchor_problem=f"the checkpoint file is not trustworthy: {error}")
+    anchor, problem = _latest_checkpoint()
+    if problem:
+        return VerifyResult(0, anchor_problem=problem)
     walk = _walk()
     if walk.broken_event_id is not None:
         return VerifyResult(walk.checked, walk.broken_event_id, walk.reason, checkpoint=anchor)
@@ -289,7 +303,11 @@ def verify(*, write_checkpoint: bool = True) -> VerifyResult:
         if problem:
             return VerifyResult(walk.checked, anchor_problem=problem, checkpoint=anchor)
     if write_checkpoint:
-        anchor = checkpoints.append(_candidate(walk.checked, walk.first, walk.last, "verify"))
+        candidate = _candidate(walk.checked, walk.first, walk.last, "verify")
+        try:
+            anchor = checkpoints.append(candidate)
+        except (OSError, checkpoints.CheckpointError) as error:
+            return VerifyResult(walk.checked, anchor_problem=_unwritable(error), checkpoint=anchor)
     return VerifyResult(walk.checked, checkpoint=anchor)
 
 
@@ -302,10 +320,9 @@ def checkpoint_write(*, reason: str = "periodic", purged: bool = False) -> Verif
     the problem instead. ``purged``: called right after a retention purge, which
     legitimately removed the oldest events.
     """
-    try:
-        anchor = checkpoints.latest()
-    except checkpoints.CheckpointError as error:
-        return VerifyResult(0, anchor_problem=f"the checkpoint file is not trustworthy: {error}")
+    anchor, problem = _latest_checkpoint()
+    if problem:
+        return VerifyResult(0, anchor_problem=problem)
     walk = _walk(anchor.last_id if anchor is not None else None)
     if walk.broken_event_id is not None:
         return VerifyResult(walk.checked, walk.broken_event_id, walk.reason, checkpoint=anchor)
@@ -331,7 +348,10 @@ def checkpoint_write(*, reason: str = "periodic", purged: bool = False) -> Verif
         (anchor.last_id, anchor.last_hash) if anchor and anchor.last_id is not None else None
     )
     count = AuditEvent.objects.filter(id__lte=last[0]).count() if last else 0
-    written = checkpoints.append(_candidate(count, first, last, reason))
+    try:
+        written = checkpoints.append(_candidate(count, first, last, reason))
+    except (OSError, checkpoints.CheckpointError) as error:
+        return VerifyResult(count, anchor_problem=_unwritable(error), checkpoint=anchor)
     return VerifyResult(count, checkpoint=written)
 
 

@@ -172,3 +172,18 @@ def test_compliance_page_shows_last_verification_and_checkpoint(staff_client):
     response = officer.post(reverse("audit_verify"), follow=True)
     page = response.content.decode()
     assert "<strong>failed</strong>" in page and "newest events are missing" in page
+
+
+def test_an_unusable_checkpoint_directory_is_a_clear_failure_not_an_error(
+    settings, tmp_path, staff_client
+):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    settings.LUXMAIL_AUDIT_CHECKPOINT_DIR = blocker / "checkpoints"
+    _fill(2)
+    result = audit.verify()
+    assert not result.ok and "checkpoint file cannot be read (Not a directory)" in result.message
+    officer = staff_client(roles.COMPLIANCE_OFFICER)
+    response = officer.post(reverse("audit_verify"), follow=True)
+    assert response.status_code == 200
+    assert "checkpoint file cannot be read" in response.content.decode()
