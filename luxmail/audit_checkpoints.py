@@ -170,20 +170,31 @@ def latest() -> Checkpoint | None:
         return None
 
 
-def latest_quick() -> Checkpoint | None:
-    """The newest checkpoint, checking only the last line's signature (for pages)."""
-    try:
-        with path().open("rb") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, size - _TAIL_BYTES))
-            tail = handle.read().splitlines(keepends=True)
-    except FileNotFoundError:
-        return None
+def _last_line(handle: IO[bytes]) -> tuple[Checkpoint, str] | None:
+    """The last line, its signature checked (not its link: see :func:`latest`)."""
+    size = handle.seek(0, os.SEEK_END)
+    handle.seek(max(0, size - _TAIL_BYTES))
+    tail = handle.read().splitlines(keepends=True)
     if not tail:
         return None
     if not tail[-1].endswith(b"\n"):
         raise CheckpointError("the last line is incomplete (no line end)")
-    return _parse_line(tail[-1], 0, None)[0]
+    return _parse_line(tail[-1], 0, None)
+
+
+def _line_count(handle: IO[bytes]) -> int:
+    handle.seek(0)
+    return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+
+
+def latest_quick() -> Checkpoint | None:
+    """The newest checkpoint, checking only the last line's signature (for pages)."""
+    try:
+        with path().open("rb") as handle:
+            last = _last_line(handle)
+    except FileNotFoundError:
+        return None
+    return last[0] if last else None
 
 
 def append(candidate: Checkpoint) -> Checkpoint:
@@ -191,7 +202,9 @@ def append(candidate: Checkpoint) -> Checkpoint:
 
     Serialized with an exclusive lock on the file. Nothing is written when the file
     already ends with a checkpoint of the same chain state, or a newer one (a
-    concurrent writer got there first); that checkpoint is returned instead.
+    concurrent writer got there first); that checkpoint is returned instead. Only the
+    last line's signature is checked here: callers check the whole file first
+    (:func:`latest`), and every verification does again.
     """
     key_id, secret = _ring()[0]
     directory = Path(settings.LUXMAIL_AUDIT_CHECKPOINT_DIR)
@@ -199,7 +212,8 @@ def append(candidate: Checkpoint) -> Checkpoint:
     descriptor = os.open(path(), os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
     with os.fdopen(descriptor, "a+b") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        last, prev = _read_chain(handle)
+        found = _last_line(handle)
+        last, prev = found if found else (None, GENESIS_SIGNATURE)
         if last is not None and (
             (last.last_id or 0) > (candidate.last_id or 0)
             or (
@@ -208,10 +222,10 @@ def append(candidate: Checkpoint) -> Checkpoint:
                 and last.first_id == candidate.first_id
             )
         ):
-            return last
+            return Checkpoint(**{**asdict(last), "line": _line_count(handle)})
         body = _signed_body(candidate, prev=prev, key_id=key_id)
         body["sig"] = _signature(body, secret)
-        number = sum(1 for _ in _lines(handle)) + 1
+        number = _line_count(handle) + 1
         handle.write(json.dumps(body, sort_keys=True, separators=(",", ":")).encode() + b"\n")
         handle.flush()
         os.fsync(handle.fileno())
