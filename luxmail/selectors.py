@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import QuerySet
 
 from luxmail.models import ApiKey, AuditEvent
@@ -18,6 +20,28 @@ def audit_events(
     if phi_only:
         qs = qs.filter(phi=True)
     return qs
+
+
+def audit_status() -> dict[str, Any]:
+    """The last verification (newest ``audit.verify`` event) and the last checkpoint.
+
+    ``checkpoint_problem`` says why the checkpoint file's last line cannot be shown.
+    """
+    from luxmail import audit_checkpoints
+
+    last_verification = AuditEvent.objects.filter(action="audit.verify").order_by("-id").first()
+    checkpoint, problem = None, ""
+    try:
+        checkpoint = audit_checkpoints.latest_quick()
+    except audit_checkpoints.CheckpointError as error:
+        problem = str(error)
+    except OSError as error:
+        problem = f"the checkpoint file cannot be read ({error.strerror})"
+    return {
+        "last_verification": last_verification,
+        "last_checkpoint": checkpoint,
+        "checkpoint_problem": problem,
+    }
 
 
 def api_keys() -> QuerySet[ApiKey]:

@@ -13,6 +13,8 @@ Three modes, chosen with ``LUXMAIL_ENV``:
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -24,6 +26,7 @@ import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from luxmail import audit_checkpoints as _audit_checkpoints
 from luxmail import env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -518,6 +521,28 @@ if LUXMAIL_AUDIT_RETENTION_DAYS < LUXMAIL_AUDIT_MIN_RETENTION_DAYS:
         f"LUXMAIL_AUDIT_RETENTION_DAYS must be at least {LUXMAIL_AUDIT_MIN_RETENTION_DAYS} "
         "(six years)."
     )
+# Signed checkpoints anchoring both ends of the chain (luxmail/audit_checkpoints.py,
+# docs/security.md#audit-chain): an append-only file per database in this directory,
+# which the database's owner must not be able to rewrite (docs/operations.md).
+LUXMAIL_AUDIT_CHECKPOINT_DIR = Path(
+    env.get("LUXMAIL_AUDIT_CHECKPOINT_DIR") or VAR_DIR / "audit-checkpoints"
+)
+# Key ring ``id:secret,…`` (secrets ≥ 32 characters): the first signs, all verify.
+# Outside production a key is derived from SECRET_KEY.
+LUXMAIL_AUDIT_CHECKPOINT_KEYS = env.require(
+    "LUXMAIL_AUDIT_CHECKPOINT_KEYS",
+    fallback="derived:"
+    + hmac.new(SECRET_KEY.encode(), b"luxmail-audit-checkpoint-v1", hashlib.sha256).hexdigest(),
+)
+try:
+    _audit_checkpoints.parse_keys(LUXMAIL_AUDIT_CHECKPOINT_KEYS)
+except ValueError as _error:
+    raise ImproperlyConfigured(f"LUXMAIL_AUDIT_CHECKPOINT_KEYS: {_error}.") from None
+LUXMAIL_AUDIT_CHECKPOINT_SECONDS = env.integer("LUXMAIL_AUDIT_CHECKPOINT_SECONDS", 900)
+CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {
+    "task": "luxmail.audit_checkpoint",
+    "schedule": float(LUXMAIL_AUDIT_CHECKPOINT_SECONDS),
+}
 
 # --- Contact import (contacts/imports/) ------------------------------------------------
 # Uploaded files wait here between upload and import and are deleted after it. Web and

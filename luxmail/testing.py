@@ -274,3 +274,15 @@ def sign_in(page: Any, user: Any, path: str = "/") -> None:
     page.fill("#id_token", pyotp.TOTP(base64.b32encode(device.bin_key).decode()).now())
     page.click("form:has(#id_token) button[type=submit]")
     page.wait_for_url(f"**{path}")
+
+
+@pytest.fixture(autouse=True)
+def _audit_checkpoint_dir(request: pytest.FixtureRequest, tmp_path_factory: Any) -> Iterator[None]:
+    """Each test gets its own audit checkpoint directory: a checkpoint written against
+    one test's (rolled back) audit rows must not judge the next test's."""
+    from django.conf import settings
+
+    previous = settings.LUXMAIL_AUDIT_CHECKPOINT_DIR
+    settings.LUXMAIL_AUDIT_CHECKPOINT_DIR = tmp_path_factory.mktemp("audit-checkpoints")
+    yield
+    settings.LUXMAIL_AUDIT_CHECKPOINT_DIR = previous

@@ -42,26 +42,19 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     filters = form.cleaned_data if form.is_valid() else {}
     events = selectors.audit_events(**{k: v for k, v in filters.items() if v})
     page = Paginator(events, 50).get_page(request.GET.get("page"))
-    return render(request, "audit/list.html", {"form": form, "page": page, "nav": "audit"})
+    context = {"form": form, "page": page, "nav": "audit", **selectors.audit_status()}
+    return render(request, "audit/list.html", context)
 
 
 @login_required
 @permission_required("luxmail.view_audit", raise_exception=True)
 @require_POST
 def audit_verify(request: HttpRequest) -> HttpResponse:
-    result = audit.verify()
-    audit.record(
-        "audit.verify",
-        actor=request.user,
-        request=request,
-        details={"checked": result.checked, "ok": result.ok},
-    )
+    result = audit.verification_run(actor=request.user, request=request)
     if result.ok:
-        messages.success(request, f"Audit chain intact: {result.checked} events verified.")
+        messages.success(request, result.message)
     else:
-        messages.error(
-            request, f"Audit chain broken at event #{result.broken_event_id}: {result.reason}."
-        )
+        messages.error(request, result.message)
     return redirect("audit")
 
 

@@ -305,7 +305,8 @@ class ReportRowOutput(serializers.Serializer):
         child=serializers.IntegerField(),
         help_text="Raw sums: messages, queued, sent, delivered, failed, bounced, unknown, "
         "skipped, cancelled, opened_*/clicked_* (unique messages by best label), opens_*/"
-        "clicks_* (events), unsubscribed, complained.",
+        "clicks_* (events; opens_* include the open a click implies), unsubscribed, "
+        "complained.",
     )
     opened = serializers.IntegerField(help_text="Unique opens that count under the setting.")
     clicked = serializers.IntegerField()

@@ -444,7 +444,9 @@ class Engagement:
 
     The open label is the best of the open labels and the click labels: a click
     means the message was opened, so a human click upgrades the message to a human
-    open even when the pixel was blocked or only a proxy fetched it.
+    open even when the pixel was blocked or only a proxy fetched it. ``counts`` holds
+    the events per ``<kind>s_<label>``, plus that implied open under ``opens_<label>``
+    when no open event carries the message's open label.
     """
 
     open_label: Label | None
@@ -493,6 +495,11 @@ def message_engagement(events: Iterable[tuple[Kind | str, Label | str]]) -> Enga
     from_click = open_label is not None and (
         best_open is None or _RANK[open_label] > _RANK[best_open]
     )
+    if open_label is not None and open_label not in opens:
+        # The open the click implies counts in the totals too, at the message's open
+        # label, so unique opened never exceeds total opens (rollups.engagement_select).
+        key = f"opens_{open_label.value}"
+        counts[key] = counts.get(key, 0) + 1
     return Engagement(
         open_label=open_label, click_label=best_click, open_from_click=from_click, counts=counts
     )

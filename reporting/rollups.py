@@ -150,6 +150,7 @@ ROLLUPS = (
 # Engagement of a message from its events, in SQL (the same fold as
 # classification.message_engagement: a click implies an open, the best label wins).
 _RANK_SQL = "CASE e.label WHEN 'human' THEN 3 WHEN 'unknown' THEN 2 ELSE 1 END"
+_RANKS = {"human": 3, "unknown": 2, "automated": 1}
 ENGAGEMENT_COLUMNS = (
     "open_label",
     "click_label",
@@ -162,18 +163,34 @@ ENGAGEMENT_COLUMNS = (
 )
 
 
+def _event_count_sql(kind: str, label: str) -> str:
+    return f"SUM(CASE WHEN e.kind = '{kind}' AND e.label = '{label}' THEN 1 ELSE 0 END)"
+
+
 def engagement_select(where: str) -> str:
-    """``SELECT message_id, <engagement columns> FROM reporting_event e WHERE … GROUP BY``."""
-    counts = ",\n       ".join(
-        f"SUM(CASE WHEN e.kind = '{kind}' AND e.label = '{label}' THEN 1 ELSE 0 END) "
-        f"AS {kind}s_{label}"
+    """``SELECT message_id, <engagement columns> FROM reporting_event e WHERE … GROUP BY``.
+
+    Total opens per label count the open events plus the open a click implies: a
+    message whose best label (``open_label``, clicks included) has no open event of
+    that label counts one open at it. So for every label, and every set of counted
+    labels, unique opened ≤ total opens (the report showed 47 opened above 45 opens
+    when clicks without a pixel load were counted as opened but not as opens).
+    """
+    counts = [
+        f"{_event_count_sql(kind, label)} AS {kind}s_{label}"
+        if kind == "click"
+        else (
+            f"{_event_count_sql(kind, label)} + CASE WHEN MAX({_RANK_SQL}) = {_RANKS[label]} "
+            f"AND {_event_count_sql(kind, label)} = 0 THEN 1 ELSE 0 END AS {kind}s_{label}"
+        )
         for kind in ("open", "click")
         for label in ("human", "unknown", "automated")
-    )
+    ]
+    columns = ",\n       ".join(counts)
     return (
         f"SELECT e.message_id, MAX({_RANK_SQL}) AS open_label,\n"
         f"       COALESCE(MAX(CASE WHEN e.kind = 'click' THEN {_RANK_SQL} END), 0) "
-        f"AS click_label,\n       {counts}\n"
+        f"AS click_label,\n       {columns}\n"
         f"  FROM reporting_event e WHERE {where} GROUP BY e.message_id"
     )
 

@@ -71,6 +71,7 @@ def _production_env(var_dir: Path) -> dict[str, str]:
         "SECRET_KEY": secrets.token_urlsafe(64),
         "LUXMAIL_ENCRYPTION_KEYS": f"k1:{key()}",
         "LUXMAIL_BLIND_INDEX_KEY": key(),
+        "LUXMAIL_AUDIT_CHECKPOINT_KEYS": f"c1:{key()}",
         "DATABASE_URL": database_url,
         "CELERY_BROKER_URL": settings.CACHES["default"]["LOCATION"],
         "LUXMAIL_ALLOWED_HOSTS": "localhost",

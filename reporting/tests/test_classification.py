@@ -593,7 +593,8 @@ def test_message_engagement(events, open_label, click_label, from_click):
 def test_engagement_counts_and_flags():
     engagement = message_engagement([("open", "automated"), ("click", "human"), ("click", "human")])
     assert engagement.human_open and engagement.human_click
-    assert engagement.counts == {"opens_automated": 1, "clicks_human": 2}
+    # The human click implies a human open, counted once in the totals.
+    assert engagement.counts == {"opens_automated": 1, "clicks_human": 2, "opens_human": 1}
     mpp_only = message_engagement([("open", "automated")])
     assert not mpp_only.opened(exclude_automated=True, count_unknown=True)
     assert mpp_only.opened(exclude_automated=False, count_unknown=False)

@@ -212,9 +212,11 @@ def test_rebuild_equals_incremental(tracking_buffer, make_user):
         1,
         1,
     )
+    # The scanner's click alone implies an automated open: 2 opened only by machines,
+    # so 2 automated opens (this read 1 before, below the unique count).
     assert (row.opens_human, row.opens_automated, row.clicks_human, row.clicks_automated) == (
         1,
-        1,
+        2,
         1,
         3,
     )
@@ -270,6 +272,7 @@ def test_engagement_in_sql_equals_message_engagement():
         expected[message_id] = (
             rank[engagement.open_label] if engagement.open_label else 0,
             rank[engagement.click_label] if engagement.click_label else 0,
+            *(engagement.counts.get(name, 0) for name in rollups.ENGAGEMENT_COLUMNS[2:]),
         )
         for i, (kind, label) in enumerate(sequence):
             events.append(
@@ -287,9 +290,9 @@ def test_engagement_in_sql_equals_message_engagement():
     Event.objects.bulk_create(events)
     ingest.message_engagement_refresh(message_ids=ids)
     found = dict(
-        (row[0], (row[1], row[2]))
+        (row[0], tuple(row[1:]))
         for row in MessageStat.objects.filter(message_id__in=ids).values_list(
-            "message_id", "open_label", "click_label"
+            "message_id", *rollups.ENGAGEMENT_COLUMNS
         )
     )
     assert found == expected

@@ -7,14 +7,13 @@ from luxmail import audit
 
 class Command(BaseCommand):
     help = (
-        "Verify the audit log's hash chain. Exits 0 when intact, 1 naming the first broken event."
+        "Verify the audit log's hash chain and both its ends against the latest signed "
+        "checkpoint. Exits 0 when intact (and writes a new checkpoint), 1 saying what is "
+        "broken or missing."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        result = audit.verify()
+        result = audit.verification_run()
         if not result.ok:
-            raise CommandError(
-                f"Audit chain broken at event #{result.broken_event_id}: {result.reason} "
-                f"({result.checked} events verified before it)."
-            )
-        self.stdout.write(f"Audit chain intact: {result.checked} events checked.")
+            raise CommandError(result.message)
+        self.stdout.write(result.message)
