@@ -374,9 +374,14 @@ def send_batch(
             )
             pending = []
             if ready and not marked:
-                report.stopped = "paused"
+                # Paused or cancelled, or this batch's lease ran out (the rows may belong
+                # to another worker now): either way, nothing more of this batch is sent.
+                report.stopped = "paused" if _paused(campaign_id) else "lease lost"
                 break
             if ready:
+                # Exactly the rows the database let this batch mark, nothing else.
+                allowed = set(marked)
+                ready = [b for b in ready if b.message_id in allowed]
                 connection, sent_results = _transmit(connection, ready, chunk, config, direct)
                 results += sent_results
             pending = results
@@ -395,6 +400,10 @@ def send_batch(
             queue.write_results(token=token, results=pending, durable=False)
         queue.release(token=token, ids=[c.id for c in live[done:]])
     return report
+
+
+def _paused(campaign_id: int) -> bool:
+    return not Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.SENDING).exists()
 
 
 def _tally(report: BatchReport, results: list[queue.Result]) -> None:
