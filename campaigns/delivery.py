@@ -24,7 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from campaigns import channels, htmlmail, mail, queue, signing, templating, tokens
+from campaigns import bounces, channels, htmlmail, mail, queue, signing, templating, tokens
 from campaigns.context import recipients as load_recipients
 from campaigns.direct import DirectConnections
 from campaigns.models import Campaign, CampaignStatus, MessageState, SenderIdentity
@@ -382,8 +382,14 @@ def send_batch(
                 # Exactly the rows the database let this batch mark, nothing else.
                 allowed = set(marked)
                 ready = [b for b in ready if b.message_id in allowed]
-                connection, sent_results = _transmit(connection, ready, chunk, config, direct)
+                connection, sent_results, refusals = _transmit(
+                    connection, ready, chunk, config, direct
+                )
                 results += sent_results
+                for message_id, outcome in refusals:
+                    bounces.refusal_record(
+                        message_id=message_id, code=outcome.code or 550, reply=outcome.reply
+                    )
             pending = results
             done = start + len(chunk)
             _tally(report, results)
@@ -507,9 +513,12 @@ def _transmit(
     chunk: list[queue.Claimed],
     config: RelayConfig,
     direct: DirectConnections | None = None,
-) -> tuple[Connection | None, list[queue.Result]]:
+) -> tuple[Connection | None, list[queue.Result], list[tuple[int, Outcome]]]:
+    """Send ``ready``; returns the connection, the outcomes, and the recipients refused
+    with a 5xx at RCPT or DATA (bounces, recorded like a DSN by the caller)."""
     attempts = {c.id: c.attempts + 1 for c in chunk}
     results: list[queue.Result] = []
+    refusals: list[tuple[int, Outcome]] = []
     current: Connection | None = connection
     for built in ready:
         route = built.channel.route
@@ -518,6 +527,8 @@ def _transmit(
                 route, mail_from=built.mail_from, recipient=built.recipient, data=built.data
             )
             results.append(_result(built, outcome, attempts[built.message_id]))
+            if _refused(outcome):
+                refusals.append((built.message_id, outcome))
             continue
         if current is None or current.broken:
             if current is not None:
@@ -531,7 +542,14 @@ def _transmit(
                 continue
         outcome = current.send(built.mail_from, built.recipient, built.data)
         results.append(_result(built, outcome, attempts[built.message_id]))
-    return current, results
+        if _refused(outcome):
+            refusals.append((built.message_id, outcome))
+    return current, results, refusals
+
+
+def _refused(outcome: Outcome) -> bool:
+    """A permanent refusal of this recipient or message (not of our sender at MAIL)."""
+    return outcome.kind == "permanent" and outcome.stage in ("RCPT", "DATA")
 
 
 def _result(built: Built, outcome: Outcome, attempts: int) -> queue.Result:
@@ -543,6 +561,9 @@ def _result(built: Built, outcome: Outcome, attempts: int) -> queue.Result:
         state = MessageState.UNKNOWN
     elif outcome.kind == "transient":
         state, next_at = _deferred_or_failed(attempts, outcome)
+    elif _refused(outcome):
+        # Bounced (address-level, 5.1.x) or failed, by the same rule as a DSN.
+        state = bounces.sync_state(code=outcome.code, reply=outcome.reply) or MessageState.FAILED
     else:
         state = MessageState.FAILED
     return queue.Result(
