@@ -14,6 +14,7 @@ and worker process (:func:`prepare`).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import connection as db_connection
 from django.utils import timezone
 
 from campaigns import bounces, channels, htmlmail, mail, queue, signing, templating, tokens
@@ -275,17 +277,65 @@ def _deferred_or_failed(attempts: int, outcome: Outcome) -> tuple[str, datetime 
     return MessageState.DEFERRED, timezone.now() + backoff(attempts)
 
 
+class Heartbeat:
+    """Renews a batch's leases from a thread while it works (claimed rows, rows in
+    flight, and the chain's slot), so leases can be short — a dead worker's rows are
+    reclaimed within ``LUXMAIL_SEND_LEASE_SECONDS`` — while a slow SMTP server never
+    makes a live batch lose them. Uses its own database connection.
+    """
+
+    def __init__(
+        self, *, token: Any, lease: int, campaign_id: int, chain: tuple[int, Any] | None
+    ) -> None:
+        self.token, self.lease, self.campaign_id, self.chain = token, lease, campaign_id, chain
+        self.superseded = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="send-heartbeat", daemon=True)
+
+    def start(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        from django.db import DatabaseError
+        from django.db import connection as own
+
+        try:
+            while not self._stop.wait(max(self.lease / 3, 0.5)):
+                try:
+                    queue.renew_batch(token=self.token, lease_seconds=self.lease)
+                    if self.chain is not None and not queue.chain_renew(
+                        campaign_id=self.campaign_id,
+                        slot=self.chain[0],
+                        token=self.chain[1],
+                        seconds=self.lease,
+                    ):
+                        self.superseded = True
+                except DatabaseError as error:
+                    logger.warning("send heartbeat failed (%s)", error.__class__.__name__)
+        finally:
+            own.close()
+
+
 def send_batch(
     *,
     campaign_id: int,
     limit: int | None = None,
     config: RelayConfig | None = None,
     on_chunk: Callable[[int], None] | None = None,
+    chain: tuple[int, Any] | None = None,
 ) -> BatchReport:
     """Claim and send one bounded batch of ``campaign_id``; idempotent and resumable.
 
-    Returns what happened; never raises for per-message problems (they become message
-    states). Raises :class:`SendRefused` when the campaign cannot be sent at all.
+    ``chain`` is the (slot, token) of the dispatch chain running it: the heartbeat
+    renews that slot, and the batch stops (``stopped="superseded"``) once another chain
+    took it over. Returns what happened; never raises for per-message problems (they
+    become message states). Raises :class:`SendRefused` when the campaign cannot be
+    sent at all.
     """
     report = BatchReport()
     campaign = Campaign.objects.select_related("sender").get(pk=campaign_id)
@@ -293,7 +343,7 @@ def send_batch(
         report.stopped = campaign.status
         return report
     config = config or RelayConfig.from_settings()
-    lease = int(getattr(settings, "LUXMAIL_SEND_LEASE_SECONDS", 300))
+    lease = int(getattr(settings, "LUXMAIL_SEND_LEASE_SECONDS", 10))
     chunk_size = int(getattr(settings, "LUXMAIL_SEND_CHUNK", 20))
     limit = limit or int(getattr(settings, "LUXMAIL_SEND_BATCH", 500))
     prepared = prepare(campaign)
@@ -343,6 +393,13 @@ def send_batch(
         access=access,
     )
     direct = DirectConnections() if secure.direct else None
+    # Inside a transaction (the in-process tests) another connection could not see the
+    # rows, so there is no heartbeat: the batch runs well within its lease there.
+    heartbeat = (
+        None
+        if db_connection.in_atomic_block
+        else Heartbeat(token=token, lease=lease, campaign_id=campaign_id, chain=chain).start()
+    )
     connection: Connection | None = None
     renewed_at = time.monotonic()
     done = 0
@@ -350,6 +407,9 @@ def send_batch(
     try:
         for start in range(0, len(live), chunk_size):
             chunk = live[start : start + chunk_size]
+            if heartbeat is not None and heartbeat.superseded:
+                report.stopped = "superseded"
+                break
             results, ready = _build_chunk(prepared, chunk, people, config, secure)
             if any(b.channel.route is None for b in ready) and connection is None:
                 try:
@@ -398,6 +458,8 @@ def send_batch(
             if report.stopped:
                 break
     finally:
+        if heartbeat is not None:
+            heartbeat.stop()
         if connection is not None:
             pool().release(connection)
         if direct is not None:

@@ -363,3 +363,82 @@ def next_due(*, campaign_id: int) -> datetime | None:
         .first()
     )
     return row
+
+
+# --- dispatch chain slots (at most ``slots`` chains per campaign) ------------------------
+
+
+def _slot_free(now: datetime) -> Q:
+    return Q(token__isnull=True) | Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+
+
+def chain_acquire(
+    *, campaign_id: int, slots: int, lease_seconds: float
+) -> tuple[int, uuid.UUID] | None:
+    """Take a free or expired slot of ``campaign_id`` (one of ``range(slots)``) with a
+    new fencing token; ``None`` when every slot is held by a live chain.
+
+    The take is a compare-and-set (an UPDATE re-checking that the slot is still free),
+    so two tasks racing for one slot cannot both win, on PostgreSQL or SQLite.
+    """
+    from campaigns.models import SendChain
+
+    existing = set(SendChain.objects.filter(campaign_id=campaign_id).values_list("slot", flat=True))
+    missing = [
+        SendChain(campaign_id=campaign_id, slot=n) for n in range(slots) if n not in existing
+    ]
+    if missing:
+        SendChain.objects.bulk_create(missing, ignore_conflicts=True)
+    now = timezone.now()
+    candidates = (
+        SendChain.objects.filter(campaign_id=campaign_id, slot__lt=slots)
+        .filter(_slot_free(now))
+        .order_by("slot")
+        .values_list("pk", "slot")
+    )
+    for pk, slot in candidates:
+        token = uuid.uuid4()
+        won = (
+            SendChain.objects.filter(pk=pk)
+            .filter(_slot_free(now))
+            .update(token=token, lease_until=now + timedelta(seconds=lease_seconds))
+        )
+        if won:
+            return slot, token
+    return None
+
+
+def chain_renew(*, campaign_id: int, slot: int, token: uuid.UUID, seconds: float) -> bool:
+    """Extend the lease of a held slot; ``False`` when ``token`` was superseded (the
+    chain must stop)."""
+    from campaigns.models import SendChain
+
+    return bool(
+        SendChain.objects.filter(campaign_id=campaign_id, slot=slot, token=token).update(
+            lease_until=timezone.now() + timedelta(seconds=seconds)
+        )
+    )
+
+
+def chain_release(*, campaign_id: int, slot: int, token: uuid.UUID) -> None:
+    from campaigns.models import SendChain
+
+    SendChain.objects.filter(campaign_id=campaign_id, slot=slot, token=token).update(
+        token=None, lease_until=None
+    )
+
+
+def chains_live(*, campaign_id: int) -> int:
+    """How many chains hold a slot of ``campaign_id`` right now."""
+    from campaigns.models import SendChain
+
+    return SendChain.objects.filter(
+        campaign_id=campaign_id, token__isnull=False, lease_until__gte=timezone.now()
+    ).count()
+
+
+def renew_batch(*, token: uuid.UUID, lease_seconds: float) -> int:
+    """Heartbeat: extend the lease of every row a batch holds (claimed or in flight)."""
+    return Message.objects.filter(claim_token=token, state__in=OPEN_STATES).update(
+        lease_until=timezone.now() + timedelta(seconds=lease_seconds)
+    )
