@@ -79,3 +79,27 @@ def test_synchronous_5xx_is_handled_like_a_dsn(
     assert set(Message.objects.exclude(pk=refused.pk).values_list("state", flat=True)) == {
         MessageState.SENT
     }
+
+
+@pytest.mark.parametrize(
+    ("status", "suppressed", "state"),
+    [("5.1.1", True, MessageState.BOUNCED), ("5.7.1", False, MessageState.FAILED)],
+)
+def test_the_same_refusal_as_a_dsn_gets_the_same_verdict(
+    postgres, sink, admin, status: str, suppressed: bool, state: str
+) -> None:
+    from campaigns import bounces
+    from campaigns.tests.reports import dsn
+
+    ids = make_contacts(1)
+    campaign = make_campaign(contact_ids=ids, actor=admin)
+    services.campaign_start(campaign=campaign, actor=admin)
+    delivery.send_batch(campaign_id=campaign.pk)
+    received = sink.messages[0]
+    headers = received.data.split(b"\r\n\r\n", 1)[0].decode()
+    outcome = bounces.bounce_process(
+        raw=dsn(to=received.mail_from, original_headers=headers, status=status), source="api"
+    )
+    assert outcome.suppressed == int(suppressed)
+    assert Message.objects.get().state == state
+    assert Suppression.objects.filter(removed_at__isnull=True).exists() is suppressed
