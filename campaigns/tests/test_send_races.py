@@ -6,15 +6,19 @@ only the rows the database still lets it mark.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections import Counter
 from datetime import timedelta
 
 import pytest
+from django.db import connection as db_connection
 from django.utils import timezone
 
 from campaigns import delivery, queue, services
 from campaigns.models import Message, MessageState
 from campaigns.tests.factories import make_campaign, make_contacts
+from campaigns.tests.smtp_fixtures import RecordingHandler, smtp_server
 
 pytestmark = [pytest.mark.postgres, pytest.mark.smtp, pytest.mark.django_db]
 
@@ -62,3 +66,57 @@ def test_mark_sending_returns_only_rows_still_leased(postgres, sink, admin):
     assert set(Message.objects.filter(id__in=rows[:2]).values_list("state", flat=True)) == {
         MessageState.QUEUED
     }
+
+
+class SlowHandler(RecordingHandler):
+    """An SMTP server that takes ``delay`` seconds to answer each DATA."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(self.delay)
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_slow_server_does_not_lose_the_lease(postgres, broker, admin, settings) -> None:
+    # A 2 s lease, and a server needing ~3 s per chunk: only the heartbeat keeps the
+    # batch's rows (in flight and waiting) from being recovered or reclaimed meanwhile.
+    settings.LUXMAIL_SEND_LEASE_SECONDS = 2
+    settings.LUXMAIL_SEND_CHUNK = 4
+    with smtp_server(handler=SlowHandler(0.75)) as server:
+        settings.LUXMAIL_SMTP_HOST = server.host
+        settings.LUXMAIL_SMTP_PORT = server.port
+        settings.LUXMAIL_SMTP_SECURITY = "none"
+        settings.LUXMAIL_SMTP_USER = None
+        ids = make_contacts(8)
+        campaign = make_campaign(contact_ids=ids, actor=admin)
+        # Its chains go to the broker, where no worker runs: this test drives the batches.
+        services.campaign_start(campaign=campaign, actor=admin)
+
+        def slow_worker() -> None:
+            try:
+                delivery.send_batch(campaign_id=campaign.pk)
+            finally:
+                db_connection.close()
+
+        worker = threading.Thread(target=slow_worker)
+        worker.start()
+        while not Message.objects.filter(claim_token__isnull=False).exists():
+            worker.join(0.05)  # the slow batch claims everything first
+        competing = Counter[str]()
+        while worker.is_alive():
+            # What the sweep and another worker do all along.
+            competing["unknown"] += queue.recover_expired(campaign_id=campaign.pk)
+            competing["claimed"] += delivery.send_batch(campaign_id=campaign.pk).claimed
+            worker.join(0.3)
+        from campaigns.transport import pool
+
+        pool().close_all()
+    assert +competing == Counter(), "the slow batch lost its lease"
+    assert sorted(r for m in server.messages for r in m.rcpt_tos) == sorted(
+        f"p{i}@example.test" for i in range(8)
+    )
+    assert set(Message.objects.values_list("state", flat=True)) == {MessageState.SENT}
