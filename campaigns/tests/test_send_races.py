@@ -16,7 +16,7 @@ from django.db import connection as db_connection
 from django.utils import timezone
 
 from campaigns import delivery, queue, services
-from campaigns.models import Message, MessageState
+from campaigns.models import Message, MessageState, SendChain
 from campaigns.tests.factories import make_campaign, make_contacts
 from campaigns.tests.smtp_fixtures import RecordingHandler, smtp_server
 
@@ -120,3 +120,23 @@ def test_slow_server_does_not_lose_the_lease(postgres, broker, admin, settings) 
         f"p{i}@example.test" for i in range(8)
     )
     assert set(Message.objects.values_list("state", flat=True)) == {MessageState.SENT}
+
+
+def test_chain_slots_cap_the_chains_and_fence_superseded_ones(postgres, admin) -> None:
+    campaign = make_campaign(contact_ids=make_contacts(1), actor=admin)
+    first = queue.chain_acquire(campaign_id=campaign.pk, slots=2, lease_seconds=60)
+    second = queue.chain_acquire(campaign_id=campaign.pk, slots=2, lease_seconds=60)
+    assert first and second and {first[0], second[0]} == {0, 1}
+    assert queue.chain_acquire(campaign_id=campaign.pk, slots=2, lease_seconds=60) is None
+    assert queue.chains_live(campaign_id=campaign.pk) == 2
+    # The first chain's worker dies: its slot expires and a new chain takes it over.
+    SendChain.objects.filter(campaign=campaign, slot=first[0]).update(
+        lease_until=timezone.now() - timedelta(seconds=1)
+    )
+    third = queue.chain_acquire(campaign_id=campaign.pk, slots=2, lease_seconds=60)
+    assert third is not None and third[0] == first[0] and third[1] != first[1]
+    # The old chain's next task finds its token superseded and must stop.
+    assert not queue.chain_renew(campaign_id=campaign.pk, slot=first[0], token=first[1], seconds=60)
+    assert queue.chain_renew(campaign_id=campaign.pk, slot=third[0], token=third[1], seconds=60)
+    queue.chain_release(campaign_id=campaign.pk, slot=second[0], token=second[1])
+    assert queue.chains_live(campaign_id=campaign.pk) == 1

@@ -68,7 +68,6 @@ def start_worker(
         "LUXMAIL_SEND_BATCH": "200",
         "LUXMAIL_SEND_CHAINS": str(CONCURRENCY),
         "LUXMAIL_SEND_LEASE_SECONDS": "6",
-        "LUXMAIL_SEND_STALL_SECONDS": "3",
         "LUXMAIL_SEND_RECOVERY_SECONDS": "2",
         **(extra or {}),
     }
