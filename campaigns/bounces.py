@@ -10,10 +10,12 @@ recipient, the VERP address in the report's own headers (To, Delivered-To,
 X-Original-To), then the returned original headers (Return-Path, Message-ID). Tokens
 are signed, so a forged report cannot name an arbitrary message.
 
-Effects: a hard bounce or a complaint suppresses the address at once (contacts'
-``suppression_add``: status ``bounced``/``complained``) and marks the message
-``bounced``; soft bounces are counted per contact and suppress after
-``LUXMAIL_SOFT_BOUNCE_LIMIT`` within 30 days.
+Effects (one rule, :func:`classify`, for DSNs and for 5xx replies received during the
+SMTP dialogue): an address-level hard bounce (5.1.x) or a complaint suppresses the
+address at once (contacts' ``suppression_add``: status ``bounced``/``complained``)
+and marks the message ``bounced``; any other hard bounce (policy, content) marks it
+``failed`` without suppressing; soft bounces are counted per contact and suppress
+after ``LUXMAIL_SOFT_BOUNCE_LIMIT`` within 30 days.
 """
 
 from __future__ import annotations
@@ -64,17 +66,47 @@ def _text(value: Any) -> str:
     return " ".join(str(value or "").split())
 
 
-def _status_kind(action: str, status: str) -> str | None:
+@dataclass(frozen=True)
+class Verdict:
+    """What a refusal means, whether it came in a DSN or during the SMTP dialogue."""
+
+    kind: str  # BounceKind.HARD or BounceKind.SOFT
+    # The reason is the address itself (RFC 3463 class 5.1.x: bad mailbox or domain):
+    # suppress it at once. Other permanent refusals (policy, content, …) fail the message
+    # without suppressing the address.
+    address_level: bool
+
+
+_ENHANCED = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
+
+
+def enhanced_status(reply: str) -> str:
+    """The RFC 3463 status in an SMTP reply text (``"5.1.1"``), or ``""``."""
+    match = _ENHANCED.search(reply[:200])
+    return ".".join(match.groups()) if match else ""
+
+
+def classify(*, status: str, action: str = "failed") -> Verdict | None:
+    """The one classification of refusals, used by the DSN path (:func:`bounce_process`)
+    and the synchronous path (:func:`refusal_record`, a 5xx at RCPT or DATA).
+
+    ``None`` when the report is not a refusal (delivered, relayed, expanded).
+    """
     action = action.lower()
     if action in ("delivered", "relayed", "expanded"):
         return None
     if status.startswith("5"):
-        return BounceKind.HARD
+        return Verdict(BounceKind.HARD, status.startswith("5.1."))
     if status.startswith("4") or action == "delayed":
-        return BounceKind.SOFT
+        return Verdict(BounceKind.SOFT, False)
     if action == "failed":
-        return BounceKind.HARD
+        return Verdict(BounceKind.HARD, False)
     return None
+
+
+def _status_kind(action: str, status: str) -> str | None:
+    verdict = classify(status=status, action=action)
+    return verdict.kind if verdict else None
 
 
 def _delivery_status(part: EmailMessage) -> list[Report]:
@@ -202,13 +234,49 @@ def bounce_process(
     return outcome
 
 
+SYNC_SOURCE = "smtp-dialogue"
+
+
+def sync_state(*, code: int | None, reply: str) -> str | None:
+    """The state of a message refused with ``code``/``reply`` during the SMTP dialogue:
+    ``bounced`` when the refusal is address-level, ``failed`` for any other 5xx, and
+    ``None`` when it is not a permanent refusal. Same rule as a DSN (:func:`classify`).
+    """
+    if code is None or not 500 <= code < 600:
+        return None
+    verdict = classify(status=enhanced_status(reply) or "5")
+    return MessageState.BOUNCED if verdict and verdict.address_level else MessageState.FAILED
+
+
+def refusal_record(*, message_id: int, code: int, reply: str) -> bool:
+    """Record a 5xx received at RCPT or DATA like the same refusal arriving as a DSN:
+    a hard bounce event, and suppression when it is address-level. The message's state
+    is written by the send pipeline (:func:`sync_state`). Returns whether the address
+    was suppressed.
+    """
+    message = Message.objects.filter(pk=message_id).select_related("contact", "campaign").first()
+    if message is None:
+        return False
+    status = enhanced_status(reply) or str(code)
+    report = Report(BounceKind.HARD, status[:16], redact(reply)[:480])
+    return _record(message, report, source=SYNC_SOURCE, actor=None, request=None, set_state=False)
+
+
 def _record(
-    message: Message, report: Report, *, source: str, actor: Any, request: HttpRequest | None
+    message: Message,
+    report: Report,
+    *,
+    source: str,
+    actor: Any,
+    request: HttpRequest | None,
+    set_state: bool = True,
 ) -> bool:
     from contacts import services as contact_services
 
     contact = message.contact
     label = actor or f"bounces:{source}"
+    verdict = classify(status=report.status) if report.kind == BounceKind.HARD else None
+    address_level = verdict.address_level if verdict else False
     with transaction.atomic():
         event = BounceEvent.objects.create(
             message=message,
@@ -219,7 +287,7 @@ def _record(
             source=source,
         )
         suppress_reason = None
-        if report.kind == BounceKind.HARD:
+        if report.kind == BounceKind.HARD and address_level:
             suppress_reason = "hard_bounce"
         elif report.kind == BounceKind.COMPLAINT:
             suppress_reason = "complaint"
@@ -232,18 +300,19 @@ def _record(
             if recent >= int(getattr(settings, "LUXMAIL_SOFT_BOUNCE_LIMIT", 3)):
                 suppress_reason = "hard_bounce"
         # A complaint is about a delivered message; anything else that suppresses means
-        # the message did not arrive.
-        bounced = report.kind == BounceKind.HARD or (
-            report.kind == BounceKind.SOFT and suppress_reason is not None
-        )
-        if bounced and message.state in (
-            MessageState.SENT,
-            MessageState.UNKNOWN,
-            MessageState.DEFERRED,
+        # the message did not arrive. A hard refusal that is not address-level (policy,
+        # content) fails the message without suppressing the address.
+        state = None
+        if suppress_reason is not None and report.kind != BounceKind.COMPLAINT:
+            state = MessageState.BOUNCED
+        elif report.kind == BounceKind.HARD:
+            state = MessageState.FAILED
+        if (
+            set_state
+            and state is not None
+            and message.state in (MessageState.SENT, MessageState.UNKNOWN, MessageState.DEFERRED)
         ):
-            Message.objects.filter(pk=message.pk).update(
-                state=MessageState.BOUNCED, smtp_reply=report.diagnostic
-            )
+            Message.objects.filter(pk=message.pk).update(state=state, smtp_reply=report.diagnostic)
         if suppress_reason and contact is not None:
             note = (
                 f"{report.kind} bounce {report.status}".strip()

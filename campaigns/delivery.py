@@ -14,6 +14,7 @@ and worker process (:func:`prepare`).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -22,9 +23,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import connection as db_connection
 from django.utils import timezone
 
-from campaigns import channels, fields, htmlmail, mail, queue, signing, templating, tokens
+from campaigns import bounces, channels, fields, htmlmail, mail, queue, signing, templating, tokens
 from campaigns.context import recipients as load_recipients
 from campaigns.direct import DirectConnections
 from campaigns.models import Campaign, CampaignStatus, MessageState, SenderIdentity
@@ -281,17 +283,65 @@ def _deferred_or_failed(attempts: int, outcome: Outcome) -> tuple[str, datetime 
     return MessageState.DEFERRED, timezone.now() + backoff(attempts)
 
 
+class Heartbeat:
+    """Renews a batch's leases from a thread while it works (claimed rows, rows in
+    flight, and the chain's slot), so leases can be short — a dead worker's rows are
+    reclaimed within ``LUXMAIL_SEND_LEASE_SECONDS`` — while a slow SMTP server never
+    makes a live batch lose them. Uses its own database connection.
+    """
+
+    def __init__(
+        self, *, token: Any, lease: int, campaign_id: int, chain: tuple[int, Any] | None
+    ) -> None:
+        self.token, self.lease, self.campaign_id, self.chain = token, lease, campaign_id, chain
+        self.superseded = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="send-heartbeat", daemon=True)
+
+    def start(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        from django.db import DatabaseError
+        from django.db import connection as own
+
+        try:
+            while not self._stop.wait(max(self.lease / 3, 0.5)):
+                try:
+                    queue.renew_batch(token=self.token, lease_seconds=self.lease)
+                    if self.chain is not None and not queue.chain_renew(
+                        campaign_id=self.campaign_id,
+                        slot=self.chain[0],
+                        token=self.chain[1],
+                        seconds=self.lease,
+                    ):
+                        self.superseded = True
+                except DatabaseError as error:
+                    logger.warning("send heartbeat failed (%s)", error.__class__.__name__)
+        finally:
+            own.close()
+
+
 def send_batch(
     *,
     campaign_id: int,
     limit: int | None = None,
     config: RelayConfig | None = None,
     on_chunk: Callable[[int], None] | None = None,
+    chain: tuple[int, Any] | None = None,
 ) -> BatchReport:
     """Claim and send one bounded batch of ``campaign_id``; idempotent and resumable.
 
-    Returns what happened; never raises for per-message problems (they become message
-    states). Raises :class:`SendRefused` when the campaign cannot be sent at all.
+    ``chain`` is the (slot, token) of the dispatch chain running it: the heartbeat
+    renews that slot, and the batch stops (``stopped="superseded"``) once another chain
+    took it over. Returns what happened; never raises for per-message problems (they
+    become message states). Raises :class:`SendRefused` when the campaign cannot be
+    sent at all.
     """
     report = BatchReport()
     campaign = Campaign.objects.select_related("sender").get(pk=campaign_id)
@@ -299,7 +349,7 @@ def send_batch(
         report.stopped = campaign.status
         return report
     config = config or RelayConfig.from_settings()
-    lease = int(getattr(settings, "LUXMAIL_SEND_LEASE_SECONDS", 300))
+    lease = int(getattr(settings, "LUXMAIL_SEND_LEASE_SECONDS", 10))
     chunk_size = int(getattr(settings, "LUXMAIL_SEND_CHUNK", 20))
     limit = limit or int(getattr(settings, "LUXMAIL_SEND_BATCH", 500))
     prepared = prepare(campaign)
@@ -349,6 +399,13 @@ def send_batch(
         access=access,
     )
     direct = DirectConnections() if secure.direct else None
+    # Inside a transaction (the in-process tests) another connection could not see the
+    # rows, so there is no heartbeat: the batch runs well within its lease there.
+    heartbeat = (
+        None
+        if db_connection.in_atomic_block
+        else Heartbeat(token=token, lease=lease, campaign_id=campaign_id, chain=chain).start()
+    )
     connection: Connection | None = None
     renewed_at = time.monotonic()
     done = 0
@@ -356,6 +413,9 @@ def send_batch(
     try:
         for start in range(0, len(live), chunk_size):
             chunk = live[start : start + chunk_size]
+            if heartbeat is not None and heartbeat.superseded:
+                report.stopped = "superseded"
+                break
             results, ready = _build_chunk(prepared, chunk, people, config, secure)
             if any(b.channel.route is None for b in ready) and connection is None:
                 try:
@@ -380,11 +440,22 @@ def send_batch(
             )
             pending = []
             if ready and not marked:
-                report.stopped = "paused"
+                # Paused or cancelled, or this batch's lease ran out (the rows may belong
+                # to another worker now): either way, nothing more of this batch is sent.
+                report.stopped = "paused" if _paused(campaign_id) else "lease lost"
                 break
             if ready:
-                connection, sent_results = _transmit(connection, ready, chunk, config, direct)
+                # Exactly the rows the database let this batch mark, nothing else.
+                allowed = set(marked)
+                ready = [b for b in ready if b.message_id in allowed]
+                connection, sent_results, refusals = _transmit(
+                    connection, ready, chunk, config, direct
+                )
                 results += sent_results
+                for message_id, outcome in refusals:
+                    bounces.refusal_record(
+                        message_id=message_id, code=outcome.code or 550, reply=outcome.reply
+                    )
             pending = results
             done = start + len(chunk)
             _tally(report, results)
@@ -393,6 +464,8 @@ def send_batch(
             if report.stopped:
                 break
     finally:
+        if heartbeat is not None:
+            heartbeat.stop()
         if connection is not None:
             pool().release(connection)
         if direct is not None:
@@ -401,6 +474,10 @@ def send_batch(
             queue.write_results(token=token, results=pending, durable=False)
         queue.release(token=token, ids=[c.id for c in live[done:]])
     return report
+
+
+def _paused(campaign_id: int) -> bool:
+    return not Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.SENDING).exists()
 
 
 def _tally(report: BatchReport, results: list[queue.Result]) -> None:
@@ -510,9 +587,12 @@ def _transmit(
     chunk: list[queue.Claimed],
     config: RelayConfig,
     direct: DirectConnections | None = None,
-) -> tuple[Connection | None, list[queue.Result]]:
+) -> tuple[Connection | None, list[queue.Result], list[tuple[int, Outcome]]]:
+    """Send ``ready``; returns the connection, the outcomes, and the recipients refused
+    with a 5xx at RCPT or DATA (bounces, recorded like a DSN by the caller)."""
     attempts = {c.id: c.attempts + 1 for c in chunk}
     results: list[queue.Result] = []
+    refusals: list[tuple[int, Outcome]] = []
     current: Connection | None = connection
     for built in ready:
         route = built.channel.route
@@ -521,6 +601,8 @@ def _transmit(
                 route, mail_from=built.mail_from, recipient=built.recipient, data=built.data
             )
             results.append(_result(built, outcome, attempts[built.message_id]))
+            if _refused(outcome):
+                refusals.append((built.message_id, outcome))
             continue
         if current is None or current.broken:
             if current is not None:
@@ -534,7 +616,14 @@ def _transmit(
                 continue
         outcome = current.send(built.mail_from, built.recipient, built.data)
         results.append(_result(built, outcome, attempts[built.message_id]))
-    return current, results
+        if _refused(outcome):
+            refusals.append((built.message_id, outcome))
+    return current, results, refusals
+
+
+def _refused(outcome: Outcome) -> bool:
+    """A permanent refusal of this recipient or message (not of our sender at MAIL)."""
+    return outcome.kind == "permanent" and outcome.stage in ("RCPT", "DATA")
 
 
 def _result(built: Built, outcome: Outcome, attempts: int) -> queue.Result:
@@ -546,6 +635,9 @@ def _result(built: Built, outcome: Outcome, attempts: int) -> queue.Result:
         state = MessageState.UNKNOWN
     elif outcome.kind == "transient":
         state, next_at = _deferred_or_failed(attempts, outcome)
+    elif _refused(outcome):
+        # Bounced (address-level, 5.1.x) or failed, by the same rule as a DSN.
+        state = bounces.sync_state(code=outcome.code, reply=outcome.reply) or MessageState.FAILED
     else:
         state = MessageState.FAILED
     return queue.Result(

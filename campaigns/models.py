@@ -234,6 +234,29 @@ class Message(models.Model):
         return f"Message #{self.pk} ({self.state})"
 
 
+class SendChain(models.Model):
+    """One dispatch chain slot of a sending campaign: ``slot`` in ``range(concurrency)``.
+
+    A chain task holds its slot through ``token`` (a fencing token) until
+    ``lease_until``; it renews the lease while it works and exits as soon as its token
+    is superseded. Resume and the recovery sweep only start chains for free or expired
+    slots, so a campaign never has more chains than slots (campaigns/queue.py).
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    slot = models.PositiveSmallIntegerField()
+    token = models.UUIDField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "slot"], name="sendchain_one_per_slot")
+        ]
+
+    def __str__(self) -> str:
+        return f"Chain {self.slot} of campaign #{self.campaign_id}"
+
+
 class BounceKind(models.TextChoices):
     HARD = "hard", "Hard bounce"
     SOFT = "soft", "Soft bounce"

@@ -157,18 +157,19 @@ def step(
     sending: list[int],
     lease_seconds: int,
     renew: list[int] | None = None,
-) -> int:
+) -> list[int]:
     """In one transaction (one commit): write ``results`` of the previous chunk, then
     mark ``sending`` as about to be transmitted — only while the campaign is still
-    ``sending`` (returns 0 when it was paused or cancelled). ``renew`` extends the lease
-    of the batch's other claimed rows. The commit is durable: the mark must be on disk
-    before anything goes on the wire.
+    ``sending`` (returns ``[]`` when it was paused or cancelled). Returns the ids
+    marked: the only ones the caller may transmit. ``renew`` extends the lease of the
+    batch's other claimed rows. The commit is durable: the mark must be on disk before
+    anything goes on the wire.
     """
     with transaction.atomic():
         if results:
             _write(token, results)
         if not sending:
-            return 0
+            return []
         return mark_sending(
             token=token,
             ids=sending,
@@ -178,6 +179,18 @@ def step(
         )
 
 
+_MARK_SQL = """
+UPDATE campaigns_message SET state = 'sending', sending_at = statement_timestamp(),
+       attempts = attempts + 1,
+       lease_until = statement_timestamp() + %s * interval '1 second'
+ WHERE id = ANY(%s) AND claim_token = %s AND state IN ('queued', 'deferred')
+   AND lease_until >= statement_timestamp()
+   AND (%s::bigint IS NULL OR EXISTS (SELECT 1 FROM campaigns_campaign
+                                       WHERE id = %s AND status = 'sending'))
+RETURNING id
+"""
+
+
 def mark_sending(
     *,
     token: uuid.UUID,
@@ -185,26 +198,22 @@ def mark_sending(
     lease_seconds: int,
     renew: list[int] | None = None,
     campaign_id: int | None = None,
-) -> int:
-    """Commit ``sending`` for a chunk about to be transmitted; returns the rows marked.
+) -> list[int]:
+    """Commit ``sending`` for a chunk about to be transmitted; returns the ids marked.
 
-    With ``campaign_id``, nothing is marked unless that campaign is ``sending``.
-    ``renew`` lists the batch's other claimed rows whose lease to extend.
+    Only rows this batch still holds are marked: its claim token, a lease that has not
+    expired (once it has, another worker may have claimed the row) and still
+    ``queued``/``deferred``. The database, not the worker's memory, says what may be
+    sent: the caller transmits exactly the returned ids. With ``campaign_id``, nothing
+    is marked unless that campaign is ``sending``. ``renew`` lists the batch's other
+    claimed rows whose lease to extend.
     """
     if not ids:
-        return 0
+        return []
     if _postgres():
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE campaigns_message SET state = 'sending', "
-                "sending_at = statement_timestamp(), attempts = attempts + 1, "
-                "lease_until = statement_timestamp() + %s * interval '1 second' "
-                "WHERE id = ANY(%s) AND claim_token = %s "
-                "AND (%s::bigint IS NULL OR EXISTS (SELECT 1 FROM campaigns_campaign "
-                "WHERE id = %s AND status = 'sending'))",
-                [lease_seconds, ids, token, campaign_id, campaign_id],
-            )
-            marked = cursor.rowcount
+            cursor.execute(_MARK_SQL, [lease_seconds, ids, token, campaign_id, campaign_id])
+            marked = [row[0] for row in cursor.fetchall()]
             if renew and marked:
                 cursor.execute(
                     "UPDATE campaigns_message "
@@ -215,6 +224,8 @@ def mark_sending(
         return marked
     from campaigns.models import Campaign
 
+    # SQLite (make run): the UPDATE takes the database's write lock, held until commit,
+    # so the rows read back right after it are exactly the ones it changed.
     now = timezone.now()
     lease = now + timedelta(seconds=lease_seconds)
     with transaction.atomic():
@@ -222,16 +233,21 @@ def mark_sending(
             campaign_id is not None
             and not Campaign.objects.filter(pk=campaign_id, status="sending").exists()
         ):
-            return 0
-        marked = 0
-        for message in Message.objects.filter(id__in=ids, claim_token=token):
-            message.state = MessageState.SENDING
-            message.sending_at = now
-            message.attempts += 1
-            message.lease_until = lease
-            message.save(update_fields=["state", "sending_at", "attempts", "lease_until"])
-            marked += 1
-        if renew:
+            return []
+        Message.objects.filter(
+            id__in=ids, claim_token=token, state__in=CLAIMABLE, lease_until__gte=now
+        ).update(
+            state=MessageState.SENDING,
+            sending_at=now,
+            attempts=F("attempts") + 1,
+            lease_until=lease,
+        )
+        marked = list(
+            Message.objects.filter(
+                id__in=ids, claim_token=token, state=MessageState.SENDING, sending_at=now
+            ).values_list("id", flat=True)
+        )
+        if renew and marked:
             Message.objects.filter(id__in=renew, claim_token=token, state__in=CLAIMABLE).update(
                 lease_until=lease
             )
@@ -347,3 +363,82 @@ def next_due(*, campaign_id: int) -> datetime | None:
         .first()
     )
     return row
+
+
+# --- dispatch chain slots (at most ``slots`` chains per campaign) ------------------------
+
+
+def _slot_free(now: datetime) -> Q:
+    return Q(token__isnull=True) | Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+
+
+def chain_acquire(
+    *, campaign_id: int, slots: int, lease_seconds: float
+) -> tuple[int, uuid.UUID] | None:
+    """Take a free or expired slot of ``campaign_id`` (one of ``range(slots)``) with a
+    new fencing token; ``None`` when every slot is held by a live chain.
+
+    The take is a compare-and-set (an UPDATE re-checking that the slot is still free),
+    so two tasks racing for one slot cannot both win, on PostgreSQL or SQLite.
+    """
+    from campaigns.models import SendChain
+
+    existing = set(SendChain.objects.filter(campaign_id=campaign_id).values_list("slot", flat=True))
+    missing = [
+        SendChain(campaign_id=campaign_id, slot=n) for n in range(slots) if n not in existing
+    ]
+    if missing:
+        SendChain.objects.bulk_create(missing, ignore_conflicts=True)
+    now = timezone.now()
+    candidates = (
+        SendChain.objects.filter(campaign_id=campaign_id, slot__lt=slots)
+        .filter(_slot_free(now))
+        .order_by("slot")
+        .values_list("pk", "slot")
+    )
+    for pk, slot in candidates:
+        token = uuid.uuid4()
+        won = (
+            SendChain.objects.filter(pk=pk)
+            .filter(_slot_free(now))
+            .update(token=token, lease_until=now + timedelta(seconds=lease_seconds))
+        )
+        if won:
+            return slot, token
+    return None
+
+
+def chain_renew(*, campaign_id: int, slot: int, token: uuid.UUID, seconds: float) -> bool:
+    """Extend the lease of a held slot; ``False`` when ``token`` was superseded (the
+    chain must stop)."""
+    from campaigns.models import SendChain
+
+    return bool(
+        SendChain.objects.filter(campaign_id=campaign_id, slot=slot, token=token).update(
+            lease_until=timezone.now() + timedelta(seconds=seconds)
+        )
+    )
+
+
+def chain_release(*, campaign_id: int, slot: int, token: uuid.UUID) -> None:
+    from campaigns.models import SendChain
+
+    SendChain.objects.filter(campaign_id=campaign_id, slot=slot, token=token).update(
+        token=None, lease_until=None
+    )
+
+
+def chains_live(*, campaign_id: int) -> int:
+    """How many chains hold a slot of ``campaign_id`` right now."""
+    from campaigns.models import SendChain
+
+    return SendChain.objects.filter(
+        campaign_id=campaign_id, token__isnull=False, lease_until__gte=timezone.now()
+    ).count()
+
+
+def renew_batch(*, token: uuid.UUID, lease_seconds: float) -> int:
+    """Heartbeat: extend the lease of every row a batch holds (claimed or in flight)."""
+    return Message.objects.filter(claim_token=token, state__in=OPEN_STATES).update(
+        lease_until=timezone.now() + timedelta(seconds=lease_seconds)
+    )

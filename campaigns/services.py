@@ -641,15 +641,22 @@ def campaign_start(*, campaign: Campaign, actor: Any, request: HttpRequest | Non
     return count
 
 
-def _enqueue_chains(campaign_id: int) -> None:
+def _enqueue_chains(campaign_id: int, count: int | None = None) -> None:
+    """Start up to ``count`` (default: all) chains; each takes a free slot or exits at
+    once, so extra starts never run more than ``send_parallelism()`` chains."""
     from campaigns import tasks
 
-    for _ in range(send_parallelism()):
+    for _ in range(send_parallelism() if count is None else count):
         tasks.send_batch.delay(campaign_id)
 
 
 def send_parallelism() -> int:
+    """The configured concurrency of a campaign: its number of chain slots."""
     return max(int(getattr(settings, "LUXMAIL_SEND_CHAINS", 2)), 1)
+
+
+def campaign_is_sending(*, campaign_id: int) -> bool:
+    return Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.SENDING).exists()
 
 
 def _transition(
@@ -942,8 +949,9 @@ def campaigns_start_due() -> int:
 
 
 def campaigns_recover() -> dict[str, int]:
-    """Lease recovery (Celery beat): ``sending`` rows with expired leases → ``unknown``;
-    campaigns whose chains died get new chains; finished campaigns are closed."""
+    """Lease recovery (Celery beat, every ``LUXMAIL_SEND_RECOVERY_SECONDS``): ``sending``
+    rows with expired leases → ``unknown``; a sending campaign with due work gets a chain
+    for each slot whose chain died (lease expired); finished campaigns are closed."""
     unknown = queue.recover_expired()
     # Rows a dead worker had claimed for a campaign cancelled since: cancel them too.
     now = timezone.now()
@@ -952,23 +960,17 @@ def campaigns_recover() -> dict[str, int]:
     ).filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now)).update(
         state=MessageState.CANCELLED, claim_token=None, lease_until=None, finished_at=now
     )
-    stall = int(getattr(settings, "LUXMAIL_SEND_STALL_SECONDS", 60))
     restarted = 0
     for campaign_id in Campaign.objects.filter(status=CampaignStatus.SENDING).values_list(
         "pk", flat=True
     ):
         if campaign_finish_if_done(campaign_id=campaign_id):
             continue
-        last = Campaign.objects.values_list("last_batch_at", flat=True).get(pk=campaign_id)
         due = queue.next_due(campaign_id=campaign_id)
-        now = timezone.now()
-        if (
-            due is not None
-            and due <= now
-            and (last is None or (now - last).total_seconds() > stall)
-        ):
-            _enqueue_chains(campaign_id)
-            restarted += 1
+        missing = send_parallelism() - queue.chains_live(campaign_id=campaign_id)
+        if due is not None and due <= timezone.now() and missing > 0:
+            _enqueue_chains(campaign_id, missing)
+            restarted += missing
     return {"unknown": unknown, "restarted": restarted}
 
 

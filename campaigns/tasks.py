@@ -1,24 +1,32 @@
 """Celery shells around the send pipeline. Ids in, never PHI; bounded work per task.
 
 ``send_batch`` sends one bounded batch and re-queues itself (Saleor style) while the
-campaign has claimable work, paced to the campaign's throttle. Several chains run per
-campaign (``LUXMAIL_SEND_CHAINS``). Beat runs ``start_due_campaigns`` and
-``recover_sending`` (lease recovery, restarting chains of a dead worker).
+campaign has claimable work, paced to the campaign's throttle. A campaign runs at most
+``LUXMAIL_SEND_CHAINS`` chains: each holds a slot (``SendChain``) with a fencing token
+passed from task to task; a task whose token was superseded exits, and a task started
+without one takes a free slot or exits. Beat runs ``start_due_campaigns`` and
+``recover_sending`` (lease recovery, restarting chains whose slot expired).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 
 from celery import shared_task
+from django.conf import settings
 from django.db import OperationalError
 
-from campaigns import delivery, services
+from campaigns import delivery, queue, services
 
 logger = logging.getLogger(__name__)
 
 MAX_WAIT_SECONDS = 300
+
+
+def _lease() -> int:
+    return int(getattr(settings, "LUXMAIL_SEND_LEASE_SECONDS", 10))
 
 
 @shared_task(
@@ -28,15 +36,55 @@ MAX_WAIT_SECONDS = 300
     max_retries=10,
     ignore_result=True,
 )
-def send_batch(campaign_id: int) -> None:
+def send_batch(campaign_id: int, slot: int | None = None, token: str | None = None) -> None:
+    lease = _lease()
+    if slot is None or token is None:
+        held = queue.chain_acquire(
+            campaign_id=campaign_id, slots=services.send_parallelism(), lease_seconds=lease
+        )
+        if held is None:
+            return  # every slot has a live chain: this one is not needed
+        slot, fence = held
+    else:
+        fence = uuid.UUID(token)
+        if not queue.chain_renew(campaign_id=campaign_id, slot=slot, token=fence, seconds=lease):
+            return  # superseded (the slot expired and another chain took it)
     started = time.monotonic()
     try:
-        report = delivery.send_batch(campaign_id=campaign_id)
+        report = delivery.send_batch(campaign_id=campaign_id, chain=(slot, fence))
     except delivery.SendRefused as error:
+        queue.chain_release(campaign_id=campaign_id, slot=slot, token=fence)
         services.campaign_halt(campaign_id=campaign_id, reason=str(error))
         return
+    except BaseException:
+        # The retry (or the recovery sweep) starts from a free slot.
+        queue.chain_release(campaign_id=campaign_id, slot=slot, token=fence)
+        raise
+    if report.stopped == "superseded":
+        return
+
+    def then(countdown: float) -> None:
+        # Hold the slot through the wait, so the sweep does not start a second chain.
+        if not queue.chain_renew(
+            campaign_id=campaign_id, slot=slot, token=fence, seconds=countdown + lease
+        ):
+            return
+        args = (campaign_id, slot, str(fence))
+        if countdown:
+            send_batch.apply_async(args, countdown=countdown)
+        else:
+            send_batch.apply_async(args)
+
+    if report.stopped == "lease lost":
+        then(0)
+        return
     if report.stopped:
+        queue.chain_release(campaign_id=campaign_id, slot=slot, token=fence)
         services.campaign_finish_if_done(campaign_id=campaign_id)
+        # Resumed while this chain was stopping: start again (from a free slot; a
+        # chain the resume started may already hold it).
+        if report.stopped == "paused" and services.campaign_is_sending(campaign_id=campaign_id):
+            send_batch.delay(campaign_id)
         return
     if report.claimed:
         from campaigns.models import Campaign
@@ -44,25 +92,26 @@ def send_batch(campaign_id: int) -> None:
         per_minute = Campaign.objects.values_list("throttle_per_minute", flat=True).get(
             pk=campaign_id
         )
-        countdown = delivery.pace(
-            elapsed=time.monotonic() - started,
-            sent=report.claimed,
-            per_minute=per_minute,
-            chains=services.send_parallelism(),
+        then(
+            delivery.pace(
+                elapsed=time.monotonic() - started,
+                sent=report.claimed,
+                per_minute=per_minute,
+                chains=services.send_parallelism(),
+            )
         )
-        if countdown:
-            send_batch.apply_async((campaign_id,), countdown=countdown)
-        else:
-            send_batch.delay(campaign_id)
         return
     if services.campaign_finish_if_done(campaign_id=campaign_id):
+        queue.chain_release(campaign_id=campaign_id, slot=slot, token=fence)
         return
     wait = delivery.wait_seconds(report)
     if wait is not None and wait > 0:
         # Only deferred messages remain: come back when the first is due.
-        send_batch.apply_async((campaign_id,), countdown=min(wait, MAX_WAIT_SECONDS))
+        then(min(wait, MAX_WAIT_SECONDS))
+        return
     # Otherwise the remaining rows are claimed by other chains (or by a dead worker,
-    # whose lease recover_sending waits out): this chain ends.
+    # whose lease recover_sending waits out): this chain ends and frees its slot.
+    queue.chain_release(campaign_id=campaign_id, slot=slot, token=fence)
 
 
 @shared_task(ignore_result=True)

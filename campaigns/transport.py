@@ -87,6 +87,8 @@ class Outcome:
     kind: Kind
     code: int | None
     reply: str
+    # The command a refusal answered (MAIL, RCPT or DATA); "" when no reply was refused.
+    stage: str = ""
 
     @property
     def accepted(self) -> bool:
@@ -103,14 +105,14 @@ def verifying_context(ca_file: str | None = None) -> ssl.SSLContext:
     return shared(ca_file)
 
 
-def _classify(code: int, reply: bytes | str) -> Outcome:
+def _classify(code: int, reply: bytes | str, stage: str = "") -> Outcome:
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
     text = redact(" ".join(text.split()))[:480]
     if 200 <= code < 300:
         return Outcome("sent", code, text)
     if 400 <= code < 500:
-        return Outcome("transient", code, text)
-    return Outcome("permanent", code, text)
+        return Outcome("transient", code, text, stage)
+    return Outcome("permanent", code, text, stage)
 
 
 class Connection:
@@ -200,22 +202,22 @@ class Connection:
                 replies = [smtp.getreply() for _ in range(3)]
                 mail_reply, rcpt_reply, data_reply = replies
                 if mail_reply[0] != 250:
-                    return self._reject(mail_reply, data_reply)
+                    return self._reject(mail_reply, data_reply, "MAIL")
                 if rcpt_reply[0] not in (250, 251):
-                    return self._reject(rcpt_reply, data_reply)
+                    return self._reject(rcpt_reply, data_reply, "RCPT")
                 if data_reply[0] != 354:
-                    return self._after_failure(_classify(*data_reply))
+                    return self._after_failure(_classify(*data_reply, "DATA"))
             else:
                 code, reply = smtp.mail(mail_from)
                 if code != 250:
-                    return self._after_failure(_classify(code, reply))
+                    return self._after_failure(_classify(code, reply, "MAIL"))
                 code, reply = smtp.rcpt(recipient)
                 if code not in (250, 251):
-                    return self._after_failure(_classify(code, reply))
+                    return self._after_failure(_classify(code, reply, "RCPT"))
                 smtp.putcmd("data")
                 code, reply = smtp.getreply()
                 if code != 354:
-                    return self._after_failure(_classify(code, reply))
+                    return self._after_failure(_classify(code, reply, "DATA"))
             body_sent = True
             smtp.send(payload)
             code, reply = smtp.getreply()
@@ -225,18 +227,20 @@ class Connection:
             if body_sent:
                 return Outcome("ambiguous", None, f"connection lost awaiting the reply ({name})")
             return Outcome("transient", None, f"connection failed ({name})")
-        outcome = _classify(code, reply)
+        outcome = _classify(code, reply, "DATA")
         if code == 421:
             self.broken = True
         return outcome
 
-    def _reject(self, reply: tuple[int, bytes], data_reply: tuple[int, bytes]) -> Outcome:
+    def _reject(
+        self, reply: tuple[int, bytes], data_reply: tuple[int, bytes], stage: str
+    ) -> Outcome:
         # The pipelined DATA was refused along with the earlier command (503/554), or,
         # exceptionally, accepted: then end the empty transaction with a lone dot.
         if data_reply[0] == 354:
             self.smtp.send(b".\r\n")
             self.smtp.getreply()
-        return self._after_failure(_classify(*reply))
+        return self._after_failure(_classify(*reply, stage))
 
     def _after_failure(self, outcome: Outcome) -> Outcome:
         try:

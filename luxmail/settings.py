@@ -270,6 +270,15 @@ if CELERY_BROKER_URL is None:
         # How often an idle worker looks for new messages (kombu's default is 1 s).
         "polling_interval": 0.2,
     }
+# Redis broker: a late-acked task whose worker died is redelivered only after this
+# many seconds. Recovery does not rely on it (the send sweep restarts chains within
+# seconds, and a redelivered chain task whose slot was taken over exits); it must stay
+# above the longest countdown LuxMail schedules (5 min), or waiting tasks would run twice.
+LUXMAIL_BROKER_VISIBILITY_SECONDS = env.integer("LUXMAIL_BROKER_VISIBILITY_SECONDS", 3600)
+if LUXMAIL_BROKER_VISIBILITY_SECONDS < 600:
+    raise ImproperlyConfigured("LUXMAIL_BROKER_VISIBILITY_SECONDS must be at least 600.")
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": LUXMAIL_BROKER_VISIBILITY_SECONDS}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_SERIALIZER = "json"
@@ -291,9 +300,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 LUXMAIL_SEND_BATCH = env.integer("LUXMAIL_SEND_BATCH", 500)
 LUXMAIL_SEND_CHUNK = env.integer("LUXMAIL_SEND_CHUNK", 20)
 LUXMAIL_SEND_CHAINS = env.integer("LUXMAIL_SEND_CHAINS", 2)
-LUXMAIL_SEND_LEASE_SECONDS = env.integer("LUXMAIL_SEND_LEASE_SECONDS", 300)
-LUXMAIL_SEND_STALL_SECONDS = env.integer("LUXMAIL_SEND_STALL_SECONDS", 60)
-LUXMAIL_SEND_RECOVERY_SECONDS = env.integer("LUXMAIL_SEND_RECOVERY_SECONDS", 30)
+# Short leases, renewed by a heartbeat thread while a batch works: a killed worker's
+# rows and chain slots are free again after the lease, and the recovery sweep (every
+# LUXMAIL_SEND_RECOVERY_SECONDS) restarts its chains: recovery starts within
+# lease + sweep interval (15 s by default; docs/operations.md).
+LUXMAIL_SEND_LEASE_SECONDS = env.integer("LUXMAIL_SEND_LEASE_SECONDS", 10)
+LUXMAIL_SEND_RECOVERY_SECONDS = env.integer("LUXMAIL_SEND_RECOVERY_SECONDS", 5)
 LUXMAIL_SEND_MAX_ATTEMPTS = env.integer("LUXMAIL_SEND_MAX_ATTEMPTS", 8)
 LUXMAIL_SEND_RETRY_BASE_SECONDS = env.integer("LUXMAIL_SEND_RETRY_BASE_SECONDS", 60)
 LUXMAIL_SOFT_BOUNCE_LIMIT = env.integer("LUXMAIL_SOFT_BOUNCE_LIMIT", 3)

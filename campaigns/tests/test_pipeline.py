@@ -156,7 +156,8 @@ def test_transient_and_permanent_replies(postgres, sink, admin) -> None:
     Message.objects.update(next_attempt_at=timezone.now())
     sink.reply = "550 5.1.1 no such user"
     delivery.send_batch(campaign_id=campaign.pk)
-    assert set(Message.objects.values_list("state", flat=True)) == {MessageState.FAILED}
+    # Address-level refusal at DATA: a bounce, like the same DSN (test_sync_bounces.py).
+    assert set(Message.objects.values_list("state", flat=True)) == {MessageState.BOUNCED}
     assert set(Message.objects.values_list("attempts", flat=True)) == {2}
     assert services.campaign_finish_if_done(campaign_id=campaign.pk)
 

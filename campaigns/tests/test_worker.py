@@ -41,7 +41,17 @@ CHUNK = 20
 CONCURRENCY = 2
 
 
-def start_worker(sink_port: int, tmp_path: Path, name: str, *, beat: bool = False) -> Any:
+def start_worker(
+    sink_port: int,
+    tmp_path: Path,
+    name: str,
+    *,
+    beat: bool = False,
+    extra: dict[str, str] | None = None,
+    default_leases: bool = False,
+) -> Any:
+    """``extra`` adds environment variables; ``default_leases`` keeps the lease and
+    recovery settings at their production defaults."""
     db = connection.settings_dict
     env = {
         **os.environ,
@@ -58,9 +68,12 @@ def start_worker(sink_port: int, tmp_path: Path, name: str, *, beat: bool = Fals
         "LUXMAIL_SEND_BATCH": "200",
         "LUXMAIL_SEND_CHAINS": str(CONCURRENCY),
         "LUXMAIL_SEND_LEASE_SECONDS": "6",
-        "LUXMAIL_SEND_STALL_SECONDS": "3",
         "LUXMAIL_SEND_RECOVERY_SECONDS": "2",
+        **(extra or {}),
     }
+    if default_leases:
+        for key in ("LUXMAIL_SEND_LEASE_SECONDS", "LUXMAIL_SEND_RECOVERY_SECONDS"):
+            env.pop(key)
     command = [
         str(Path(sys.executable).parent / "celery"),
         "-A",
