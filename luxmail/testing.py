@@ -16,7 +16,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -123,9 +122,9 @@ class RedisServer:
         self.process = None
 
 
-# The suite's own Redis: started when this plugin loads (before Django reads its
-# settings), unless LUXMAIL_REDIS_URL names one explicitly. Its databases are ours to
-# flush; an explicitly named Redis is never flushed (see owns_redis).
+# The suite's own Redis: started before Django reads its settings, unless
+# LUXMAIL_REDIS_URL names one explicitly. Its databases are ours to flush; an explicitly
+# named Redis is never flushed (see owns_redis). Stopped at the end of the session.
 SESSION_REDIS: RedisServer | None = None
 _SESSION_REDIS_DIR: str | None = None
 
@@ -170,8 +169,11 @@ def redis_answers(url: str | None) -> bool:
     return answers(parts.hostname or "127.0.0.1", parts.port or 6379)
 
 
-if "pytest" in sys.modules and SESSION_REDIS is None:
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> Iterator[None]:
+    """Before pytest-django (whose own hook here reads the Django settings)."""
     _start_session_redis()
+    return (yield)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
