@@ -10,7 +10,8 @@ Redis, whose durability the start-up check then reports):
 
 1. creates a sent campaign with 20,000 messages and three tracked links, and writes
    the open and click paths of every message (real signed tokens) to a file;
-2. starts ``gunicorn luxmail.wsgi`` with 2 sync workers on loopback, with bench
+2. starts ``gunicorn luxmail.wsgi`` with 2 gthread workers of 8 threads on loopback
+   (``--threads 1``: sync workers), with bench
    settings that add two views answering the same 43-byte GIF:
    * ``/bench/pixel`` — a bare Django view behind the project's whole middleware stack
      (what any view pays: sessions, auth, CSRF, MFA gate, CSP …) — the baseline the
@@ -208,13 +209,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--connections", type=int, default=16)
     parser.add_argument(
         "--threads",
         type=int,
-        default=1,
-        help="gunicorn threads per worker (>1: gthread workers, which overlap the Redis "
-        "round trip with other requests)",
+        default=8,
+        help="gunicorn threads per worker (>1: gthread workers, as docs/operations.md "
+        "deploys them: each hit waits for Redis's fsync, and threads overlap those waits, "
+        "which Redis commits together; 1: sync workers)",
     )
     parser.add_argument("--database", default=DATABASE)
     parser.add_argument(

@@ -307,6 +307,8 @@ def enforce_durability() -> None:
     """Start-up of a web process: refuse (production) or warn loudly (dev) when tracking
     hits could be lost. Called from ``luxmail.wsgi``; ``manage.py check`` runs the same."""
     problem = durability_problem()
+    if not connection.in_atomic_block:
+        connection.close()  # opened for the check: never shared with forked workers
     if problem is None:
         return
     if problem.blocking and getattr(settings, "PRODUCTION", False):

@@ -17,7 +17,9 @@ def tracking_durability(app_configs: Any = None, **kwargs: Any) -> list[checks.C
     from reporting import buffer
 
     problem = buffer.durability_problem()
-    if problem is None:
+    if problem is None or not problem.blocking:
+        # Redis not answering now is an outage, not a configuration error (hits go to
+        # PostgreSQL): the health check reports it, the web start-up logs it.
         return []
     if problem.blocking and getattr(settings, "PRODUCTION", False):
         return [checks.Error(problem.message, id="reporting.E001")]
