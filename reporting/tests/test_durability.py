@@ -244,3 +244,62 @@ def test_ingester_stores_table_entries_while_redis_is_down_and_catches_up(
     assert report.stored == 2
     assert set(Event.objects.values_list("message_id", flat=True)) == set(ids)
     assert buffer.stream_length() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_ingest_command_keeps_going_when_the_redis_broker_is_down(
+    client, settings, redis_server, tracking_buffer, make_user, tmp_path
+):
+    """The real command in its own process, with Celery's broker on a stopped Redis: the
+    opened webhooks cannot be enqueued, every batch is still stored."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from reporting import services
+    from reporting.models import WebhookDelivery
+
+    require(connection.vendor == "postgresql", "needs PostgreSQL shared with the command")
+    services.webhook_endpoint_create(
+        name="CDP", url="https://cdp.example/hook", event_types=["opened"], actor=make_user()
+    )
+    server = redis_server(appendonly="yes", appendfsync="always")
+    _use(settings, server)
+    settings.LUXMAIL_TRACKING_DURABILITY = "postgres"  # every hit into the table
+    campaign, ids = started_campaign(6)
+    mark_sent(ids)
+    built_html(campaign, ids[0])
+    for message_id in ids:
+        assert hit(client, open_path(message_id, campaign.pk), agent=BROWSER).status_code == 200
+    assert PendingEvent.objects.count() == 6
+    server.stop()
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "LUXMAIL_ENV": "test",
+        "DJANGO_SETTINGS_MODULE": "luxmail.test_settings",
+        "LUXMAIL_CELERY_EAGER": "0",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
+        f"{db['PORT'] or 5432}/{db['NAME']}",
+        "LUXMAIL_REDIS_URL": server.url(0),
+        "CELERY_BROKER_URL": server.url(0),
+        "LUXMAIL_VAR_DIR": str(tmp_path),
+    }
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "manage.py", "ingest_tracking_events", "--batch", "2"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "stored 6 events" in result.stdout
+    assert Event.objects.filter(campaign_id=campaign.pk).count() == 6
+    assert PendingEvent.objects.count() == 0
+    # Queued as rows; the dispatch sweep enqueues them once the broker is back.
+    assert WebhookDelivery.objects.filter(event_type="opened").count() == 6
