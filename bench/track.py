@@ -335,8 +335,20 @@ def run(args: argparse.Namespace, redis_url: str) -> None:
     answered = sum(json.loads(path.read_text())["answered"] for path in counts_dir.glob("*.json"))
     started = time.perf_counter()
     report = ingest.IngestReport()
+    from django.db import OperationalError, connection
+
+    failures = 0
     while True:
-        batch = ingest.ingest(limit=5000, max_batches=100)
+        try:
+            batch = ingest.ingest(limit=5000, max_batches=100)
+        except OperationalError as error:  # a shared PostgreSQL restarted: retry
+            failures += 1
+            if failures > 30:
+                raise
+            log(f"ingest: database error ({str(error).strip()[:80]}); retrying")
+            connection.close()
+            time.sleep(2)
+            continue
         report.add(batch)
         if batch.read == 0:
             break
