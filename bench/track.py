@@ -3,11 +3,15 @@
     .venv/bin/python bench/track.py                    # 10 s per endpoint, 2 rounds
     .venv/bin/python bench/track.py --seconds 20 --rounds 3 --connections 8
 
-In the dedicated database ``luxmail_bench_track`` (and Redis db 12, stream emptied):
+In the dedicated database ``luxmail_bench_track`` and on a private ``redis-server``
+started for the run with ``appendonly yes`` + ``appendfsync always`` (what production
+requires: an answered hit is fsynced before the answer; ``--redis-url`` uses another
+Redis, whose durability the start-up check then reports):
 
 1. creates a sent campaign with 20,000 messages and three tracked links, and writes
    the open and click paths of every message (real signed tokens) to a file;
-2. starts ``gunicorn luxmail.wsgi`` with 2 sync workers on loopback, with bench
+2. starts ``gunicorn luxmail.wsgi`` with 2 gthread workers of 8 threads on loopback
+   (``--threads 1``: sync workers), with bench
    settings that add two views answering the same 43-byte GIF:
    * ``/bench/pixel`` — a bare Django view behind the project's whole middleware stack
      (what any view pays: sessions, auth, CSRF, MFA gate, CSP …) — the baseline the
@@ -43,7 +47,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import PG_URL, ROOT, setup_django, system_load
 
 DATABASE = "luxmail_bench_track"
-REDIS_URL = "redis://127.0.0.1:6379/12"
 MESSAGES = 20_000
 HTML = (
     "<html><body><p>Hello {{ contact.first_name }}</p>"
@@ -206,20 +209,47 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--connections", type=int, default=16)
     parser.add_argument(
         "--threads",
         type=int,
-        default=1,
-        help="gunicorn threads per worker (>1: gthread workers, which overlap the Redis "
-        "round trip with other requests)",
+        default=8,
+        help="gunicorn threads per worker (>1: gthread workers, as docs/operations.md "
+        "deploys them: each hit waits for Redis's fsync, and threads overlap those waits, "
+        "which Redis commits together; 1: sync workers)",
+    )
+    parser.add_argument("--database", default=DATABASE)
+    parser.add_argument(
+        "--redis-url", help="use this Redis instead of a private fsync-always redis-server"
     )
     args = parser.parse_args()
+    log(f"machine load at start: {system_load()}")
 
-    os.environ["LUXMAIL_REDIS_URL"] = REDIS_URL
-    setup_django(DATABASE)
+    from luxmail.testing import RedisServer
+
+    redis_server = None
+    redis_url = args.redis_url
+    if redis_url is None:
+        redis_dir = Path(tempfile.mkdtemp(prefix="bench-track-redis-"))
+        redis_server = RedisServer(redis_dir, appendonly="yes", appendfsync="always").start()
+        redis_url = redis_server.url(0)
+    try:
+        run(args, redis_url)
+    finally:
+        if redis_server is not None:
+            redis_server.stop()
+
+
+def run(args: argparse.Namespace, redis_url: str) -> None:
+    os.environ["LUXMAIL_REDIS_URL"] = redis_url
+    setup_django(args.database)
     from reporting import buffer, ingest
 
+    problem = buffer.durability_problem()
+    log(
+        "tracking store: "
+        + (f"NOT DURABLE: {problem.message}" if problem else "durable (start-up check passes)")
+    )
     client = buffer.redis_client()
     client.delete(buffer.STREAM)
     campaign_id, opens, clicks = prepare()
@@ -243,8 +273,8 @@ def main() -> None:
         "PYTHONPATH": f"{work}:{ROOT}",
         "DJANGO_SETTINGS_MODULE": "bench_track_settings",
         "LUXMAIL_ENV": "test",
-        "DATABASE_URL": PG_URL.format(name=DATABASE),
-        "LUXMAIL_REDIS_URL": REDIS_URL,
+        "DATABASE_URL": PG_URL.format(name=args.database),
+        "LUXMAIL_REDIS_URL": redis_url,
         "LUXMAIL_LOG_LEVEL": "WARNING",
         "BENCH_COUNT_DIR": str(counts_dir),
     }
@@ -305,8 +335,20 @@ def main() -> None:
     answered = sum(json.loads(path.read_text())["answered"] for path in counts_dir.glob("*.json"))
     started = time.perf_counter()
     report = ingest.IngestReport()
+    from django.db import OperationalError, connection
+
+    failures = 0
     while True:
-        batch = ingest.ingest(limit=5000, max_batches=100)
+        try:
+            batch = ingest.ingest(limit=5000, max_batches=100)
+        except OperationalError as error:  # a shared PostgreSQL restarted: retry
+            failures += 1
+            if failures > 30:
+                raise
+            log(f"ingest: database error ({str(error).strip()[:80]}); retrying")
+            connection.close()
+            time.sleep(2)
+            continue
         report.add(batch)
         if batch.read == 0:
             break

@@ -207,13 +207,19 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis, cache, Celery --------------------------------------------------------------
 REDIS_URL = env.get("LUXMAIL_REDIS_URL")
-if REDIS_URL is None and TESTING and _answers("127.0.0.1", 6379):
-    REDIS_URL = "redis://127.0.0.1:6379/15"
+# Tests: the pytest plugin (luxmail/testing.py) starts a throwaway redis-server and sets
+# LUXMAIL_REDIS_URL; a shared Redis (and its db 15) is never borrowed implicitly.
 if REDIS_URL is None and TESTING and REQUIRE_SERVICES:
     raise ImproperlyConfigured(
-        "LUXMAIL_REQUIRE_SERVICES=1 but no Redis answers on 127.0.0.1:6379 "
-        "and LUXMAIL_REDIS_URL is not set."
+        "LUXMAIL_REQUIRE_SERVICES=1 but LUXMAIL_REDIS_URL is not set (the pytest plugin "
+        "sets it to the throwaway redis-server it starts)."
     )
+# Tracking durability (docs/operations.md "Tracking guarantees"): how an accepted open
+# or click is made durable before the answer. ``redis-fsync``: the Redis stream, on a
+# Redis verified at start-up to run appendonly yes + appendfsync always; ``redis-trusted``:
+# the same without the check (managed Redis that refuses CONFIG; the operator vouches);
+# ``postgres``: the write-ahead table only. Checked by reporting.buffer, not here.
+LUXMAIL_TRACKING_DURABILITY = env.get("LUXMAIL_TRACKING_DURABILITY", "redis-fsync")
 CELERY_BROKER_URL = env.get("CELERY_BROKER_URL")
 if CELERY_BROKER_URL is None and PRODUCTION:
     raise ImproperlyConfigured("The environment variable CELERY_BROKER_URL is required.")

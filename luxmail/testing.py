@@ -8,9 +8,15 @@ becomes a failure.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import ctypes
 import os
 import shutil
+import signal
 import socket
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +33,151 @@ os.environ["LUXMAIL_ENV"] = "test"
 REQUIRE_SERVICES = os.environ.get("LUXMAIL_REQUIRE_SERVICES", "") in {"1", "true", "yes"}
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "var" / "screenshots"
+
+
+# --- Redis: a throwaway server of our own -----------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: the server gets SIGKILL when the test process dies, even by SIGKILL."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+class RedisServer:
+    """A real ``redis-server`` on a free loopback port, with its files in ``directory``.
+
+    ``options`` are ``redis-server`` command-line options (``appendonly="yes"``).
+    :meth:`kill` (SIGKILL) and :meth:`start` again on the same directory model a crash
+    and a restart: what the server reloads is what it had persisted.
+    """
+
+    def __init__(self, directory: Path, **options: str):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.options = {"save": "", "appendonly": "no", **options}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise FileNotFoundError("redis-server is not installed (apt-get install redis-server)")
+        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1"]
+        args += [
+            "--dir",
+            str(self.directory),
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.directory / "redis.log"),
+        ]
+        for name, value in self.options.items():
+            args += [f"--{name.replace('_', '-')}", *(value.split() or [""])]
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent
+        )
+        deadline = time.monotonic() + timeout
+        while not self._ready():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                log = self.directory / "redis.log"
+                detail = log.read_text()[-2000:] if log.exists() else ""
+                self.stop()
+                raise RuntimeError(f"redis-server did not start on port {self.port}: {detail}")
+            time.sleep(0.02)
+        return self
+
+    def _ready(self) -> bool:
+        """Answers PING (a server still loading its AOF answers -LOADING)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no final fsync (a crash)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self.process = None
+
+
+# The suite's own Redis: started before Django reads its settings, unless
+# LUXMAIL_REDIS_URL names one explicitly. Its databases are ours to flush; an explicitly
+# named Redis is never flushed (see owns_redis). Stopped at the end of the session.
+SESSION_REDIS: RedisServer | None = None
+_SESSION_REDIS_DIR: str | None = None
+
+
+def _start_session_redis() -> None:
+    global SESSION_REDIS, _SESSION_REDIS_DIR
+    if os.environ.get("LUXMAIL_REDIS_URL"):
+        return
+    if shutil.which("redis-server") is None:
+        if REQUIRE_SERVICES:
+            raise pytest.UsageError(
+                "LUXMAIL_REQUIRE_SERVICES=1 but redis-server is not installed and "
+                "LUXMAIL_REDIS_URL is not set: install redis-server (the suite starts its "
+                "own throwaway server) or name a Redis database the suite may use."
+            )
+        return
+    _SESSION_REDIS_DIR = tempfile.mkdtemp(prefix="luxmail-test-redis-")
+    SESSION_REDIS = RedisServer(Path(_SESSION_REDIS_DIR)).start()
+    os.environ["LUXMAIL_REDIS_URL"] = SESSION_REDIS.url(0)
+    atexit.register(_stop_session_redis)
+
+
+def _stop_session_redis() -> None:
+    global SESSION_REDIS
+    if SESSION_REDIS is not None:
+        SESSION_REDIS.stop()
+        SESSION_REDIS = None
+    if _SESSION_REDIS_DIR:
+        shutil.rmtree(_SESSION_REDIS_DIR, ignore_errors=True)
+
+
+def owns_redis(url: str | None) -> bool:
+    """Whether ``url`` is on the throwaway server this run started (free to flush)."""
+    return bool(url) and SESSION_REDIS is not None and f":{SESSION_REDIS.port}/" in str(url)
+
+
+def redis_answers(url: str | None) -> bool:
+    """Whether the Redis at ``url`` answers (False without a URL)."""
+    if not url:
+        return False
+    parts = urlsplit(url)
+    return answers(parts.hostname or "127.0.0.1", parts.port or 6379)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> Iterator[None]:
+    """Before pytest-django (whose own hook here reads the Django settings)."""
+    _start_session_redis()
+    return (yield)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _stop_session_redis()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -74,12 +225,6 @@ def chromium_path() -> str | None:
         if found:
             return found
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.hookimpl(hookwrapper=True)

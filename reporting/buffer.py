@@ -4,10 +4,13 @@ The request path appends the raw facts of one open or click and returns; the
 ingester (``reporting.ingest``) classifies and stores them later. Where an entry
 goes, in order:
 
-1. **Redis stream** ``luxmail:tracking:events`` (``XADD``, ~0.1 ms). Redis must persist
-   it (``appendonly yes``; docs/operations.md).
+1. **Redis stream** ``luxmail:tracking:events`` (``XADD``, ~0.1 ms). Redis answers
+   only after the entry is in its append-only file and fsynced: ``appendonly yes`` +
+   ``appendfsync always``, verified at start-up by :func:`durability_problem`
+   (``LUXMAIL_TRACKING_DURABILITY``, docs/operations.md "Tracking guarantees").
 2. **Write-ahead table** ``reporting_pendingevent`` (one autocommitted ``INSERT``) when
-   Redis is not configured (``make run``) or does not answer.
+   Redis is not configured (``make run``), does not answer, or
+   ``LUXMAIL_TRACKING_DURABILITY=postgres``.
 3. **Spool file** under ``var/tracking-spool/`` (appended and fsynced) when neither
    answers. The process that spooled moves the lines to 1 or 2 once one of them works
    again, and ``manage.py ingest_tracking_events`` on that host reads them directly.
@@ -201,8 +204,122 @@ def _stream_writer() -> _StreamWriter | None:
     return _writer
 
 
+# --- durability: what the configured store promises -------------------------------------
+
+DURABILITY_REDIS_FSYNC = "redis-fsync"
+DURABILITY_REDIS_TRUSTED = "redis-trusted"
+DURABILITY_POSTGRES = "postgres"
+DURABILITY_MODES = (DURABILITY_REDIS_FSYNC, DURABILITY_REDIS_TRUSTED, DURABILITY_POSTGRES)
+_ESCAPE = (
+    "Fix the Redis configuration, or set LUXMAIL_TRACKING_DURABILITY=postgres (hits are "
+    "written to PostgreSQL instead), or LUXMAIL_TRACKING_DURABILITY=redis-trusted if you "
+    "have made sure yourself that this Redis fsyncs every write (docs/operations.md, "
+    '"Tracking guarantees").'
+)
+
+
+def durability_mode() -> str:
+    return str(getattr(settings, "LUXMAIL_TRACKING_DURABILITY", DURABILITY_REDIS_FSYNC))
+
+
+@dataclass(frozen=True)
+class DurabilityProblem:
+    """Why an accepted hit could be lost; ``blocking``: production must not start."""
+
+    message: str
+    blocking: bool = True
+
+
+def durability_problem() -> DurabilityProblem | None:
+    """Check that the store tracking hits go to keeps them across a crash (start-up).
+
+    ``redis-fsync`` asks Redis ``CONFIG GET appendonly/appendfsync``: anything but
+    ``yes``/``always`` can lose acknowledged entries when Redis dies (``everysec`` up to a
+    second of them, no persistence all of them). A Redis that does not answer now is
+    not blocking (hits go to PostgreSQL meanwhile) but is reported.
+    """
+    mode = durability_mode()
+    if mode not in DURABILITY_MODES:
+        return DurabilityProblem(
+            f"LUXMAIL_TRACKING_DURABILITY={mode!r} is not one of {', '.join(DURABILITY_MODES)}."
+        )
+    problem = _postgres_problem()
+    if problem is not None or mode != DURABILITY_REDIS_FSYNC:
+        return problem
+    url = getattr(settings, "REDIS_URL", None)
+    if not url or redis is None:
+        return None  # no Redis: every hit goes to the write-ahead table
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    where = _safe_url(url)
+    try:
+        appendonly = client.config_get("appendonly").get("appendonly")
+        appendfsync = client.config_get("appendfsync").get("appendfsync")
+    except redis.ResponseError as error:
+        return DurabilityProblem(
+            f"Tracking durability cannot be verified: Redis at {where} refuses CONFIG GET "
+            f"({str(error)[:80]}); CONFIG is disabled or renamed. {_ESCAPE}"
+        )
+    except REDIS_ERRORS as error:
+        return DurabilityProblem(
+            f"Tracking durability not verified: Redis at {where} does not answer "
+            f"({type(error).__name__}); tracking hits go to PostgreSQL until it does. "
+            "Check its persistence (appendonly yes, appendfsync always) when it is back.",
+            blocking=False,
+        )
+    finally:
+        client.close()
+    if (appendonly, appendfsync) != ("yes", "always"):
+        return DurabilityProblem(
+            f"Redis at {where} runs appendonly {appendonly}, appendfsync {appendfsync}: "
+            "tracking hits it acknowledged are lost if it dies (LuxMail needs appendonly "
+            f"yes and appendfsync always). {_ESCAPE}"
+        )
+    return None
+
+
+def _postgres_problem() -> DurabilityProblem | None:
+    """The write-ahead table is durable only with fsync and synchronous_commit on."""
+    if connection.vendor != "postgresql":
+        return None
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('fsync'), current_setting('synchronous_commit')")
+            fsync, synchronous_commit = cursor.fetchone()
+    except DatabaseError:
+        return None  # the database's own checks report an unreachable database
+    if fsync != "on" or synchronous_commit == "off":
+        return DurabilityProblem(
+            f"PostgreSQL runs fsync={fsync}, synchronous_commit={synchronous_commit}: "
+            "tracking hits written to the write-ahead table can be lost in a crash. Turn "
+            "both on (synchronous_commit may be local, remote_write, on or remote_apply)."
+        )
+    return None
+
+
+def _safe_url(url: str) -> str:
+    from redis.connection import parse_url
+
+    options = parse_url(url)
+    return f"{options.get('host', '?')}:{options.get('port', 6379)}/{options.get('db', 0)}"
+
+
+def enforce_durability() -> None:
+    """Start-up of a web process: refuse (production) or warn loudly (dev) when tracking
+    hits could be lost. Called from ``luxmail.wsgi``; ``manage.py check`` runs the same."""
+    problem = durability_problem()
+    if not connection.in_atomic_block:
+        connection.close()  # opened for the check: never shared with forked workers
+    if problem is None:
+        return
+    if problem.blocking and getattr(settings, "PRODUCTION", False):
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(problem.message)
+    logger.warning("TRACKING EVENTS CAN BE LOST: %s", problem.message)
+
+
 def _xadd(data: str) -> bool:
-    if not redis_healthy():
+    if durability_mode() == DURABILITY_POSTGRES or not redis_healthy():
         return False
     writer = _stream_writer()
     try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import ipaddress
+import logging
 import socket
 import threading
 import time
@@ -30,6 +31,8 @@ from pathlib import Path
 from django.core.cache.backends.base import BaseCache
 
 from reporting.classification import NetworkKind, NetworkMatch, Scope
+
+logger = logging.getLogger(__name__)
 
 VERSION_CACHE_KEY = "reporting:proxy_ranges:version"
 SEED_PATH = Path(__file__).resolve().parent / "data" / "proxy_ranges.csv"
@@ -189,12 +192,17 @@ class RangeCache:
         self._building: threading.Thread | None = None
         self._sync_next = False
 
-    def _shared_version(self) -> str:
-        version = self._cache.get(VERSION_CACHE_KEY)
-        if version is None:
-            # Lost (cache flushed or first start): set one, so every process reloads once.
-            self._cache.add(VERSION_CACHE_KEY, uuid.uuid4().hex, None)
+    def _shared_version(self) -> str | None:
+        """The shared version, or None when the shared cache (Redis) does not answer."""
+        try:
             version = self._cache.get(VERSION_CACHE_KEY)
+            if version is None:
+                # Lost (cache flushed or first start): set one, so every process reloads once.
+                self._cache.add(VERSION_CACHE_KEY, uuid.uuid4().hex, None)
+                version = self._cache.get(VERSION_CACHE_KEY)
+        except Exception:  # any cache backend's connection error
+            logger.warning("Proxy ranges: shared cache unavailable; using the database's ranges")
+            return None
         return str(version)
 
     def _build_in_background(self, version: str, replaces: str | None) -> None:
@@ -217,6 +225,15 @@ class RangeCache:
         with self._lock:
             version = self._shared_version()
             self._checked_at = time.monotonic()
+            if version is None:
+                # Without the shared cache nobody can say whether the ranges changed: keep
+                # the index there is, or build one from the database (the source of truth)
+                # under a local version, which the shared one replaces once it answers.
+                if self._index is None or self._sync_next:
+                    self._sync_next = False
+                    self._index = RangeIndex(self._loader())
+                    self._version = f"local-{uuid.uuid4().hex}"
+                return self._index
             if self._index is not None and version == self._version:
                 return self._index
             if self._index is not None and self._background and not self._sync_next:

@@ -491,13 +491,21 @@ def _enqueue_on_commit(delivery_ids: Sequence[int], countdown: int | None = None
     ids = list(delivery_ids)
 
     def enqueue() -> None:
+        from kombu.exceptions import OperationalError
+
         from reporting.tasks import deliver_webhook
 
-        for delivery_id in ids:
-            if countdown:
-                deliver_webhook.apply_async((delivery_id,), countdown=countdown)
-            else:
-                deliver_webhook.delay(delivery_id)
+        try:
+            for delivery_id in ids:
+                if countdown:
+                    deliver_webhook.apply_async((delivery_id,), countdown=countdown)
+                else:
+                    deliver_webhook.delay(delivery_id)
+        except OperationalError:
+            # The broker (Redis) is down. The deliveries are committed rows: the
+            # dispatch sweep enqueues them once it is back. Whoever committed them (the
+            # event ingester above all) must carry on.
+            logger.warning("Broker unavailable: webhook deliveries wait for the dispatch sweep")
 
     transaction.on_commit(enqueue)
 

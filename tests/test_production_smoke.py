@@ -77,6 +77,10 @@ def _production_env(var_dir: Path) -> dict[str, str]:
         "LUXMAIL_ALLOWED_HOSTS": "localhost",
         "LUXMAIL_BASE_URL": "https://localhost",
         "LUXMAIL_VAR_DIR": str(var_dir),
+        # The suite's throwaway Redis does not fsync every write, which production
+        # refuses for the tracking buffer (reporting/tests/test_durability.py proves
+        # that); tracking hits go to PostgreSQL here instead.
+        "LUXMAIL_TRACKING_DURABILITY": "postgres",
     }
 
 

@@ -115,11 +115,11 @@ def celery_worker_process(transactional_db, settings):
     from django.db import connection
 
     from luxmail.celery import app
-    from luxmail.testing import answers, require
+    from luxmail.testing import redis_answers, require
 
     require(connection.vendor == "postgresql", "needs PostgreSQL shared with the worker")
-    require(answers("127.0.0.1", 6379), "needs Redis as the Celery broker")
     broker = settings.CELERY_BROKER_URL
+    require(redis_answers(broker), "needs Redis as the Celery broker")
     require(broker.startswith("redis://"), "needs a Redis broker")
     app.control.purge()
     db = connection.settings_dict

@@ -12,11 +12,12 @@ import threading
 
 import psycopg
 import pytest
+from django.conf import settings as django_settings
 from django.db import connection
 from django.utils import timezone
 
 from campaigns.models import Message
-from luxmail.testing import answers, require
+from luxmail.testing import redis_answers, require
 from reporting import buffer, ingest
 from reporting.classification import LOOKBACK_SECONDS
 from reporting.models import Event, MessageStat, PendingEvent, WebhookDelivery
@@ -51,7 +52,10 @@ def _other_session():
 @pytest.mark.redis
 def test_no_event_is_lost_while_the_event_store_is_locked(client, tracking_buffer):
     require(connection.vendor == "postgresql", "needs PostgreSQL")
-    require(buffer.redis_client() is not None and answers("127.0.0.1", 6379), "needs Redis")
+    require(
+        buffer.redis_client() is not None and redis_answers(django_settings.REDIS_URL),
+        "needs Redis",
+    )
     campaign, ids = started_campaign(5)
     mark_sent(ids)
     built_html(campaign, ids[0])  # freezes the link plan (also cached in Redis)
@@ -141,7 +145,10 @@ def test_redis_down_and_database_locked_spools_to_disk(client, tracking_buffer, 
 @pytest.mark.django_db
 def test_ingestion_is_idempotent(client, tracking_buffer, monkeypatch):
     """A run that dies after its commit but before clearing the buffer stores nothing twice."""
-    require(buffer.redis_client() is not None and answers("127.0.0.1", 6379), "needs Redis")
+    require(
+        buffer.redis_client() is not None and redis_answers(django_settings.REDIS_URL),
+        "needs Redis",
+    )
     campaign, ids = started_campaign(1)
     mark_sent(ids)
     hit(client, open_path(ids[0], campaign.pk))
@@ -330,7 +337,10 @@ def test_only_one_ingester_runs_at_a_time(tracking_buffer):
 @pytest.mark.django_db
 def test_an_entry_in_two_buffers_is_stored_once(tracking_buffer):
     """Redis took the entry but its reply timed out, so it also went to the table."""
-    require(buffer.redis_client() is not None and answers("127.0.0.1", 6379), "needs Redis")
+    require(
+        buffer.redis_client() is not None and redis_answers(django_settings.REDIS_URL),
+        "needs Redis",
+    )
     campaign, ids = started_campaign(1)
     mark_sent(ids)
     entry = {
