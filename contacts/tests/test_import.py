@@ -641,6 +641,14 @@ def _rows(count: int) -> str:
     )
 
 
+def _read(job):
+    """Wait for the worker's reading task (the upload itself parses nothing)."""
+    return _wait(
+        lambda: ImportJob.objects.filter(pk=job.pk).exclude(status=ImportJobStatus.READING).first(),
+        what="the reading task",
+    )
+
+
 def _finished(job_id):
     job = ImportJob.objects.get(pk=job_id)
     return (
@@ -655,6 +663,7 @@ def test_a_real_worker_previews_and_imports_with_progress(real_worker, phi_marke
     settings.LUXMAIL_IMPORT_BATCH = 500
     real_worker()
     job = upload(phi_marketer, _rows(3000))
+    job = _read(job)
     path = stored_file(job)
     imports.import_job_map(job=job, mapping=job.mapping, actor=phi_marketer)
     job = _wait(lambda: _finished(job.pk), what="the preview")
@@ -692,6 +701,7 @@ def test_worker_killed_mid_import_leaves_nothing(real_worker, phi_marketer, sett
     settings.LUXMAIL_IMPORT_BATCH = 250
     worker = real_worker()
     job = upload(phi_marketer, _rows(20000))
+    job = _read(job)
     imports.import_job_map(job=job, mapping=job.mapping, actor=phi_marketer)
     job = _wait(lambda: _finished(job.pk), what="the preview")
     imports.import_job_confirm(job=job, actor=phi_marketer)
@@ -724,6 +734,7 @@ def test_a_real_worker_imports_100000_rows(real_worker, phi_marketer, settings):
     settings.LUXMAIL_IMPORT_BATCH = 2000
     real_worker()
     job = upload(phi_marketer, _rows(100_000))
+    job = _read(job)
     path = stored_file(job)
     imports.import_job_map(job=job, mapping=job.mapping, actor=phi_marketer)
     job = _wait(lambda: _finished(job.pk), seconds=400, what="the preview")
