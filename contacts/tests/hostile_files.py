@@ -24,7 +24,15 @@ CONTENT_TYPES = (
     b'<Default Extension="rels" '
     b'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
     b'<Default Extension="xml" ContentType="application/xml"/>'
+    b'<Override PartName="/xl/workbook.xml" ContentType="application/'
+    b'vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+    b'<Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/'
+    b'vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
     b"</Types>"
+)
+SHARED_OVERRIDE = (
+    b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+    b'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/>'
 )
 PACKAGE_RELS = (
     f'<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="{PKG_REL}">'
@@ -74,7 +82,10 @@ def workbook(
     """A minimal .xlsx: content types, relationships, one sheet, maybe shared strings."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as book:
-        book.writestr("[Content_Types].xml", CONTENT_TYPES)
+        types = CONTENT_TYPES
+        if shared_xml is not None:
+            types = types.replace(b"</Types>", SHARED_OVERRIDE + b"</Types>")
+        book.writestr("[Content_Types].xml", types)
         book.writestr("_rels/.rels", PACKAGE_RELS)
         book.writestr("xl/workbook.xml", WORKBOOK)
         book.writestr("xl/_rels/workbook.xml.rels", workbook_rels(shared_xml is not None))
