@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 from xml.etree.ElementTree import ParseError
+from xml.parsers.expat import ExpatError
 
 from defusedxml.common import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
@@ -436,10 +437,6 @@ _FORBIDDEN_XML = (
 _BAD_XML = "The workbook's XML is damaged; save it again as .xlsx."
 
 
-def _local(tag: str) -> str:
-    return tag[tag.rfind("}") + 1 :]
-
-
 def _attr(attrib: dict[str, str], local: str) -> str | None:
     """An attribute by its local name, whatever its namespace (strict and transitional)."""
     if local in attrib:
@@ -485,18 +482,21 @@ class _Target:
         self.limits = limits
         self.depth = 0
 
-    def start(self, tag: str, attrib: dict[str, str]) -> None:
+    def start(self, tag: str, attributes: list[str]) -> None:
+        # Called by expat directly (see _parse): names are "namespace}local" and the
+        # attributes a flat [name, value, ...] list.
         self.depth += 1
         if self.depth > self.limits.max_depth:
             raise ImportFileError(
                 f"The workbook's XML is nested more than {self.limits.max_depth} levels "
                 "deep; save it again as .xlsx."
             )
-        self.on_start(_local(tag), attrib)
+        attrib = dict(zip(attributes[::2], attributes[1::2], strict=True)) if attributes else {}
+        self.on_start(tag[tag.rfind("}") + 1 :], attrib)
 
     def end(self, tag: str) -> None:
         self.depth -= 1
-        self.on_end(_local(tag))
+        self.on_end(tag[tag.rfind("}") + 1 :])
 
     def data(self, text: str) -> None:
         pass
@@ -510,17 +510,22 @@ class _Target:
 
 def _parse(chunks: Iterable[bytes], target: _Target) -> Iterator[None]:
     """Feed ``chunks`` to a defused parser; yields after each chunk (for streaming)."""
-    parser = DefusedXMLParser(
-        target=target, forbid_dtd=True, forbid_entities=True, forbid_external=True
-    )
+    parser = DefusedXMLParser(forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    # defusedxml installed its DTD/entity/external-reference handlers on the expat
+    # parser; element and text events go straight to the target, skipping
+    # ElementTree's Python layer (about twice as fast, and no tree is built).
+    expat = parser.parser
+    expat.StartElementHandler = target.start
+    expat.EndElementHandler = target.end
+    expat.CharacterDataHandler = target.data
     try:
         for chunk in chunks:
             parser.feed(chunk)
             yield None
-        parser.close()
+        expat.Parse(b"", True)  # not parser.close(): there is no tree to finish
     except DefusedXmlException:
         raise ImportFileError(_FORBIDDEN_XML) from None
-    except ParseError:
+    except (ParseError, ExpatError):
         raise ImportFileError(_BAD_XML) from None
 
 
