@@ -13,6 +13,8 @@ import os
 import re
 import subprocess
 import sys
+import warnings
+import zipfile
 from pathlib import Path
 
 import openpyxl
@@ -214,3 +216,38 @@ def test_upload_request_does_not_parse_the_workbook(staff_client, import_dir):
     job = ImportJob.objects.get()
     assert job.status == ImportJobStatus.READING and job.headers == []
     assert Path(django_settings.LUXMAIL_IMPORT_DIR, job.file_path).exists()
+
+
+def _odd_zip(name: str, flag: int = 0, method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    out = io.BytesIO()
+    with warnings.catch_warnings(), zipfile.ZipFile(out, "w") as book:
+        warnings.simplefilter("ignore")  # the duplicate-name case
+        book.writestr("[Content_Types].xml", hostile_files.CONTENT_TYPES)
+        info = zipfile.ZipInfo(name)
+        info.compress_type = method
+        book.writestr(info, b"<x/>")
+    raw = bytearray(out.getvalue())
+    # zipfile cannot write encrypted members: set the flag in the last central-directory
+    # entry (general purpose bit flag, offset 8), which is what the upload reads.
+    at = raw.rfind(b"PK\x01\x02")
+    raw[at + 8] |= flag
+    return bytes(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (_odd_zip("xl/workbook.xml", flag=0x1), "The workbook is encrypted"),
+        (_odd_zip("../../etc/cron.d/x"), "a part with an invalid name"),
+        (_odd_zip("xl/workbook.xml", method=zipfile.ZIP_BZIP2), "unusual compression method"),
+        (_odd_zip("[Content_Types].xml"), "two parts with the same name"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 512, "password-protected or in the old"),
+    ],
+    ids=["encrypted", "path traversal", "bzip2", "duplicate", "ole"],
+)
+def test_odd_workbooks_are_refused_by_the_upload_checks(staff_client, import_dir, raw, message):
+    client = staff_client(roles.PHI_MARKETER)
+    response = client.post(reverse("contacts:import"), {"file": SimpleUploadedFile("x.xlsx", raw)})
+    assert response.status_code == 200 and message in _text(response.content.decode())
+    assert not ImportJob.objects.exists()
+    assert not any(import_dir.iterdir()) if import_dir.exists() else True
