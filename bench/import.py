@@ -10,14 +10,29 @@ tokens and the audit event, on PostgreSQL in the dedicated database
 ``luxmail_bench_import`` (emptied first). It prints rows/s for the first import
 (inserts), for re-importing the same rows (the unchanged-row path: decrypt and
 compare) and for re-importing them with changes (updates). Target (DESIGN.md §6): >= 3,000 rows/s.
+
+    .venv/bin/python bench/import.py --readers        # file readers, hostile files too
+
+``--readers`` needs no database: it times reading every hostile file of
+``contacts/tests/hostile_files.py`` and a valid 100,000-row workbook with the old reader
+(openpyxl read-only, the whole file in memory, as before issue 12) and the new one
+(``contacts.imports.files``: zip checks, then a streaming defusedxml reader), each in its
+own child process, and prints seconds, peak memory (``ru_maxrss`` of that child from
+``wait4``), the time ratio, the outcome and the machine load. The old reader is killed
+after ``--old-timeout`` seconds (default 60) or at 4 GiB of address space.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
+import os
 import random
+import resource
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -77,13 +92,180 @@ def run(rows: list[dict[str, str]], batch: int) -> tuple[float, dict[str, int]]:
     return time.perf_counter() - start, totals
 
 
+# --- file readers: old (openpyxl read-only) vs new (streaming, bounded) ---------------------
+
+OLD_ADDRESS_SPACE = 4 << 30
+
+
+def _old_read(path: Path) -> int:
+    """The reader before issue 12: the whole file in memory, openpyxl read-only."""
+    import csv
+    import io
+
+    raw = path.read_bytes()
+    if path.suffix == ".csv":
+        text = raw.decode("utf-8-sig")
+        return sum(1 for _ in csv.reader(io.StringIO(text, newline=""))) - 1
+    import openpyxl
+
+    book = openpyxl.load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
+    try:
+        sheet = book.active
+        return sum(1 for _ in sheet.iter_rows(values_only=True)) - 1  # type: ignore[union-attr]
+    finally:
+        book.close()
+
+
+def _new_read(path: Path) -> int:
+    from contacts.imports import files
+
+    fmt = path.suffix.lstrip(".")
+    with path.open("rb") as handle:
+        files.format_of(path.name, handle.read(8))
+        if fmt == "xlsx":
+            files.check_workbook_zip(handle, files.Limits.current())
+    with files.open_table(path.name, fmt) as table:
+        return sum(1 for _ in table.rows)
+
+
+def read_one(reader: str, path: Path) -> None:
+    """Child: read one file with one reader; one JSON line with seconds and outcome."""
+    if reader == "old":
+        resource.setrlimit(resource.RLIMIT_AS, (OLD_ADDRESS_SPACE, OLD_ADDRESS_SPACE))
+    os.environ.setdefault("LUXMAIL_ENV", "test")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "luxmail.settings")
+    os.environ["LUXMAIL_IMPORT_DIR"] = str(path.parent)
+    import django
+
+    django.setup()
+    from contacts.services import ContactsError
+
+    start = time.perf_counter()
+    try:
+        rows = (_old_read if reader == "old" else _new_read)(path)
+        outcome = f"accepted, {rows:,} rows"
+    except ContactsError as error:
+        outcome = f"refused: {error.message}"
+    except Exception as error:  # the old reader's crashes are the point of the comparison
+        outcome = f"crashed: {type(error).__name__}"
+    seconds = time.perf_counter() - start
+    sys.stdout.write(json.dumps({"seconds": seconds, "outcome": outcome}) + "\n")
+
+
+def _measure(reader: str, path: Path, env: dict[str, str], timeout: float) -> dict[str, object]:
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--read-one", reader, str(path)],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert child.stdout is not None
+    started = time.monotonic()
+    timer_killed = False
+    while True:  # wait4, not Popen.poll: only wait4 returns the child's own rusage
+        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() - started > timeout:
+            child.kill()
+            timer_killed = True
+            _, status, usage = os.wait4(child.pid, 0)
+            break
+        time.sleep(0.05)
+    child.returncode = status
+    output = child.stdout.read()
+    found: dict[str, object] = {"seconds": time.monotonic() - started, "outcome": "?"}
+    if output.strip():
+        found.update(json.loads(output.strip().splitlines()[-1]))
+    elif timer_killed:
+        found["outcome"] = f"killed after {timeout:.0f} s"
+    else:
+        found["outcome"] = f"died (status {status})"
+    found["peak_mb"] = usage.ru_maxrss / 1024
+    return found
+
+
+def _valid_workbook(path: Path, rows: int) -> None:
+    import openpyxl
+
+    book = openpyxl.Workbook(write_only=True)
+    sheet = book.create_sheet()
+    sheet.append(["Email", "First name", "Date of birth", "Zip code", "Phone", "Consent"])
+    for i in range(rows):
+        sheet.append(
+            [
+                f"patient{i}@example.org",
+                f"First{i % 997}",
+                dt.date(1950 + i % 50, 1 + i % 12, 1 + i % 28),
+                2100 + i % 90,
+                6175550000 + i % 10000,
+                i % 2 == 0,
+            ]
+        )
+    book.save(path)
+
+
+def readers(old_timeout: float) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from contacts.tests import hostile_files
+
+    print(f"load before: {system_load()}")
+    with tempfile.TemporaryDirectory() as folder:
+        cases: list[tuple[str, Path, dict[str, str]]] = []
+        valid = Path(folder) / "valid-100k.xlsx"
+        _valid_workbook(valid, 100_000)
+        cases.append(("valid 100,000-row workbook (openpyxl)", valid, {}))
+        for number, case in enumerate(hostile_files.CASES):
+            path = Path(folder) / f"{number}-{case.filename}"
+            path.write_bytes(case.build())
+            cases.append((case.name, path, case.env))
+        header = f"{'file':52} {'old s':>7} {'old MB':>7} {'new s':>6} {'new MB':>7} {'ratio':>6}"
+        print(header + "  new outcome / old outcome")
+        worst_accepted: tuple[float, float, str] = (0.0, 0.0, "")
+        worst_refused: tuple[float, float, str] = (0.0, 0.0, "")
+        for name, path, env in cases:
+            old = _measure("old", path, {}, old_timeout)
+            new = _measure("new", path, env, 120)
+            old_s, new_s = float(old["seconds"]), float(new["seconds"])  # type: ignore[arg-type]
+            new_mb = float(new["peak_mb"])  # type: ignore[arg-type]
+            print(
+                f"{name[:52]:52} {old_s:7.2f} {old['peak_mb']:7.0f} {new_s:6.2f} {new_mb:7.0f} "
+                f"{old_s / max(new_s, 1e-6):6.1f}  {str(new['outcome'])[:70]} / "
+                f"{str(old['outcome'])[:40]}"
+            )
+            figure = (new_s, new_mb, name)
+            if str(new["outcome"]).startswith("accepted"):
+                worst_accepted = max(worst_accepted, figure, key=lambda f: (f[1], f[0]))
+            else:
+                worst_refused = max(worst_refused, figure, key=lambda f: (f[1], f[0]))
+        print(
+            f"worst accepted (new): {worst_accepted[2]}: {worst_accepted[0]:.2f} s, "
+            f"{worst_accepted[1]:.0f} MB peak"
+        )
+        print(
+            f"worst refused (new): {worst_refused[2]}: {worst_refused[0]:.2f} s, "
+            f"{worst_refused[1]:.0f} MB peak"
+        )
+    print(f"load after: {system_load()}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--readers", action="store_true", help="old vs new file readers")
+    parser.add_argument("--old-timeout", type=float, default=60.0)
+    parser.add_argument("--read-one", nargs=2, metavar=("READER", "PATH"), help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=2_000)
     parser.add_argument("--database", default="luxmail_bench_import")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
+    if args.read_one:
+        read_one(args.read_one[0], Path(args.read_one[1]))
+        return
+    if args.readers:
+        readers(args.old_timeout)
+        return
 
     setup_django(args.database)
     from django.db import connection

@@ -410,6 +410,7 @@ class Segment(models.Model):
 
 
 class ImportJobStatus(models.TextChoices):
+    READING = "reading", "Reading the file"
     UPLOADED = "uploaded", "Uploaded"
     PREVIEWING = "previewing", "Checking"
     PREVIEWED = "previewed", "Checked"
@@ -431,7 +432,7 @@ class ImportJob(models.Model):
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     status = models.CharField(
-        max_length=16, choices=ImportJobStatus.choices, default=ImportJobStatus.UPLOADED
+        max_length=16, choices=ImportJobStatus.choices, default=ImportJobStatus.READING
     )
     original_name = models.CharField(max_length=255, blank=True)
     file_format = models.CharField(max_length=8)

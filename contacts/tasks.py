@@ -7,6 +7,12 @@ from celery import shared_task
 from contacts.imports import services as imports
 
 
+@shared_task(name="contacts.import_inspect", ignore_result=True)
+def import_inspect(job_id: int) -> None:
+    """Read an uploaded file once (every limit checked) and guess its column mapping."""
+    imports.import_job_inspect(job_id=job_id)
+
+
 @shared_task(name="contacts.import_preview", ignore_result=True)
 def import_preview(job_id: int) -> None:
     """Dry-run an uploaded import (row errors, would-create/update counts)."""

@@ -57,6 +57,8 @@ def test_import_with_progress_then_show_phi(
     page.set_input_files("#id_file", str(upload))
     page.click("form:has(#id_file) button[type=submit]")
     page.wait_for_url("**/contacts/import/*/")
+    # The worker reads the file after the upload; the page polls, then shows the mapping.
+    page.wait_for_selector("select[name=col_2]", timeout=60_000)
     assert page.locator("select[name=col_2]").input_value() == "birth_date"
     screenshot(page, "contacts-01-mapping")
     page.click("#check-import")

@@ -12,7 +12,12 @@ from contacts.imports import columns
 from contacts.imports.services import progress_key
 from contacts.models import ImportJob, ImportJobStatus
 
-ACTIVE = (ImportJobStatus.PREVIEWING, ImportJobStatus.QUEUED, ImportJobStatus.RUNNING)
+ACTIVE = (
+    ImportJobStatus.READING,
+    ImportJobStatus.PREVIEWING,
+    ImportJobStatus.QUEUED,
+    ImportJobStatus.RUNNING,
+)
 
 
 def import_jobs_recent(*, limit: int = 20) -> QuerySet[ImportJob]:

@@ -105,25 +105,25 @@ def _progress(job_id: int, phase: str, done: int, total: int) -> None:
 def import_job_create(
     *, uploaded: UploadedFile, actor: Any, request: HttpRequest | None = None
 ) -> ImportJob:
-    """Store an uploaded CSV/XLSX file and guess its column mapping from the headers.
+    """Store an uploaded CSV/XLSX file and queue its reading (Celery).
 
-    Audits ``contacts.import_upload`` (job id, format, size, column count). Raises
-    :class:`~contacts.imports.files.ImportFileError` for a file that cannot be used
+    Only cheap checks happen here (size, format, a workbook's zip directory:
+    :func:`~contacts.imports.files.store_upload`); the file is parsed by
+    :func:`import_job_inspect` in a worker, so a hostile file cannot hold the web
+    process. Audits ``contacts.import_upload`` (job id, format, size). Raises
+    :class:`~contacts.imports.files.ImportFileError` for a file refused by those checks
     (it is then not kept).
     """
     job_uuid = uuid.uuid4()
     filename, fmt, size = files.store_upload(uploaded=uploaded, name=str(job_uuid))
     try:
-        headers = files.read_headers(filename, fmt)
-        mapping = columns.guess_mapping(headers, columns.catalog())
         with transaction.atomic():
             job = ImportJob.objects.create(
                 uuid=job_uuid,
+                status=ImportJobStatus.READING,
                 original_name=Path(uploaded.name or "").name[:255],
                 file_format=fmt,
                 file_path=filename,
-                headers=headers,
-                mapping=mapping,
                 options={"consent_source": ConsentSource.IMPORT, "evidence": ""},
                 created_by=actor if getattr(actor, "pk", None) else None,
             )
@@ -132,12 +132,48 @@ def import_job_create(
                 actor=actor,
                 request=request,
                 target=job,
-                details={"job": job.pk, "format": fmt, "bytes": size, "columns": len(headers)},
+                details={"job": job.pk, "format": fmt, "bytes": size},
             )
+            _progress(job.pk, "reading", 0, 0)
+            transaction.on_commit(lambda: _enqueue("import_inspect", job.pk))
     except BaseException:
         files.delete(filename)
         raise
     return job
+
+
+def import_job_inspect(*, job_id: int) -> None:
+    """Read a freshly uploaded file once and guess its column mapping from the headers.
+
+    Every limit of :class:`~contacts.imports.files.Limits` is checked on the whole
+    file here, so a file that cannot be imported fails right after the upload with a
+    message naming the limit (the job becomes ``failed`` and the file is deleted).
+    Idempotent: a job no longer ``reading`` is left alone.
+    """
+    job = ImportJob.objects.filter(pk=job_id).first()
+    if job is None or job.status != ImportJobStatus.READING:
+        return
+    try:
+        headers = files.scan(
+            job.file_path,
+            job.file_format,
+            progress=lambda done: _progress(job.pk, "reading", done, 0),
+        )
+    except ContactsError as error:
+        _fail(job, error.message)
+        return
+    except Exception as error:
+        # Never the exception text: it could quote the file's content.
+        logger.error("contact import %s: reading failed: %s", job.pk, type(error).__name__)
+        _fail(job, f"The file could not be read ({type(error).__name__}); save it again.")
+        return
+    mapping = columns.guess_mapping(headers, columns.catalog())
+    with transaction.atomic():
+        updated = ImportJob.objects.filter(pk=job.pk, status=ImportJobStatus.READING).update(
+            status=ImportJobStatus.UPLOADED, headers=headers, mapping=mapping
+        )
+    if updated:
+        cache.delete(progress_key(job.pk))
 
 
 def import_job_map(
@@ -242,15 +278,15 @@ class _Rows:
 
 def _prepare(job: ImportJob) -> _Rows:
     _progress(job.pk, "reading", 0, 0)
-    dataset = files.read_dataset(job.file_path, job.file_format)
-    headers = list(dataset.headers or [])
-    if [h.lower() for h in headers] != [h.lower() for h in job.headers]:
-        raise files.ImportFileError("The file's columns changed since it was uploaded.")
     prepared: list[PreparedRow] = []
-    for index, row in enumerate(dataset):
-        found = columns.prepare_row(index + 2, dict(zip(headers, row, strict=False)), job.mapping)
-        if found is not None:
-            prepared.append(found)
+    with files.open_table(job.file_path, job.file_format) as table:
+        headers = table.headers
+        if [h.lower() for h in headers] != [h.lower() for h in job.headers]:
+            raise files.ImportFileError("The file's columns changed since it was uploaded.")
+        for number, row in table.rows:
+            found = columns.prepare_row(number, dict(zip(headers, row, strict=True)), job.mapping)
+            if found is not None:
+                prepared.append(found)
     result = _Rows(prepared)
     _mark_duplicates(result)
     return result

@@ -18,6 +18,7 @@ from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.test import TestCase
 
 from contacts import selectors, services
 from contacts.imports import columns
@@ -64,8 +65,12 @@ def marketer(make_user):
 
 
 def upload(actor, text: str | bytes, name: str = "patients.csv") -> ImportJob:
+    """Upload and let the reading task run (eagerly, on commit), as the page would."""
     raw = text.encode() if isinstance(text, str) else text
-    return imports.import_job_create(uploaded=SimpleUploadedFile(name, raw), actor=actor)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        job = imports.import_job_create(uploaded=SimpleUploadedFile(name, raw), actor=actor)
+    job.refresh_from_db()
+    return job
 
 
 def preview(job, actor, capture, **options) -> ImportJob:
@@ -115,7 +120,7 @@ def test_upload_stores_the_file_privately_and_guesses_the_mapping(phi_marketer):
         "PHI marketing consent": "consent.phi_marketing",
     }
     event = AuditEvent.objects.get(action="contacts.import_upload")
-    assert event.details["columns"] == 8
+    assert event.details["bytes"] == len(GOOD_CSV.encode())
 
 
 @pytest.mark.django_db
@@ -124,8 +129,6 @@ def test_upload_stores_the_file_privately_and_guesses_the_mapping(phi_marketer):
     [
         ("list.txt", b"email\nx@example.org\n", "Upload a .csv or .xlsx"),
         ("list.csv", b"", "empty"),
-        ("list.csv", b"email,Email\nx@example.org,y@example.org\n", "appears twice"),
-        ("list.csv", b"email,,name\n", "Column 2 has no name"),
         ("list.xlsx", b"email\nx@example.org\n", "not an Excel workbook"),
     ],
 )
@@ -134,6 +137,22 @@ def test_unusable_files_are_refused_and_not_kept(phi_marketer, import_dir, name,
         upload(phi_marketer, content, name)
     assert not ImportJob.objects.exists()
     assert not any(import_dir.iterdir()) if import_dir.exists() else True
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"email,Email\nx@example.org,y@example.org\n", "appears twice"),
+        (b"email,,name\n", "Column 2 has no name"),
+    ],
+)
+def test_files_that_cannot_be_read_fail_the_job_and_are_deleted(
+    phi_marketer, import_dir, content, message
+):
+    job = upload(phi_marketer, content, "list.csv")
+    assert job.status == ImportJobStatus.FAILED and message in job.failure
+    assert job.file_path == "" and not any(import_dir.iterdir())
 
 
 @pytest.mark.django_db
@@ -622,6 +641,14 @@ def _rows(count: int) -> str:
     )
 
 
+def _read(job):
+    """Wait for the worker's reading task (the upload itself parses nothing)."""
+    return _wait(
+        lambda: ImportJob.objects.filter(pk=job.pk).exclude(status=ImportJobStatus.READING).first(),
+        what="the reading task",
+    )
+
+
 def _finished(job_id):
     job = ImportJob.objects.get(pk=job_id)
     return (
@@ -636,6 +663,7 @@ def test_a_real_worker_previews_and_imports_with_progress(real_worker, phi_marke
     settings.LUXMAIL_IMPORT_BATCH = 500
     real_worker()
     job = upload(phi_marketer, _rows(3000))
+    job = _read(job)
     path = stored_file(job)
     imports.import_job_map(job=job, mapping=job.mapping, actor=phi_marketer)
     job = _wait(lambda: _finished(job.pk), what="the preview")
@@ -673,6 +701,7 @@ def test_worker_killed_mid_import_leaves_nothing(real_worker, phi_marketer, sett
     settings.LUXMAIL_IMPORT_BATCH = 250
     worker = real_worker()
     job = upload(phi_marketer, _rows(20000))
+    job = _read(job)
     imports.import_job_map(job=job, mapping=job.mapping, actor=phi_marketer)
     job = _wait(lambda: _finished(job.pk), what="the preview")
     imports.import_job_confirm(job=job, actor=phi_marketer)
@@ -705,6 +734,7 @@ def test_a_real_worker_imports_100000_rows(real_worker, phi_marketer, settings):
     settings.LUXMAIL_IMPORT_BATCH = 2000
     real_worker()
     job = upload(phi_marketer, _rows(100_000))
+    job = _read(job)
     path = stored_file(job)
     imports.import_job_map(job=job, mapping=job.mapping, actor=phi_marketer)
     job = _wait(lambda: _finished(job.pk), seconds=400, what="the preview")

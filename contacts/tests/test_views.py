@@ -432,11 +432,16 @@ def test_import_pages_walk_through_upload_check_and_import(
     staff_client, django_capture_on_commit_callbacks
 ):
     client = staff_client(roles.PHI_MARKETER)
-    upload = client.post(
-        reverse("contacts:import"), {"file": SimpleUploadedFile("list.csv", CSV.encode())}
-    )
-    job = ImportJob.objects.get()
-    assert upload["Location"] == reverse("contacts:import_job", args=[job.uuid])
+    with django_capture_on_commit_callbacks(execute=True):
+        upload = client.post(
+            reverse("contacts:import"), {"file": SimpleUploadedFile("list.csv", CSV.encode())}
+        )
+        job = ImportJob.objects.get()
+        assert upload["Location"] == reverse("contacts:import_job", args=[job.uuid])
+        # The file is read by the import task, not in the upload request.
+        assert job.status == ImportJobStatus.READING and job.headers == []
+        reading = text(client.get(upload["Location"]))
+        assert "Reading the file" in reading and 'hx-trigger="every 1s"' in reading
     page = text(client.get(upload["Location"]))
     assert "Map the columns" in page and '<option value="birth_date" selected>' in page
     data = {
@@ -467,18 +472,28 @@ def test_import_pages_walk_through_upload_check_and_import(
     assert status.status_code == 204 and status["HX-Refresh"] == "true"
 
 
-def test_import_progress_partial_polls_while_active(staff_client):
+def test_import_progress_partial_polls_while_active(
+    staff_client, django_capture_on_commit_callbacks
+):
     client = staff_client(roles.PHI_MARKETER)
-    client.post(reverse("contacts:import"), {"file": SimpleUploadedFile("list.csv", CSV.encode())})
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            reverse("contacts:import"), {"file": SimpleUploadedFile("list.csv", CSV.encode())}
+        )
     job = ImportJob.objects.get()
     ImportJob.objects.filter(pk=job.pk).update(status=ImportJobStatus.RUNNING, total_rows=2)
     body = text(client.get(reverse("contacts:import_status", args=[job.uuid])))
     assert 'hx-trigger="every 1s"' in body and "<progress" in body
 
 
-def test_marketer_mapping_phi_columns_gets_a_clear_error(staff_client):
+def test_marketer_mapping_phi_columns_gets_a_clear_error(
+    staff_client, django_capture_on_commit_callbacks
+):
     client = staff_client(roles.MARKETER)
-    client.post(reverse("contacts:import"), {"file": SimpleUploadedFile("list.csv", CSV.encode())})
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            reverse("contacts:import"), {"file": SimpleUploadedFile("list.csv", CSV.encode())}
+        )
     job = ImportJob.objects.get()
     page = text(client.get(reverse("contacts:import_job", args=[job.uuid])))
     assert "PHI role only" in page
@@ -506,9 +521,12 @@ def test_upload_errors_are_shown_next_to_the_file_field(staff_client):
     )
 
 
-def test_cancel_from_the_page(staff_client):
+def test_cancel_from_the_page(staff_client, django_capture_on_commit_callbacks):
     client = staff_client(roles.MARKETER)
-    client.post(reverse("contacts:import"), {"file": SimpleUploadedFile("list.csv", CSV.encode())})
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            reverse("contacts:import"), {"file": SimpleUploadedFile("list.csv", CSV.encode())}
+        )
     job = ImportJob.objects.get()
     client.post(reverse("contacts:import_cancel", args=[job.uuid]))
     job.refresh_from_db()

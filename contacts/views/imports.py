@@ -13,7 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from contacts.forms import ImportConfirmForm, ImportMappingForm, ImportUploadForm
-from contacts.imports import columns
+from contacts.imports import columns, files
 from contacts.imports import selectors as import_selectors
 from contacts.imports import services as imports
 from contacts.models import ImportJob, ImportJobStatus
@@ -46,6 +46,7 @@ def import_index(request: HttpRequest) -> HttpResponse:
             "jobs": import_selectors.import_jobs_recent(),
             "phi": imports.may_import_phi(request.user),
             "fields": columns.catalog(),
+            "limits": files.Limits.current(),
         },
     )
 
