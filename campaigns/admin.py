@@ -13,6 +13,7 @@ from campaigns.models import (
     EmailTemplate,
     Message,
     OrgSigningKey,
+    SendChain,
     SenderIdentity,
 )
 from luxmail.admin_site import ReadOnlyAdmin
@@ -41,6 +42,14 @@ class CampaignAdmin(ReadOnlyAdmin):
     list_display = ("name", "status", "recipients", "started_at", "finished_at")
     list_filter = ("status",)
     search_fields = ("name", "marketing_id")
+
+
+@admin.register(SendChain)
+class SendChainAdmin(ReadOnlyAdmin):
+    # Which dispatch chains hold which slots: what an operator looks at when a campaign
+    # seems stalled (a slot whose lease expired is taken over by the recovery sweep).
+    list_display = ("campaign", "slot", "token", "lease_until")
+    raw_id_fields = ("campaign",)
 
 
 @admin.register(Message)

@@ -36,9 +36,12 @@ def _lease() -> int:
     max_retries=10,
     ignore_result=True,
 )
-def send_batch(campaign_id: int, slot: int | None = None, token: str | None = None) -> None:
+def send_batch(campaign_id: int, slot_id: int | None = None, hold_id: str | None = None) -> None:
+    # ``slot_id``/``hold_id``: the chain slot this task holds and its fencing token (a
+    # random UUID), passed from one task of a chain to the next; absent on a new chain.
     lease = _lease()
-    if slot is None or token is None:
+    slot = slot_id
+    if slot is None or hold_id is None:
         held = queue.chain_acquire(
             campaign_id=campaign_id, slots=services.send_parallelism(), lease_seconds=lease
         )
@@ -46,7 +49,7 @@ def send_batch(campaign_id: int, slot: int | None = None, token: str | None = No
             return  # every slot has a live chain: this one is not needed
         slot, fence = held
     else:
-        fence = uuid.UUID(token)
+        fence = uuid.UUID(hold_id)
         if not queue.chain_renew(campaign_id=campaign_id, slot=slot, token=fence, seconds=lease):
             return  # superseded (the slot expired and another chain took it)
     started = time.monotonic()

@@ -95,9 +95,11 @@ def test_import_column_adds_certificates_and_reports_bad_ones(
     writer.writerow([good, "Ada", ca.issue_email(good).cert_pem.decode()])
     writer.writerow([bad, "Bo", ca.issue_email(_address()).cert_pem.decode()])  # other address
     actor = make_user(roles.PHI_MARKETER)
-    job = imports.import_job_create(
-        uploaded=SimpleUploadedFile("keys.csv", rows.getvalue().encode()), actor=actor
-    )
+    with django_capture_on_commit_callbacks(execute=True):  # the reading task runs
+        job = imports.import_job_create(
+            uploaded=SimpleUploadedFile("keys.csv", rows.getvalue().encode()), actor=actor
+        )
+    job.refresh_from_db()
     assert job.mapping["smime_certificate"] == "key.smime"
     with django_capture_on_commit_callbacks(execute=True):
         imports.import_job_map(job=job, mapping=job.mapping, actor=actor)

@@ -31,7 +31,11 @@ from luxmail import roles
 from luxmail.testing import require
 
 ROOT = Path(__file__).resolve().parents[2]
-PEAK_MB = 256
+PEAK_MB = 256  # the bound for a process reading any file, accepted or refused
+# What the child holds with Django loaded before the file arrives (about 97 MB measured
+# alone; more inside a long suite run, whose environment the child inherits). The test
+# bounds what the file adds, so the bound holds for a worker that starts at DJANGO_MB.
+DJANGO_MB = 100
 PAYLOAD_SECONDS = 20
 
 
@@ -103,7 +107,8 @@ def test_hostile_file_gives_a_clear_import_error(
     else:  # refused by the upload's cheap checks: nothing kept
         assert result["job_status"] is None
     assert "root:" not in shown  # /etc/passwd never leaks
-    assert result["maxrss_mb"] <= PEAK_MB, result
+    added = result["maxrss_mb"] - result["baseline_mb"]
+    assert added <= PEAK_MB - DJANGO_MB, (added, result["baseline_mb"], result["seconds"])
     assert not any(p.is_file() for p in import_dir.iterdir()), "the file must be deleted"
 
 
