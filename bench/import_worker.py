@@ -120,8 +120,10 @@ def main() -> None:
     actor, _ = get_user_model().objects.get_or_create(username="bench-importer")
     actor.groups.add(Group.objects.get(name=roles.PHI_MARKETER))
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "luxmail", "worker", "--pool=solo"]
-        + ["--loglevel=WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        [
+            *(sys.executable, "-m", "celery", "-A", "luxmail", "worker", "--pool=solo"),
+            *("--loglevel=WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"),
+        ],
         cwd=ROOT,
         env={**os.environ},
     )
