@@ -126,8 +126,10 @@ def main() -> None:
         ],
         cwd=ROOT,
         env={**os.environ},
+        stdout=subprocess.DEVNULL,
     )
     try:
+        import_once(actor, 10)  # the worker has started and warmed up: not measured
         print(f"load before: {system_load()}")
         base_preview, base_import = import_once(actor, args.baseline)
         base_rate = args.baseline / base_import
