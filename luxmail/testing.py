@@ -125,14 +125,52 @@ class RedisServer:
 # The suite's own Redis: started before Django reads its settings, unless
 # LUXMAIL_REDIS_URL names one explicitly. Its databases are ours to flush; an explicitly
 # named Redis is never flushed (see owns_redis). Stopped at the end of the session.
+#
+# Every pytest process starts its own: under pytest-xdist each worker (gw0, gw1, …) is a
+# process of its own, so workers never share a Redis (keys, flushes, broker queues,
+# CONFIG). A worker inherits the controller's environment, LUXMAIL_REDIS_URL included;
+# PLUGIN_REDIS_ENV says which URL a parent pytest's plugin set (not a person), so the
+# worker knows to start its own instead of reusing its parent's.
 SESSION_REDIS: RedisServer | None = None
 _SESSION_REDIS_DIR: str | None = None
+PLUGIN_REDIS_ENV = "LUXMAIL_TEST_PLUGIN_REDIS_URL"
+# The same for LUXMAIL_VAR_DIR (uploads, media, tracking spool, Celery files): a
+# directory of this process's own, removed at the end, unless named explicitly.
+PLUGIN_VAR_DIR_ENV = "LUXMAIL_TEST_PLUGIN_VAR_DIR"
+_SESSION_VAR_DIR: str | None = None
+
+
+def worker_id() -> str:
+    """``gw0``, ``gw1``… in a pytest-xdist worker, ``main`` otherwise."""
+    return os.environ.get("PYTEST_XDIST_WORKER") or "main"
+
+
+def _named_explicitly(variable: str, marker: str) -> bool:
+    value = os.environ.get(variable)
+    return bool(value) and value != os.environ.get(marker)
+
+
+def _start_session_var_dir() -> None:
+    global _SESSION_VAR_DIR
+    if _named_explicitly("LUXMAIL_VAR_DIR", PLUGIN_VAR_DIR_ENV):
+        return
+    _SESSION_VAR_DIR = tempfile.mkdtemp(prefix=f"luxmail-test-var-{worker_id()}-")
+    os.environ["LUXMAIL_VAR_DIR"] = os.environ[PLUGIN_VAR_DIR_ENV] = _SESSION_VAR_DIR
+    atexit.register(_stop_session_var_dir)
+
+
+def _stop_session_var_dir() -> None:
+    global _SESSION_VAR_DIR
+    if _SESSION_VAR_DIR:
+        shutil.rmtree(_SESSION_VAR_DIR, ignore_errors=True)
+        _SESSION_VAR_DIR = None
 
 
 def _start_session_redis() -> None:
     global SESSION_REDIS, _SESSION_REDIS_DIR
-    if os.environ.get("LUXMAIL_REDIS_URL"):
+    if _named_explicitly("LUXMAIL_REDIS_URL", PLUGIN_REDIS_ENV):
         return
+    os.environ.pop("LUXMAIL_REDIS_URL", None)  # a parent pytest's server: not ours
     if shutil.which("redis-server") is None:
         if REQUIRE_SERVICES:
             raise pytest.UsageError(
@@ -141,9 +179,9 @@ def _start_session_redis() -> None:
                 "own throwaway server) or name a Redis database the suite may use."
             )
         return
-    _SESSION_REDIS_DIR = tempfile.mkdtemp(prefix="luxmail-test-redis-")
+    _SESSION_REDIS_DIR = tempfile.mkdtemp(prefix=f"luxmail-test-redis-{worker_id()}-")
     SESSION_REDIS = RedisServer(Path(_SESSION_REDIS_DIR)).start()
-    os.environ["LUXMAIL_REDIS_URL"] = SESSION_REDIS.url(0)
+    os.environ["LUXMAIL_REDIS_URL"] = os.environ[PLUGIN_REDIS_ENV] = SESSION_REDIS.url(0)
     atexit.register(_stop_session_redis)
 
 
@@ -172,12 +210,14 @@ def redis_answers(url: str | None) -> bool:
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_load_initial_conftests(early_config: pytest.Config) -> Iterator[None]:
     """Before pytest-django (whose own hook here reads the Django settings)."""
+    _start_session_var_dir()
     _start_session_redis()
     return (yield)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     _stop_session_redis()
+    _stop_session_var_dir()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -187,9 +227,13 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     database = settings.DATABASES["default"]
     where = f" at {database.get('HOST') or 'socket'}:{database.get('PORT') or 'default'}"
     engine = database["ENGINE"].rsplit(".", 1)[-1]
+    redis = _without_credentials(settings.REDIS_URL) or "not used"
+    if config.getoption("numprocesses", None) and SESSION_REDIS is not None:
+        # The controller's own server only serves its settings; workers start theirs.
+        redis = "a throwaway redis-server per xdist worker"
     return [
         f"luxmail: database {engine}{where if engine != 'sqlite3' else ''}, "
-        f"redis {_without_credentials(settings.REDIS_URL) or 'not used'}, celery broker "
+        f"redis {redis}, celery broker "
         f"{(settings.CELERY_BROKER_URL or 'none').split('://', 1)[0]}, "
         f"LUXMAIL_REQUIRE_SERVICES={'1' if REQUIRE_SERVICES else '0'}"
     ]
