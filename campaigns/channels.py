@@ -20,11 +20,10 @@ content stored encrypted in ``portal/``.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from campaigns import hooks
 from campaigns.direct import Route
 from campaigns.secure.errors import PolicyError
 from campaigns.secure.policy import Channel, ChannelFacts, decide_channel
@@ -49,7 +48,7 @@ class ChannelDecision:
     # Direct-to-MX delivery: the domain and whether TLS must verify; None = the relay.
     route: Route | None = None
     certificate: Any = None  # S/MIME: the recipient's x509.Certificate
-    public_key: Any = None  # PGP: the recipient's campaigns.secure.pgp.PublicKey
+    public_key: Any = None  # PGP: the recipient's luxmail.securemail.pgp.PublicKey
 
 
 class ChannelRefused(Exception):
@@ -205,13 +204,13 @@ def secure_payload(
     falls back to sending the clear message.
     """
     if decision.channel == SMIME:
-        from campaigns.secure import smime
+        from luxmail.securemail import smime
 
         return smime.encrypt_message(
             data, decision.certificate, sign_with=signer, outer_subject=outer_subject
         )
     if decision.channel == PGP:
-        from campaigns.secure import pgp
+        from luxmail.securemail import pgp
 
         return pgp.encrypt_message(
             data, decision.public_key, sign_with=signer, outer_subject=outer_subject
@@ -233,9 +232,7 @@ def portal_notice(
 ) -> tuple[str, str, str]:
     """Store the rendered message in the portal (encrypted; once per message) and
     return the notice that replaces it: ``(subject, html, text)`` without any PHI."""
-    from portal import services as portal_services
-
-    return portal_services.portal_message_for_delivery(
+    return hooks.portal().store_for_delivery(
         message_id=message_id,
         campaign_id=campaign_id,
         contact_id=contact_id,
@@ -249,33 +246,16 @@ def portal_notice(
 
 
 def rewrite_links(html: str, *, message_id: int, campaign_id: int, enabled: bool) -> str:
-    """Click tracking seam: reporting replaces links with signed redirects when enabled."""
-    if not enabled or message_id <= 0:
+    """Click tracking: the registered tracker (reporting) replaces links with signed redirects."""
+    tracker = hooks.tracker()
+    if not enabled or message_id <= 0 or tracker is None:
         return html
-    tracking = _tracking()
-    if tracking is None:
-        return html
-    return str(tracking.rewrite_links(html, message_id=message_id, campaign_id=campaign_id))
+    return tracker.rewrite_links(html, message_id=message_id, campaign_id=campaign_id)
 
 
 def open_pixel(html: str, *, message_id: int, campaign_id: int, enabled: bool) -> str:
-    """Open tracking seam: reporting appends a signed 1x1 image when enabled."""
-    if not enabled or message_id <= 0:
+    """Open tracking: the registered tracker (reporting) appends a signed 1x1 image."""
+    tracker = hooks.tracker()
+    if not enabled or message_id <= 0 or tracker is None:
         return html
-    tracking = _tracking()
-    if tracking is None:
-        return html
-    return str(tracking.add_open_pixel(html, message_id=message_id, campaign_id=campaign_id))
-
-
-@cache
-def _tracking() -> Any:
-    try:
-        module = importlib.import_module("reporting.tracking")
-    except ModuleNotFoundError as error:
-        if error.name != "reporting.tracking":
-            raise
-        return None
-    if not hasattr(module, "rewrite_links") or not hasattr(module, "add_open_pixel"):
-        return None
-    return module
+    return tracker.add_open_pixel(html, message_id=message_id, campaign_id=campaign_id)

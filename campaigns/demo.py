@@ -21,6 +21,7 @@ from campaigns import delivery, services
 from campaigns.models import Campaign, EmailTemplate, SenderIdentity
 from campaigns.transport import RelayConfig, pool
 from contacts.models import ContactList, Segment
+from luxmail import demo
 
 SENDER = "Demo Health newsletter"
 WELCOME = "Autumn newsletter"
@@ -53,6 +54,7 @@ PHI_HTML = """<p>Dear {{ contact.first_name|default("patient") }},</p>
 """
 
 
+@demo.register
 def populate(*, actor: Any) -> None:
     sender = SenderIdentity.objects.filter(name=SENDER).first()
     if sender is None:

@@ -290,8 +290,8 @@ def org_signers() -> dict[str, Any]:
     signing: decrypted through ``crypto.secret_access`` and checked again. A key that no
     longer signs (its certificate expired, say) is logged and skipped: messages then go
     out encrypted but unsigned, and the Signing keys page says why."""
-    from campaigns.secure import pgp, smime
     from campaigns.secure.errors import SigningKeyError
+    from luxmail.securemail import pgp, smime
 
     access = crypto.secret_access("sign outgoing secure mail")
     signers: dict[str, Any] = {}

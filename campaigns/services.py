@@ -1000,8 +1000,8 @@ def org_signing_key_set(
     """
     from cryptography.hazmat.primitives import hashes, serialization
 
-    from campaigns.secure import pgp, smime
     from campaigns.secure.errors import SigningKeyError
+    from luxmail.securemail import pgp, smime
 
     if kind not in SigningKind.values:
         raise SigningKeyError("Choose an S/MIME certificate or an OpenPGP key.", code="kind")

@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from campaigns import templating, transactional
+from campaigns import hooks, templating, transactional
 from campaigns.models import EmailTemplate, Message, SenderIdentity
 from campaigns.services import CampaignError
 from contacts.models import Contact
@@ -83,18 +83,7 @@ class MessageOut(serializers.Serializer):
 
 
 def _out(message: Message) -> dict[str, Any]:
-    from portal.models import PortalMessage
-    from portal.selectors import portal_message_state
-
-    portal_message = PortalMessage.objects.filter(message=message).first()
-    portal = None
-    if portal_message is not None:
-        portal = {
-            "state": portal_message_state(portal_message),
-            "expires_at": portal_message.expires_at,
-            "first_read_at": portal_message.first_read_at,
-            "replies": portal_message.replies.count(),
-        }
+    portal = hooks.portal().status(message) if hooks.portal_installed() else None
     return {
         "id": message.pk,
         "state": message.state,

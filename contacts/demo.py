@@ -18,6 +18,7 @@ from django.utils import timezone
 from contacts import services
 from contacts.models import Consent, ContactList, CustomField, Segment, Suppression
 from contacts.upsert import email_bidx
+from luxmail import demo
 
 PATIENTS = 200
 DOMAINS = ["example.org", "example.com"]
@@ -113,6 +114,7 @@ def _patients(today: dt.date) -> list[dict[str, Any]]:
     return rows
 
 
+@demo.register
 def populate(*, actor: Any) -> None:
     """Create or refresh the demo contacts and their consents, lists and segments."""
     today = timezone.localdate()

@@ -30,6 +30,7 @@ from contacts import services as contact_services
 from contacts.keys import services as key_services
 from contacts.models import Contact
 from contacts.selectors import contact_by_email
+from luxmail import demo
 from portal import services as portal_services
 from portal.models import PortalMessage, PortalReply, PortalSession
 
@@ -103,6 +104,7 @@ def _deliver(messages: list[Message]) -> None:
         controller.stop()
 
 
+@demo.register
 def populate(*, actor: Any) -> None:
     sender = SenderIdentity.objects.order_by("id").first()
     if sender is None:

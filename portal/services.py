@@ -39,6 +39,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from luxmail import audit, crypto
+from portal import reporting_hook
 from portal.models import PortalCode, PortalMessage, PortalReply, PortalSession
 
 logger = logging.getLogger(__name__)
@@ -652,7 +653,6 @@ def portal_message_open(
 def _record_verified_open(portal_message_id: int, occurred_at: dt.datetime, *, first: bool) -> None:
     """A verified portal read is a verified human open (reporting, ``portal_verified``);
     the first one is also a ``portal_read`` webhook event."""
-    from portal import reporting_hook
 
     portal_message = PortalMessage.objects.select_related("campaign", "contact").get(
         pk=portal_message_id
@@ -710,7 +710,6 @@ def portal_reply_create(
             request=request,
             details={**_ids(portal_message), "reply_id": reply.pk, "characters": len(body)},
         )
-        from portal import reporting_hook
 
         reporting_hook.emit(
             "portal_reply", portal_message=portal_message, occurred_at=reply.created_at

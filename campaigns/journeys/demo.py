@@ -25,8 +25,7 @@ from django.utils import timezone
 from campaigns import delivery, services
 from campaigns.journeys import engine, triggers
 from campaigns.journeys import services as journey_services
-from campaigns.journeys.models import Journey, JourneyStepCampaign
-from campaigns.models import EmailTemplate, SenderIdentity
+from campaigns.models import EmailTemplate, Journey, JourneyStepCampaign, SenderIdentity
 from campaigns.transport import RelayConfig, pool
 
 JOURNEY = "Appointment reminder"

@@ -18,7 +18,7 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet
 
 from campaigns.journeys import definition as d
-from campaigns.journeys.models import (
+from campaigns.models import (
     EnrollmentState,
     Journey,
     JourneyEnrollment,

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from campaigns.journeys import definition as d
 from campaigns.journeys.definition import DefinitionError, JourneyError, Problem
-from campaigns.journeys.models import (
+from campaigns.models import (
     EnrollmentState,
     Journey,
     JourneyEnrollment,

@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from campaigns.journeys import definition as d
 from campaigns.journeys import timing
-from campaigns.journeys.models import (
+from campaigns.models import (
     EnrollmentState,
     Journey,
     JourneyEnrollment,

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_POST
 
 from campaigns.journeys import definition as d
 from campaigns.journeys import forms, selectors, services
-from campaigns.journeys.models import (
+from campaigns.models import (
     Journey,
     JourneyEnrollment,
     JourneyStatus,

@@ -16,10 +16,10 @@ from typing import Any
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from campaigns.secure import pgp, smime
-from campaigns.secure.errors import KeyMaterialError
 from contacts.models import Contact, ContactEncryptionKey, EncryptionKeyKind
 from luxmail import crypto
+from luxmail.securemail import pgp, smime
+from luxmail.securemail.errors import KeyMaterialError
 
 
 def contact_keys(*, contact: Contact) -> QuerySet[ContactEncryptionKey]:

@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from campaigns.secure import mime
-from campaigns.secure.errors import CertificateError, EncryptionError, SigningKeyError
+from luxmail.securemail import mime
+from luxmail.securemail.errors import CertificateError, EncryptionError, SigningKeyError
 
 __all__ = [
     "CertificateInfo",

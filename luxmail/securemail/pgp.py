@@ -26,8 +26,8 @@ from email.utils import parseaddr
 import pysequoia
 from pysequoia import packet as pgp_packet
 
-from campaigns.secure import mime
-from campaigns.secure.errors import EncryptionError, PublicKeyError, SigningKeyError
+from luxmail.securemail import mime
+from luxmail.securemail.errors import EncryptionError, PublicKeyError, SigningKeyError
 
 __all__ = [
     "PublicKey",

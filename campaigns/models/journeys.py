@@ -1,6 +1,6 @@
 """Journeys: versioned graphs of steps that contacts move through one step at a time.
 
-Fields and constraints only. Imported by ``campaigns/models.py`` so the models belong to
+Fields and constraints only. Re-exported by ``campaigns/models/__init__.py`` so the models belong to
 the campaigns app (``campaigns.change_journey`` is the ``journeys:write`` scope's
 permission). Logic: ``definition.py`` (step kinds, validation), ``services.py``
 (writes), ``engine.py`` (advancing enrollments), ``triggers.py`` (enrolling),
