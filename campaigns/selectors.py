@@ -9,15 +9,13 @@ from typing import Any
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from campaigns import signing
 from campaigns.models import (
     Campaign,
     Message,
     MessageState,
-    OrgSigningKey,
     SenderIdentity,
-    SigningKind,
 )
+from campaigns.senders import signing
 from contacts.models import (
     Contact,
     ContactList,
@@ -285,34 +283,6 @@ def unknown_messages(campaign: Campaign) -> QuerySet[Message]:
     return Message.objects.filter(campaign=campaign, state=MessageState.UNKNOWN).order_by("id")
 
 
-def org_signers() -> dict[str, Any]:
-    """The organization's usable signing keys, by kind (``smime`` / ``pgp``), loaded for
-    signing: decrypted through ``crypto.secret_access`` and checked again. A key that no
-    longer signs (its certificate expired, say) is logged and skipped: messages then go
-    out encrypted but unsigned, and the Signing keys page says why."""
-    from campaigns.secure.errors import SigningKeyError
-    from luxmail.securemail import pgp, smime
-
-    access = crypto.secret_access("sign outgoing secure mail")
-    signers: dict[str, Any] = {}
-    for row in OrgSigningKey.objects.all():
-        secret = crypto.reveal(row, "private_key", access=access)
-        passphrase = crypto.reveal(row, "passphrase", access=access)
-        try:
-            if row.kind == SigningKind.SMIME:
-                signers[row.kind] = smime.load_signing_certificate(row.public, secret)
-            else:
-                signers[row.kind] = pgp.load_signing_key(secret, passphrase=passphrase)
-        except SigningKeyError as error:
-            logger.warning(
-                "The organization's %s signing key %s cannot sign (%s): sending unsigned.",
-                row.kind,
-                row.fingerprint,
-                error.code,
-            )
-    return signers
-
-
 MISSING_FIELDS_SCAN_LIMIT = 5000
 
 
@@ -327,8 +297,8 @@ def missing_field_counts(
     than all). ``required`` fields make the recipient skipped; guarded ones render the
     template's default. None when there is no template or it reads no contact field.
     """
-    from campaigns import fields
-    from campaigns.context import recipients
+    from campaigns.content import fields
+    from campaigns.content.context import recipients
 
     template = campaign.template
     if template is None:

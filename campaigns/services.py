@@ -17,8 +17,8 @@ from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
-from campaigns import fields as template_fields
-from campaigns import htmlmail, queue, signing, templating
+from campaigns.content import fields as template_fields
+from campaigns.content import htmlmail, templating
 from campaigns.models import (
     Campaign,
     CampaignStatus,
@@ -31,6 +31,8 @@ from campaigns.models import (
     SigningKind,
 )
 from campaigns.selectors import audience_queryset, user_is_admin
+from campaigns.senders import signing
+from campaigns.sending import queue
 from luxmail import audit, crypto
 from luxmail.models import SecurePolicy
 
@@ -149,13 +151,13 @@ def template_preview(
     ``missing_fields`` empties every contact/PHI field the template reads first (the
     preview "as a contact with missing fields"). When the recipient lacks a field the
     template prints unguarded, :class:`CampaignError` names the fields: the send
-    pipeline would skip that contact (``campaigns/fields.py``).
+    pipeline would skip that contact (``campaigns/content/fields.py``).
 
     A real contact's data needs ``luxmail.view_phi`` when the template is PHI-bearing
     or reads any contact field; previews of sample data need nothing. Raises
     ``TemplateError`` for template problems and :class:`CampaignError` when refused.
     """
-    from campaigns.context import SAMPLE_CONTEXT, recipients
+    from campaigns.content.context import SAMPLE_CONTEXT, recipients
 
     checked = templating.validate(subject=subject, html=html, text=text)
     if contact_id is None:
@@ -849,9 +851,9 @@ def campaign_test_send(
     from django.core.exceptions import ValidationError
     from django.core.validators import validate_email
 
-    from campaigns import delivery
-    from campaigns.context import SAMPLE_CONTEXT
-    from campaigns.transport import RelayConfig, TransportError, pool
+    from campaigns.content.context import SAMPLE_CONTEXT
+    from campaigns.sending import delivery
+    from campaigns.sending.transport import RelayConfig, TransportError, pool
 
     cleaned = sorted({a.strip().lower() for a in addresses if a.strip()})
     if not cleaned:

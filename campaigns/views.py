@@ -18,7 +18,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 
-from campaigns import selectors, services, templating
+from campaigns import selectors, services
+from campaigns.content import templating
 from campaigns.forms import (
     CampaignForm,
     ScheduleForm,

@@ -7,7 +7,7 @@ class PortalConfig(AppConfig):
 
     def ready(self) -> None:
         # Models are loaded only now: the channel module imports them.
-        from campaigns import hooks
+        from campaigns.sending import hooks
         from portal import channel
 
-        hooks.register_portal(channel)  # the portal plugs into sending (campaigns.hooks)
+        hooks.register_portal(channel)  # the portal plugs into sending (campaigns.sending.hooks)

@@ -1,4 +1,4 @@
-"""The portal as a secure channel of sending (``campaigns.hooks.PortalChannel``).
+"""The portal as a secure channel of sending (``campaigns.sending.hooks.PortalChannel``).
 
 Registered from ``PortalConfig.ready()``: campaigns sits below portal and calls these
 two functions through the interface it defines, never by importing portal.

@@ -23,9 +23,11 @@ from aiosmtpd.controller import Controller
 from django.conf import settings
 from django.utils import timezone
 
-from campaigns import delivery, services, transactional
+from campaigns import services
 from campaigns.models import EmailTemplate, Message, OrgSigningKey, SenderIdentity
-from campaigns.transport import RelayConfig, pool
+from campaigns.sending import delivery
+from campaigns.sending.transport import RelayConfig, pool
+from campaigns.transactional import send as transactional
 from contacts import services as contact_services
 from contacts.keys import services as key_services
 from contacts.models import Contact

@@ -7,7 +7,7 @@ class ReportingConfig(AppConfig):
 
     def ready(self) -> None:
         # Models are loaded only now: these modules import them.
-        from campaigns import hooks
+        from campaigns.sending import hooks
         from reporting import segments, signals, tracking  # noqa: F401  (signals: receivers)
 
         hooks.register_tracker(tracking)  # link and open tracking plug into sending

@@ -1,6 +1,6 @@
 """Tracking in outgoing mail: link rewriting, the open pixel, and campaign link plans.
 
-``campaigns.channels`` calls :func:`rewrite_links` and :func:`add_open_pixel` for every
+``campaigns.sending.channels`` calls :func:`rewrite_links` and :func:`add_open_pixel` for every
 message when the campaign's tracking toggles are on (docs/tracking.md#links).
 
 **Which links are tracked.** A campaign's links are frozen with its template: every

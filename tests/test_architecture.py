@@ -71,7 +71,7 @@ def test_app_code_loads_no_module_by_name():
 
 
 def test_higher_apps_register_with_sending():
-    from campaigns import hooks
+    from campaigns.sending import hooks
     from portal import channel
     from reporting import tracking
 

@@ -22,11 +22,12 @@ from aiosmtpd.controller import Controller
 from django.conf import settings
 from django.utils import timezone
 
-from campaigns import delivery, services
+from campaigns import services
 from campaigns.journeys import engine, triggers
 from campaigns.journeys import services as journey_services
 from campaigns.models import EmailTemplate, Journey, JourneyStepCampaign, SenderIdentity
-from campaigns.transport import RelayConfig, pool
+from campaigns.sending import delivery
+from campaigns.sending.transport import RelayConfig, pool
 
 JOURNEY = "Appointment reminder"
 SENDER = "Demo Health newsletter"  # campaigns/demo.py

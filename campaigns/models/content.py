@@ -1,4 +1,4 @@
-"""Content: e-mail templates (rendering lives in ``campaigns/templating.py``)."""
+"""Content: e-mail templates (rendering lives in ``campaigns/content/templating.py``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.db import models
 
 
 class EmailTemplate(models.Model):
-    """A campaign template: Jinja2 subject, HTML and optional text (campaigns/templating.py)."""
+    """A campaign template: Jinja2 subject, HTML and optional text (content/templating.py)."""
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(max_length=200, unique=True)

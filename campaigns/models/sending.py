@@ -76,7 +76,7 @@ class SendChain(models.Model):
     A chain task holds its slot through ``token`` (a fencing token) until
     ``lease_until``; it renews the lease while it works and exits as soon as its token
     is superseded. Resume and the recovery sweep only start chains for free or expired
-    slots, so a campaign never has more chains than slots (campaigns/queue.py).
+    slots, so a campaign never has more chains than slots (campaigns/sending/queue.py).
     """
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")

@@ -8,7 +8,7 @@ forms, the API and the import report can key on.
 
 from __future__ import annotations
 
-from campaigns.transport import TlsRefused, TransportError
+from campaigns.sending.transport import TlsRefused, TransportError
 from luxmail.securemail.errors import (
     CertificateError,
     EncryptionError,
@@ -33,7 +33,7 @@ __all__ = [
 class TLSRequiredError(TlsRefused):
     """Verified TLS was required and could not be had; nothing was sent.
 
-    A :class:`campaigns.transport.TlsRefused` (transient: defer, never downgrade), so
+    A :class:`campaigns.sending.transport.TlsRefused` (transient: defer, never downgrade), so
     the pipeline handles a direct-to-MX refusal like a relay refusal.
 
     ``reason`` is one of ``no_tls`` (the server does not offer STARTTLS),

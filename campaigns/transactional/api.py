@@ -1,5 +1,5 @@
 """``POST /api/v1/messages/`` and ``GET /api/v1/messages/{id}/``: one message to one
-contact through the full secure pipeline (``campaigns/transactional.py``).
+contact through the full secure pipeline (``campaigns/transactional/send.py``).
 
 Sending needs ``campaigns:send``; raw content (instead of a stored template) also needs
 ``campaigns:write``, because it is stored like a template: patient data belongs in
@@ -19,9 +19,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from campaigns import hooks, templating, transactional
+from campaigns.content import templating
 from campaigns.models import EmailTemplate, Message, SenderIdentity
+from campaigns.sending import hooks
 from campaigns.services import CampaignError
+from campaigns.transactional import send as transactional
 from contacts.models import Contact
 from luxmail.api.permissions import has_scope
 from luxmail.models import SecurePolicy

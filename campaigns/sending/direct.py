@@ -3,9 +3,9 @@
 The organization's delivery mode (``OrgSettings.delivery_mode``) decides:
 
 * **relay** — every message goes through the pooled relay connection
-  (``campaigns/transport.py``, verified TLS to the relay);
+  (``campaigns/sending/transport.py``, verified TLS to the relay);
 * **direct** — each message goes to its domain's MX. The channel decision
-  (``campaigns/channels.py``) says whether the session must be *verified* TLS (the
+  (``campaigns/sending/channels.py``) says whether the session must be *verified* TLS (the
   ``tls`` channel: the message itself carries PHI) or may be *opportunistic* (portal
   notices, S/MIME and PGP messages, templates without PHI). A verified session comes
   from :func:`campaigns.secure.tls.mx_connect`, which refuses rather than downgrades;
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from campaigns.transport import Connection, Outcome, RelayConfig, TransportError, pool
+from campaigns.sending.transport import Connection, Outcome, RelayConfig, TransportError, pool
 
 
 @dataclass(frozen=True)

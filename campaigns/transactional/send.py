@@ -18,7 +18,8 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from campaigns import services, templating
+from campaigns import services
+from campaigns.content import templating
 from campaigns.models import Campaign, CampaignStatus, EmailTemplate, Message, SenderIdentity
 from campaigns.services import CampaignError
 from contacts.models import Contact, ContactStatus

@@ -23,11 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from campaigns import hooks
-from campaigns.direct import Route
 from campaigns.secure.errors import PolicyError
 from campaigns.secure.policy import Channel, ChannelFacts, decide_channel
 from campaigns.secure.tls import Capability, TLSStatus, domain_of, relay_capability
+from campaigns.senders.selectors import org_signers
+from campaigns.sending import hooks
+from campaigns.sending.direct import Route
 
 if TYPE_CHECKING:
     from luxmail import crypto
@@ -101,8 +102,6 @@ class SecureContext:
         if channel not in (SMIME, PGP):
             return None
         if self.signers is None:
-            from campaigns.selectors import org_signers
-
             self.signers = org_signers()
         return self.signers.get(channel)
 

@@ -34,8 +34,8 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from campaigns import tokens
 from campaigns.models import BounceEvent, BounceKind, Message, MessageState
+from campaigns.sending import tokens
 from luxmail import audit
 from luxmail.logging import redact
 

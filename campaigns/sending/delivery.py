@@ -1,6 +1,6 @@
 """The send pipeline: one bounded batch of one campaign (DESIGN.md §5).
 
-Per batch: claim rows (``campaigns/queue.py``) → one audited PHI access → decrypt
+Per batch: claim rows (``campaigns/sending/queue.py``) → one audited PHI access → decrypt
 only the fields the template uses → per chunk: render, clean, track, choose channel,
 build MIME bytes, DKIM-sign (all before anything is marked) → mark the chunk
 ``sending`` → transmit over a pooled connection → write the chunk's outcomes in one
@@ -26,12 +26,14 @@ from django.conf import settings
 from django.db import connection as db_connection
 from django.utils import timezone
 
-from campaigns import bounces, channels, fields, htmlmail, mail, queue, signing, templating, tokens
-from campaigns.context import recipients as load_recipients
-from campaigns.direct import DirectConnections
+from campaigns.content import fields, htmlmail, templating
+from campaigns.content.context import recipients as load_recipients
 from campaigns.models import Campaign, CampaignStatus, MessageState, SenderIdentity
 from campaigns.secure.errors import EncryptionError
-from campaigns.transport import Connection, Outcome, RelayConfig, TransportError, pool
+from campaigns.senders import signing
+from campaigns.sending import bounces, channels, mail, queue, tokens
+from campaigns.sending.direct import DirectConnections
+from campaigns.sending.transport import Connection, Outcome, RelayConfig, TransportError, pool
 from luxmail import crypto, org
 from luxmail.models import SecurePolicy
 

@@ -1,4 +1,4 @@
-"""The plain-dict template context of a recipient (campaigns/templating.py names).
+"""The plain-dict template context of a recipient (campaigns/content/templating.py names).
 
 Only the fields a template actually uses are decrypted (its analysis lists them), so
 a campaign that greets by first name decrypts the address and the first name and

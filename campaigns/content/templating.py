@@ -10,7 +10,7 @@ What the sandbox guarantees, and how:
   string are not installed.
 * **Bounded work.** Time, memory, value sizes, loop iterations and output are bounded
   inside the sandbox itself, before each operation that could grow a value or run
-  long: see :mod:`campaigns.sandbox` for the limits and how each is enforced.
+  long: see :mod:`campaigns.content.sandbox` for the limits and how each is enforced.
 * **Escaping.** HTML templates autoescape; ``safe`` is not installed, so a contact's
   ``<b>`` always arrives as ``&lt;b&gt;``. Text parts and subjects are not escaped.
 * **StrictUndefined.** A missing value is an error, never an empty string.
@@ -31,16 +31,16 @@ from jinja2 import nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.runtime import LoopContext
 
-from campaigns import sandbox
-from campaigns.fields import is_blank
-from campaigns.sandbox import DEFAULT_TIME_LIMIT, MAX_OUTPUT_CHARS
+from campaigns.content import sandbox
+from campaigns.content.fields import is_blank
+from campaigns.content.sandbox import DEFAULT_TIME_LIMIT, MAX_OUTPUT_CHARS
 
 MAX_SOURCE_BYTES = 256 * 1024
 
 TOP_LEVEL_NAMES = ("contact", "phi", "org", "unsubscribe_url", "preferences_url")
 
 # Names a template may use. ``contacts`` owns the model (``contacts.models.Contact`` and
-# ``ContactProfile``); ``campaigns.context`` fills exactly these keys. ``contact.*``
+# ``ContactProfile``); ``campaigns.content.context`` fills exactly these keys. ``contact.*``
 # holds the address and name, ``phi.*`` the PHI profile: any ``phi.*`` use makes the
 # template PHI-bearing (sendable only under a secure-delivery policy).
 CONTACT_FIELDS = (
@@ -203,7 +203,7 @@ class LuxMailSandbox(sandbox.BoundedSandbox):
             )
         }
         # A blank value (no appointment on file) counts as missing for the guards a
-        # template can give, so "default" really fills the hole (campaigns/fields.py).
+        # template can give, so "default" really fills the hole (campaigns/content/fields.py).
         self.filters["default"] = self.filters["d"] = _default_if_blank
         self.tests["defined"] = _has_value
         self.tests["undefined"] = is_blank

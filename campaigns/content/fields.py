@@ -17,7 +17,7 @@ appointment would send "your appointment is on ." to a patient. So every referen
 A recipient whose value of a required field is blank (:func:`is_blank`) is not sent:
 the pipeline records the message as skipped with the field *names*
 (:func:`skip_reason`), never the values. The sandbox's ``default``/``d`` filter and
-``defined`` test treat a blank value as missing too (``campaigns/templating.py``), so a
+``defined`` test treat a blank value as missing too (``campaigns/content/templating.py``), so a
 guard really fills the hole at render time.
 """
 
@@ -164,7 +164,7 @@ class _Walker:
 
 def references(source: str, *, html: bool = True) -> list[Reference]:
     """Every ``contact.*``/``phi.*`` reference in ``source``, guarded or not."""
-    from campaigns import templating  # templating imports this module's is_blank
+    from campaigns.content import templating  # templating imports this module's is_blank
 
     env = templating.HTML_ENV if html else templating.TEXT_ENV
     tree = env.parse(source)
