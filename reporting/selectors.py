@@ -12,7 +12,7 @@ from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 
 from reporting.classification import NetworkMatch
 from reporting.models import ProxyRange, WebhookDelivery, WebhookEndpoint
-from reporting.proxy_ranges import RangeCache, RangeIndex
+from reporting.proxy_ranges import RangeCache
 
 
 def active_range_rows() -> Iterator[tuple[str, str, str, str, str]]:
@@ -33,10 +33,6 @@ def active_range_rows() -> Iterator[tuple[str, str, str, str, str]]:
 
 # One index per process, rebuilt when any process changes the ranges.
 RANGE_CACHE = RangeCache(active_range_rows, cache)
-
-
-def proxy_range_index() -> RangeIndex:
-    return RANGE_CACHE.index()
 
 
 def proxy_range_match(*, ip: str) -> NetworkMatch | None:

@@ -441,10 +441,6 @@ def enrollments_recent(journey: Journey, *, limit: int = 25) -> QuerySet[Journey
     )
 
 
-def enrollment_runs(enrollment: JourneyEnrollment) -> QuerySet[JourneyStepRun]:
-    return enrollment.runs.select_related("step", "message").order_by("seq")
-
-
 def contact_by_reference(*, uuid_text: str = "", external_id: str = "", email: str = "") -> Any:
     """A contact by UUID, external id or address (blind index), or None."""
     from contacts.models import Contact

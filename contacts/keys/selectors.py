@@ -31,18 +31,6 @@ def contact_keys(*, contact: Contact) -> QuerySet[ContactEncryptionKey]:
     )
 
 
-def active_key_kinds(*, contact_ids: list[int]) -> dict[int, set[str]]:
-    """For a page of contacts: which kinds of active, unexpired key each one has."""
-    now = timezone.now()
-    found: dict[int, set[str]] = {}
-    rows = ContactEncryptionKey.objects.filter(
-        contact_id__in=contact_ids, revoked_at__isnull=True
-    ).filter(Q(not_after__isnull=True) | Q(not_after__gt=now))
-    for contact_id, kind in rows.values_list("contact_id", "kind"):
-        found.setdefault(contact_id, set()).add(kind)
-    return found
-
-
 @dataclass(frozen=True)
 class SendKeys:
     """A recipient's keys that are usable right now (parsed, ready to encrypt to)."""
