@@ -16,6 +16,7 @@ from campaigns.models import (
     SenderIdentity,
 )
 from campaigns.senders import signing
+from contacts import selectors as contact_selectors
 from contacts.models import (
     Contact,
     ContactList,
@@ -24,7 +25,7 @@ from contacts.models import (
     Segment,
     Suppression,
 )
-from luxmail import crypto
+from luxmail import crypto, roles
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,6 @@ def _eligible(
     exclude_lists: list[ContactList],
     phi: bool,
 ) -> QuerySet[Contact]:
-    from contacts import selectors as contact_selectors
 
     return contact_selectors.send_audience(
         purpose=contact_selectors.consent_purpose_for(phi_template=phi),
@@ -151,8 +151,6 @@ def audience_summary(*, campaign: Campaign, phi: bool | None = None) -> dict[str
 def user_is_admin(actor: Any) -> bool:
     """An active staff user in the Admin role (API keys and the system never are)."""
     from django.contrib.auth import get_user_model
-
-    from luxmail import roles
 
     if not isinstance(actor, get_user_model()) or not actor.is_active:
         return False

@@ -10,6 +10,7 @@ from django.contrib.auth.models import Permission
 from django.core.cache import cache
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 
+from campaigns.models import Message
 from reporting.classification import NetworkMatch
 from reporting.models import ProxyRange, WebhookDelivery, WebhookEndpoint
 from reporting.proxy_ranges import RangeCache
@@ -91,7 +92,6 @@ def message_events(*, message_id: int) -> QuerySet[Any]:
 
 def message_summary(*, message_id: int) -> dict[str, Any] | None:
     """Ids, state and channel of a message (no address, no content), or None."""
-    from campaigns.models import Message
 
     found = (
         Message.objects.filter(pk=message_id)

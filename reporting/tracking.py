@@ -34,6 +34,7 @@ from html.parser import HTMLParser
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from campaigns.models import Campaign
 from reporting import tokens
 
 logger = logging.getLogger(__name__)
@@ -176,7 +177,6 @@ def plan_for_sending(campaign_id: int) -> LinkPlan:
     cached = _plans.get(campaign_id)
     if cached is not None:
         return cached
-    from campaigns.models import Campaign
     from reporting.models import TrackedLink, TrackingOptions
 
     rows = list(TrackedLink.objects.filter(campaign_id=campaign_id).values_list("index", "url"))

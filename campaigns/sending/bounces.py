@@ -36,6 +36,7 @@ from django.utils import timezone
 
 from campaigns.models import BounceEvent, BounceKind, Message, MessageState
 from campaigns.sending import tokens
+from contacts import services as contact_services
 from luxmail import audit
 from luxmail.logging import redact
 
@@ -271,7 +272,6 @@ def _record(
     request: HttpRequest | None,
     set_state: bool = True,
 ) -> bool:
-    from contacts import services as contact_services
 
     contact = message.contact
     label = actor or f"bounces:{source}"

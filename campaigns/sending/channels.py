@@ -29,6 +29,10 @@ from campaigns.secure.tls import Capability, TLSStatus, domain_of, relay_capabil
 from campaigns.senders.selectors import org_signers
 from campaigns.sending import hooks
 from campaigns.sending.direct import Route
+from contacts.keys.selectors import keys_for_send
+from luxmail import org
+from luxmail.models import DeliveryMode
+from luxmail.securemail import pgp, smime
 
 if TYPE_CHECKING:
     from luxmail import crypto
@@ -82,9 +86,6 @@ class SecureContext:
         cls, *, emails: dict[int, str] | None = None, access: crypto.Access | None = None
     ) -> SecureContext:
         """Org delivery settings and the usable keys of ``emails``' contacts."""
-        from contacts.keys.selectors import keys_for_send
-        from luxmail import org
-        from luxmail.models import DeliveryMode
 
         row = org.get_settings()
         keys = keys_for_send(emails=emails, access=access) if emails and access else {}
@@ -203,14 +204,10 @@ def secure_payload(
     falls back to sending the clear message.
     """
     if decision.channel == SMIME:
-        from luxmail.securemail import smime
-
         return smime.encrypt_message(
             data, decision.certificate, sign_with=signer, outer_subject=outer_subject
         )
     if decision.channel == PGP:
-        from luxmail.securemail import pgp
-
         return pgp.encrypt_message(
             data, decision.public_key, sign_with=signer, outer_subject=outer_subject
         )

@@ -30,6 +30,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from campaigns.models import Message, MessageState
+from contacts.models import Suppression
+from contacts.selectors import consent_present
 
 CLAIMABLE = (MessageState.QUEUED, MessageState.DEFERRED)
 OPEN_STATES = (MessageState.QUEUED, MessageState.SENDING, MessageState.DEFERRED)
@@ -131,8 +133,6 @@ def claim(
         Message.objects.filter(id__in=ids).update(
             claim_token=token, lease_until=now + timedelta(seconds=lease_seconds)
         )
-        from contacts.models import Suppression
-        from contacts.selectors import consent_present
 
         rows = []
         for message in Message.objects.filter(id__in=ids).select_related("contact").order_by("id"):

@@ -23,7 +23,7 @@ from campaigns.selectors import audience_queryset
 from campaigns.sending import queue
 from campaigns.services.errors import CampaignError, TransitionError, _user
 from campaigns.services.templates import _org, _with_footer
-from luxmail import audit
+from luxmail import audit, org
 from luxmail.models import SecurePolicy
 
 # --- campaigns -----------------------------------------------------------------------------
@@ -133,7 +133,6 @@ def _check_sendable(campaign: Campaign) -> EmailTemplate:
 
 def past_time_message(at: datetime) -> str:
     """Why a "Send at" in the past is refused (the form, this service and the API)."""
-    from luxmail import org
 
     local = timezone.localtime(at).strftime("%Y-%m-%d %H:%M")
     now = timezone.localtime().strftime("%Y-%m-%d %H:%M")

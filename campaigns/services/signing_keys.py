@@ -14,6 +14,7 @@ from campaigns.models import (
     SigningKind,
 )
 from luxmail import audit, crypto
+from luxmail.securemail import pgp, smime
 
 # --- the organization's signing keys ------------------------------------------------------
 
@@ -42,7 +43,6 @@ def org_signing_key_set(
     from cryptography.hazmat.primitives import hashes, serialization
 
     from campaigns.secure.errors import SigningKeyError
-    from luxmail.securemail import pgp, smime
 
     if kind not in SigningKind.values:
         raise SigningKeyError("Choose an S/MIME certificate or an OpenPGP key.", code="kind")

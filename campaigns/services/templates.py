@@ -15,7 +15,7 @@ from campaigns.models import (
     EmailTemplate,
 )
 from campaigns.services.errors import CampaignError, _user
-from luxmail import audit, crypto
+from luxmail import audit, crypto, org
 
 # --- templates -------------------------------------------------------------------------
 
@@ -173,7 +173,6 @@ def template_preview(
 
 
 def _org() -> Any:
-    from luxmail import org
 
     return org.get_settings()
 

@@ -25,6 +25,7 @@ from campaigns.sending import hooks
 from campaigns.services import CampaignError
 from campaigns.transactional import send as transactional
 from contacts.models import Contact
+from contacts.selectors import contact_by_email
 from luxmail.api.permissions import has_scope
 from luxmail.models import SecurePolicy
 
@@ -139,8 +140,6 @@ class MessageSendApi(APIView):
         if values.get("contact"):
             contact = _contact(str(values["contact"]))
         else:
-            from contacts.selectors import contact_by_email
-
             found = contact_by_email(email=values["email"])
             if found is None:
                 return Response(

@@ -23,6 +23,7 @@ from campaigns.content import templating
 from campaigns.models import Campaign, CampaignStatus, EmailTemplate, Message, SenderIdentity
 from campaigns.services import CampaignError
 from contacts.models import Contact, ContactStatus
+from contacts.selectors import consent_present, is_suppressed
 from luxmail import audit, org
 from luxmail.models import SecurePolicy
 
@@ -55,7 +56,6 @@ def message_send(
     """
     from campaigns.secure.errors import PolicyError
     from campaigns.secure.policy import check_policy_allowed
-    from contacts.selectors import consent_present, is_suppressed
 
     if template is not None and (subject or html or text):
         raise CampaignError("Give either a template or subject and html, not both.")

@@ -11,7 +11,8 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from luxmail import audit, crypto
+from contacts.models import ContactProfile
+from luxmail import audit, crypto, org
 from portal.models import PortalCode, PortalMessage, PortalSession
 from portal.services.config import (
     CODE_DIGITS,
@@ -99,8 +100,6 @@ def portal_code_send(*, portal_message: PortalMessage, request: HttpRequest | No
 
 def birth_date_required(portal_message: PortalMessage) -> bool:
     """Whether verification asks for the date of birth (org setting, and one on file)."""
-    from contacts.models import ContactProfile
-    from luxmail import org
 
     if not org.get_settings().portal_require_dob or portal_message.contact_id is None:
         return False
@@ -112,7 +111,6 @@ def birth_date_required(portal_message: PortalMessage) -> bool:
 def _birth_date_matches(
     portal_message: PortalMessage, given: dt.date | None, request: HttpRequest | None
 ) -> bool:
-    from contacts.models import ContactProfile
 
     if given is None or portal_message.contact_id is None:
         return False

@@ -9,7 +9,8 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from luxmail import audit, crypto
+from campaigns.models import Campaign
+from luxmail import audit, crypto, org
 from portal.models import PortalMessage
 from portal.services.config import PortalUnavailable
 from portal.services.tokens import link_hash, link_token, link_url
@@ -102,8 +103,6 @@ def portal_message_for_delivery(
 ) -> tuple[str, str, str]:
     """Store the rendered message in the portal (once per message) and return the
     notice that the pipeline sends instead: ``(subject, html, text)``, no PHI."""
-    from campaigns.models import Campaign
-    from luxmail import org
 
     settings_row = settings_row or org.get_settings()
     campaign = Campaign.objects.select_related("sender").only("id", "sender").get(pk=campaign_id)

@@ -10,11 +10,15 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from campaigns import services as campaign_services
 from campaigns.journeys import definition as d
 from campaigns.journeys.definition import DefinitionError
 from campaigns.journeys.services.definitions import draft_version, version_problems
 from campaigns.journeys.services.errors import TransitionError, _lock, _user
 from campaigns.models import (
+    Campaign,
+    CampaignStatus,
+    EmailTemplate,
     EnrollmentState,
     Journey,
     JourneySeen,
@@ -22,8 +26,9 @@ from campaigns.models import (
     JourneyStep,
     JourneyStepCampaign,
     JourneyVersion,
+    SenderIdentity,
 )
-from luxmail import audit
+from luxmail import audit, org
 
 # --- publishing and status ------------------------------------------------------------------
 
@@ -34,9 +39,6 @@ def step_campaign_create(
     """The hidden campaign of a send step (round 1 at publishing; later rounds copy the
     first round's frozen content). It is ``sending`` from the start: the engine adds
     messages and the send pipeline delivers them like any campaign's."""
-    from campaigns import services as campaign_services
-    from campaigns.models import Campaign, CampaignStatus, EmailTemplate, SenderIdentity
-    from luxmail import org
 
     version = step.version
     journey = version.journey
@@ -184,7 +186,6 @@ def journey_activate(
 
 
 def _step_campaigns(journey: Journey) -> Any:
-    from campaigns.models import Campaign
 
     return Campaign.objects.filter(journey_step__step__version__journey=journey)
 
@@ -193,7 +194,6 @@ def journey_pause(*, journey: Journey, actor: Any, request: HttpRequest | None =
     """active → paused: no enrollment moves and the journey's queued messages wait
     (its step campaigns pause). Triggers still enroll, held until resumed. Audits
     ``journey.pause``."""
-    from campaigns.models import CampaignStatus
 
     with transaction.atomic():
         journey = _lock(journey)
@@ -224,8 +224,6 @@ def journey_pause(*, journey: Journey, actor: Any, request: HttpRequest | None =
 def journey_resume(*, journey: Journey, actor: Any, request: HttpRequest | None = None) -> Journey:
     """paused → active: held enrollments continue (overdue waits end at once) and the
     step campaigns send again. Audits ``journey.resume``."""
-    from campaigns import services as campaign_services
-    from campaigns.models import CampaignStatus
 
     with transaction.atomic():
         journey = _lock(journey)
@@ -255,8 +253,6 @@ def journey_resume(*, journey: Journey, actor: Any, request: HttpRequest | None 
 def journey_archive(*, journey: Journey, actor: Any, request: HttpRequest | None = None) -> Journey:
     """Stop a journey for good: active enrollments are removed and its step campaigns'
     unsent messages cancelled. Audits ``journey.archive``."""
-    from campaigns import services as campaign_services
-    from campaigns.models import CampaignStatus
 
     with transaction.atomic():
         journey = _lock(journey)
