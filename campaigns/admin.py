@@ -13,6 +13,7 @@ from campaigns.models import (
     EmailTemplate,
     Message,
     OrgSigningKey,
+    SendChain,
     SenderIdentity,
 )
 from luxmail.admin_site import ReadOnlyAdmin
@@ -56,6 +57,14 @@ class BounceEventAdmin(ReadOnlyAdmin):
     list_display = ("id", "kind", "status", "source", "suppressed", "received_at")
     list_filter = ("kind", "source")
     raw_id_fields = ("message", "contact")
+
+
+@admin.register(SendChain)
+class SendChainAdmin(ReadOnlyAdmin):
+    """The send chains' slots and leases: what is sending a campaign right now."""
+
+    list_display = ("id", "campaign", "slot", "lease_until")
+    raw_id_fields = ("campaign",)
 
 
 # Journeys (campaigns/journeys/), read-only like the rest.

@@ -14,20 +14,6 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-__all__ = [
-    "EnrollmentState",
-    "Journey",
-    "JourneyEnrollment",
-    "JourneyEvent",
-    "JourneySeen",
-    "JourneyStatus",
-    "JourneyStep",
-    "JourneyStepCampaign",
-    "JourneyStepRun",
-    "JourneyVersion",
-    "StepState",
-]
-
 
 class JourneyStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
