@@ -16,6 +16,7 @@ from campaigns.models import (
     SenderIdentity,
 )
 from campaigns.senders import signing
+from contacts import segments as contact_segments
 from contacts import selectors as contact_selectors
 from contacts.models import (
     Contact,
@@ -31,11 +32,9 @@ logger = logging.getLogger(__name__)
 
 
 def _union(segment_rules: list[Any], list_ids: list[int], today: dt.date) -> Q | None:
-    from contacts import segments
-
     parts: list[Q] = []
     for rules in segment_rules:
-        parts.append(Q(pk__in=segments.matching(rules, today=today).values("pk")))
+        parts.append(Q(pk__in=contact_segments.matching(rules, today=today).values("pk")))
     if list_ids:
         parts.append(
             Q(

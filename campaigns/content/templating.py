@@ -144,20 +144,8 @@ class Schema:
 
 
 def template_schema() -> Schema:
-    """The names templates may use: contacts' template fields when that app provides them."""
-    try:
-        from contacts import selectors as contact_selectors
-    except ImportError:  # contacts not installed (never in a real deployment)
-        return Schema()
-    provider = getattr(contact_selectors, "template_fields", None)
-    if provider is None:
-        return Schema()
-    fields = provider()
-    return Schema(
-        contact=tuple(fields.get("contact", CONTACT_FIELDS)),
-        phi=tuple(fields.get("phi", PHI_FIELDS)),
-        org=ORG_FIELDS,
-    )
+    """The names templates may use: the contact, PHI and organization fields."""
+    return Schema()
 
 
 def _default_if_blank(value: Any, default_value: Any = "", boolean: bool = False) -> Any:
