@@ -24,11 +24,12 @@ run: $(STAMP)
 	$(DEV) $(BIN)/python manage.py demo_setup
 	$(DEV) PATH=$(BIN):$$PATH $(BIN)/python -m luxmail.devrun
 
-## make check — lint, format check, type check
+## make check — lint, format check, type check, import layers (docs/architecture.md)
 check: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy luxmail contacts campaigns portal reporting
+	$(BIN)/lint-imports
 
 ## make test — the checks, then the whole pytest suite, in parallel (pytest-xdist)
 # Each xdist worker has its own test database, throwaway Redis, ports and var/ directory

@@ -498,7 +498,7 @@ class Env:
 
 def decode_message_id(mid: str) -> int | None:
     """``<bounce-token>.<campaign>@domain`` → the message id inside the bounce token."""
-    from campaigns import tokens
+    from campaigns.sending import tokens
 
     token = mid.split(".", 1)[0]
     try:
@@ -714,7 +714,7 @@ def scenario_lease_expiry(env: Env) -> tuple[Tally, float | None]:
     then a second sender (this process, running the same ``delivery.send_batch`` as a
     worker) reclaims a few of its rows — fewer than a chunk, as a reclaim by another
     worker can — and sends them; then the frozen worker continues (SIGCONT)."""
-    from campaigns import delivery
+    from campaigns.sending import delivery
 
     lease = 3
     run = Run(env, "lease_expiry", 500 if env.quick else 1500, delay=0.02)

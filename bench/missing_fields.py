@@ -25,8 +25,9 @@ import django
 
 django.setup()
 
-from campaigns import demo, fields, templating  # noqa: E402
-from campaigns.context import SAMPLE_CONTEXT  # noqa: E402
+from campaigns import demo  # noqa: E402
+from campaigns.content import fields, templating  # noqa: E402
+from campaigns.content.context import SAMPLE_CONTEXT  # noqa: E402
 
 HTML = demo.PHI_HTML + "<p>Your appointment is on {{ phi.next_appointment }}.</p>"
 

@@ -369,7 +369,7 @@ def main() -> None:
     rate = sent / elapsed
 
     # Baseline: the same contacts' data, decrypted up front (not timed).
-    from campaigns.context import recipients
+    from campaigns.content.context import recipients
     from luxmail import crypto
 
     sample = contact_ids[: args.baseline]

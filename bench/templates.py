@@ -30,7 +30,7 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from bench.common import system_load
-from campaigns import sandbox, templating
+from campaigns.content import sandbox, templating
 from campaigns.tests.hostile_templates import PAYLOADS, REALISTIC, REALISTIC_CONTEXT
 from campaigns.tests.test_template_dos import run_in_child
 

@@ -18,7 +18,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from campaigns import bounces, selectors, services, templating
+from campaigns import selectors, services
+from campaigns.content import templating
 from campaigns.models import (
     Campaign,
     DkimAlgorithm,
@@ -26,6 +27,7 @@ from campaigns.models import (
     Message,
     SenderIdentity,
 )
+from campaigns.sending import bounces
 from contacts.models import ContactList, Segment
 from luxmail.models import SecurePolicy
 

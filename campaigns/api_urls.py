@@ -2,7 +2,8 @@
 
 from django.urls import include, path
 
-from campaigns import api, transactional_api
+from campaigns import api
+from campaigns.transactional import api as transactional_api
 
 urlpatterns = [
     path("templates/", api.TemplateListCreateApi.as_view(), name="api-templates"),

@@ -17,10 +17,12 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from django.conf import settings
 
-from campaigns import delivery, services
+from campaigns import services
 from campaigns.models import Campaign, EmailTemplate, SenderIdentity
-from campaigns.transport import RelayConfig, pool
+from campaigns.sending import delivery
+from campaigns.sending.transport import RelayConfig, pool
 from contacts.models import ContactList, Segment
+from luxmail import demo
 
 SENDER = "Demo Health newsletter"
 WELCOME = "Autumn newsletter"
@@ -42,7 +44,7 @@ preferences</a><br>{{ org.name }} · {{ org.postal_address }}</p>
 """
 
 # Every field has a default or an {% if %}: a patient without a value gets a sentence
-# that still reads well, never a hole (campaigns/fields.py).
+# that still reads well, never a hole (campaigns/content/fields.py).
 PHI_HTML = """<p>Dear {{ contact.first_name|default("patient") }},</p>
 {% if phi.last_visit %}<p>Your last visit with {{ phi.primary_provider or "us" }} was on
 {{ phi.last_visit }}.</p>{% endif %}
@@ -53,6 +55,7 @@ PHI_HTML = """<p>Dear {{ contact.first_name|default("patient") }},</p>
 """
 
 
+@demo.register
 def populate(*, actor: Any) -> None:
     sender = SenderIdentity.objects.filter(name=SENDER).first()
     if sender is None:

@@ -13,7 +13,8 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from campaigns import recipients, tokens
+from campaigns import recipients
+from campaigns.sending import tokens
 from luxmail import org
 
 

@@ -1,6 +1,6 @@
 """What recipients do without signing in: unsubscribe (RFC 8058) and preferences.
 
-Links carry a signed opaque token (``campaigns/tokens.py``) naming a message, never an
+Links carry a signed opaque token (``campaigns/sending/tokens.py``) naming a message, never an
 address. Effects are immediate: suppression and consent revocation are written before
 the response, and send batches check both when they claim messages. Every action is
 audited (``recipient.*`` plus contacts' ``suppression.add`` / ``consent.revoke``).
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.http import HttpRequest
 
-from campaigns import tokens
 from campaigns.models import Campaign, Message
+from campaigns.sending import tokens
 from contacts import selectors as contact_selectors
 from contacts import services as contact_services
 from contacts.models import Contact, ContactStatus

@@ -9,15 +9,15 @@ from typing import Any
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from campaigns import signing
 from campaigns.models import (
     Campaign,
     Message,
     MessageState,
-    OrgSigningKey,
     SenderIdentity,
-    SigningKind,
 )
+from campaigns.senders import signing
+from contacts import segments as contact_segments
+from contacts import selectors as contact_selectors
 from contacts.models import (
     Contact,
     ContactList,
@@ -26,17 +26,15 @@ from contacts.models import (
     Segment,
     Suppression,
 )
-from luxmail import crypto
+from luxmail import crypto, roles
 
 logger = logging.getLogger(__name__)
 
 
 def _union(segment_rules: list[Any], list_ids: list[int], today: dt.date) -> Q | None:
-    from contacts import segments
-
     parts: list[Q] = []
     for rules in segment_rules:
-        parts.append(Q(pk__in=segments.matching(rules, today=today).values("pk")))
+        parts.append(Q(pk__in=contact_segments.matching(rules, today=today).values("pk")))
     if list_ids:
         parts.append(
             Q(
@@ -83,7 +81,6 @@ def _eligible(
     exclude_lists: list[ContactList],
     phi: bool,
 ) -> QuerySet[Contact]:
-    from contacts import selectors as contact_selectors
 
     return contact_selectors.send_audience(
         purpose=contact_selectors.consent_purpose_for(phi_template=phi),
@@ -153,8 +150,6 @@ def audience_summary(*, campaign: Campaign, phi: bool | None = None) -> dict[str
 def user_is_admin(actor: Any) -> bool:
     """An active staff user in the Admin role (API keys and the system never are)."""
     from django.contrib.auth import get_user_model
-
-    from luxmail import roles
 
     if not isinstance(actor, get_user_model()) or not actor.is_active:
         return False
@@ -285,34 +280,6 @@ def unknown_messages(campaign: Campaign) -> QuerySet[Message]:
     return Message.objects.filter(campaign=campaign, state=MessageState.UNKNOWN).order_by("id")
 
 
-def org_signers() -> dict[str, Any]:
-    """The organization's usable signing keys, by kind (``smime`` / ``pgp``), loaded for
-    signing: decrypted through ``crypto.secret_access`` and checked again. A key that no
-    longer signs (its certificate expired, say) is logged and skipped: messages then go
-    out encrypted but unsigned, and the Signing keys page says why."""
-    from campaigns.secure import pgp, smime
-    from campaigns.secure.errors import SigningKeyError
-
-    access = crypto.secret_access("sign outgoing secure mail")
-    signers: dict[str, Any] = {}
-    for row in OrgSigningKey.objects.all():
-        secret = crypto.reveal(row, "private_key", access=access)
-        passphrase = crypto.reveal(row, "passphrase", access=access)
-        try:
-            if row.kind == SigningKind.SMIME:
-                signers[row.kind] = smime.load_signing_certificate(row.public, secret)
-            else:
-                signers[row.kind] = pgp.load_signing_key(secret, passphrase=passphrase)
-        except SigningKeyError as error:
-            logger.warning(
-                "The organization's %s signing key %s cannot sign (%s): sending unsigned.",
-                row.kind,
-                row.fingerprint,
-                error.code,
-            )
-    return signers
-
-
 MISSING_FIELDS_SCAN_LIMIT = 5000
 
 
@@ -327,8 +294,8 @@ def missing_field_counts(
     than all). ``required`` fields make the recipient skipped; guarded ones render the
     template's default. None when there is no template or it reads no contact field.
     """
-    from campaigns import fields
-    from campaigns.context import recipients
+    from campaigns.content import fields
+    from campaigns.content.context import recipients
 
     template = campaign.template
     if template is None:

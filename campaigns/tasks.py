@@ -18,7 +18,8 @@ from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
 
-from campaigns import delivery, queue, services
+from campaigns import services
+from campaigns.sending import delivery, queue
 
 logger = logging.getLogger(__name__)
 

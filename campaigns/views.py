@@ -18,7 +18,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 
-from campaigns import selectors, services, templating
+from campaigns import selectors, services
+from campaigns.content import templating
 from campaigns.forms import (
     CampaignForm,
     ScheduleForm,
@@ -36,6 +37,7 @@ from campaigns.models import (
     SenderIdentity,
     SigningKind,
 )
+from luxmail import org
 
 VIEW = "campaigns.view_campaign"
 CHANGE = "campaigns.change_campaign"
@@ -63,7 +65,6 @@ def _campaign_form_values(form: CampaignForm) -> dict[str, Any]:
 @login_required
 @permission_required(CHANGE, raise_exception=True)
 def campaign_new(request: HttpRequest) -> HttpResponse:
-    from luxmail import org
 
     form = CampaignForm(
         request.POST or None, initial={"secure_policy": org.get_settings().default_secure_policy}

@@ -18,6 +18,7 @@ from django.utils import timezone
 from contacts import services
 from contacts.models import Consent, ContactList, CustomField, Segment, Suppression
 from contacts.upsert import email_bidx
+from luxmail import demo
 
 PATIENTS = 200
 DOMAINS = ["example.org", "example.com"]
@@ -62,17 +63,138 @@ SEGMENTS = {
 }
 
 
-def _patients(today: dt.date) -> list[dict[str, Any]]:
-    from faker import Faker
+# Fictional names for the demo patients: a fixed list, so that the shipped code needs no
+# fake-data library (Faker is a test-only dependency).
+FIRST_FEMALE = [
+    "Mary",
+    "Patricia",
+    "Jennifer",
+    "Linda",
+    "Elizabeth",
+    "Barbara",
+    "Susan",
+    "Jessica",
+    "Sarah",
+    "Karen",
+    "Lisa",
+    "Nancy",
+    "Betty",
+    "Sandra",
+    "Margaret",
+    "Ashley",
+    "Kimberly",
+    "Emily",
+    "Donna",
+    "Michelle",
+    "Carol",
+    "Amanda",
+    "Melissa",
+    "Deborah",
+    "Maria",
+    "Rosa",
+    "Ana",
+    "Mei",
+    "Guerline",
+    "Fatima",
+]
+FIRST_MALE = [
+    "James",
+    "Robert",
+    "John",
+    "Michael",
+    "David",
+    "William",
+    "Richard",
+    "Joseph",
+    "Thomas",
+    "Christopher",
+    "Charles",
+    "Daniel",
+    "Matthew",
+    "Anthony",
+    "Mark",
+    "Donald",
+    "Steven",
+    "Paul",
+    "Andrew",
+    "Joshua",
+    "Kenneth",
+    "Kevin",
+    "Brian",
+    "George",
+    "Jose",
+    "Carlos",
+    "Wei",
+    "Jean",
+    "Ahmed",
+    "Samuel",
+]
+LAST_NAMES = [
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Perez",
+    "Thompson",
+    "White",
+    "Harris",
+    "Sanchez",
+    "Clark",
+    "Ramirez",
+    "Lewis",
+    "Robinson",
+    "Walker",
+    "Young",
+    "Allen",
+    "King",
+    "Wright",
+    "Scott",
+    "Torres",
+    "Nguyen",
+    "Hill",
+    "Flores",
+    "Green",
+    "Adams",
+    "Nelson",
+    "Baker",
+    "Hall",
+    "Rivera",
+    "Campbell",
+    "Mitchell",
+    "Carter",
+    "Roberts",
+    "Chen",
+    "Wang",
+    "Silva",
+    "Pierre",
+    "Oliveira",
+]
 
-    fake = Faker("en_US")
-    fake.seed_instance(SEED)
+
+def _patients(today: dt.date) -> list[dict[str, Any]]:
     rng = random.Random(SEED)  # noqa: S311 - fictional demo data, not security
     rows = []
     for index in range(PATIENTS):
         sex = rng.choices(["female", "male", "other"], weights=[52, 47, 1])[0]
-        first = fake.first_name_female() if sex == "female" else fake.first_name_male()
-        last = fake.last_name()
+        first = rng.choice(FIRST_FEMALE if sex == "female" else FIRST_MALE)
+        last = rng.choice(LAST_NAMES)
         age = max(18, min(95, int(rng.gauss(52, 17))))
         birth = today - dt.timedelta(days=age * 365 + rng.randrange(365))
         conditions = [rng.choice(DIABETES)] if rng.random() < 0.05 + age / 300 else []
@@ -113,6 +235,7 @@ def _patients(today: dt.date) -> list[dict[str, Any]]:
     return rows
 
 
+@demo.register
 def populate(*, actor: Any) -> None:
     """Create or refresh the demo contacts and their consents, lists and segments."""
     today = timezone.localdate()

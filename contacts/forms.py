@@ -30,6 +30,7 @@ from contacts.models import (
     Sex,
     SuppressionReason,
 )
+from luxmail import org
 
 IDENTITY_FIELDS = ("email", "first_name", "last_name", "phone", "external_id", "time_zone")
 PHI_IDENTITY = ("email", "first_name", "last_name", "phone")
@@ -216,7 +217,6 @@ class ConsentGrantForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        from luxmail import org
 
         note = org.time_zone_note()
         self.fields["granted_on"].help_text = f"Blank: now. {note}"

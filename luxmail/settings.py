@@ -299,7 +299,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Lets /healthz?deep=1 tell that beat and a worker are alive (luxmail/health.py).
     "heartbeat": {"task": "luxmail.heartbeat", "schedule": float(LUXMAIL_HEARTBEAT_SECONDS)},
 }
-# Send pipeline (campaigns/delivery.py, docs/architecture.md "Sending pipeline").
+# Send pipeline (campaigns/sending/delivery.py, docs/architecture.md "Sending pipeline").
 LUXMAIL_SEND_BATCH = env.integer("LUXMAIL_SEND_BATCH", 500)
 LUXMAIL_SEND_CHUNK = env.integer("LUXMAIL_SEND_CHUNK", 20)
 LUXMAIL_SEND_CHAINS = env.integer("LUXMAIL_SEND_CHAINS", 2)

@@ -4,12 +4,13 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
+from luxmail import startup
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "luxmail.settings")
 
 application = get_wsgi_application()
 
-# An accepted open or click must survive a Redis crash: refuse to serve (production) or
-# warn loudly (dev) when the tracking store cannot promise that (docs/operations.md).
-from reporting.buffer import enforce_durability  # noqa: E402
-
-enforce_durability()
+# Start-up checks the apps registered (luxmail.startup): e.g. an accepted open or click
+# must survive a Redis crash, so reporting refuses to serve (production) or warns loudly
+# (dev) when the tracking store cannot promise that (docs/operations.md).
+startup.run_web_checks()

@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class PortalConfig(AppConfig):
     name = "portal"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Models are loaded only now: the channel module imports them.
+        from campaigns.sending import hooks
+        from portal import channel
+
+        hooks.register_portal(channel)  # the portal plugs into sending (campaigns.sending.hooks)

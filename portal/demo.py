@@ -23,13 +23,16 @@ from aiosmtpd.controller import Controller
 from django.conf import settings
 from django.utils import timezone
 
-from campaigns import delivery, services, transactional
+from campaigns import services
 from campaigns.models import EmailTemplate, Message, OrgSigningKey, SenderIdentity
-from campaigns.transport import RelayConfig, pool
+from campaigns.sending import delivery
+from campaigns.sending.transport import RelayConfig, pool
+from campaigns.transactional import send as transactional
 from contacts import services as contact_services
 from contacts.keys import services as key_services
 from contacts.models import Contact
 from contacts.selectors import contact_by_email
+from luxmail import demo
 from portal import services as portal_services
 from portal.models import PortalMessage, PortalReply, PortalSession
 
@@ -103,6 +106,7 @@ def _deliver(messages: list[Message]) -> None:
         controller.stop()
 
 
+@demo.register
 def populate(*, actor: Any) -> None:
     sender = SenderIdentity.objects.order_by("id").first()
     if sender is None:

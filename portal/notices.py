@@ -2,7 +2,7 @@
 
 They go out like campaign mail — the sender identity's From, DKIM-signed when it has a
 key, through the relay or straight to the MX by the organization's delivery mode
-(``campaigns/direct.py``) — so a recipient sees the same sender as the notice.
+(``campaigns/sending/direct.py``) — so a recipient sees the same sender as the notice.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import secrets
 from django.conf import settings
 from django.template.loader import render_to_string
 
-from campaigns import direct, mail, signing
 from campaigns.models import SenderIdentity
+from campaigns.senders import signing
+from campaigns.sending import direct, mail
 from luxmail import crypto, org
 from luxmail.models import DeliveryMode
 from portal.models import PortalMessage, PortalReply

@@ -15,23 +15,14 @@ so nothing is lost if reporting cannot take the open at that moment.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
-import logging
-from collections.abc import Callable
-from functools import cache
 from typing import Any
 
 from portal.models import PortalMessage
-
-logger = logging.getLogger(__name__)
-
-# The reporting service the portal calls: (message_id=..., campaign_id=..., at=...).
-RECORDER = ("reporting.services", "portal_read_record")
+from reporting import services, webhooks
+from reporting.classification import PORTAL_VERIFIED, RULESET_VERSION
 
 
 def _verdict() -> dict[str, Any]:
-    from reporting.classification import PORTAL_VERIFIED, RULESET_VERSION
-
     return {
         "label": "human",
         "reason": PORTAL_VERIFIED,
@@ -40,28 +31,14 @@ def _verdict() -> dict[str, Any]:
     }
 
 
-@cache
-def _recorder() -> Callable[..., Any] | None:
-    module_name, function_name = RECORDER
-    module = importlib.import_module(module_name)
-    function = getattr(module, function_name, None)
-    return function if callable(function) else None
-
-
 def record_portal_open(*, message_id: int, campaign_id: int, occurred_at: dt.datetime) -> bool:
-    """Record the verified open; False when this reporting version has no recorder."""
-    recorder = _recorder()
-    if recorder is None:
-        logger.info("reporting has no portal-read recorder; the portal keeps the read count")
-        return False
-    recorder(message_id=message_id, campaign_id=campaign_id, at=occurred_at)
+    """Record the verified open with reporting (portal sits above reporting: a plain call)."""
+    services.portal_read_record(message_id=message_id, campaign_id=campaign_id, at=occurred_at)
     return True
 
 
 def emit(event_type: str, *, portal_message: PortalMessage, occurred_at: dt.datetime) -> int:
     """Queue a ``portal_read`` / ``portal_reply`` webhook event (ids and times only)."""
-    from reporting import services, webhooks
-
     if portal_message.message_id is None:
         return 0
     campaign = portal_message.campaign

@@ -6,7 +6,16 @@ class ReportingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from reporting import segments, signals  # noqa: F401  (connect receivers)
+        # Models are loaded only now: these modules import them.
+        from campaigns.sending import hooks
+        from reporting import segments, signals, tracking  # noqa: F401  (signals: receivers)
+
+        hooks.register_tracker(tracking)  # link and open tracking plug into sending
+
+        from luxmail import startup
+        from reporting.buffer import enforce_durability
+
+        startup.register_web_check(enforce_durability)  # run by luxmail/wsgi.py
 
         segments.register()  # engagement conditions in contacts' segment registry
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from campaigns.models import Campaign, Message
+from luxmail import demo
 from reporting import ingest, proxy_ranges, services, tracking
 
 CAMPAIGN = "Autumn newsletter 2026"  # campaigns/demo.py
@@ -30,10 +32,10 @@ APPLE_MPP = "Mozilla/5.0"
 SCANNER_IP = "40.92.12.34"  # a Microsoft Exchange Online Protection range (seed list)
 
 
+@demo.register
 def populate(*, actor: Any) -> None:
     """Load the seed ranges, then demo events for the demo campaign (if it was sent)."""
     services.proxy_ranges_replace(source="seed", specs=proxy_ranges.read_seed().ranges, actor=actor)
-    from campaigns.models import Campaign, Message
 
     campaign = Campaign.objects.filter(name=CAMPAIGN, started_at__isnull=False).first()
     if campaign is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
+from luxmail import org
 from reporting.models import WebhookDelivery, WebhookEventType
 
 
@@ -52,7 +53,6 @@ class ReportFilterForm(forms.Form):
         from reporting import reports
 
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        from luxmail import org
 
         self.fields["start"].help_text = self.fields["end"].help_text = org.time_zone_note()
         campaign = self.fields["campaign"]

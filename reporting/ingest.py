@@ -36,6 +36,8 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 
+from campaigns.models import Campaign, Message
+from contacts.models import Contact
 from reporting import buffer, rollups, selectors
 from reporting.classification import (
     LOOKBACK_SECONDS,
@@ -255,7 +257,6 @@ def ingest(*, limit: int = BATCH, max_batches: int = 50) -> IngestReport:
 
 
 def _process(entries: list[tuple[str, str]], report: IngestReport) -> None:
-    from campaigns.models import Message
     from reporting.models import Event
 
     parsed: list[RawEvent] = []
@@ -575,8 +576,6 @@ def event_rollup_add(deltas: dict[tuple[datetime, int, str, str], int]) -> None:
 
 
 def _emit_webhooks(events: list[Any], messages: dict[int, Any]) -> int:
-    from campaigns.models import Campaign
-    from contacts.models import Contact
     from reporting import services, webhooks
 
     if not services.webhook_subscribers(event_types=("opened", "clicked")):

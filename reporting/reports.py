@@ -27,6 +27,8 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 
+from campaigns.models import Campaign
+from luxmail import org
 from reporting.classification import label_counts
 from reporting.rollups import JOURNAL, METRIC_NAMES
 
@@ -55,7 +57,6 @@ class Counting:
 
     @classmethod
     def from_settings(cls) -> Counting:
-        from luxmail import org
 
         row = org.get_settings()
         return cls(bool(row.exclude_automated_events), bool(row.count_unknown_events))
@@ -720,7 +721,6 @@ def activity(*, filters: Filters) -> list[tuple[dt.date, str, str, int]]:
 
 def campaign_choices() -> list[tuple[int, str]]:
     """Campaigns that have messages, newest first (for the filter)."""
-    from campaigns.models import Campaign
 
     return [
         (pk, f"{name} ({marketing})" if marketing else name)

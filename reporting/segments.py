@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db.models import Q
 
+from campaigns.models import Campaign, Message
 from contacts import segments
 from reporting.models import LABEL_RANK
 
@@ -21,7 +22,6 @@ OPS = ("eq", "ne", "in", "not_in")
 
 
 def _campaign_id(value: Any) -> int:
-    from campaigns.models import Campaign
 
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise segments.RuleValueError("give a campaign id")
@@ -59,7 +59,6 @@ def counted_ranks() -> list[int]:
 
 def _engaged(column: str) -> Any:
     def compile_(op: str, value: Any, ctx: segments.Context) -> Q:
-        from campaigns.models import Message
 
         messages = Message.objects.filter(
             campaign_id__in=_ids(value), **{f"report_stat__{column}__in": counted_ranks()}
@@ -71,7 +70,6 @@ def _engaged(column: str) -> Any:
 
 
 def _not_opened(op: str, value: Any, ctx: segments.Context) -> Q:
-    from campaigns.models import Message
 
     delivered = Message.objects.filter(
         campaign_id__in=_ids(value), report_stat__state="sent"

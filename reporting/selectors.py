@@ -10,9 +10,10 @@ from django.contrib.auth.models import Permission
 from django.core.cache import cache
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 
+from campaigns.models import Message
 from reporting.classification import NetworkMatch
 from reporting.models import ProxyRange, WebhookDelivery, WebhookEndpoint
-from reporting.proxy_ranges import RangeCache, RangeIndex
+from reporting.proxy_ranges import RangeCache
 
 
 def active_range_rows() -> Iterator[tuple[str, str, str, str, str]]:
@@ -33,10 +34,6 @@ def active_range_rows() -> Iterator[tuple[str, str, str, str, str]]:
 
 # One index per process, rebuilt when any process changes the ranges.
 RANGE_CACHE = RangeCache(active_range_rows, cache)
-
-
-def proxy_range_index() -> RangeIndex:
-    return RANGE_CACHE.index()
 
 
 def proxy_range_match(*, ip: str) -> NetworkMatch | None:
@@ -95,7 +92,6 @@ def message_events(*, message_id: int) -> QuerySet[Any]:
 
 def message_summary(*, message_id: int) -> dict[str, Any] | None:
     """Ids, state and channel of a message (no address, no content), or None."""
-    from campaigns.models import Message
 
     found = (
         Message.objects.filter(pk=message_id)

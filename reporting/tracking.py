@@ -1,6 +1,6 @@
 """Tracking in outgoing mail: link rewriting, the open pixel, and campaign link plans.
 
-``campaigns.channels`` calls :func:`rewrite_links` and :func:`add_open_pixel` for every
+``campaigns.sending.channels`` calls :func:`rewrite_links` and :func:`add_open_pixel` for every
 message when the campaign's tracking toggles are on (docs/tracking.md#links).
 
 **Which links are tracked.** A campaign's links are frozen with its template: every
@@ -34,6 +34,7 @@ from html.parser import HTMLParser
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from campaigns.models import Campaign
 from reporting import tokens
 
 logger = logging.getLogger(__name__)
@@ -176,7 +177,6 @@ def plan_for_sending(campaign_id: int) -> LinkPlan:
     cached = _plans.get(campaign_id)
     if cached is not None:
         return cached
-    from campaigns.models import Campaign
     from reporting.models import TrackedLink, TrackingOptions
 
     rows = list(TrackedLink.objects.filter(campaign_id=campaign_id).values_list("index", "url"))

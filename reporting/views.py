@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from campaigns.models import Campaign
 from luxmail import audit
 from reporting import charts, exports, reports, selectors, services
 from reporting.forms import (
@@ -175,7 +176,6 @@ def message_events(request: HttpRequest, message_id: int) -> HttpResponse:
 @permission_required(VIEW_REPORT, raise_exception=True)
 def campaign_links(request: HttpRequest, campaign_id: int) -> HttpResponse:
     """A campaign's tracked links (clicks per label) and its honeypot option."""
-    from campaigns.models import Campaign
 
     campaign = get_object_or_404(Campaign, pk=campaign_id)
     options = selectors.tracking_options(campaign_id=campaign.pk)

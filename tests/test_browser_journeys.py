@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from campaigns.journeys.models import Journey, JourneyStatus
+from campaigns.models import Journey, JourneyStatus
 from campaigns.tests.factories import make_sender
 from campaigns.tests.journey_factories import make_template
 from luxmail import roles

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from campaigns.journeys.models import (
+from campaigns.models import (
     Journey,
     JourneyEnrollment,
     JourneyEvent,

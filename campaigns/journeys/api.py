@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 
 from campaigns.journeys import definition as d
 from campaigns.journeys import selectors, services
-from campaigns.journeys.models import Journey, JourneyEnrollment, JourneyEvent, JourneyVersion
+from campaigns.models import Journey, JourneyEnrollment, JourneyEvent, JourneyVersion
 from luxmail.api.permissions import has_scope
 
 READ = "campaigns:read"

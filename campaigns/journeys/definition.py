@@ -35,7 +35,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from contacts import segments
+from campaigns.models import EmailTemplate, SenderIdentity
+from campaigns.secure.errors import PolicyError
+from campaigns.secure.policy import check_policy_allowed
+from contacts import segments, upsert
+from contacts.attributes import PROFILE_ATTRIBUTES, CustomFieldDef
+from contacts.models import ContactList, CustomField, Segment
+from luxmail.models import SecurePolicy
 
 SEND = "send"
 WAIT = "wait"
@@ -174,8 +180,6 @@ def date_fields() -> dict[str, segments.ConditionKind]:
 
 def date_token_field(field: str) -> str:
     """The blind-index token field behind a date attribute (``contacts/tokens.py``)."""
-    from contacts.attributes import PROFILE_ATTRIBUTES, CustomFieldDef
-    from contacts.models import CustomField
 
     if field.startswith("custom."):
         custom = CustomField.objects.filter(key=field.removeprefix("custom.")).first()
@@ -197,7 +201,6 @@ def _date_field(value: Any, step: str = "") -> str:
 
 def clean_trigger(data: Any) -> dict[str, Any]:
     """The normalized trigger; raises :class:`DefinitionError`."""
-    from contacts.models import ContactList, Segment
 
     data = _mapping(data, "The trigger")
     kind = str(data.get("kind") or "manual")
@@ -294,8 +297,6 @@ def clean_step_config(kind: str, config: Any, *, step: str = "") -> dict[str, An
 
 
 def _clean_send(config: Mapping[str, Any], step: str) -> dict[str, Any]:
-    from campaigns.models import EmailTemplate, SenderIdentity
-    from luxmail.models import SecurePolicy
 
     policy = str(config.get("secure_policy") or "")
     if policy and policy not in SecurePolicy.values:
@@ -378,7 +379,6 @@ def _clean_branch(config: Mapping[str, Any], step: str) -> dict[str, Any]:
 
 def settable_fields() -> dict[str, tuple[str, bool]]:
     """Fields an update step may set: ``{name: (label, is PHI)}``."""
-    from contacts.models import CustomField
 
     found = {"journey_stage": ("Care-journey stage", True)}
     for custom in CustomField.objects.order_by("key"):
@@ -387,8 +387,6 @@ def settable_fields() -> dict[str, tuple[str, bool]]:
 
 
 def _clean_update(config: Mapping[str, Any], step: str) -> dict[str, Any]:
-    from contacts import upsert
-    from contacts.models import ContactList
 
     action = str(config.get("action") or "set_field")
     if action in ("add_to_list", "remove_from_list"):
@@ -481,9 +479,6 @@ def clean(definition: Any) -> dict[str, Any]:
 
 
 def _send_problems(config: Mapping[str, Any]) -> list[str]:
-    from campaigns.models import EmailTemplate, SenderIdentity
-    from campaigns.secure.errors import PolicyError
-    from campaigns.secure.policy import check_policy_allowed
 
     found = []
     template = EmailTemplate.objects.filter(pk=config.get("template") or 0).first()
@@ -531,7 +526,6 @@ def _wait_problems(config: Mapping[str, Any]) -> list[str]:
 
 
 def _update_problems(config: Mapping[str, Any]) -> list[str]:
-    from contacts.models import ContactList
 
     if config.get("action") == "set_field":
         if not config.get("field"):
@@ -545,7 +539,6 @@ def _update_problems(config: Mapping[str, Any]) -> list[str]:
 
 
 def _trigger_problems(trigger: Mapping[str, Any]) -> list[str]:
-    from contacts.models import ContactList, Segment
 
     kind = trigger.get("kind")
     if kind == "segment" and not Segment.objects.filter(pk=trigger.get("segment") or 0).exists():
@@ -698,8 +691,6 @@ def uses_phi(definition: Mapping[str, Any]) -> bool:
     if trigger.get("kind") == "date" and date_phi(trigger.get("field") or ""):
         return True
     if trigger.get("kind") == "segment":
-        from contacts.models import Segment
-
         segment = Segment.objects.filter(pk=trigger.get("segment") or 0).first()
         if segment is not None and rules_phi(segment.rules):
             return True

@@ -22,12 +22,16 @@ from aiosmtpd.controller import Controller
 from django.conf import settings
 from django.utils import timezone
 
-from campaigns import delivery, services
+from campaigns import services
+from campaigns.demo import _EmlWriter
 from campaigns.journeys import engine, triggers
 from campaigns.journeys import services as journey_services
-from campaigns.journeys.models import Journey, JourneyStepCampaign
-from campaigns.models import EmailTemplate, SenderIdentity
-from campaigns.transport import RelayConfig, pool
+from campaigns.models import EmailTemplate, Journey, JourneyStepCampaign, Message, SenderIdentity
+from campaigns.sending import delivery
+from campaigns.sending.transport import RelayConfig, pool
+from contacts import services as contact_services
+from contacts.models import Consent, ContactList
+from reporting import ingest
 
 JOURNEY = "Appointment reminder"
 SENDER = "Demo Health newsletter"  # campaigns/demo.py
@@ -51,8 +55,6 @@ BROWSER = (
 
 
 def populate(*, actor: Any) -> None:
-    from contacts import services as contact_services
-    from contacts.models import Consent, ContactList
 
     if Journey.objects.filter(name=JOURNEY).exists():
         return
@@ -156,7 +158,6 @@ def _definition(
 def _deliver(journey: Journey) -> None:
     """Send the journey's queued messages now, into the dev sink's folder (the demo runs
     before the sink and worker processes start)."""
-    from campaigns.demo import _EmlWriter
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -180,8 +181,6 @@ def _deliver(journey: Journey) -> None:
 
 def _opens(journey: Journey, contact_ids: list[int], *, at: dt.datetime) -> None:
     """People opening their reminder in a mail app, through the real classifier."""
-    from campaigns.models import Message
-    from reporting import ingest
 
     entries = []
     for number, (message_id, campaign_id) in enumerate(

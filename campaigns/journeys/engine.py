@@ -40,9 +40,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, DateTimeField, F, Q, Value, When
 from django.utils import timezone
 
+from campaigns import tasks
 from campaigns.journeys import definition as d
 from campaigns.journeys import timing
-from campaigns.journeys.models import (
+from campaigns.models import (
+    Campaign,
+    CampaignStatus,
     EnrollmentState,
     Journey,
     JourneyEnrollment,
@@ -50,8 +53,15 @@ from campaigns.journeys.models import (
     JourneyStep,
     JourneyStepCampaign,
     JourneyStepRun,
+    Message,
     StepState,
 )
+from contacts import segments
+from contacts import services as contact_services
+from contacts.models import Contact, ContactList, ContactStatus
+from contacts.selectors import consent_present, is_suppressed
+from luxmail import audit
+from reporting.selectors import message_engaged
 
 logger = logging.getLogger(__name__)
 
@@ -152,8 +162,6 @@ def advance_due(
 
 def _after_batch(report: AdvanceReport, *, enqueue: bool = True) -> None:
     if report.messages_by_journey:
-        from luxmail import audit
-
         for journey_id, count in sorted(report.messages_by_journey.items()):
             journey = Journey.objects.filter(pk=journey_id).first()
             if journey is not None:
@@ -164,8 +172,6 @@ def _after_batch(report: AdvanceReport, *, enqueue: bool = True) -> None:
                     details={"messages": count},
                 )
     if report.campaigns and enqueue:
-        from campaigns import tasks
-
         for campaign_id in sorted(report.campaigns):
             tasks.send_batch.delay(campaign_id)
 
@@ -308,8 +314,6 @@ class RulesInvalid(Exception):
 def _contact_matches(contact_id: int, rules: Any, tz_name: str, now: dt.datetime) -> bool:
     """Whether the contact matches ``rules`` today in their time zone (one query).
     Raises :class:`RulesInvalid` when the rules refer to something deleted since."""
-    from contacts import segments
-    from contacts.models import Contact
 
     ctx = segments.Context(today=timing.local_date(tz_name, now), now=now)
     try:
@@ -404,9 +408,6 @@ def _send_purpose(enrollment: JourneyEnrollment, phi_bearing: bool) -> str:
 def _run_send(
     enrollment: JourneyEnrollment, step: JourneyStep, now: dt.datetime, report: AdvanceReport
 ) -> Result:
-    from campaigns.models import Campaign, CampaignStatus, Message
-    from contacts.models import ContactStatus
-    from contacts.selectors import consent_present, is_suppressed
 
     contact = enrollment.contact
     step_campaign = step_campaign_for(step=step, contact_id=contact.pk)
@@ -447,7 +448,6 @@ def _run_send(
 def step_campaign_for(*, step: JourneyStep, contact_id: int) -> JourneyStepCampaign:
     """The step's campaign that has no message for this contact yet (a new round is
     created from the first round's frozen content when all have one)."""
-    from campaigns.models import Message
 
     rounds = list(
         JourneyStepCampaign.objects.filter(step=step).select_related("campaign").order_by("round")
@@ -497,7 +497,6 @@ def engagement(
     *human* within N days of being sent — or when to look again if that is not known
     yet (the message is still on its way, or the window is still open without an
     event). Automated and unknown events never count here."""
-    from reporting.selectors import message_engaged
 
     event = config["event"]
     kinds = ("click",) if event in ("clicked", "not_clicked") else ("open", "click")
@@ -530,8 +529,6 @@ def engagement(
 def _run_update(
     enrollment: JourneyEnrollment, step: JourneyStep, now: dt.datetime, report: AdvanceReport
 ) -> Result:
-    from contacts import services as contact_services
-    from contacts.models import ContactList
 
     config = step.config
     actor = f"journey:{enrollment.journey_id}"

@@ -18,7 +18,8 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet
 
 from campaigns.journeys import definition as d
-from campaigns.journeys.models import (
+from campaigns.models import (
+    EmailTemplate,
     EnrollmentState,
     Journey,
     JourneyEnrollment,
@@ -26,7 +27,12 @@ from campaigns.journeys.models import (
     JourneyStepCampaign,
     JourneyStepRun,
     JourneyVersion,
+    SenderIdentity,
 )
+from contacts import segments
+from contacts.models import Contact, ContactList, Segment
+from contacts.selectors import contact_by_email
+from reporting.reports import Counting, Filters, split
 
 
 def journeys_list() -> QuerySet[Journey]:
@@ -67,7 +73,6 @@ class StepStats:
 
 def step_stats(version: JourneyVersion) -> dict[str, StepStats]:
     """Statistics per step key of a published version (empty for a draft)."""
-    from reporting.reports import Counting, Filters, split
 
     stats: dict[str, StepStats] = {}
     if version.published_at is None:
@@ -264,8 +269,6 @@ class _Describer:
     """One readable sentence per step (names of templates, senders, lists; no PHI)."""
 
     def __init__(self, steps: Mapping[str, JourneyStep]):
-        from campaigns.models import EmailTemplate, SenderIdentity
-        from contacts.models import ContactList
 
         self.steps = steps
         ids: dict[str, set[int]] = {"template": set(), "sender": set(), "list": set()}
@@ -320,7 +323,6 @@ class _Describer:
 
 
 def _field_label(name: str) -> str:
-    from contacts import segments
 
     kind = segments.kind_for(name) if name else None
     return kind.label if kind is not None else name or "(no field)"
@@ -358,7 +360,6 @@ def describe_wait(config: Mapping[str, Any]) -> str:
 
 def describe_rules(rules: Any, lists: Mapping[int, str] | None = None) -> str:
     """A rule tree as a sentence (criteria, never a person's data)."""
-    from contacts import segments
 
     if not rules:
         return "(no condition yet)"
@@ -388,7 +389,6 @@ def describe_rules(rules: Any, lists: Mapping[int, str] | None = None) -> str:
 
 
 def describe_trigger(trigger: Mapping[str, Any]) -> str:
-    from contacts.models import ContactList, Segment
 
     kind = trigger.get("kind") or "manual"
     if kind == "event":
@@ -441,14 +441,8 @@ def enrollments_recent(journey: Journey, *, limit: int = 25) -> QuerySet[Journey
     )
 
 
-def enrollment_runs(enrollment: JourneyEnrollment) -> QuerySet[JourneyStepRun]:
-    return enrollment.runs.select_related("step", "message").order_by("seq")
-
-
 def contact_by_reference(*, uuid_text: str = "", external_id: str = "", email: str = "") -> Any:
     """A contact by UUID, external id or address (blind index), or None."""
-    from contacts.models import Contact
-    from contacts.selectors import contact_by_email
 
     if uuid_text:
         try:

@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from campaigns.journeys import definition as d
 from campaigns.journeys import timing
-from campaigns.journeys.models import (
+from campaigns.models import (
     EnrollmentState,
     Journey,
     JourneyEnrollment,
@@ -40,6 +40,9 @@ from campaigns.journeys.models import (
     JourneyStep,
     JourneyVersion,
 )
+from contacts import segments, tokens
+from contacts.models import Contact, ListMembership, Segment
+from contacts.tokens import DATE_MAX, DATE_MIN
 from luxmail import audit
 
 AUTOMATIC = ("segment", "list", "date")
@@ -123,7 +126,6 @@ def enroll_ids(
 def evaluate_journey(*, journey_id: int, limit: int | None = None) -> TriggerReport:
     """One bounded batch of a journey's automatic trigger. Audits ``journey.enroll``
     (source, count) when it enrolled anyone."""
-    from contacts.models import Contact
 
     report = TriggerReport()
     limit = limit or batch_size()
@@ -160,8 +162,6 @@ def evaluate_journey(*, journey_id: int, limit: int | None = None) -> TriggerRep
 
 
 def _audience(trigger: dict[str, Any]) -> Q | None:
-    from contacts import segments
-    from contacts.models import ListMembership, Segment
 
     if trigger["kind"] == "segment":
         segment = Segment.objects.filter(pk=trigger.get("segment") or 0).first()
@@ -198,8 +198,6 @@ def _audience_batch(
             journey.seen_primed_at = now
             journey.save(update_fields=["seen_primed_at"])
     else:
-        from contacts.models import Contact
-
         eligible = list(
             Contact.objects.filter(pk__in=new)
             .exclude(blocked_q(journey=journey, version=version, now=now))
@@ -222,7 +220,6 @@ def _audience_batch(
 def date_match_q(field: str, day: dt.date, *, yearly: bool) -> Q:
     """Contacts whose date ``field`` is ``day`` (or, yearly, whose anniversary is),
     through the segment engine's date tokens."""
-    from contacts import segments, tokens
 
     if not yearly:
         return segments.compile_rules(
@@ -250,8 +247,6 @@ def _date_batch(
     limit: int,
     report: TriggerReport,
 ) -> None:
-    from contacts.models import Contact
-    from contacts.tokens import DATE_MAX, DATE_MIN
 
     offset = dt.timedelta(days=int(trigger.get("offset_days") or 0))
     remaining = limit

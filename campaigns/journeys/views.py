@@ -21,13 +21,16 @@ from django.views.decorators.http import require_POST
 
 from campaigns.journeys import definition as d
 from campaigns.journeys import forms, selectors, services
-from campaigns.journeys.models import (
+from campaigns.models import (
     Journey,
     JourneyEnrollment,
     JourneyStatus,
     JourneyStep,
     JourneyVersion,
 )
+from contacts import segments
+from contacts.models import ContactList
+from contacts.views import selectors as contact_ui
 
 VIEW = "campaigns.view_journey"
 CHANGE = "campaigns.change_journey"
@@ -199,9 +202,6 @@ def journey_settings(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _builder_data(request: HttpRequest, rules: Any) -> dict[str, Any]:
-    from contacts import segments
-    from contacts.models import ContactList
-    from contacts.views import selectors as contact_ui
 
     return {
         "rules": rules or {"all": []},
@@ -377,7 +377,6 @@ def journey_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 def _contact_for(request: HttpRequest, reference: str) -> Any:
     """An e-mail address (audited look-up, like the contacts search), else a contact
     UUID, else an external id."""
-    from contacts.views import selectors as contact_ui
 
     reference = reference.strip()
     if "@" in reference:

@@ -8,44 +8,32 @@ forms, the API and the import report can key on.
 
 from __future__ import annotations
 
-from campaigns.transport import TlsRefused, TransportError
+from campaigns.sending.transport import TlsRefused, TransportError
+from luxmail.securemail.errors import (
+    CertificateError,
+    EncryptionError,
+    KeyMaterialError,
+    PublicKeyError,
+    SigningKeyError,
+)
 
-
-class KeyMaterialError(ValueError):
-    """An uploaded public key or certificate cannot be used; ``str()`` is user-facing."""
-
-    code = "invalid"
-
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        if code is not None:
-            self.code = code
-
-    @property
-    def message(self) -> str:
-        return str(self.args[0])
-
-
-class PublicKeyError(KeyMaterialError):
-    """An OpenPGP public key cannot be used for a contact."""
-
-
-class CertificateError(KeyMaterialError):
-    """An S/MIME (X.509) certificate cannot be used for a contact."""
-
-
-class SigningKeyError(KeyMaterialError):
-    """The organization's signing key or certificate cannot be used."""
-
-
-class EncryptionError(RuntimeError):
-    """Building an encrypted message failed for a reason that is not the uploader's."""
+# Re-exported: the key-material errors are part of the sending vocabulary too.
+__all__ = [
+    "CertificateError",
+    "DestinationUnreachableError",
+    "EncryptionError",
+    "KeyMaterialError",
+    "PolicyError",
+    "PublicKeyError",
+    "SigningKeyError",
+    "TLSRequiredError",
+]
 
 
 class TLSRequiredError(TlsRefused):
     """Verified TLS was required and could not be had; nothing was sent.
 
-    A :class:`campaigns.transport.TlsRefused` (transient: defer, never downgrade), so
+    A :class:`campaigns.sending.transport.TlsRefused` (transient: defer, never downgrade), so
     the pipeline handles a direct-to-MX refusal like a relay refusal.
 
     ``reason`` is one of ``no_tls`` (the server does not offer STARTTLS),

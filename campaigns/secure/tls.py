@@ -2,7 +2,7 @@
 
 Two delivery modes (issue 5, item 2):
 
-*Relay* — the connection itself is ``campaigns.transport.Connection`` (verified
+*Relay* — the connection itself is ``campaigns.sending.transport.Connection`` (verified
 implicit TLS or STARTTLS, refused rather than downgraded, pooled); it is not duplicated
 here. Whether the relay enforces TLS *onward* is the organization's declaration:
 :func:`relay_capability` turns it into the :class:`Capability` the channel decision

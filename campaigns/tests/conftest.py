@@ -76,7 +76,7 @@ def sink(settings: Any) -> Iterator[Sink]:
         yield handler
     finally:
         controller.stop()
-        from campaigns.transport import pool
+        from campaigns.sending.transport import pool
 
         pool().close_all()
 
@@ -132,7 +132,7 @@ def untrusted_tls_sink(settings: Any, tmp_path: Path) -> Iterator[Sink]:
         yield handler
     finally:
         controller.stop()
-        from campaigns.transport import pool
+        from campaigns.sending.transport import pool
 
         pool().close_all()
 

@@ -167,7 +167,7 @@ def run_one(name: str, *, trace: bool) -> dict[str, object]:
     """Render one payload here, returning what happened and what it cost."""
     import tracemalloc
 
-    from campaigns.templating import TemplateError, render_string
+    from campaigns.content.templating import TemplateError, render_string
 
     source = PAYLOADS[name]
     render_string("{{ contact.first_name }}", CONTEXT, html=True)  # warm imports

@@ -7,7 +7,7 @@ from typing import Any
 
 from campaigns import services as campaign_services
 from campaigns.journeys import services
-from campaigns.journeys.models import Journey
+from campaigns.models import Journey
 from campaigns.tests.factories import make_sender
 
 REMINDER_HTML = (

@@ -14,8 +14,10 @@ import email.policy
 import pytest
 from django.utils import timezone
 
-from campaigns import delivery, fields, services, templating
+from campaigns import services
+from campaigns.content import fields, templating
 from campaigns.models import MessageState
+from campaigns.sending import delivery
 from campaigns.tests.factories import make_campaign
 from contacts import services as contact_services
 from contacts.models import Consent

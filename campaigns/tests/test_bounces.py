@@ -8,9 +8,10 @@ import smtplib
 import pytest
 from aiosmtpd.controller import Controller
 
-from campaigns import bounces, services
+from campaigns import services
 from campaigns.management.commands.run_bounce_server import BounceHandler
 from campaigns.models import BounceEvent, Message, MessageState
+from campaigns.sending import bounces
 from campaigns.tests.factories import make_campaign, make_contacts
 from campaigns.tests.reports import arf, dsn
 from contacts.models import Contact, ContactStatus

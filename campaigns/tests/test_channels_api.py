@@ -7,8 +7,9 @@ import uuid
 import pytest
 from rest_framework.test import APIClient
 
-from campaigns import delivery, services
+from campaigns import services
 from campaigns.models import Campaign, Message
+from campaigns.sending import delivery
 from campaigns.tests.factories import make_sender
 from contacts import services as contact_services
 from luxmail.api.services import api_key_create

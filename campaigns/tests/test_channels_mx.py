@@ -140,7 +140,7 @@ def test_relay_mode_uses_the_relay_only_when_declared_to_enforce_tls(
         assert message.channel == "tls" and "enforces TLS onward" in message.channel_reason
         assert relay.messages[1].tls is True
         assert contains_any(relay.messages[1].data, phi_values(second))
-    from campaigns.transport import pool
+    from campaigns.sending.transport import pool
 
     pool().close_all()
 
@@ -153,7 +153,7 @@ def test_tls_lost_after_probing_defers_then_uses_the_portal_never_plaintext(
     the refreshed capability — sends a portal notice instead."""
     from django.utils import timezone
 
-    from campaigns import delivery
+    from campaigns.sending import delivery
 
     ca = TestCA(tmp_path / "ca")
     domain = f"flaky-{uuid.uuid4().hex[:8]}.test"

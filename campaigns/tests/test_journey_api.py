@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 from drf_spectacular.drainage import GENERATOR_STATS
 
-from campaigns.journeys.models import JourneyEnrollment, JourneyEvent, JourneyStatus
+from campaigns.models import JourneyEnrollment, JourneyEvent, JourneyStatus
 from campaigns.tests.factories import make_contacts
 from campaigns.tests.journey_factories import reminder_definition
 from contacts.models import Contact

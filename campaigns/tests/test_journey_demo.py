@@ -9,8 +9,7 @@ import pytest
 
 from campaigns import demo
 from campaigns.journeys import demo as journeys_demo
-from campaigns.journeys.models import Journey, JourneyEnrollment, JourneyStatus
-from campaigns.models import Message
+from campaigns.models import Journey, JourneyEnrollment, JourneyStatus, Message
 from contacts import demo as contacts_demo
 
 pytestmark = [pytest.mark.postgres, pytest.mark.smtp, pytest.mark.slow]

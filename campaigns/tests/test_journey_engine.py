@@ -14,13 +14,14 @@ import datetime as dt
 import pytest
 
 from campaigns.journeys import engine, services
-from campaigns.journeys.models import (
+from campaigns.models import (
     EnrollmentState,
     JourneyEnrollment,
     JourneyStepCampaign,
     JourneyStepRun,
+    Message,
+    MessageState,
 )
-from campaigns.models import Message, MessageState
 from campaigns.tests.factories import make_contacts
 from campaigns.tests.journey_factories import active_journey, reminder_definition
 from contacts.models import Contact

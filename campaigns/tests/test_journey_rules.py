@@ -10,13 +10,15 @@ import pytest
 
 from campaigns.journeys import definition as d
 from campaigns.journeys import engine, services
-from campaigns.journeys.models import (
+from campaigns.models import (
+    Campaign,
+    CampaignStatus,
     EnrollmentState,
     JourneyEnrollment,
     JourneyStatus,
     JourneyStepRun,
+    Message,
 )
-from campaigns.models import Campaign, CampaignStatus, Message
 from campaigns.tests.factories import make_contacts, make_list, make_sender
 from campaigns.tests.journey_factories import (
     active_journey,

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from campaigns.journeys import triggers
-from campaigns.journeys.models import JourneyEnrollment, JourneySeen
+from campaigns.models import JourneyEnrollment, JourneySeen
 from campaigns.tests.journey_factories import active_journey, contacts_with_dates
 
 pytestmark = pytest.mark.django_db

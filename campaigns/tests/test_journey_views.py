@@ -8,7 +8,7 @@ import re
 import pytest
 
 from campaigns.journeys import engine, services
-from campaigns.journeys.models import Journey, JourneyEnrollment, JourneyStatus
+from campaigns.models import Journey, JourneyEnrollment, JourneyStatus
 from campaigns.tests.factories import make_contacts, make_sender
 from campaigns.tests.journey_factories import active_journey, make_template, reminder_definition
 from contacts.models import Contact

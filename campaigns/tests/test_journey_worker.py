@@ -23,13 +23,14 @@ from django.db import connection
 
 from campaigns.journeys import tasks as journey_tasks
 from campaigns.journeys import triggers
-from campaigns.journeys.models import (
+from campaigns.models import (
     EnrollmentState,
     JourneyEnrollment,
     JourneyStepCampaign,
     JourneyStepRun,
+    Message,
+    MessageState,
 )
-from campaigns.models import Message, MessageState
 from campaigns.tests.factories import make_contacts, make_sender
 from campaigns.tests.journey_factories import active_journey, make_template, send_step
 from campaigns.tests.test_worker import kill, start_worker, wait_for

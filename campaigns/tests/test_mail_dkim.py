@@ -8,7 +8,8 @@ import email.policy
 import dkim
 import pytest
 
-from campaigns import mail, signing
+from campaigns.senders import signing
+from campaigns.sending import mail
 
 
 def _message(**extra: str) -> bytes:

@@ -14,8 +14,10 @@ import dkim
 import pytest
 from django.utils import timezone
 
-from campaigns import delivery, queue, services, signing
+from campaigns import services
 from campaigns.models import Campaign, CampaignStatus, Message, MessageState
+from campaigns.senders import signing
+from campaigns.sending import delivery, queue
 from campaigns.tests.factories import make_campaign, make_contacts, make_sender
 from contacts.models import Suppression
 from luxmail import crypto

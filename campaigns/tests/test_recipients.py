@@ -7,8 +7,9 @@ import email.policy
 
 import pytest
 
-from campaigns import services, tokens
+from campaigns import services
 from campaigns.models import Message
+from campaigns.sending import tokens
 from campaigns.tests.factories import make_campaign, make_contacts
 from contacts.models import Contact, ContactStatus
 from contacts.selectors import consent_present, is_suppressed

@@ -19,8 +19,8 @@ from pathlib import Path
 import pysequoia
 import pytest
 
-from campaigns.secure import pgp
 from campaigns.secure.errors import PublicKeyError, SigningKeyError
+from luxmail.securemail import pgp
 from luxmail.testing import require
 
 pytestmark = pytest.mark.tools

@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from campaigns.secure import smime
 from campaigns.secure.errors import CertificateError, SigningKeyError
 from campaigns.tests.smtp_fixtures import IssuedCertificate, TestCA
+from luxmail.securemail import smime
 from luxmail.testing import require
 
 pytestmark = pytest.mark.tools

@@ -15,8 +15,9 @@ import pytest
 from django.db import connection as db_connection
 from django.utils import timezone
 
-from campaigns import delivery, queue, services
+from campaigns import services
 from campaigns.models import Message, MessageState, SendChain
+from campaigns.sending import delivery, queue
 from campaigns.tests.factories import make_campaign, make_contacts
 from campaigns.tests.smtp_fixtures import RecordingHandler, smtp_server
 
@@ -112,7 +113,7 @@ def test_slow_server_does_not_lose_the_lease(postgres, broker, admin, settings) 
             competing["unknown"] += queue.recover_expired(campaign_id=campaign.pk)
             competing["claimed"] += delivery.send_batch(campaign_id=campaign.pk).claimed
             worker.join(0.3)
-        from campaigns.transport import pool
+        from campaigns.sending.transport import pool
 
         pool().close_all()
     assert +competing == Counter(), "the slow batch lost its lease"

@@ -20,9 +20,10 @@ import pysequoia
 import pytest
 import time_machine
 
-from campaigns import selectors, services
+from campaigns import services
 from campaigns.models import Message, MessageState, OrgSigningKey
 from campaigns.secure.errors import SigningKeyError
+from campaigns.senders import selectors as senders_selectors
 from campaigns.tests.smtp_fixtures import TestCA
 from contacts.keys import services as key_services
 from luxmail.models import AuditEvent
@@ -88,7 +89,7 @@ def test_smime_key_is_stored_encrypted_and_audited_without_key_material(admin, t
     assert event.details == {"kind": "smime", "fingerprint": stored.fingerprint}
     assert "PRIVATE" not in str(event.details)
     # Loaded for signing: the same certificate.
-    signer = selectors.org_signers()["smime"]
+    signer = senders_selectors.org_signers()["smime"]
     assert signer.certificate == issued.certificate
 
 
@@ -134,10 +135,10 @@ def test_pgp_key_with_passphrase_and_wrong_passphrase(admin, tmp_path):
         kind="pgp", private_key=armored, passphrase="correct horse", actor=admin
     )
     assert b"correct horse" not in bytes(row.passphrase)
-    assert selectors.org_signers()["pgp"].fingerprint == row.fingerprint
+    assert senders_selectors.org_signers()["pgp"].fingerprint == row.fingerprint
 
     assert services.org_signing_key_remove(kind="pgp", actor=admin)
-    assert selectors.org_signers() == {}
+    assert senders_selectors.org_signers() == {}
     assert AuditEvent.objects.filter(action="secure.signing_key_remove").count() == 1
 
 
@@ -148,7 +149,7 @@ def test_an_expired_certificate_is_skipped_and_messages_go_out_unsigned(admin, t
         kind="smime", private_key=issued.key_pem, certificate=issued.cert_pem, actor=admin
     )
     with time_machine.travel(now + dt.timedelta(days=3)):
-        assert selectors.org_signers() == {}
+        assert senders_selectors.org_signers() == {}
         assert OrgSigningKey.objects.get().expired
     assert "cannot sign (expired): sending unsigned" in caplog.text
     assert "PRIVATE" not in caplog.text

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from campaigns import delivery, services
+from campaigns import services
 from campaigns.models import BounceEvent, Message, MessageState
+from campaigns.sending import delivery
 from campaigns.tests.factories import make_campaign, make_contacts
 from campaigns.tests.smtp_fixtures import RecordingHandler, smtp_server
 from contacts.models import Suppression
@@ -61,7 +62,7 @@ def test_synchronous_5xx_is_handled_like_a_dsn(
         try:
             delivery.send_batch(campaign_id=campaign.pk)
         finally:
-            from campaigns.transport import pool
+            from campaigns.sending.transport import pool
 
             pool().close_all()
     assert sorted(r for m in server.messages for r in m.rcpt_tos) == [
@@ -88,7 +89,7 @@ def test_synchronous_5xx_is_handled_like_a_dsn(
 def test_the_same_refusal_as_a_dsn_gets_the_same_verdict(
     postgres, sink, admin, status: str, suppressed: bool, state: str
 ) -> None:
-    from campaigns import bounces
+    from campaigns.sending import bounces
     from campaigns.tests.reports import dsn
 
     ids = make_contacts(1)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from campaigns import htmlmail, templating
-from campaigns.templating import RenderError, TemplateValidationError, render_string
+from campaigns.content import htmlmail, templating
+from campaigns.content.templating import RenderError, TemplateValidationError, render_string
 
 CTX = {
     "contact": {"first_name": "<b>Ann</b>", "email": "ann@example.test"},

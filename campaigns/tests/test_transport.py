@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from campaigns.transport import Connection, RelayConfig, TlsRefused, verifying_context
+from campaigns.sending.transport import Connection, RelayConfig, TlsRefused, verifying_context
 
 pytestmark = pytest.mark.smtp
 

@@ -149,7 +149,7 @@ def test_every_campaigns_model_is_registered_read_only(postgres, staff_client, a
 def test_campaign_list_hides_journey_steps_and_transactional_messages(
     postgres, staff_client
 ) -> None:
-    from campaigns.journeys.models import JourneyStepCampaign
+    from campaigns.models import JourneyStepCampaign
     from campaigns.tests.factories import make_campaign
     from campaigns.tests.journey_factories import active_journey, reminder_definition
 

@@ -16,10 +16,10 @@ from typing import Any
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from campaigns.secure import pgp, smime
-from campaigns.secure.errors import KeyMaterialError
 from contacts.models import Contact, ContactEncryptionKey, EncryptionKeyKind
 from luxmail import crypto
+from luxmail.securemail import pgp, smime
+from luxmail.securemail.errors import KeyMaterialError
 
 
 def contact_keys(*, contact: Contact) -> QuerySet[ContactEncryptionKey]:
@@ -29,18 +29,6 @@ def contact_keys(*, contact: Contact) -> QuerySet[ContactEncryptionKey]:
         .select_related("created_by")
         .order_by(F("revoked_at").desc(nulls_first=True), "-created_at", "-id")
     )
-
-
-def active_key_kinds(*, contact_ids: list[int]) -> dict[int, set[str]]:
-    """For a page of contacts: which kinds of active, unexpired key each one has."""
-    now = timezone.now()
-    found: dict[int, set[str]] = {}
-    rows = ContactEncryptionKey.objects.filter(
-        contact_id__in=contact_ids, revoked_at__isnull=True
-    ).filter(Q(not_after__isnull=True) | Q(not_after__gt=now))
-    for contact_id, kind in rows.values_list("contact_id", "kind"):
-        found.setdefault(contact_id, set()).add(kind)
-    return found
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Writes of contacts' S/MIME certificates and OpenPGP public keys (issue 5).
 
-An upload is validated by ``campaigns.secure.smime`` / ``campaigns.secure.pgp`` against
+An upload is validated by ``luxmail.securemail.smime`` / ``luxmail.securemail.pgp`` against
 the contact's *current* e-mail address (parsable, not expired, the certificate's
 address or the key's user id matches, usable for encryption) and then becomes the
 contact's active key of that kind; the previous one is kept, revoked with reason
@@ -18,10 +18,10 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from campaigns.secure import pgp, smime
-from campaigns.secure.errors import KeyMaterialError
 from contacts.models import Contact, ContactEncryptionKey, EncryptionKeyKind
 from luxmail import audit, crypto
+from luxmail.securemail import pgp, smime
+from luxmail.securemail.errors import KeyMaterialError
 
 __all__ = [
     "KeyMaterialError",

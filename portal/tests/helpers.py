@@ -13,9 +13,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from campaigns import delivery, htmlmail, services
-from campaigns.context import recipients as load_recipients
+from campaigns import services
+from campaigns.content import htmlmail
+from campaigns.content.context import recipients as load_recipients
 from campaigns.models import Campaign, Message
+from campaigns.sending import delivery
 from campaigns.tests.factories import make_list, make_sender
 from contacts import services as contact_services
 from contacts.models import Contact

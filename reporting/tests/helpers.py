@@ -11,8 +11,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from campaigns import delivery, services
+from campaigns import services
 from campaigns.models import Campaign, Message
+from campaigns.sending import delivery
 from campaigns.tests.factories import make_campaign, make_contacts
 from reporting import ingest, tracking
 

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from campaigns import delivery
+from campaigns.sending import delivery
 from luxmail.management.commands.run_smtp_sink import EmlWriter
 from reporting.models import Event, PendingEvent
 from reporting.tests.helpers import (

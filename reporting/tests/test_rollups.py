@@ -10,8 +10,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from campaigns import bounces, delivery, recipients, services
+from campaigns import recipients, services
 from campaigns.models import Message
+from campaigns.sending import bounces, delivery
 from campaigns.tests.conftest import sink  # noqa: F401 - the real aiosmtpd relay fixture
 from campaigns.tests.factories import make_campaign, make_contacts
 from campaigns.tests.reports import dsn
@@ -155,7 +156,7 @@ def test_rebuild_equals_incremental(tracking_buffer, make_user):
     Message.objects.filter(id=other[2]).update(channel="portal")
 
     # A hard bounce and a complaint (DSN/ARF through the bounce processor).
-    from campaigns import tokens
+    from campaigns.sending import tokens
 
     for message_id, status in ((ids[1], "5.1.1"),):
         token = tokens.make(tokens.BOUNCE, message_id)

@@ -133,7 +133,7 @@ def test_list_unsubscribe_and_footer_links_are_never_rewritten(tracking_buffer):
     import email
     import email.policy
 
-    from campaigns import delivery
+    from campaigns.sending import delivery
 
     campaign, ids = started_campaign(1)
     prepared = delivery.prepare(campaign, cache=False)

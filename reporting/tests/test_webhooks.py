@@ -23,6 +23,7 @@ from luxmail.testing import free_port
 from reporting import services, webhooks
 from reporting.classification import Label, Verdict
 from reporting.models import WebhookDelivery, WebhookEndpoint
+from reporting.services import webhook_delivery
 from reporting.tasks import dispatch_due_webhooks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -319,7 +320,7 @@ def test_enabling_resumes_waiting_deliveries(
     hook, admin, recording_server, emit, monkeypatch, django_capture_on_commit_callbacks
 ):
     monkeypatch.setattr(
-        services,
+        webhook_delivery,  # where the delivery code reads it
         "POLICY",
         replace(services.POLICY, disable_after_failures=2, disable_after_seconds=0),
     )
@@ -361,7 +362,8 @@ def test_unreachable_and_slow_receivers_are_failures(
     assert delivery.status == "retrying" and delivery.response_code is None
     assert delivery.last_error.startswith("Connection failed")
 
-    monkeypatch.setattr(services, "POLICY", replace(services.POLICY, timeout_seconds=0.5))
+    # The delivery code reads its module's POLICY (reporting/services/webhook_delivery.py).
+    monkeypatch.setattr(webhook_delivery, "POLICY", replace(services.POLICY, timeout_seconds=0.5))
     WebhookEndpoint.objects.all().delete()
     services.webhook_endpoint_create(
         name="Slow", url=recording_server.url + "/slow", event_types=["clicked"], actor=admin

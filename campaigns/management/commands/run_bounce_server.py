@@ -1,7 +1,7 @@
 """Receive DSNs and ARF complaints on the VERP return path (``bounces+<token>@<domain>``).
 
 An aiosmtpd server: RCPT is accepted only for ``bounces+…`` addresses, DATA is
-parsed by ``campaigns.bounces.bounce_process`` in a worker thread (the ORM is
+parsed by ``campaigns.sending.bounces.bounce_process`` in a worker thread (the ORM is
 synchronous). A document that is not a report is refused with 554 so the sending MTA
 does not keep retrying it; a database failure answers 451 (try again later).
 Point the MX of the bounce domain (or the relay's bounce routing) at this server.
@@ -17,7 +17,7 @@ from aiosmtpd.controller import Controller
 from django.core.management.base import BaseCommand
 from django.db import DatabaseError, close_old_connections
 
-from campaigns import bounces
+from campaigns.sending import bounces
 
 logger = logging.getLogger(__name__)
 

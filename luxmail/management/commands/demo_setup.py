@@ -4,13 +4,13 @@ Idempotent: the Admin's password and TOTP secret are generated once and kept in
 ``var/demo-admin.json`` (the secret as hex for the device, and as base32 plus an
 ``otpauth://`` URI for authenticator apps) so every ``make run`` prints the same
 sign-in details. Each
-app may provide ``<app>/demo.py`` with ``populate(*, actor)``; it must be idempotent.
+app may provide ``<app>/demo.py`` that registers ``populate(*, actor)`` with
+``luxmail.demo``; it must be idempotent.
 """
 
 from __future__ import annotations
 
 import base64
-import importlib
 import io
 import json
 import secrets
@@ -23,12 +23,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils.module_loading import autodiscover_modules
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from luxmail import org, roles
+from luxmail import demo, org, roles
 from luxmail.accounts.services import account_unlock
-
-DEMO_APPS = ("contacts", "campaigns", "portal", "reporting")
 
 
 class Command(BaseCommand):
@@ -45,14 +44,9 @@ class Command(BaseCommand):
             # Locked out by earlier failed attempts: a restart should let you in again.
             account_unlock(user=admin, actor=None)
             self.stdout.write("The demo Admin's sign-in lockout was cleared.")
-        for app in DEMO_APPS:
-            try:
-                module = importlib.import_module(f"{app}.demo")
-            except ModuleNotFoundError as error:
-                if error.name != f"{app}.demo":
-                    raise
-                continue
-            module.populate(actor=admin)
+        autodiscover_modules("demo")  # each app's demo.py registers with luxmail.demo
+        for populate in demo.populators():
+            populate(actor=admin)
         self._print(creds)
 
     def _credentials(self) -> dict[str, str]:

@@ -1,0 +1,66 @@
+"""The campaigns app's models, one module per concern, re-exported by name.
+
+Django loads ``campaigns.models``: every model module is imported here so the models
+belong to the ``campaigns`` app (its label, tables and migrations stay as they were;
+docs/architecture.md "Layout"). Import from ``campaigns.models``.
+"""
+
+from campaigns.models.campaigns import (
+    Campaign,
+    CampaignStatus,
+)
+from campaigns.models.content import (
+    EmailTemplate,
+)
+from campaigns.models.journeys import (
+    EnrollmentState,
+    Journey,
+    JourneyEnrollment,
+    JourneyEvent,
+    JourneySeen,
+    JourneyStatus,
+    JourneyStep,
+    JourneyStepCampaign,
+    JourneyStepRun,
+    JourneyVersion,
+    StepState,
+)
+from campaigns.models.senders import (
+    DkimAlgorithm,
+    OrgSigningKey,
+    SenderIdentity,
+    SigningKind,
+)
+from campaigns.models.sending import (
+    BounceEvent,
+    BounceKind,
+    Message,
+    MessageState,
+    SendChain,
+)
+
+__all__ = [
+    "BounceEvent",
+    "BounceKind",
+    "Campaign",
+    "CampaignStatus",
+    "DkimAlgorithm",
+    "EmailTemplate",
+    "EnrollmentState",
+    "Journey",
+    "JourneyEnrollment",
+    "JourneyEvent",
+    "JourneySeen",
+    "JourneyStatus",
+    "JourneyStep",
+    "JourneyStepCampaign",
+    "JourneyStepRun",
+    "JourneyVersion",
+    "Message",
+    "MessageState",
+    "OrgSigningKey",
+    "SendChain",
+    "SenderIdentity",
+    "SigningKind",
+    "StepState",
+]

@@ -1,0 +1,1 @@
+"""Senders: From identities and their DKIM keys (signing)."""

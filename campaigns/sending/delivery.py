@@ -1,0 +1,668 @@
+"""The send pipeline: one bounded batch of one campaign (DESIGN.md §5).
+
+Per batch: claim rows (``campaigns/sending/queue.py``) → one audited PHI access → decrypt
+only the fields the template uses → per chunk: render, clean, track, choose channel,
+build MIME bytes, DKIM-sign (all before anything is marked) → mark the chunk
+``sending`` → transmit over a pooled connection → write the chunk's outcomes in one
+statement. Only a chunk (``LUXMAIL_SEND_CHUNK``, default 20) is ever "in flight", so
+a killed worker leaves at most that many ``unknown`` messages behind.
+
+The compiled template, DKIM signer and sender details are prepared once per campaign
+and worker process (:func:`prepare`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection as db_connection
+from django.utils import timezone
+
+from campaigns.content import fields, htmlmail, templating
+from campaigns.content.context import recipients as load_recipients
+from campaigns.models import Campaign, CampaignStatus, MessageState, SenderIdentity
+from campaigns.secure.errors import EncryptionError
+from campaigns.senders import signing
+from campaigns.sending import bounces, channels, mail, queue, tokens
+from campaigns.sending.direct import DirectConnections
+from campaigns.sending.transport import Connection, Outcome, RelayConfig, TransportError, pool
+from luxmail import crypto, org
+from luxmail.models import SecurePolicy
+
+logger = logging.getLogger(__name__)
+
+
+class SendRefused(Exception):
+    """The campaign cannot be sent as configured (e.g. no DKIM key); user-facing text."""
+
+
+@dataclass
+class Prepared:
+    campaign_id: int
+    compiled: templating.CompiledTemplate
+    # True when the HTML template itself was cleaned and inlined (see prepare()).
+    html_prepared: bool
+    fields: set[tuple[str, str]]
+    phi_bearing: bool
+    policy: str
+    sender_name: str
+    sender_email: str
+    reply_to: str
+    return_domain: str
+    message_domain: str
+    signer: signing.Signer | None
+    org_context: dict[str, str]
+    track_opens: bool
+    track_clicks: bool
+    marketing_id: str
+    # Show the real subject outside S/MIME/PGP mail of a PHI-bearing template.
+    encrypted_subject_visible: bool = False
+    # Fields the template prints without a default or an if: a recipient without a
+    # value for one of them is skipped, never sent a sentence with a hole.
+    required: list[tuple[str, str]] = field(default_factory=list)
+
+
+_prepared: OrderedDict[tuple[int, str], Prepared] = OrderedDict()
+
+
+def _signer(sender: SenderIdentity) -> signing.Signer | None:
+    if not sender.has_dkim:
+        if sender.allow_without_dkim:
+            return None
+        raise SendRefused(
+            f"Sender identity '{sender.name}' has no DKIM key; generate one or have an "
+            "Admin allow sending without DKIM."
+        )
+    pem = crypto.reveal(sender, "dkim_private_key", access=crypto.secret_access("dkim.sign"))
+    return signing.Signer(
+        domain=sender.dkim_domain,
+        selector=sender.dkim_selector,
+        algorithm=sender.dkim_algorithm,
+        private_pem=pem,
+    )
+
+
+def prepare(campaign: Campaign, *, cache: bool = True) -> Prepared:
+    """The campaign's compiled template and signing material (cached per process)."""
+    key = (campaign.pk, f"{campaign.started_at}|{campaign.sender_id}")
+    cached = _prepared.get(key) if cache else None
+    if cached is not None:
+        _prepared.move_to_end(key)
+        return cached
+    sender = campaign.sender
+    if sender is None:
+        raise SendRefused("The campaign has no sender identity.")
+    analysis = templating.validate(
+        subject=campaign.frozen_subject, html=campaign.frozen_html, text=campaign.frozen_text
+    )
+    settings_row = org.get_settings()
+    from_domain = sender.from_email.rpartition("@")[2]
+    # Clean and inline the template once when that is provably the same as doing it for
+    # every message (htmlmail.prepare_template_html); otherwise per message.
+    html_source = htmlmail.prepare_template_html(campaign.frozen_html)
+    prepared = Prepared(
+        campaign_id=campaign.pk,
+        compiled=templating.CompiledTemplate(
+            subject=campaign.frozen_subject,
+            html=html_source or campaign.frozen_html,
+            text=campaign.frozen_text,
+        ),
+        html_prepared=html_source is not None,
+        fields=analysis.fields,
+        phi_bearing=campaign.frozen_phi_bearing,
+        policy=campaign.secure_policy,
+        sender_name=sender.from_name,
+        sender_email=sender.from_email,
+        reply_to=sender.reply_to,
+        return_domain=sender.bounce_domain or sender.dkim_domain or from_domain,
+        message_domain=sender.dkim_domain or from_domain,
+        signer=_signer(sender),
+        org_context={
+            "name": settings_row.name,
+            "postal_address": sender.postal_address or settings_row.postal_address,
+        },
+        track_opens=campaign.track_opens,
+        track_clicks=campaign.track_clicks,
+        marketing_id=campaign.marketing_id,
+        encrypted_subject_visible=campaign.encrypted_subject_visible,
+        required=fields.required_fields(
+            subject=campaign.frozen_subject, html=campaign.frozen_html, text=campaign.frozen_text
+        ),
+    )
+    if not cache:
+        return prepared
+    _prepared[key] = prepared
+    while len(_prepared) > 16:
+        _prepared.popitem(last=False)
+    return prepared
+
+
+def unsubscribe_url(message_id: int) -> str:
+    return f"{settings.LUXMAIL_BASE_URL}/u/{tokens.make(tokens.UNSUBSCRIBE, message_id)}/"
+
+
+def preferences_url(message_id: int) -> str:
+    return unsubscribe_url(message_id) + "preferences/"
+
+
+@dataclass
+class Built:
+    message_id: int
+    recipient: str
+    mail_from: str
+    data: bytes
+    channel: channels.ChannelDecision
+
+
+def build_one(
+    prepared: Prepared,
+    *,
+    message_id: int,
+    email: str,
+    context: dict[str, Any],
+    contact_id: int | None,
+    relay_security: str,
+    secure: channels.SecureContext | None = None,
+) -> Built:
+    """Render and assemble one signed message (raises RenderError/ChannelRefused/
+    ChannelDeferred). The channel decides what travels: the message (TLS), the message
+    encrypted to the contact's certificate or key, or a portal notice without PHI."""
+    unsubscribe = unsubscribe_url(message_id)
+    bounce_token = tokens.make(tokens.BOUNCE, message_id)
+    full_context = {
+        **context,
+        "org": prepared.org_context,
+        "unsubscribe_url": unsubscribe,
+        "preferences_url": unsubscribe + "preferences/",
+    }
+    rendered = prepared.compiled.render(full_context)
+    html = rendered.html if prepared.html_prepared else htmlmail.prepare_html(rendered.html)
+    html = channels.rewrite_links(
+        html, message_id=message_id, campaign_id=prepared.campaign_id, enabled=prepared.track_clicks
+    )
+    linked_html = html  # the portal copy: no open pixel (a verified read is the open)
+    html = channels.open_pixel(
+        html, message_id=message_id, campaign_id=prepared.campaign_id, enabled=prepared.track_opens
+    )
+    sample = message_id <= 0  # a test send renders sample data, never a person's PHI
+    decision = channels.channel_choose(
+        policy=SecurePolicy.OPPORTUNISTIC if sample else prepared.policy,
+        phi_bearing=False if sample else prepared.phi_bearing,
+        contact_id=contact_id,
+        relay_security=relay_security,
+        email=email,
+        secure=secure,
+    )
+
+    def envelope(subject: str, html: str, text: str) -> bytes:
+        return mail.build(
+            mail.Envelope(
+                from_name=prepared.sender_name,
+                from_email=prepared.sender_email,
+                to_email=email,
+                subject=subject,
+                html=html,
+                text=text,
+                message_id=f"<{bounce_token}.{prepared.campaign_id}@{prepared.message_domain}>",
+                reply_to=prepared.reply_to,
+                list_unsubscribe=unsubscribe,
+                feedback_id=f"{prepared.campaign_id}:{prepared.marketing_id or 'campaign'}:luxmail",
+            )
+        )
+
+    def portal() -> bytes:
+        notice = channels.portal_notice(
+            message_id=message_id,
+            campaign_id=prepared.campaign_id,
+            contact_id=contact_id,
+            email=email,
+            subject=rendered.subject,
+            html=linked_html,
+            text=rendered.text,
+            secure=secure,
+            unsubscribe_url=unsubscribe,
+        )
+        return envelope(*notice)
+
+    if decision.channel == channels.PORTAL:
+        data = portal()
+    else:
+        data = envelope(rendered.subject, html, rendered.text)
+        hide_subject = prepared.phi_bearing and not prepared.encrypted_subject_visible
+        try:
+            data = channels.secure_payload(
+                decision,
+                data,
+                outer_subject=(secure.encrypted_subject if secure else "Secure message")
+                if hide_subject
+                else None,
+                signer=secure.signer(decision.channel) if secure else None,
+            )
+        except EncryptionError:
+            # The key passed validation but cannot encrypt now: the portal, never clear.
+            decision = channels.ChannelDecision(
+                channels.PORTAL,
+                "encryption to the recipient's key failed; secure portal used",
+                route=decision.route,
+            )
+            data = portal()
+    if prepared.signer is not None:
+        data = prepared.signer.sign(data)
+    mail_from = f"bounces+{bounce_token}@{prepared.return_domain}"
+    return Built(message_id, email, mail_from, data, decision)
+
+
+@dataclass
+class BatchReport:
+    claimed: int = 0
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    unknown: int = 0
+    skipped: int = 0
+    stopped: str = ""
+    wait_until: datetime | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def backoff(attempts: int) -> timedelta:
+    """Delay before the next try after ``attempts`` tries: 1, 2, 4 … minutes, at most 6 h."""
+    base = int(getattr(settings, "LUXMAIL_SEND_RETRY_BASE_SECONDS", 60))
+    return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), 6 * 3600))
+
+
+def _deferred_or_failed(attempts: int, outcome: Outcome) -> tuple[str, datetime | None]:
+    if attempts >= int(getattr(settings, "LUXMAIL_SEND_MAX_ATTEMPTS", 8)):
+        return MessageState.FAILED, None
+    return MessageState.DEFERRED, timezone.now() + backoff(attempts)
+
+
+class Heartbeat:
+    """Renews a batch's leases from a thread while it works (claimed rows, rows in
+    flight, and the chain's slot), so leases can be short — a dead worker's rows are
+    reclaimed within ``LUXMAIL_SEND_LEASE_SECONDS`` — while a slow SMTP server never
+    makes a live batch lose them. Uses its own database connection.
+    """
+
+    def __init__(
+        self, *, token: Any, lease: int, campaign_id: int, chain: tuple[int, Any] | None
+    ) -> None:
+        self.token, self.lease, self.campaign_id, self.chain = token, lease, campaign_id, chain
+        self.superseded = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="send-heartbeat", daemon=True)
+
+    def start(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        from django.db import DatabaseError
+        from django.db import connection as own
+
+        try:
+            while not self._stop.wait(max(self.lease / 3, 0.5)):
+                try:
+                    queue.renew_batch(token=self.token, lease_seconds=self.lease)
+                    if self.chain is not None and not queue.chain_renew(
+                        campaign_id=self.campaign_id,
+                        slot=self.chain[0],
+                        token=self.chain[1],
+                        seconds=self.lease,
+                    ):
+                        self.superseded = True
+                except DatabaseError as error:
+                    logger.warning("send heartbeat failed (%s)", error.__class__.__name__)
+        finally:
+            own.close()
+
+
+def send_batch(
+    *,
+    campaign_id: int,
+    limit: int | None = None,
+    config: RelayConfig | None = None,
+    on_chunk: Callable[[int], None] | None = None,
+    chain: tuple[int, Any] | None = None,
+) -> BatchReport:
+    """Claim and send one bounded batch of ``campaign_id``; idempotent and resumable.
+
+    ``chain`` is the (slot, token) of the dispatch chain running it: the heartbeat
+    renews that slot, and the batch stops (``stopped="superseded"``) once another chain
+    took it over. Returns what happened; never raises for per-message problems (they
+    become message states). Raises :class:`SendRefused` when the campaign cannot be
+    sent at all.
+    """
+    report = BatchReport()
+    campaign = Campaign.objects.select_related("sender").get(pk=campaign_id)
+    if campaign.status != CampaignStatus.SENDING:
+        report.stopped = campaign.status
+        return report
+    config = config or RelayConfig.from_settings()
+    lease = int(getattr(settings, "LUXMAIL_SEND_LEASE_SECONDS", 10))
+    chunk_size = int(getattr(settings, "LUXMAIL_SEND_CHUNK", 20))
+    limit = limit or int(getattr(settings, "LUXMAIL_SEND_BATCH", 500))
+    prepared = prepare(campaign)
+    token, claimed = queue.claim(
+        campaign_id=campaign_id,
+        limit=limit,
+        lease_seconds=lease,
+        purpose="transactional"
+        if campaign.transactional
+        else "phi_marketing"
+        if prepared.phi_bearing
+        else "marketing",
+    )
+    report.claimed = len(claimed)
+    Campaign.objects.filter(pk=campaign_id).update(last_batch_at=timezone.now())
+    if not claimed:
+        report.wait_until = queue.next_due(campaign_id=campaign_id)
+        return report
+    skipped = [c for c in claimed if c.blocked]
+    if skipped:
+        queue.write_results(
+            token=token,
+            results=[
+                queue.Result(
+                    c.id, MessageState.SKIPPED, reply="suppressed, unsubscribed or no consent"
+                )
+                for c in skipped
+            ],
+        )
+        report.skipped = len(skipped)
+    live = [c for c in claimed if not c.blocked]
+    if not live:
+        return report
+    access = crypto.phi_access(
+        actor=None,
+        purpose="campaign.send",
+        target=campaign,
+        details={"messages": len(live)},
+    )
+    people = load_recipients(
+        [c.contact_id for c in live if c.contact_id is not None],
+        fields=prepared.fields,
+        access=access,
+    )
+    secure = channels.SecureContext.load(
+        emails={contact_id: person.email for contact_id, person in people.items()},
+        access=access,
+    )
+    direct = DirectConnections() if secure.direct else None
+    # Inside a transaction (the in-process tests) another connection could not see the
+    # rows, so there is no heartbeat: the batch runs well within its lease there.
+    heartbeat = (
+        None
+        if db_connection.in_atomic_block
+        else Heartbeat(token=token, lease=lease, campaign_id=campaign_id, chain=chain).start()
+    )
+    connection: Connection | None = None
+    renewed_at = time.monotonic()
+    done = 0
+    pending: list[queue.Result] = []  # outcomes written together with the next mark
+    try:
+        for start in range(0, len(live), chunk_size):
+            chunk = live[start : start + chunk_size]
+            if heartbeat is not None and heartbeat.superseded:
+                report.stopped = "superseded"
+                break
+            results, ready = _build_chunk(prepared, chunk, people, config, secure)
+            if any(b.channel.route is None for b in ready) and connection is None:
+                try:
+                    connection = pool().acquire(config)
+                except TransportError as error:
+                    results += _defer_all(ready, chunk, str(error), not error.transient)
+                    ready = []
+                    report.stopped = "relay unavailable"
+            renew = None
+            if ready and time.monotonic() - renewed_at > lease / 3:
+                renew = [c.id for c in live[start + chunk_size :]]
+                renewed_at = time.monotonic()
+            # One transaction: the previous chunk's outcomes and this chunk's 'sending'
+            # mark, which is refused when the campaign is no longer sending.
+            marked = queue.step(
+                token=token,
+                campaign_id=campaign_id,
+                results=pending,
+                sending=[b.message_id for b in ready],
+                lease_seconds=lease,
+                renew=renew,
+            )
+            pending = []
+            if ready and not marked:
+                # Paused or cancelled, or this batch's lease ran out (the rows may belong
+                # to another worker now): either way, nothing more of this batch is sent.
+                report.stopped = "paused" if _paused(campaign_id) else "lease lost"
+                break
+            if ready:
+                # Exactly the rows the database let this batch mark, nothing else.
+                allowed = set(marked)
+                ready = [b for b in ready if b.message_id in allowed]
+                connection, sent_results, refusals = _transmit(
+                    connection, ready, chunk, config, direct
+                )
+                results += sent_results
+                for message_id, outcome in refusals:
+                    bounces.refusal_record(
+                        message_id=message_id, code=outcome.code or 550, reply=outcome.reply
+                    )
+            pending = results
+            done = start + len(chunk)
+            _tally(report, results)
+            if on_chunk is not None:
+                on_chunk(len(results))
+            if report.stopped:
+                break
+    finally:
+        if heartbeat is not None:
+            heartbeat.stop()
+        if connection is not None:
+            pool().release(connection)
+        if direct is not None:
+            direct.close()
+        if pending:
+            queue.write_results(token=token, results=pending, durable=False)
+        queue.release(token=token, ids=[c.id for c in live[done:]])
+    return report
+
+
+def _paused(campaign_id: int) -> bool:
+    return not Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.SENDING).exists()
+
+
+def _tally(report: BatchReport, results: list[queue.Result]) -> None:
+    for result in results:
+        report.counts[result.state] = report.counts.get(result.state, 0) + 1
+        if result.state == MessageState.SENT:
+            report.sent += 1
+        elif result.state == MessageState.DEFERRED:
+            report.deferred += 1
+        elif result.state == MessageState.UNKNOWN:
+            report.unknown += 1
+        elif result.state in (MessageState.FAILED, MessageState.SKIPPED):
+            report.failed += 1
+
+
+def _build_chunk(
+    prepared: Prepared,
+    chunk: list[queue.Claimed],
+    people: dict[int, Any],
+    config: RelayConfig,
+    secure: channels.SecureContext | None = None,
+) -> tuple[list[queue.Result], list[Built]]:
+    results: list[queue.Result] = []
+    ready: list[Built] = []
+    for claimed in chunk:
+        person = people.get(claimed.contact_id) if claimed.contact_id is not None else None
+        if person is None:
+            results.append(queue.Result(claimed.id, MessageState.SKIPPED, reply="contact deleted"))
+            continue
+        blank = fields.missing(person.context, prepared.required)
+        if blank:
+            results.append(
+                queue.Result(claimed.id, MessageState.SKIPPED, reply=fields.skip_reason(blank))
+            )
+            continue
+        try:
+            ready.append(
+                build_one(
+                    prepared,
+                    message_id=claimed.id,
+                    email=person.email,
+                    context=person.context,
+                    contact_id=claimed.contact_id,
+                    relay_security=config.security,
+                    secure=secure,
+                )
+            )
+        except channels.ChannelDeferred as error:
+            state, next_at = _deferred_or_failed(
+                claimed.attempts + 1, Outcome("transient", None, str(error))
+            )
+            results.append(
+                queue.Result(
+                    claimed.id,
+                    state,
+                    reply="destination could not be assessed; nothing sent",
+                    next_attempt_at=next_at,
+                    channel_reason=str(error),
+                    bump=1,
+                )
+            )
+        except templating.TemplateError as error:
+            results.append(
+                queue.Result(claimed.id, MessageState.FAILED, reply=f"template: {error}"[:480])
+            )
+        except channels.ChannelRefused as error:
+            results.append(
+                queue.Result(
+                    claimed.id,
+                    MessageState.FAILED,
+                    reply="no permitted channel",
+                    channel_reason=str(error),
+                )
+            )
+    return results, ready
+
+
+def _defer_all(
+    ready: list[Built], chunk: list[queue.Claimed], reason: str, permanent: bool
+) -> list[queue.Result]:
+    attempts = {c.id: c.attempts + 1 for c in chunk}
+    results = []
+    for built in ready:
+        outcome = Outcome("permanent" if permanent else "transient", None, reason)
+        # Nothing was transmitted, but the try counts (bump), so a relay that stays
+        # unusable ends in "failed" after LUXMAIL_SEND_MAX_ATTEMPTS instead of forever.
+        state, next_at = _deferred_or_failed(attempts[built.message_id], outcome)
+        if permanent:
+            state, next_at = MessageState.FAILED, None
+        results.append(
+            queue.Result(
+                built.message_id,
+                state,
+                reply=reason[:480],
+                next_attempt_at=next_at,
+                channel=built.channel.channel,
+                channel_reason=built.channel.reason,
+                bump=1,
+            )
+        )
+    return results
+
+
+def _transmit(
+    connection: Connection | None,
+    ready: list[Built],
+    chunk: list[queue.Claimed],
+    config: RelayConfig,
+    direct: DirectConnections | None = None,
+) -> tuple[Connection | None, list[queue.Result], list[tuple[int, Outcome]]]:
+    """Send ``ready``; returns the connection, the outcomes, and the recipients refused
+    with a 5xx at RCPT or DATA (bounces, recorded like a DSN by the caller)."""
+    attempts = {c.id: c.attempts + 1 for c in chunk}
+    results: list[queue.Result] = []
+    refusals: list[tuple[int, Outcome]] = []
+    current: Connection | None = connection
+    for built in ready:
+        route = built.channel.route
+        if route is not None and direct is not None:
+            outcome = direct.send(
+                route, mail_from=built.mail_from, recipient=built.recipient, data=built.data
+            )
+            results.append(_result(built, outcome, attempts[built.message_id]))
+            if _refused(outcome):
+                refusals.append((built.message_id, outcome))
+            continue
+        if current is None or current.broken:
+            if current is not None:
+                current.close()
+            try:
+                current = pool().acquire(config)
+            except TransportError as error:
+                current = None
+                outcome = Outcome("transient" if error.transient else "permanent", None, str(error))
+                results.append(_result(built, outcome, attempts[built.message_id]))
+                continue
+        outcome = current.send(built.mail_from, built.recipient, built.data)
+        results.append(_result(built, outcome, attempts[built.message_id]))
+        if _refused(outcome):
+            refusals.append((built.message_id, outcome))
+    return current, results, refusals
+
+
+def _refused(outcome: Outcome) -> bool:
+    """A permanent refusal of this recipient or message (not of our sender at MAIL)."""
+    return outcome.kind == "permanent" and outcome.stage in ("RCPT", "DATA")
+
+
+def _result(built: Built, outcome: Outcome, attempts: int) -> queue.Result:
+    next_at = None
+    state: str
+    if outcome.kind == "sent":
+        state = MessageState.SENT
+    elif outcome.kind == "ambiguous":
+        state = MessageState.UNKNOWN
+    elif outcome.kind == "transient":
+        state, next_at = _deferred_or_failed(attempts, outcome)
+    elif _refused(outcome):
+        # Bounced (address-level, 5.1.x) or failed, by the same rule as a DSN.
+        state = bounces.sync_state(code=outcome.code, reply=outcome.reply) or MessageState.FAILED
+    else:
+        state = MessageState.FAILED
+    return queue.Result(
+        built.message_id,
+        state,
+        code=outcome.code,
+        reply=outcome.reply,
+        next_attempt_at=next_at,
+        channel=built.channel.channel,
+        channel_reason=built.channel.reason,
+    )
+
+
+def wait_seconds(report: BatchReport) -> float | None:
+    if report.wait_until is None:
+        return None
+    return max((report.wait_until - timezone.now()).total_seconds(), 0.0)
+
+
+def pace(*, elapsed: float, sent: int, per_minute: int | None, chains: int) -> float:
+    """Seconds to wait before the next batch so ``chains`` chains keep the throttle
+    (``sent`` messages took ``elapsed`` seconds in this chain)."""
+    if not per_minute or sent <= 0:
+        return 0.0
+    target = sent * chains * 60.0 / per_minute
+    return max(target - elapsed, 0.0)

@@ -1,0 +1,79 @@
+"""The interfaces sending defines for the layers above it (docs/architecture.md, layers).
+
+Campaigns sits below ``portal`` and ``reporting`` and never imports them. Where sending
+needs them — the portal as a secure channel, reporting's link and open tracking — it
+calls an implementation that the higher app registers from its ``AppConfig.ready()``:
+
+* :class:`LinkTracker` — ``reporting.apps`` registers ``reporting.tracking``.
+* :class:`PortalChannel` — ``portal.apps`` registers ``portal.channel``.
+
+Without a registration, tracking is off (links stay plain) and the portal channel is
+unavailable (:class:`PortalUnavailable`); nothing is looked up by name.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from campaigns.models import Message
+
+
+class LinkTracker(Protocol):
+    def rewrite_links(self, html: str, *, message_id: int, campaign_id: int) -> str: ...
+
+    def add_open_pixel(self, html: str, *, message_id: int, campaign_id: int) -> str: ...
+
+
+class PortalChannel(Protocol):
+    def store_for_delivery(
+        self,
+        *,
+        message_id: int,
+        campaign_id: int,
+        contact_id: int | None,
+        recipient_email: str,
+        subject: str,
+        html: str,
+        text: str,
+        settings_row: Any,
+        unsubscribe_url: str,
+    ) -> tuple[str, str, str]:
+        """Store the message encrypted; return the PHI-free notice (subject, html, text)."""
+        ...
+
+    def status(self, message: Message) -> dict[str, Any] | None:
+        """The portal state of a delivered message for the API, or None."""
+        ...
+
+
+class PortalUnavailable(RuntimeError):
+    """The portal channel was chosen but no portal app registered itself."""
+
+
+_tracker: LinkTracker | None = None
+_portal: PortalChannel | None = None
+
+
+def register_tracker(tracker: LinkTracker) -> None:
+    global _tracker
+    _tracker = tracker
+
+
+def tracker() -> LinkTracker | None:
+    return _tracker
+
+
+def register_portal(portal: PortalChannel) -> None:
+    global _portal
+    _portal = portal
+
+
+def portal() -> PortalChannel:
+    if _portal is None:
+        raise PortalUnavailable("The secure portal is not installed on this deployment.")
+    return _portal
+
+
+def portal_installed() -> bool:
+    return _portal is not None

@@ -1,0 +1,444 @@
+"""The message queue in PostgreSQL: claims, leases, state writes (docs/architecture.md).
+
+A worker batch:
+
+1. **claims** up to N claimable rows (``queued``, or ``deferred`` and due) whose lease is
+   free or expired, with ``SELECT … FOR UPDATE SKIP LOCKED``, stamping a claim token
+   and a lease; rows of contacts that were suppressed or unsubscribed since the start
+   come back flagged and are marked ``skipped``;
+2. marks a small **chunk** ``sending`` (committed) right before transmitting it;
+3. writes the chunk's **outcomes** in one statement (committed).
+
+A worker that dies leaves ``queued``/``deferred`` rows with a lease: once it expires
+they are claimable again. Rows it left ``sending`` may or may not have reached the
+server: :func:`recover_expired` marks them ``unknown`` — they are never sent again
+automatically. Every write checks the claim token, so a batch whose lease expired
+cannot overwrite what a newer claim wrote.
+
+PostgreSQL gets set-based SQL (one statement per step); SQLite (``make run`` only)
+gets the same semantics through the ORM, its writers being serialized anyway.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from campaigns.models import Message, MessageState
+from contacts.models import Suppression
+from contacts.selectors import consent_present
+
+CLAIMABLE = (MessageState.QUEUED, MessageState.DEFERRED)
+OPEN_STATES = (MessageState.QUEUED, MessageState.SENDING, MessageState.DEFERRED)
+
+
+@dataclass
+class Claimed:
+    id: int
+    contact_id: int | None
+    attempts: int
+    blocked: bool
+
+
+@dataclass
+class Result:
+    id: int
+    state: str
+    code: int | None = None
+    reply: str = ""
+    next_attempt_at: datetime | None = None
+    channel: str = ""
+    channel_reason: str = ""
+    # 1 when this try was not counted by mark_sending (nothing was transmitted).
+    bump: int = 0
+
+
+def _postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+_CLAIM_SQL = """
+WITH claimed AS (
+    UPDATE campaigns_message m
+       SET claim_token = %(token)s,
+           lease_until = statement_timestamp() + %(lease)s * interval '1 second'
+     WHERE m.id IN (
+           SELECT id FROM campaigns_message
+            WHERE campaign_id = %(campaign)s
+              AND (state = 'queued'
+                   OR (state = 'deferred' AND next_attempt_at <= statement_timestamp()))
+              AND (lease_until IS NULL OR lease_until < statement_timestamp())
+            ORDER BY id
+            LIMIT %(limit)s
+              FOR UPDATE SKIP LOCKED)
+    RETURNING m.id, m.contact_id, m.attempts
+)
+SELECT claimed.id, claimed.contact_id, claimed.attempts,
+       (c.id IS NULL OR c.status <> 'active'
+        OR EXISTS (
+            SELECT 1 FROM contacts_suppression s
+             WHERE s.email_bidx = c.email_bidx AND s.removed_at IS NULL)
+        OR NOT EXISTS (
+            SELECT 1 FROM contacts_consent k
+             WHERE k.contact_id = c.id AND k.purpose = %(purpose)s AND k.revoked_at IS NULL
+               AND k.granted_at <= statement_timestamp()
+               AND (k.expires_at IS NULL OR k.expires_at > statement_timestamp()))
+       ) AS blocked
+  FROM claimed LEFT JOIN contacts_contact c ON c.id = claimed.contact_id
+ ORDER BY claimed.id
+"""
+
+
+def claim(
+    *, campaign_id: int, limit: int, lease_seconds: int, purpose: str = "marketing"
+) -> tuple[uuid.UUID, list[Claimed]]:
+    """Claim up to ``limit`` messages for one batch; returns the claim token and rows.
+
+    A row is ``blocked`` (to be skipped) when its contact is gone, no longer active,
+    suppressed, or lacks a present consent for ``purpose`` — checked at claim time so
+    an unsubscribe or revocation takes effect within the current campaign.
+    """
+    token = uuid.uuid4()
+    if _postgres():
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                _CLAIM_SQL,
+                {
+                    "token": token,
+                    "lease": lease_seconds,
+                    "campaign": campaign_id,
+                    "limit": limit,
+                    "purpose": purpose,
+                },
+            )
+            rows = [Claimed(*row) for row in cursor.fetchall()]
+        return token, rows
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            Message.objects.filter(campaign_id=campaign_id)
+            .filter(
+                Q(state=MessageState.QUEUED)
+                | Q(state=MessageState.DEFERRED, next_attempt_at__lte=now)
+            )
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+            .order_by("id")
+            .values_list("id", flat=True)[:limit]
+        )
+        Message.objects.filter(id__in=ids).update(
+            claim_token=token, lease_until=now + timedelta(seconds=lease_seconds)
+        )
+
+        rows = []
+        for message in Message.objects.filter(id__in=ids).select_related("contact").order_by("id"):
+            contact = message.contact
+            blocked = (
+                contact is None
+                or contact.status != "active"
+                or Suppression.objects.filter(
+                    email_bidx=contact.email_bidx, removed_at__isnull=True
+                ).exists()
+                or not consent_present(contact=contact, purpose=purpose)
+            )
+            rows.append(Claimed(message.id, message.contact_id, message.attempts, blocked))
+    return token, rows
+
+
+def step(
+    *,
+    token: uuid.UUID,
+    campaign_id: int,
+    results: list[Result],
+    sending: list[int],
+    lease_seconds: int,
+    renew: list[int] | None = None,
+) -> list[int]:
+    """In one transaction (one commit): write ``results`` of the previous chunk, then
+    mark ``sending`` as about to be transmitted — only while the campaign is still
+    ``sending`` (returns ``[]`` when it was paused or cancelled). Returns the ids
+    marked: the only ones the caller may transmit. ``renew`` extends the lease of the
+    batch's other claimed rows. The commit is durable: the mark must be on disk before
+    anything goes on the wire.
+    """
+    with transaction.atomic():
+        if results:
+            _write(token, results)
+        if not sending:
+            return []
+        return mark_sending(
+            token=token,
+            ids=sending,
+            lease_seconds=lease_seconds,
+            renew=renew,
+            campaign_id=campaign_id,
+        )
+
+
+_MARK_SQL = """
+UPDATE campaigns_message SET state = 'sending', sending_at = statement_timestamp(),
+       attempts = attempts + 1,
+       lease_until = statement_timestamp() + %s * interval '1 second'
+ WHERE id = ANY(%s) AND claim_token = %s AND state IN ('queued', 'deferred')
+   AND lease_until >= statement_timestamp()
+   AND (%s::bigint IS NULL OR EXISTS (SELECT 1 FROM campaigns_campaign
+                                       WHERE id = %s AND status = 'sending'))
+RETURNING id
+"""
+
+
+def mark_sending(
+    *,
+    token: uuid.UUID,
+    ids: list[int],
+    lease_seconds: int,
+    renew: list[int] | None = None,
+    campaign_id: int | None = None,
+) -> list[int]:
+    """Commit ``sending`` for a chunk about to be transmitted; returns the ids marked.
+
+    Only rows this batch still holds are marked: its claim token, a lease that has not
+    expired (once it has, another worker may have claimed the row) and still
+    ``queued``/``deferred``. The database, not the worker's memory, says what may be
+    sent: the caller transmits exactly the returned ids. With ``campaign_id``, nothing
+    is marked unless that campaign is ``sending``. ``renew`` lists the batch's other
+    claimed rows whose lease to extend.
+    """
+    if not ids:
+        return []
+    if _postgres():
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_MARK_SQL, [lease_seconds, ids, token, campaign_id, campaign_id])
+            marked = [row[0] for row in cursor.fetchall()]
+            if renew and marked:
+                cursor.execute(
+                    "UPDATE campaigns_message "
+                    "SET lease_until = statement_timestamp() + %s * interval '1 second' "
+                    "WHERE id = ANY(%s) AND claim_token = %s AND state IN ('queued', 'deferred')",
+                    [lease_seconds, renew, token],
+                )
+        return marked
+    from campaigns.models import Campaign
+
+    # SQLite (make run): the UPDATE takes the database's write lock, held until commit,
+    # so the rows read back right after it are exactly the ones it changed.
+    now = timezone.now()
+    lease = now + timedelta(seconds=lease_seconds)
+    with transaction.atomic():
+        if (
+            campaign_id is not None
+            and not Campaign.objects.filter(pk=campaign_id, status="sending").exists()
+        ):
+            return []
+        Message.objects.filter(
+            id__in=ids, claim_token=token, state__in=CLAIMABLE, lease_until__gte=now
+        ).update(
+            state=MessageState.SENDING,
+            sending_at=now,
+            attempts=F("attempts") + 1,
+            lease_until=lease,
+        )
+        marked = list(
+            Message.objects.filter(
+                id__in=ids, claim_token=token, state=MessageState.SENDING, sending_at=now
+            ).values_list("id", flat=True)
+        )
+        if renew and marked:
+            Message.objects.filter(id__in=renew, claim_token=token, state__in=CLAIMABLE).update(
+                lease_until=lease
+            )
+    return marked
+
+
+_OUTCOME_SQL = """
+UPDATE campaigns_message m
+   SET state = v.state, smtp_code = v.code, smtp_reply = v.reply,
+       next_attempt_at = v.next_at, channel = v.channel, channel_reason = v.reason,
+       finished_at = CASE WHEN v.state IN ('deferred', 'queued') THEN NULL
+                          ELSE statement_timestamp() END,
+       attempts = m.attempts + v.bump, claim_token = NULL, lease_until = NULL
+  FROM unnest(%s::bigint[], %s::text[], %s::int[], %s::text[], %s::timestamptz[],
+              %s::text[], %s::text[], %s::int[])
+       AS v(id, state, code, reply, next_at, channel, reason, bump)
+ WHERE m.id = v.id AND m.claim_token = %s
+"""
+
+
+def write_results(*, token: uuid.UUID, results: list[Result], durable: bool = True) -> int:
+    """Write outcomes in one statement; returns the rows written.
+
+    ``durable=False`` commits without waiting for the disk (PostgreSQL
+    ``synchronous_commit = off``): losing such a write in a database crash leaves the
+    rows ``sending``, which recovery turns into ``unknown`` — never a second send.
+    """
+    if not results:
+        return 0
+    with transaction.atomic():
+        if not durable and _postgres():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        return _write(token, results)
+
+
+def _write(token: uuid.UUID, results: list[Result]) -> int:
+    if _postgres():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _OUTCOME_SQL,
+                [
+                    [r.id for r in results],
+                    [r.state for r in results],
+                    [r.code for r in results],
+                    [r.reply for r in results],
+                    [r.next_attempt_at for r in results],
+                    [r.channel for r in results],
+                    [r.channel_reason[:200] for r in results],
+                    [r.bump for r in results],
+                    token,
+                ],
+            )
+            return cursor.rowcount
+    now = timezone.now()
+    written = 0
+    for r in results:
+        written += Message.objects.filter(id=r.id, claim_token=token).update(
+            state=r.state,
+            smtp_code=r.code,
+            smtp_reply=r.reply,
+            next_attempt_at=r.next_attempt_at,
+            channel=r.channel,
+            channel_reason=r.channel_reason[:200],
+            finished_at=None if r.state in CLAIMABLE else now,
+            claim_token=None,
+            lease_until=None,
+            attempts=F("attempts") + r.bump,
+        )
+    return written
+
+
+def release(*, token: uuid.UUID, ids: list[int]) -> int:
+    """Give back the claimed rows a batch did not touch (pause, cancel, early stop)."""
+    if not ids:
+        return 0
+    return Message.objects.filter(id__in=ids, claim_token=token, state__in=CLAIMABLE).update(
+        claim_token=None, lease_until=None
+    )
+
+
+def recover_expired(*, campaign_id: int | None = None) -> int:
+    """Mark ``sending`` rows whose lease expired as ``unknown``; returns how many.
+
+    Their worker died between marking them and writing the outcome: the server may
+    have accepted them, so they are never requeued automatically (operator decides).
+    Expired ``queued``/``deferred`` claims need nothing: they are claimable again.
+    """
+    rows = Message.objects.filter(state=MessageState.SENDING, lease_until__lt=timezone.now())
+    if campaign_id is not None:
+        rows = rows.filter(campaign_id=campaign_id)
+    return rows.update(
+        state=MessageState.UNKNOWN,
+        smtp_reply="worker lost while sending; the relay may have accepted it",
+        claim_token=None,
+        lease_until=None,
+        finished_at=timezone.now(),
+    )
+
+
+def has_open(*, campaign_id: int) -> bool:
+    return Message.objects.filter(campaign_id=campaign_id, state__in=OPEN_STATES).exists()
+
+
+def next_due(*, campaign_id: int) -> datetime | None:
+    """When the earliest deferred message becomes due, if no queued one is waiting."""
+    if Message.objects.filter(campaign_id=campaign_id, state=MessageState.QUEUED).exists():
+        return timezone.now()
+    row = (
+        Message.objects.filter(campaign_id=campaign_id, state=MessageState.DEFERRED)
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
+    return row
+
+
+# --- dispatch chain slots (at most ``slots`` chains per campaign) ------------------------
+
+
+def _slot_free(now: datetime) -> Q:
+    return Q(token__isnull=True) | Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+
+
+def chain_acquire(
+    *, campaign_id: int, slots: int, lease_seconds: float
+) -> tuple[int, uuid.UUID] | None:
+    """Take a free or expired slot of ``campaign_id`` (one of ``range(slots)``) with a
+    new fencing token; ``None`` when every slot is held by a live chain.
+
+    The take is a compare-and-set (an UPDATE re-checking that the slot is still free),
+    so two tasks racing for one slot cannot both win, on PostgreSQL or SQLite.
+    """
+    from campaigns.models import SendChain
+
+    existing = set(SendChain.objects.filter(campaign_id=campaign_id).values_list("slot", flat=True))
+    missing = [
+        SendChain(campaign_id=campaign_id, slot=n) for n in range(slots) if n not in existing
+    ]
+    if missing:
+        SendChain.objects.bulk_create(missing, ignore_conflicts=True)
+    now = timezone.now()
+    candidates = (
+        SendChain.objects.filter(campaign_id=campaign_id, slot__lt=slots)
+        .filter(_slot_free(now))
+        .order_by("slot")
+        .values_list("pk", "slot")
+    )
+    for pk, slot in candidates:
+        token = uuid.uuid4()
+        won = (
+            SendChain.objects.filter(pk=pk)
+            .filter(_slot_free(now))
+            .update(token=token, lease_until=now + timedelta(seconds=lease_seconds))
+        )
+        if won:
+            return slot, token
+    return None
+
+
+def chain_renew(*, campaign_id: int, slot: int, token: uuid.UUID, seconds: float) -> bool:
+    """Extend the lease of a held slot; ``False`` when ``token`` was superseded (the
+    chain must stop)."""
+    from campaigns.models import SendChain
+
+    return bool(
+        SendChain.objects.filter(campaign_id=campaign_id, slot=slot, token=token).update(
+            lease_until=timezone.now() + timedelta(seconds=seconds)
+        )
+    )
+
+
+def chain_release(*, campaign_id: int, slot: int, token: uuid.UUID) -> None:
+    from campaigns.models import SendChain
+
+    SendChain.objects.filter(campaign_id=campaign_id, slot=slot, token=token).update(
+        token=None, lease_until=None
+    )
+
+
+def chains_live(*, campaign_id: int) -> int:
+    """How many chains hold a slot of ``campaign_id`` right now."""
+    from campaigns.models import SendChain
+
+    return SendChain.objects.filter(
+        campaign_id=campaign_id, token__isnull=False, lease_until__gte=timezone.now()
+    ).count()
+
+
+def renew_batch(*, token: uuid.UUID, lease_seconds: float) -> int:
+    """Heartbeat: extend the lease of every row a batch holds (claimed or in flight)."""
+    return Message.objects.filter(claim_token=token, state__in=OPEN_STATES).update(
+        lease_until=timezone.now() + timedelta(seconds=lease_seconds)
+    )

@@ -1,0 +1,20 @@
+"""The errors campaigns services raise (friendly, PHI-free), and the actor helper."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _user(actor: Any) -> Any:
+    """The actor as a user for ``created_by`` columns (API keys and the system: None)."""
+    from django.contrib.auth import get_user_model
+
+    return actor if isinstance(actor, get_user_model()) else None
+
+
+class CampaignError(Exception):
+    """A request the user can fix; ``str()`` is a friendly sentence (no PHI)."""
+
+
+class TransitionError(CampaignError):
+    """The campaign's status does not allow this action."""

@@ -1,0 +1,79 @@
+"""The shape of the code (issue 13, docs/architecture.md "Layers").
+
+``lint-imports`` (in ``make check``) enforces the layers contract in pyproject.toml.
+These tests keep the contract honest: a new campaigns module must be placed in a layer
+(an unlisted module would be checked by nothing), app code names no module by string,
+and the higher apps really register their implementations of the interfaces sending
+defines.
+"""
+
+from __future__ import annotations
+
+import ast
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+APPS = ("luxmail", "contacts", "campaigns", "portal", "reporting")
+
+
+def _contract() -> dict:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (layers,) = [c for c in config["contracts"] if c["type"] == "layers"]
+    return layers
+
+
+def _app_modules() -> list[Path]:
+    return [
+        path
+        for app in APPS
+        for path in (ROOT / app).rglob("*.py")
+        if "tests" not in path.relative_to(ROOT).parts
+        and "migrations" not in path.relative_to(ROOT).parts
+    ]
+
+
+def test_every_campaigns_module_is_in_a_layer():
+    listed = {
+        part.strip()
+        for layer in _contract()["layers"]
+        for part in layer.replace("|", ":").split(":")
+    }
+    unlisted = []
+    for path in sorted((ROOT / "campaigns").iterdir()):
+        if path.name in ("__init__.py", "__pycache__", "tests"):
+            continue
+        if path.suffix != ".py" and not (path / "__init__.py").exists():
+            continue
+        module = f"campaigns.{path.stem}"
+        if module not in listed:
+            unlisted.append(module)
+    assert unlisted == [], f"add these to a layer in pyproject.toml: {unlisted}"
+
+
+def test_app_code_loads_no_module_by_name():
+    offenders = []
+    for path in _app_modules():
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                names = ["__import__"] if node.func.id == "__import__" else []
+            if any(name == "importlib" or name.startswith("importlib.") for name in names) or (
+                "__import__" in names
+            ):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == []
+
+
+def test_higher_apps_register_with_sending():
+    from campaigns.sending import hooks
+    from portal import channel
+    from reporting import tracking
+
+    assert hooks.tracker() is tracking
+    assert hooks.portal() is channel
