@@ -67,14 +67,6 @@ class BounceEventAdmin(ReadOnlyAdmin):
     raw_id_fields = ("message", "contact")
 
 
-@admin.register(SendChain)
-class SendChainAdmin(ReadOnlyAdmin):
-    """The send chains' slots and leases: what is sending a campaign right now."""
-
-    list_display = ("id", "campaign", "slot", "lease_until")
-    raw_id_fields = ("campaign",)
-
-
 # Journeys (campaigns/journeys/), read-only like the rest.
 from campaigns.journeys.admin import register as _register_journeys  # noqa: E402
 
