@@ -500,6 +500,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["luxmail.api.permissions.IsVerifiedStaff"],
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "luxmail.api.schema.add_problem_responses",
+    ],
     # Several resources have a "status"; name each choice set explicitly.
     "ENUM_NAME_OVERRIDES": {
         "WebhookDeliveryStatusEnum": "reporting.models.WebhookDelivery.Status",

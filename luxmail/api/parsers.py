@@ -15,7 +15,11 @@ from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-from luxmail.api.problems import body_limit
+
+def body_limit(cls: Any) -> int:
+    """The largest body a view class takes: its ``max_body_bytes``, else the setting."""
+    limit = getattr(cls, "max_body_bytes", None)
+    return int(limit or settings.LUXMAIL_API_MAX_BODY_BYTES)
 
 
 class _TooManyKeys(Exception):

@@ -28,13 +28,13 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from luxmail.api.parsers import body_limit
 from luxmail.api.throttling import AnonRateThrottle
 
 logger = logging.getLogger("luxmail.api")
@@ -127,10 +127,13 @@ def _field_errors(detail: Any, submitted: list[str], path: str = "") -> list[dic
     errors: list[dict[str, str]] = []
     if isinstance(detail, dict):
         for key, value in detail.items():
-            name = "" if key == "non_field_errors" else str(key)
-            errors += _field_errors(
-                value, submitted, f"{path}.{name}" if path and name else path or name
-            )
+            if isinstance(key, int) or str(key).isdigit():  # a list child's index
+                where = f"{path}[{key}]"
+            elif key in ("non_field_errors", "detail"):  # about the whole request
+                where = path
+            else:
+                where = f"{path}.{key}" if path else str(key)
+            errors += _field_errors(value, submitted, where)
     elif isinstance(detail, list):
         if all(not isinstance(item, dict | list) for item in detail):
             errors += [{"field": path, "message": _message(item, submitted)} for item in detail]
@@ -196,12 +199,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 def is_api(request: HttpRequest) -> bool:
     path = request.path_info
     return path.startswith(API_PREFIX) and not path.startswith(_NOT_API)
-
-
-def body_limit(cls: Any) -> int:
-    """The largest body a view class takes: its ``max_body_bytes``, else the setting."""
-    limit = getattr(cls, "max_body_bytes", None)
-    return int(limit or settings.LUXMAIL_API_MAX_BODY_BYTES)
 
 
 def _as_problem(request: HttpRequest, response: HttpResponse) -> HttpResponse:

@@ -278,3 +278,21 @@ def test_an_unhandled_error_is_a_generic_500_with_a_log_id(caplog):
 
 def test_pages_outside_the_api_keep_their_own_errors(client):
     assert client.get("/no-such-page/")["Content-Type"].startswith("text/html")
+
+
+def test_the_schema_describes_problem_responses():
+    response = key_client().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert response.status_code == 200
+    schema = response.json()
+    assert schema["components"]["schemas"]["Problem"]["required"] == [
+        "type",
+        "title",
+        "status",
+        "detail",
+    ]
+    create = schema["paths"]["/api/v1/contacts/"]["post"]["responses"]
+    for code in ("400", "401", "403", "413", "415", "429", "500"):
+        assert create[code]["content"][PROBLEM]["schema"] == {
+            "$ref": "#/components/schemas/Problem"
+        }
+    assert "413" not in schema["paths"]["/api/v1/me/"]["get"]["responses"]
