@@ -202,7 +202,8 @@ def test_ordinary_nesting_still_parses():
         json.dumps({"name": "Nested", "rules": {"all": [{"any": [{"not": {"all": []}}]}]}}),
         content_type="application/json",
     )
-    assert response.status_code != 400 or response.json()["type"] != TYPE_BASE + "malformed-body"
+    assert response.status_code in (201, 400)
+    assert "malformed-body" not in response.content.decode()
 
 
 # --- problem details for every error ----------------------------------------------------
