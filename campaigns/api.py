@@ -481,6 +481,8 @@ class BounceReportApi(APIView):
     (raw bytes) or JSON ``{"document": "<the raw message>"}``."""
 
     required_scopes = "bounces:write"
+    # A report may be MAX_REPORT_BYTES, more once escaped in JSON (docs/api.md "Body limits").
+    max_body_bytes = 3 * bounces.MAX_REPORT_BYTES
 
     def get_parsers(self) -> list[Any]:
         return [RawMessageParser(), *super().get_parsers()]

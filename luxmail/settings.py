@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import socket
 from datetime import timedelta
@@ -131,6 +132,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # /api/: body limits before anything reads the body; errors as problem details.
+    "luxmail.api.problems.ApiProblemMiddleware",
     # /t/ (open pixel, click redirect) is answered here, before sessions and auth.
     "reporting.middleware.TrackingFastPathMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -459,7 +462,34 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_VERSIONING_CLASS": None,
     "UNAUTHENTICATED_USER": None,
+    # docs/api.md "Errors", "Rate limits", "Body limits".
+    "EXCEPTION_HANDLER": "luxmail.api.problems.exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "luxmail.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "luxmail.api.throttling.ApiKeyRateThrottle",
+        "luxmail.api.throttling.AnonRateThrottle",
+    ],
 }
+# API rate limits ("<count>/<s|min|h|day>"), counted in the cache (Redis): per API key
+# (or signed-in staff member) and per client IP for requests without valid credentials.
+# The suite shares one client IP across hundreds of tests, so its anonymous budget is
+# wide; the throttle tests set their own rates.
+LUXMAIL_API_RATE_KEY = env.get("LUXMAIL_API_RATE_KEY", "1000/min")
+LUXMAIL_API_RATE_ANON = env.get("LUXMAIL_API_RATE_ANON", "100000/min" if TESTING else "60/min")
+_RATE = re.compile(r"\s*[1-9][0-9]*/(s|sec|m|min|h|hour|d|day)\s*")
+for _rate_name in ("LUXMAIL_API_RATE_KEY", "LUXMAIL_API_RATE_ANON"):
+    if not _RATE.fullmatch(str(globals()[_rate_name])):
+        raise ImproperlyConfigured(f"{_rate_name} must look like '60/min' (count/s|min|h|day).")
+# Largest API request body (bytes), refused with 413 before parsing; a view may take
+# more with a ``max_body_bytes`` attribute (bounce reports). JSON bodies are also
+# refused past a nesting depth and a total number of object keys.
+LUXMAIL_API_MAX_BODY_BYTES = env.integer("LUXMAIL_API_MAX_BODY_BYTES", 1024 * 1024)
+LUXMAIL_API_MAX_JSON_DEPTH = env.integer("LUXMAIL_API_MAX_JSON_DEPTH", 64)
+LUXMAIL_API_MAX_JSON_KEYS = env.integer("LUXMAIL_API_MAX_JSON_KEYS", 10_000)
 SPECTACULAR_SETTINGS = {
     "TITLE": "LuxMail API",
     "DESCRIPTION": "PHI-safe email marketing. Authenticate with `Authorization: Bearer <API key>`.",
@@ -467,6 +497,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["luxmail.api.permissions.IsVerifiedStaff"],
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "luxmail.api.schema.add_problem_responses",
+    ],
     # Several resources have a "status"; name each choice set explicitly.
     "ENUM_NAME_OVERRIDES": {
         "WebhookDeliveryStatusEnum": "reporting.models.WebhookDelivery.Status",
