@@ -40,7 +40,11 @@ SKIP_DIRS = {
     ".pytest_cache",
     ".hypothesis",
 }
-CRYPTO_OWNERS = {"luxmail/crypto.py", "luxmail/tests/test_crypto.py"}
+CRYPTO_OWNERS = {
+    "luxmail/crypto.py",
+    "luxmail/tests/test_crypto.py",
+    "luxmail/tests/test_phi_access.py",
+}
 
 # Words that name PHI when they appear as a whole "_"-separated part of an identifier.
 PHI_WORDS = {"email", "emails", "phone", "phones", "dob", "phi", "ssn", "mrn", "birthdate"}
@@ -160,39 +164,237 @@ def phi_names_in(node: ast.AST) -> list[str]:
 
 # --- rule a: crypto primitives ----------------------------------------------------------
 
+CRYPTO_MODULE = "luxmail.crypto"
+# Public names of luxmail.crypto that hand out plaintext or forge an access.
+CRYPTO_FORBIDDEN = {"encrypt", "decrypt"}
+CRYPTO_DUNDERS_ALLOWED = {"__name__", "__doc__", "__file__"}
+LOW_LEVEL_CIPHERS = "cryptography.hazmat.primitives.ciphers.aead"
+# Raw symmetric ciphers; S/MIME may import ``ciphers.algorithms`` to name one.
+RAW_CIPHER_NAMES = {
+    "aead",
+    "AESGCM",
+    "AESGCMSIV",
+    "AESOCB3",
+    "AESCCM",
+    "ChaCha20Poly1305",
+    "Cipher",
+}
+DYNAMIC_IMPORTS = {"import_module", "__import__", "importlib.import_module", "find_spec"}
+
+
+def constant_string(node: ast.AST) -> str | None:
+    """The value of a string expression built from constants only, else None."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = constant_string(node.left), constant_string(node.right)
+        return None if left is None or right is None else left + right
+    if isinstance(node, ast.JoinedStr):
+        parts = [constant_string(v) for v in node.values]
+        return None if None in parts else "".join(p for p in parts if p is not None)
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "join"
+        and len(node.args) == 1
+        and isinstance(node.args[0], ast.List | ast.Tuple)
+    ):
+        sep = constant_string(node.func.value)
+        parts = [constant_string(e) for e in node.args[0].elts]
+        if sep is None or None in parts:
+            return None
+        return sep.join(p for p in parts if p is not None)
+    return None
+
+
+def _imported_module(path: str, node: ast.ImportFrom) -> str:
+    """The absolute module of a ``from … import``, relative imports resolved by path."""
+    if not node.level:
+        return node.module or ""
+    package = path.split("/")[:-1]
+    base = package[: len(package) - (node.level - 1)] if node.level > 1 else package
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
+def _names_crypto(node: ast.AST) -> bool:
+    """A module-name expression that is, or may be built to be, luxmail.crypto.
+
+    Non-constant names (``f"{app}.demo"``) are allowed unless a constant piece of them
+    mentions ``crypto``; what such a module hands out is caught by the getattr rule.
+    """
+    name = constant_string(node)
+    if name is not None:
+        return name.startswith((CRYPTO_MODULE, LOW_LEVEL_CIPHERS))
+    pieces = [
+        sub.value
+        for sub in ast.walk(node)
+        if isinstance(sub, ast.Constant) and isinstance(sub.value, str)
+    ]
+    return any("crypt" in piece for piece in pieces)
+
+
+def _forbidden_crypto_name(name: str) -> bool:
+    if name in CRYPTO_FORBIDDEN or name == "*":
+        return True
+    return name.startswith("_") and name not in CRYPTO_DUNDERS_ALLOWED
+
+
+class _CryptoBindings:
+    """Names a module binds to ``luxmail.crypto``, to the ``luxmail`` package and to
+    ``crypto.Access``, through imports, ``as`` aliases and plain assignments."""
+
+    def __init__(self, path: str, tree: ast.Module) -> None:
+        self.module: set[str] = {"crypto"}  # a bare ``crypto`` is taken to be ours
+        self.package: set[str] = set()
+        self.access: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name == CRYPTO_MODULE and alias.asname:
+                        self.module.add(alias.asname)
+                    elif alias.name.split(".")[0] == "luxmail" and not alias.asname:
+                        self.package.add("luxmail")
+                    elif alias.name == "luxmail" and alias.asname:
+                        self.package.add(alias.asname)
+            elif isinstance(node, ast.ImportFrom):
+                module = _imported_module(path, node)
+                for alias in node.names:
+                    bound = alias.asname or alias.name
+                    if module == "luxmail" and alias.name == "crypto":
+                        self.module.add(bound)
+                    elif module == CRYPTO_MODULE and alias.name == "Access":
+                        self.access.add(bound)
+        # Assignments (x = crypto, y = x, a = crypto.Access) until nothing new is bound.
+        changed = True
+        while changed:
+            changed = False
+            for node in ast.walk(tree):
+                targets: list[ast.expr] = []
+                value: ast.expr | None = None
+                if isinstance(node, ast.Assign):
+                    targets, value = node.targets, node.value
+                elif isinstance(node, ast.AnnAssign | ast.NamedExpr) and node.value is not None:
+                    targets, value = [node.target], node.value
+                if value is None:
+                    continue
+                for target in targets:
+                    if not isinstance(target, ast.Name):
+                        continue
+                    for kind, test in (
+                        (self.module, self.is_module),
+                        (self.package, self.is_package),
+                        (self.access, self.is_access),
+                    ):
+                        if test(value) and target.id not in kind:
+                            kind.add(target.id)
+                            changed = True
+
+    def is_package(self, node: ast.AST) -> bool:
+        return isinstance(node, ast.Name) and node.id in self.package
+
+    def is_module(self, node: ast.AST) -> bool:
+        if isinstance(node, ast.Name):
+            return node.id in self.module
+        # luxmail.crypto, and any other ``<something>.crypto`` we cannot resolve.
+        return isinstance(node, ast.Attribute) and node.attr == "crypto"
+
+    def is_access(self, node: ast.AST) -> bool:
+        if isinstance(node, ast.Name):
+            return node.id in self.access
+        return (
+            isinstance(node, ast.Attribute) and node.attr == "Access" and self.is_module(node.value)
+        )
+
 
 def crypto_primitive_violations(path: str, tree: ast.Module) -> list[Violation]:
+    """Nothing outside luxmail/crypto.py reaches the primitives, however it is spelled.
+
+    Follows every name bound to ``luxmail.crypto`` (``import luxmail.crypto``, ``from
+    luxmail import crypto as c``, ``c2 = c``, relative imports inside ``luxmail``),
+    attribute access on it, ``getattr`` with constant strings (``"dec" + "rypt"``),
+    and refuses what cannot be followed: a dynamic ``getattr``, the module passed on as a
+    value, ``vars()``/``__dict__``, ``importlib`` or ``sys.modules`` look-ups.
+    """
     if path in CRYPTO_OWNERS:
         return []
-    found = []
+    found: list[Violation] = []
+    bindings = _CryptoBindings(path, tree)
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+
+    def flag(node: ast.AST, message: str) -> None:
+        found.append(Violation(path, getattr(node, "lineno", 0), message))
+
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-            target = dotted(node.func)
-            if node.func.attr in {"encrypt", "decrypt"} and target.split(".")[-2:-1] == ["crypto"]:
-                found.append(Violation(path, node.lineno, f"calls {target}(); use seal/reveal"))
+        parent = parents.get(node)
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith(LOW_LEVEL_CIPHERS):
+                    flag(node, f"imports {alias.name}")
         elif isinstance(node, ast.ImportFrom):
+            module = _imported_module(path, node)
             names = {alias.name for alias in node.names}
-            module = node.module or ""
-            if "AESGCM" in names:
-                found.append(Violation(path, node.lineno, "imports AESGCM"))
-            if module.endswith("crypto") and names & {"encrypt", "decrypt"}:
-                found.append(
-                    Violation(
-                        path, node.lineno, f"imports {sorted(names & {'encrypt', 'decrypt'})}"
-                    )
-                )
-        elif isinstance(node, ast.Attribute) and node.attr == "AESGCM":
-            found.append(Violation(path, node.lineno, "uses AESGCM"))
-        elif isinstance(node, ast.Attribute) and node.attr == "ciphers":
-            # keyring().ciphers hands out the raw AES-GCM objects.
-            found.append(Violation(path, node.lineno, f"uses {dotted(node)}"))
+            if names & RAW_CIPHER_NAMES or module.startswith(LOW_LEVEL_CIPHERS):
+                flag(node, f"imports {sorted(names)} from {module} (raw ciphers)")
+            if module == CRYPTO_MODULE:
+                bad = sorted(n for n in names if _forbidden_crypto_name(n))
+                if bad:
+                    flag(node, f"imports {bad} from {CRYPTO_MODULE}")
+            if module.startswith(CRYPTO_MODULE + "."):
+                flag(node, f"imports from inside {CRYPTO_MODULE}")
+        elif isinstance(node, ast.Attribute):
+            if node.attr in {"AESGCM", "ciphers"}:
+                # keyring().ciphers hands out the raw AES-GCM objects.
+                flag(node, f"uses {dotted(node)}")
+            elif bindings.is_module(node.value) and _forbidden_crypto_name(node.attr):
+                flag(node, f"uses {dotted(node)}; use seal/reveal")
+        elif isinstance(node, ast.Name) and node.id == "AESGCM":
+            flag(node, "uses AESGCM")
+        elif isinstance(node, ast.Call):
+            func = dotted(node.func)
+            first = node.args[0] if node.args else None
+            if bindings.is_access(node.func):
+                flag(node, f"constructs {func}(); only crypto.phi_access() may")
+            elif func in {"getattr", "hasattr", "setattr", "delattr"} and len(node.args) > 1:
+                name = constant_string(node.args[1])
+                if not bindings.is_module(node.args[0]):
+                    # getattr(<anything>, "decrypt"): whatever the object, that name is ours.
+                    if name in CRYPTO_FORBIDDEN:
+                        flag(node, f"{func}(…, {name!r})")
+                elif func in {"setattr", "delattr"}:
+                    flag(node, f"{func}() on {CRYPTO_MODULE}")
+                elif name is None:
+                    flag(node, f"dynamic {func}() on {CRYPTO_MODULE}")
+                elif _forbidden_crypto_name(name):
+                    flag(node, f"{func}({dotted(node.args[0])}, {name!r})")
+            elif (func.split(".")[-1] in DYNAMIC_IMPORTS or func.endswith("sys.modules.get")) and (
+                first is not None and _names_crypto(first)
+            ):
+                flag(node, f"{func}() reaches {CRYPTO_MODULE} dynamically")
         elif (
-            isinstance(node, ast.Attribute)
-            and node.attr.startswith("_")
-            and not node.attr.startswith("__")
-            and dotted(node.value).split(".")[-1] == "crypto"
+            isinstance(node, ast.Subscript)
+            and dotted(node.value).endswith("sys.modules")
+            and isinstance(node.ctx, ast.Load)
+            and _names_crypto(node.slice)
         ):
-            found.append(Violation(path, node.lineno, f"uses private {dotted(node)}"))
+            flag(node, f"looks up {CRYPTO_MODULE} in sys.modules")
+        # The module itself may only be imported, aliased and have attributes read:
+        # handed to anything else (a function, a container), it can no longer be followed.
+        if (
+            isinstance(node, ast.Name | ast.Attribute)
+            and bindings.is_module(node)
+            and not isinstance(getattr(node, "ctx", None), ast.Store)
+        ):
+            fine = (
+                (isinstance(parent, ast.Attribute) and parent.value is node)
+                or (isinstance(parent, ast.Assign) and parent.value is node)
+                or (isinstance(parent, ast.AnnAssign | ast.NamedExpr) and parent.value is node)
+                or (
+                    isinstance(parent, ast.Call)
+                    and dotted(parent.func) in {"getattr", "hasattr", "setattr", "delattr"}
+                )
+            )
+            if not fine:
+                flag(node, f"passes the {CRYPTO_MODULE} module on as a value")
     return found
 
 
@@ -324,6 +526,35 @@ BAD = {
         "from cryptography.hazmat.primitives.ciphers import aead\naead.AESGCM(key)",
         "from luxmail import crypto\ncrypto.keyring().ciphers['k1'].decrypt(n, ct, aad)",
         "from luxmail import crypto\ncrypto._decode('text', raw)",
+        # Aliases and spellings that the first version of this rule let through.
+        "from luxmail import crypto as c\nc.decrypt(blob, aad)",
+        "import luxmail.crypto as lc\nlc.decrypt(blob, aad)",
+        "import luxmail.crypto\nluxmail.crypto.decrypt(blob, aad)",
+        "import luxmail as lx\nlx.crypto.decrypt(blob, aad)",
+        "from luxmail import crypto as c\nc2 = c\nf = c2.decrypt\nf(blob, aad)",
+        "from luxmail import crypto\nd = crypto.decrypt",
+        "from luxmail import crypto\ngetattr(crypto, 'dec' + 'rypt')(blob, aad)",
+        "from luxmail import crypto\ngetattr(crypto, f'{\"dec\"}rypt')(blob, aad)",
+        "from luxmail import crypto\ngetattr(crypto, ''.join(['de', 'crypt']))(blob, aad)",
+        "from luxmail import crypto as c\nname = pick()\ngetattr(c, name)(blob, aad)",
+        "from luxmail import crypto\nsetattr(crypto, 'reveal', lambda *a, **k: None)",
+        "from luxmail.crypto import _decrypt as d",
+        "from luxmail.crypto import decrypt as d",
+        "from luxmail.crypto import *",
+        "from luxmail import crypto\ncrypto.__dict__['decrypt'](blob, aad)",
+        "from luxmail import crypto\nvars(crypto)['decrypt'](blob, aad)",
+        "from luxmail import crypto\nmodules = [crypto]\nmodules[0].decrypt(blob, aad)",
+        "from luxmail import crypto\nrun(crypto)",
+        "import importlib\nimportlib.import_module('luxmail.crypto').decrypt(blob, aad)",
+        "m = __import__('luxmail.crypto', fromlist=['x'])",
+        "import sys\nsys.modules['luxmail.' + 'crypto'].decrypt(blob, aad)",
+        "getattr(module, 'decrypt')(blob, aad)",
+        "from luxmail import crypto\ncrypto.Access(purpose='x', actor_id=None, phi=True)",
+        "from luxmail.crypto import Access as A\nA(purpose='x', phi=True)",
+        "from luxmail import crypto\nmake = crypto.Access\nmake(phi=True)",
+        "from luxmail import crypto\ncrypto._ISSUED_PHI.add(forged)",
+        "import cryptography.hazmat.primitives.ciphers.aead as a\ngetattr(a, 'AES' + 'GCM')",
+        "from cryptography.hazmat.primitives.ciphers import Cipher",
     ],
     celery_argument_violations: [
         "send_welcome.delay(contact.email)",
@@ -354,6 +585,15 @@ GOOD = {
         "crypto.reencrypt(envelope, aad)",
         "gpg.encrypt(data, recipients)",
         "primary = crypto.keyring().primary_id",
+        "from luxmail import crypto as c\nc.reveal(obj, 'note', access=c.phi_access(actor=u))",
+        "from luxmail.crypto import reveal, seal\nseal(obj, 'note', 'x')",
+        "import luxmail.crypto\nluxmail.crypto.blind_token('email', value)",
+        "from luxmail import crypto\ndef f(access: crypto.Access) -> None:\n    pass",
+        "from luxmail import crypto\ngetattr(crypto, 'reveal')",
+        "from cryptography.hazmat.primitives.ciphers import algorithms\nalgorithms.AES256",
+        "import importlib\nimportlib.import_module(f'{app}.demo')",
+        "import sys\nsys.modules[spec.name] = module",
+        "from luxmail import audit\naudit.record('x', actor=None)",
     ],
     celery_argument_violations: [
         "send_batch.delay(campaign_id)",
@@ -385,6 +625,15 @@ def test_rule_catches_a_bad_example(rule, source):
 )
 def test_rule_accepts_a_good_example(rule, source):
     assert rule("example.py", ast.parse(source)) == []
+
+
+def test_relative_imports_of_crypto_are_followed():
+    source = "from . import crypto as c\nc.decrypt(blob, aad)"
+    assert crypto_primitive_violations("luxmail/rotation.py", ast.parse(source))
+    source = "from ..crypto import decrypt"
+    assert crypto_primitive_violations("luxmail/api/views.py", ast.parse(source))
+    source = "from .crypto import _decode"
+    assert crypto_primitive_violations("luxmail/rotation.py", ast.parse(source))
 
 
 def test_crypto_owners_may_use_the_primitives():
