@@ -47,8 +47,41 @@ CRYPTO_OWNERS = {
 }
 
 # Words that name PHI when they appear as a whole "_"-separated part of an identifier.
-PHI_WORDS = {"email", "emails", "phone", "phones", "dob", "phi", "ssn", "mrn", "birthdate"}
-PHI_PHRASES = [("first", "name"), ("last", "name"), ("date", "of", "birth"), ("birth", "date")]
+# The health words follow ContactProfile's PHI fields (test_phi_words_cover_the_phi_fields).
+PHI_WORDS = {
+    # identity
+    "email", "emails", "phone", "phones", "phi", "ssn", "mrn", "mrns", "sex",
+    "dob", "birthdate", "birthday", "birthdays",
+    # health
+    "condition", "conditions", "diagnosis", "diagnoses", "icd", "icd10",
+    "medication", "medications", "prescription", "prescriptions", "allergy", "allergies",
+    "provider", "providers", "physician", "appointment", "appointments", "visit", "visits",
+    "procedure", "procedures", "treatment", "treatments", "symptom", "symptoms",
+    "insurance", "insurer", "payer", "immunization", "immunizations",
+}  # fmt: skip
+PHI_PHRASES = [
+    ("first", "name"),
+    ("last", "name"),
+    ("full", "name"),
+    ("patient", "name"),
+    ("date", "of", "birth"),
+    ("birth", "date"),
+    ("zip", "code"),
+    ("postal", "code"),
+    ("medical", "record"),
+    ("social", "security"),
+    ("health", "plan"),
+]
+# Identifiers that look like "not a value" (``*_id``) but hold one: a health-plan member
+# id or a record number is PHI itself, unlike a database id.
+PHI_IDENTIFIER_PHRASES = [
+    ("member", "id"),
+    ("member", "number"),
+    ("subscriber", "id"),
+    ("policy", "number"),
+    ("record", "number"),
+    ("mrn", "id"),
+]
 # Identifiers that name something about PHI without holding it.
 NOT_A_VALUE_SUFFIXES = (
     "_id",
@@ -124,18 +157,24 @@ def dotted(node: ast.AST) -> str:
     return ""
 
 
+def _has_phrase(parts: list[str], phrases: list[tuple[str, ...]]) -> bool:
+    return any(
+        tuple(parts[i : i + len(phrase)]) == phrase
+        for phrase in phrases
+        for i in range(len(parts) - len(phrase) + 1)
+    )
+
+
 def is_phi_name(identifier: str) -> bool:
     name = identifier.lower().strip("_")
+    if _has_phrase(name.split("_"), PHI_IDENTIFIER_PHRASES):
+        return True
     if not name or name.endswith(NOT_A_VALUE_SUFFIXES) or name.startswith(NOT_A_VALUE_PREFIXES):
         return False
     parts = name.split("_")
     if PHI_WORDS.intersection(parts):
         return True
-    return any(
-        tuple(parts[i : i + len(phrase)]) == phrase
-        for phrase in PHI_PHRASES
-        for i in range(len(parts) - len(phrase) + 1)
-    )
+    return _has_phrase(parts, PHI_PHRASES)
 
 
 def phi_names_in(node: ast.AST) -> list[str]:
@@ -148,6 +187,13 @@ def phi_names_in(node: ast.AST) -> list[str]:
             found.append(dotted(sub))
         elif isinstance(sub, ast.keyword) and sub.arg and is_phi_name(sub.arg):
             found.append(sub.arg)
+        elif (
+            isinstance(sub, ast.Subscript)
+            and isinstance(sub.slice, ast.Constant)
+            and isinstance(sub.slice.value, str)
+            and is_phi_name(sub.slice.value)
+        ):
+            found.append(f"{dotted(sub.value)}[{sub.slice.value!r}]")
         elif isinstance(sub, ast.Dict):
             for key in sub.keys:
                 if (
@@ -563,6 +609,8 @@ BAD = {
         "send_welcome.apply_async(kwargs={'email': address})",
         "send_welcome.s(date_of_birth).delay()",
         "send_welcome.delay(phi)",
+        "remind.delay(contact_id, appointment=next_appointment)",
+        "refill.apply_async(args=[profile.medications])",
     ],
     logging_violations: [
         "logger.info('sending to %s', contact.email)",
@@ -570,6 +618,19 @@ BAD = {
         "logging.error('failed for %(email)s', {'email': x})",
         "self.logger.debug('dob', extra={'dob': dob})",
         "logger.exception('import failed for %s', row.last_name)",
+        # Health fields (issue 13): the rule knows more than names and addresses.
+        "logger.info('row %s: %s', n, profile.conditions)",
+        "logger.debug('meds %r', medications)",
+        "logger.info('provider %s', contact.primary_provider)",
+        "logger.info('next visit %s', next_appointment)",
+        "logger.warning('bad date %s', birth_date)",
+        "logger.info('plan %s', profile.insurance_plan)",
+        "logger.info('member %s', member_id)",
+        "logger.info('zip %s', row['zip_code'])",
+        "logger.info('dx %(diagnosis)s', values)",
+        "logger.info('allergies %s', allergies)",
+        "logger.info('procedure %s', procedure_code)",
+        "logger.info('mrn %s', mrn)",
     ],
     task_signature_violations: [
         "@shared_task\ndef send(contact):\n    pass",
@@ -604,6 +665,8 @@ GOOD = {
         "logger.info('batch %s sent %d', batch_id, count)",
         "logger.info('template uses phi: %s', template.uses_phi)",
         "logger.warning('contact %s has no email_hash', contact_id)",
+        "logger.info('%d conditions_count for segment %s', conditions_count, segment_id)",
+        "logger.info('appointment_field %s', appointment_field)",
     ],
     task_signature_violations: [
         "@shared_task\ndef send(campaign_id: int) -> None:\n    pass",
@@ -625,6 +688,28 @@ def test_rule_catches_a_bad_example(rule, source):
 )
 def test_rule_accepts_a_good_example(rule, source):
     assert rule("example.py", ast.parse(source)) == []
+
+
+# PHI columns whose names are too generic for a name rule (message parts, a key's
+# material): the runtime test (tests/test_logging_phi.py) covers their values.
+GENERIC_PHI_FIELDS = {"subject", "html", "text", "body", "material", "language", "journey_stage"}
+
+
+def test_phi_words_cover_the_phi_fields():
+    """Every PHI column of every model is a PHI name for the log and Celery rules."""
+    from django.apps import apps
+
+    from luxmail.crypto import EncryptedField
+
+    names = {
+        field.name
+        for model in apps.get_models()
+        for field in model._meta.concrete_fields
+        if isinstance(field, EncryptedField) and field.phi and model._meta.app_label != "testapp"
+    }
+    assert {"conditions", "medications", "birth_date", "primary_provider"} <= names
+    missed = sorted(n for n in names - GENERIC_PHI_FIELDS if not is_phi_name(n))
+    assert not missed, f"PHI fields the word list does not know: {missed}"
 
 
 def test_relative_imports_of_crypto_are_followed():
