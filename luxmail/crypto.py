@@ -11,8 +11,10 @@ Keys come only from ``LUXMAIL_ENCRYPTION_KEYS`` (``id:base64key`` pairs, comma
 separated; the first one encrypts, all of them decrypt) and ``LUXMAIL_BLIND_INDEX_KEY``.
 
 Reading PHI goes through :func:`phi_access`, which writes one audit event for the
-operation and returns the :class:`Access` that :func:`reveal` demands. Nothing else in
-the code base decrypts PHI; ``tests/test_security_rules.py`` keeps it that way.
+operation and returns the :class:`Access` that :func:`reveal` demands; no other code
+can construct one (private constructor token, and ``reveal`` accepts only the instances
+this module issued). Nothing else in the code base decrypts PHI;
+``tests/test_security_rules.py`` keeps it that way, following every alias of this module.
 """
 
 from __future__ import annotations

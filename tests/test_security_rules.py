@@ -4,8 +4,11 @@ Each rule parses every Python file of the project with :mod:`ast`, so it keeps
 protecting code written after it, and each has a self-test on a small bad example so
 a rule that silently stops matching fails too.
 
-a. Only ``luxmail/crypto.py`` (and its tests) touches the primitives: nobody else calls
-   ``crypto.encrypt``/``crypto.decrypt`` or imports ``AESGCM``. PHI is read with
+a. Only ``luxmail/crypto.py`` (and its tests) touches the primitives: nobody else reaches
+   ``crypto.encrypt``/``crypto.decrypt`` or a private name of the module, constructs
+   ``crypto.Access`` or imports ``AESGCM`` — through any alias, attribute, relative
+   import or constant ``getattr``; what cannot be followed (computed ``getattr``, the
+   module passed as a value, ``importlib``/``sys.modules``) is refused. PHI is read with
    ``crypto.reveal`` and an audited ``phi_access``.
 b. Celery calls (``.delay``, ``.apply_async``, signatures) pass no PHI-named values.
 c. Logger calls format no PHI-named values.
