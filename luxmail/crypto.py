@@ -154,7 +154,7 @@ def associated_data(label: str, field: str, row_id: uuid.UUID | str) -> bytes:
     return f"luxmail/v{ENVELOPE_VERSION}|{label}|{field}|{row_id}".encode()
 
 
-def encrypt(plaintext: bytes, aad: bytes) -> bytes:
+def _encrypt(plaintext: bytes, aad: bytes) -> bytes:
     ring = keyring()
     key_id = ring.primary_id.encode()
     nonce = os.urandom(NONCE_BYTES)
@@ -171,7 +171,8 @@ def envelope_key_id(envelope: bytes) -> str:
     return envelope[2 : 2 + length].decode("ascii", "replace")
 
 
-def decrypt(envelope: bytes, aad: bytes) -> bytes:
+def _decrypt(envelope: bytes, aad: bytes) -> bytes:
+    # Private: plaintext leaves this module only through reveal() and an issued Access.
     key_id = envelope_key_id(envelope)
     cipher = keyring().ciphers.get(key_id)
     if cipher is None:
@@ -191,7 +192,7 @@ def decrypt(envelope: bytes, aad: bytes) -> bytes:
 
 def reencrypt(envelope: bytes, aad: bytes) -> bytes:
     """Re-encrypt under the primary key without handing the plaintext to the caller."""
-    return encrypt(decrypt(envelope, aad), aad)
+    return _encrypt(_decrypt(envelope, aad), aad)
 
 
 def _encode(kind: Kind, value: Any) -> bytes:
@@ -293,7 +294,7 @@ def sealed(
     if value is None:
         return None
     field = _field(model, name)
-    return encrypt(_encode(field.kind, value), field_aad(model, name, row_id))
+    return _encrypt(_encode(field.kind, value), field_aad(model, name, row_id))
 
 
 def seal(instance: models.Model, name: str, value: Any) -> None:
@@ -414,7 +415,7 @@ def reveal(instance: models.Model, name: str, *, access: Access) -> Any:
     envelope = getattr(instance, name)
     if envelope is None:
         return None
-    raw = decrypt(envelope, field_aad(model, name, instance.uuid))  # type: ignore[attr-defined]
+    raw = _decrypt(envelope, field_aad(model, name, instance.uuid))  # type: ignore[attr-defined]
     return _decode(field.kind, raw)
 
 
