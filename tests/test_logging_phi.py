@@ -263,8 +263,9 @@ def test_real_code_paths_log_no_phi(
     names = {r.name for r in every_record}
     assert {"django.db.backends", "django.request", "django.security.DisallowedHost"} <= names
     assert "Not Found: /contacts/" in text
-    assert "Forbidden (Permission denied): /secure-messages/replies/" in text or (
-        "Forbidden" in text
+    assert any(
+        r.name == "django.request" and r.status_code == 403  # type: ignore[attr-defined]
+        for r in every_record
     )
     assert "Internal Server Error: /contacts/" in text and "DecryptionError" in text
     assert "Bad Request: /api/v1/contacts/" in text
