@@ -11,8 +11,10 @@ Keys come only from ``LUXMAIL_ENCRYPTION_KEYS`` (``id:base64key`` pairs, comma
 separated; the first one encrypts, all of them decrypt) and ``LUXMAIL_BLIND_INDEX_KEY``.
 
 Reading PHI goes through :func:`phi_access`, which writes one audit event for the
-operation and returns the :class:`Access` that :func:`reveal` demands. Nothing else in
-the code base decrypts PHI; ``tests/test_security_rules.py`` keeps it that way.
+operation and returns the :class:`Access` that :func:`reveal` demands; no other code
+can construct one (private constructor token, and ``reveal`` accepts only the instances
+this module issued). Nothing else in the code base decrypts PHI;
+``tests/test_security_rules.py`` keeps it that way, following every alias of this module.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import json
 import os
 import unicodedata
 import uuid
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -151,7 +154,7 @@ def associated_data(label: str, field: str, row_id: uuid.UUID | str) -> bytes:
     return f"luxmail/v{ENVELOPE_VERSION}|{label}|{field}|{row_id}".encode()
 
 
-def encrypt(plaintext: bytes, aad: bytes) -> bytes:
+def _encrypt(plaintext: bytes, aad: bytes) -> bytes:
     ring = keyring()
     key_id = ring.primary_id.encode()
     nonce = os.urandom(NONCE_BYTES)
@@ -168,7 +171,8 @@ def envelope_key_id(envelope: bytes) -> str:
     return envelope[2 : 2 + length].decode("ascii", "replace")
 
 
-def decrypt(envelope: bytes, aad: bytes) -> bytes:
+def _decrypt(envelope: bytes, aad: bytes) -> bytes:
+    # Private: plaintext leaves this module only through reveal() and an issued Access.
     key_id = envelope_key_id(envelope)
     cipher = keyring().ciphers.get(key_id)
     if cipher is None:
@@ -188,7 +192,7 @@ def decrypt(envelope: bytes, aad: bytes) -> bytes:
 
 def reencrypt(envelope: bytes, aad: bytes) -> bytes:
     """Re-encrypt under the primary key without handing the plaintext to the caller."""
-    return encrypt(decrypt(envelope, aad), aad)
+    return _encrypt(_decrypt(envelope, aad), aad)
 
 
 def _encode(kind: Kind, value: Any) -> bytes:
@@ -290,7 +294,7 @@ def sealed(
     if value is None:
         return None
     field = _field(model, name)
-    return encrypt(_encode(field.kind, value), field_aad(model, name, row_id))
+    return _encrypt(_encode(field.kind, value), field_aad(model, name, row_id))
 
 
 def seal(instance: models.Model, name: str, value: Any) -> None:
@@ -301,14 +305,61 @@ def seal(instance: models.Model, name: str, value: Any) -> None:
 # --- audited reads ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+_ISSUE = object()  # module-private: only this module can call Access(...)
+# Every Access this process handed out, by identity: reveal() accepts nothing else, so a
+# copy, a ``dataclasses.replace`` or an ``object.__new__`` forgery is refused too.
+_ISSUED_PHI: weakref.WeakSet[Access] = weakref.WeakSet()
+_ISSUED_SECRET: weakref.WeakSet[Access] = weakref.WeakSet()
+
+
 class Access:
-    """Proof that a read was authorized and audited; required by :func:`reveal`."""
+    """Proof that a read was authorized and audited; required by :func:`reveal`.
+
+    Only :func:`phi_access` (which writes the ``phi.access`` audit event first) and
+    :func:`secret_access` (non-PHI secrets only) create one; calling ``Access(...)``
+    anywhere else raises :class:`AccessDenied`. Instances are immutable, compared by
+    identity, and cannot be copied or pickled.
+    """
+
+    __slots__ = ("__weakref__", "actor_id", "audit_event_id", "phi", "purpose")
 
     purpose: str
     actor_id: int | None
     audit_event_id: int | None
     phi: bool
+
+    def __init__(self, *args: Any, **fields: Any) -> None:
+        if len(args) != 1 or args[0] is not _ISSUE:
+            raise AccessDenied(
+                "crypto.Access cannot be constructed directly; use crypto.phi_access()."
+            )
+        phi = bool(fields["phi"])
+        object.__setattr__(self, "purpose", str(fields["purpose"]))
+        object.__setattr__(self, "actor_id", fields["actor_id"])
+        object.__setattr__(self, "audit_event_id", fields["audit_event_id"])
+        object.__setattr__(self, "phi", phi)
+        (_ISSUED_PHI if phi else _ISSUED_SECRET).add(self)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("crypto.Access is immutable.")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("crypto.Access is immutable.")
+
+    def __copy__(self) -> Access:
+        raise AccessDenied("crypto.Access cannot be copied; ask phi_access() for another.")
+
+    def __deepcopy__(self, memo: Any) -> Access:
+        return self.__copy__()
+
+    def __reduce__(self) -> Any:
+        raise AccessDenied("crypto.Access cannot be pickled or sent to another process.")
+
+    def __repr__(self) -> str:
+        return (
+            f"Access(purpose={self.purpose!r}, actor_id={self.actor_id!r}, "
+            f"audit_event_id={self.audit_event_id!r}, phi={self.phi!r})"
+        )
 
 
 def phi_access(
@@ -323,6 +374,7 @@ def phi_access(
 
     ``actor`` is the user on whose behalf PHI is read, or ``None`` for the system
     (e.g. the send pipeline rendering a campaign). ``details`` must not contain PHI.
+    This is the only way to obtain an :class:`Access` that :func:`reveal` accepts for PHI.
     """
     from luxmail import audit
 
@@ -335,24 +387,35 @@ def phi_access(
         details={"purpose": purpose, **(details or {})},
     )
     actor_id = getattr(actor, "pk", None)
-    return Access(purpose=purpose, actor_id=actor_id, audit_event_id=event.pk, phi=True)
+    return Access(_ISSUE, purpose=purpose, actor_id=actor_id, audit_event_id=event.pk, phi=True)
 
 
 def secret_access(purpose: str) -> Access:
     """Access for non-PHI secrets (DKIM keys, relay passwords); refused for PHI fields."""
-    return Access(purpose=purpose, actor_id=None, audit_event_id=None, phi=False)
+    return Access(_ISSUE, purpose=purpose, actor_id=None, audit_event_id=None, phi=False)
+
+
+def _check_access(access: Access, *, phi: bool, what: str) -> None:
+    """``access`` must be one this module issued, and a PHI one for a PHI field."""
+    issued = type(access) is Access  # a subclass could fake identity and equality
+    if issued and access in _ISSUED_PHI:
+        return
+    if issued and access in _ISSUED_SECRET:
+        if phi:
+            raise AccessDenied(f"{what} is PHI; read it with phi_access().")
+        return
+    raise AccessDenied(f"{what}: the access was not issued by crypto.phi_access().")
 
 
 def reveal(instance: models.Model, name: str, *, access: Access) -> Any:
     """Decrypt ``instance.name``; raises :class:`CryptoError`, never returns ciphertext."""
     model = type(instance)
     field = _field(model, name)
-    if field.phi and not access.phi:
-        raise AccessDenied(f"{model._meta.label}.{name} is PHI; read it with phi_access().")
+    _check_access(access, phi=field.phi, what=f"{model._meta.label}.{name}")
     envelope = getattr(instance, name)
     if envelope is None:
         return None
-    raw = decrypt(envelope, field_aad(model, name, instance.uuid))  # type: ignore[attr-defined]
+    raw = _decrypt(envelope, field_aad(model, name, instance.uuid))  # type: ignore[attr-defined]
     return _decode(field.kind, raw)
 
 
