@@ -170,9 +170,11 @@ def run_import(actor, patient: Patient, capture) -> Contact:
         f"not-an-address-{patient.local},{patient.first},{patient.last},"
         f"31/31/{patient.birth.year},{patient.condition}x,,,yes,\n"
     )
-    job = imports.import_job_create(
-        uploaded=SimpleUploadedFile("patients.csv", csv.encode()), actor=actor
-    )
+    with capture(execute=True):  # the reading task runs on commit
+        job = imports.import_job_create(
+            uploaded=SimpleUploadedFile("patients.csv", csv.encode()), actor=actor
+        )
+    job.refresh_from_db()
     with capture(execute=True):
         imports.import_job_map(job=job, mapping=job.mapping, actor=actor)
     job.refresh_from_db()
