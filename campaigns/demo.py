@@ -23,6 +23,7 @@ from campaigns.sending import delivery
 from campaigns.sending.transport import RelayConfig, pool
 from contacts.models import ContactList, Segment
 from luxmail import demo
+from luxmail.actors import Actor
 
 SENDER = "Demo Health newsletter"
 WELCOME = "Autumn newsletter"
@@ -56,7 +57,7 @@ PHI_HTML = """<p>Dear {{ contact.first_name|default("patient") }},</p>
 
 
 @demo.register
-def populate(*, actor: Any) -> None:
+def populate(*, actor: Actor) -> None:
     sender = SenderIdentity.objects.filter(name=SENDER).first()
     if sender is None:
         sender = services.sender_create(
@@ -113,7 +114,7 @@ class _EmlWriter:
         return "250 Message accepted for delivery"
 
 
-def _send_now(campaign: Campaign, actor: Any) -> None:
+def _send_now(campaign: Campaign, actor: Actor) -> None:
     """Start the campaign and deliver it here, synchronously, into the dev sink folder."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

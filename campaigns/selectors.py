@@ -27,6 +27,7 @@ from contacts.models import (
     Suppression,
 )
 from luxmail import crypto, roles
+from luxmail.actors import Actor
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ def audience_summary(*, campaign: Campaign, phi: bool | None = None) -> dict[str
     return audience_counts_for(**_campaign_sets(campaign), phi=phi)
 
 
-def user_is_admin(actor: Any) -> bool:
+def user_is_admin(actor: Actor) -> bool:
     """An active staff user in the Admin role (API keys and the system never are)."""
     from django.contrib.auth import get_user_model
 
@@ -284,7 +285,7 @@ MISSING_FIELDS_SCAN_LIMIT = 5000
 
 
 def missing_field_counts(
-    *, campaign: Campaign, actor: Any, request: Any = None, limit: int = MISSING_FIELDS_SCAN_LIMIT
+    *, campaign: Campaign, actor: Actor, request: Any = None, limit: int = MISSING_FIELDS_SCAN_LIMIT
 ) -> dict[str, Any] | None:
     """Before sending: how many eligible recipients lack each field the template reads.
 

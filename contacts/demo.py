@@ -19,6 +19,7 @@ from contacts import services
 from contacts.models import Consent, ContactList, CustomField, Segment, Suppression
 from contacts.upsert import email_bidx
 from luxmail import demo
+from luxmail.actors import Actor
 
 PATIENTS = 200
 DOMAINS = ["example.org", "example.com"]
@@ -236,7 +237,7 @@ def _patients(today: dt.date) -> list[dict[str, Any]]:
 
 
 @demo.register
-def populate(*, actor: Any) -> None:
+def populate(*, actor: Actor) -> None:
     """Create or refresh the demo contacts and their consents, lists and segments."""
     today = timezone.localdate()
     if not CustomField.objects.filter(key="care_program").exists():

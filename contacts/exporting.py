@@ -42,6 +42,7 @@ from contacts.models import (
 )
 from contacts.services import ContactsError
 from luxmail import audit, crypto
+from luxmail.actors import Actor, actor_has_perm
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CHUNK = 1000
@@ -145,7 +146,7 @@ class Export:
     columns: list[Column]
     ids: list[int]
     access: crypto.Access
-    actor: Any
+    actor: Actor
     fmt: str
 
     @property
@@ -266,7 +267,7 @@ def contacts_export(
     *,
     scope: ExportScope,
     fmt: str,
-    actor: Any,
+    actor: Actor,
     want_phi: bool,
     request: HttpRequest | None = None,
 ) -> Export:
@@ -280,7 +281,7 @@ def contacts_export(
     """
     if fmt not in FORMATS:
         raise ExportError("Choose CSV or XLSX.")
-    if scope.segment is not None and not (actor and actor.has_perm("luxmail.view_phi")):
+    if scope.segment is not None and not actor_has_perm(actor, "luxmail.view_phi"):
         used = segments.fields_used(scope.segment.rules)
         kinds = [segments.kind_for(name) for name in used]
         if any(kind is None or kind.phi for kind in kinds):

@@ -31,6 +31,7 @@ from contacts.models import (
     Suppression,
 )
 from luxmail import audit, crypto
+from luxmail.actors import Actor
 
 IDENTITY_PHI = ("email", "first_name", "last_name", "phone")
 PROFILE_PHI = tuple(PROFILE_ATTRIBUTES)
@@ -190,7 +191,7 @@ def _reveal(
 def contacts_phi(
     *,
     contacts: Sequence[Contact],
-    actor: Any,
+    actor: Actor,
     request: HttpRequest | None = None,
     purpose: str = "contact.view_phi",
     access: crypto.Access | None = None,
@@ -226,7 +227,7 @@ def contacts_phi(
 
 
 def contact_phi(
-    *, contact: Contact, actor: Any, request: HttpRequest | None = None
+    *, contact: Contact, actor: Actor, request: HttpRequest | None = None
 ) -> dict[str, Any]:
     """One contact's decrypted identity and profile; audited like :func:`contacts_phi`."""
     return contacts_phi(contacts=[contact], actor=actor, request=request)[contact.pk]
@@ -277,7 +278,7 @@ class MaskedIdentity:
 def contacts_masked(
     *,
     contacts: Sequence[Contact],
-    actor: Any,
+    actor: Actor,
     request: HttpRequest | None = None,
     access: crypto.Access | None = None,
 ) -> dict[int, MaskedIdentity]:
@@ -308,7 +309,7 @@ def contacts_masked(
 def segment_sample(
     *,
     rules: Any,
-    actor: Any,
+    actor: Actor,
     size: int = 10,
     request: HttpRequest | None = None,
     today: dt.date | None = None,

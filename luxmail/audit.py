@@ -25,6 +25,7 @@ from django.db.models import Model
 from django.utils import timezone
 
 from luxmail import audit_checkpoints as checkpoints
+from luxmail.actors import Actor, AuditContext
 from luxmail.models import AuditEvent
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ def compute_hash(event: AuditEvent) -> str:
     return hashlib.sha256(_canonical(event)).hexdigest()
 
 
-def _actor_fields(actor: Any) -> tuple[int | None, str]:
+def _actor_fields(actor: Actor) -> tuple[int | None, str]:
     if actor is None or not getattr(actor, "is_authenticated", True):
         return None, "system" if actor is None else "anonymous"
     if isinstance(actor, str):
@@ -85,19 +86,24 @@ def _lock_chain() -> None:
 def record(
     action: str,
     *,
-    actor: Any = None,
+    actor: Actor = None,
     target: Model | None = None,
     target_type: str = "",
     target_id: str = "",
     phi: bool = False,
     request: HttpRequest | None = None,
     details: dict[str, Any] | None = None,
+    context: AuditContext | None = None,
 ) -> AuditEvent:
     """Append one event to the chain and return it.
 
-    ``actor`` is a user, ``None`` for the system, or a label such as ``"api-key:ab12"``.
+    ``actor`` is an :data:`~luxmail.actors.Actor`: a user, an API key, ``None`` for the
+    system, or a label such as ``"journey:7"``. ``context`` (an
+    :class:`~luxmail.actors.AuditContext`) gives actor and request in one value instead.
     Runs in (or joins) a transaction; the chain lock is held until that commits.
     """
+    if context is not None:
+        actor, request = context.actor, context.request
     actor_id, actor_label = _actor_fields(actor)
     if request is not None and actor is None:
         user = getattr(request, "user", None)
@@ -355,7 +361,7 @@ def checkpoint_write(*, reason: str = "periodic", purged: bool = False) -> Verif
     return VerifyResult(count, checkpoint=written)
 
 
-def verification_run(*, actor: Any = None, request: HttpRequest | None = None) -> VerifyResult:
+def verification_run(*, actor: Actor = None, request: HttpRequest | None = None) -> VerifyResult:
     """Verify the chain and audit the verification (``audit.verify``, its outcome).
 
     The compliance page shows the newest of these events as "last verification".

@@ -44,6 +44,8 @@ from django.core.signals import setting_changed
 from django.db import models
 from django.dispatch import receiver
 
+from luxmail.actors import Actor
+
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
@@ -364,7 +366,7 @@ class Access:
 
 def phi_access(
     *,
-    actor: Any,
+    actor: Actor,
     purpose: str,
     target: models.Model | None = None,
     request: HttpRequest | None = None,

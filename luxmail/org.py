@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from luxmail import audit
+from luxmail.actors import Actor
 from luxmail.models import OrgSettings
 
 
@@ -29,7 +30,7 @@ def time_zone_note() -> str:
     return f"Time zone: {time_zone()} (the organization's)."
 
 
-def org_settings_update(*, actor: Any, request: Any = None, **changes: Any) -> OrgSettings:
+def org_settings_update(*, actor: Actor, request: Any = None, **changes: Any) -> OrgSettings:
     """Apply ``changes`` to the settings and audit which fields changed (old and new values).
 
     Raises ``ValueError`` for an unknown field. Settings hold no PHI, so values are logged.

@@ -33,6 +33,7 @@ from contacts.keys import services as key_services
 from contacts.models import Contact
 from contacts.selectors import contact_by_email
 from luxmail import demo
+from luxmail.actors import Actor
 from portal import services as portal_services
 from portal.models import PortalMessage, PortalReply, PortalSession
 
@@ -48,7 +49,7 @@ your current medications.</p>
 """
 
 
-def _patient(address: str, first: str, last: str, actor: Any) -> Contact:
+def _patient(address: str, first: str, last: str, actor: Actor) -> Contact:
     existing = contact_by_email(email=address)
     if existing is not None:
         return existing
@@ -107,7 +108,7 @@ def _deliver(messages: list[Message]) -> None:
 
 
 @demo.register
-def populate(*, actor: Any) -> None:
+def populate(*, actor: Actor) -> None:
     sender = SenderIdentity.objects.order_by("id").first()
     if sender is None:
         sender = services.sender_create(

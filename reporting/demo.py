@@ -15,6 +15,7 @@ from typing import Any
 
 from campaigns.models import Campaign, Message
 from luxmail import demo
+from luxmail.actors import Actor
 from reporting import ingest, proxy_ranges, services, tracking
 
 CAMPAIGN = "Autumn newsletter 2026"  # campaigns/demo.py
@@ -33,7 +34,7 @@ SCANNER_IP = "40.92.12.34"  # a Microsoft Exchange Online Protection range (seed
 
 
 @demo.register
-def populate(*, actor: Any) -> None:
+def populate(*, actor: Actor) -> None:
     """Load the seed ranges, then demo events for the demo campaign (if it was sent)."""
     services.proxy_ranges_replace(source="seed", specs=proxy_ranges.read_seed().ranges, actor=actor)
 

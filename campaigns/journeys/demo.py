@@ -31,6 +31,7 @@ from campaigns.sending import delivery
 from campaigns.sending.transport import RelayConfig, pool
 from contacts import services as contact_services
 from contacts.models import Consent, ContactList
+from luxmail.actors import Actor
 from reporting import ingest
 
 JOURNEY = "Appointment reminder"
@@ -54,7 +55,7 @@ BROWSER = (
 )
 
 
-def populate(*, actor: Any) -> None:
+def populate(*, actor: Actor) -> None:
 
     if Journey.objects.filter(name=JOURNEY).exists():
         return
@@ -101,7 +102,7 @@ def populate(*, actor: Any) -> None:
     _deliver(journey)
 
 
-def _template(name: str, subject: str, html: str, actor: Any) -> EmailTemplate:
+def _template(name: str, subject: str, html: str, actor: Actor) -> EmailTemplate:
     found = EmailTemplate.objects.filter(name=name).first()
     return found or services.template_create(name=name, subject=subject, html=html, actor=actor)
 

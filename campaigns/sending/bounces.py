@@ -38,6 +38,7 @@ from campaigns.models import BounceEvent, BounceKind, Message, MessageState
 from campaigns.sending import tokens
 from contacts import services as contact_services
 from luxmail import audit
+from luxmail.actors import Actor
 from luxmail.logging import redact
 
 _VERP = re.compile(r"bounces\+([a-z2-7]{29})@", re.IGNORECASE)
@@ -206,7 +207,7 @@ def bounce_process(
     raw: bytes,
     source: str,
     envelope_recipients: Iterable[str] = (),
-    actor: Any = None,
+    actor: Actor = None,
     request: HttpRequest | None = None,
 ) -> Outcome:
     """Record what a DSN/ARF document reports and suppress where needed. Idempotent per
@@ -268,7 +269,7 @@ def _record(
     report: Report,
     *,
     source: str,
-    actor: Any,
+    actor: Actor,
     request: HttpRequest | None,
     set_state: bool = True,
 ) -> bool:

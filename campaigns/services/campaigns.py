@@ -24,6 +24,7 @@ from campaigns.sending import queue
 from campaigns.services.errors import CampaignError, TransitionError, _user
 from campaigns.services.templates import _org, _with_footer
 from luxmail import audit, org
+from luxmail.actors import Actor
 from luxmail.models import SecurePolicy
 
 # --- campaigns -----------------------------------------------------------------------------
@@ -46,7 +47,7 @@ _EDITABLE = (
 
 
 def campaign_create(
-    *, name: str, actor: Any, request: HttpRequest | None = None, **fields: Any
+    *, name: str, actor: Actor, request: HttpRequest | None = None, **fields: Any
 ) -> Campaign:
     """Create a draft. ``fields`` are the editable attributes and the audience sets.
 
@@ -86,7 +87,7 @@ def _set_fields(campaign: Campaign, fields: dict[str, Any]) -> list[str]:
 
 
 def campaign_update(
-    *, campaign: Campaign, actor: Any, request: HttpRequest | None = None, **fields: Any
+    *, campaign: Campaign, actor: Actor, request: HttpRequest | None = None, **fields: Any
 ) -> Campaign:
     """Edit a draft or scheduled campaign. Audits ``campaign.update`` (field names only)."""
     with transaction.atomic():
@@ -145,7 +146,7 @@ def past_time_message(at: datetime) -> str:
 def campaign_schedule(
     *,
     campaign: Campaign,
-    actor: Any,
+    actor: Actor,
     at: datetime | None = None,
     request: HttpRequest | None = None,
 ) -> Campaign:
@@ -209,7 +210,7 @@ def _insert_messages(campaign: Campaign, *, phi: bool) -> int:
     return len(ids)
 
 
-def campaign_start(*, campaign: Campaign, actor: Any, request: HttpRequest | None = None) -> int:
+def campaign_start(*, campaign: Campaign, actor: Actor, request: HttpRequest | None = None) -> int:
     """Freeze the template, snapshot the eligible recipients and start sending.
 
     Inserts one ``Message`` per eligible recipient (audience minus suppressed and no consent:
@@ -279,7 +280,7 @@ def campaign_is_sending(*, campaign_id: int) -> bool:
 def _transition(
     *,
     campaign: Campaign,
-    actor: Any,
+    actor: Actor,
     allowed_from: tuple[str, ...],
     to: str,
     action: str,
@@ -312,7 +313,7 @@ def _transition(
 
 
 def campaign_pause(
-    *, campaign: Campaign, actor: Any, request: HttpRequest | None = None
+    *, campaign: Campaign, actor: Actor, request: HttpRequest | None = None
 ) -> Campaign:
     """sending → paused: workers stop after the chunk in flight. Audits ``campaign.paused``."""
     return _transition(
@@ -326,7 +327,7 @@ def campaign_pause(
 
 
 def campaign_resume(
-    *, campaign: Campaign, actor: Any, request: HttpRequest | None = None
+    *, campaign: Campaign, actor: Actor, request: HttpRequest | None = None
 ) -> Campaign:
     """paused → sending, and the send chains start again. Audits ``campaign.resumed``."""
     campaign = _transition(
@@ -343,7 +344,7 @@ def campaign_resume(
 
 
 def campaign_cancel(
-    *, campaign: Campaign, actor: Any, request: HttpRequest | None = None
+    *, campaign: Campaign, actor: Actor, request: HttpRequest | None = None
 ) -> Campaign:
     """draft/scheduled/sending/paused → cancelled; unsent messages become ``cancelled``.
 
@@ -409,7 +410,9 @@ def campaign_finish_if_done(*, campaign_id: int) -> bool:
     return True
 
 
-def message_resend(*, message: Message, actor: Any, request: HttpRequest | None = None) -> Message:
+def message_resend(
+    *, message: Message, actor: Actor, request: HttpRequest | None = None
+) -> Message:
     """Queue an ``unknown`` (or ``failed``) message again, on an operator's decision.
 
     The operator accepts that an ``unknown`` message may arrive twice. The campaign
@@ -453,7 +456,7 @@ def campaign_test_send(
     *,
     campaign: Campaign,
     addresses: list[str],
-    actor: Any,
+    actor: Actor,
     request: HttpRequest | None = None,
 ) -> int:
     """Send the campaign's current template to seed addresses, rendered with sample data.

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from luxmail.actors import Actor
 
-def _user(actor: Any) -> Any:
+
+def _user(actor: Actor) -> Any:
     """The actor as a user for ``created_by`` columns (API keys and the system: None)."""
     from django.contrib.auth import get_user_model
 

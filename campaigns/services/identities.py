@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from django.db import transaction
 from django.http import HttpRequest
@@ -17,6 +16,7 @@ from campaigns.selectors import user_is_admin
 from campaigns.senders import signing
 from campaigns.services.errors import CampaignError, _user
 from luxmail import audit, crypto
+from luxmail.actors import Actor
 
 # --- sender identities ---------------------------------------------------------------------
 
@@ -26,7 +26,7 @@ def sender_create(
     name: str,
     from_name: str,
     from_email: str,
-    actor: Any,
+    actor: Actor,
     reply_to: str = "",
     postal_address: str = "",
     dkim_domain: str = "",
@@ -83,7 +83,7 @@ _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 def sender_generate_dkim(
     *,
     sender: SenderIdentity,
-    actor: Any,
+    actor: Actor,
     domain: str,
     selector: str,
     algorithm: str = DkimAlgorithm.RSA,
@@ -123,7 +123,7 @@ def sender_generate_dkim(
 
 
 def sender_allow_without_dkim(
-    *, sender: SenderIdentity, allow: bool, actor: Any, request: HttpRequest | None = None
+    *, sender: SenderIdentity, allow: bool, actor: Actor, request: HttpRequest | None = None
 ) -> SenderIdentity:
     """Admins only: allow (or stop allowing) sends from an identity without DKIM.
 

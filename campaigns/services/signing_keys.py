@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from django.db import transaction
 from django.http import HttpRequest
@@ -14,6 +13,7 @@ from campaigns.models import (
     SigningKind,
 )
 from luxmail import audit, crypto
+from luxmail.actors import Actor, user_of
 from luxmail.securemail import pgp, smime
 
 # --- the organization's signing keys ------------------------------------------------------
@@ -27,7 +27,7 @@ def org_signing_key_set(
     private_key: str | bytes,
     certificate: str | bytes = "",
     passphrase: str = "",
-    actor: Any,
+    actor: Actor,
     request: HttpRequest | None = None,
 ) -> OrgSigningKey:
     """Validate and store (or replace) the organization's signing key of ``kind``.
@@ -78,7 +78,7 @@ def org_signing_key_set(
         crypto.seal(row, "private_key", secret)
         crypto.seal(row, "passphrase", passphrase or None)
         row.public, row.fingerprint, row.identity = public, fingerprint, identity
-        row.expires_at, row.created_by, row.created_at = expires_at, actor, timezone.now()
+        row.expires_at, row.created_by, row.created_at = expires_at, user_of(actor), timezone.now()
         row.save()
         audit.record(
             "secure.signing_key_set",
@@ -90,7 +90,7 @@ def org_signing_key_set(
     return row
 
 
-def org_signing_key_remove(*, kind: str, actor: Any, request: HttpRequest | None = None) -> bool:
+def org_signing_key_remove(*, kind: str, actor: Actor, request: HttpRequest | None = None) -> bool:
     """Stop signing messages of ``kind``; returns whether a key was removed. Audited."""
     with transaction.atomic():
         row = OrgSigningKey.objects.select_for_update().filter(kind=kind).first()

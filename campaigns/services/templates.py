@@ -16,6 +16,7 @@ from campaigns.models import (
 )
 from campaigns.services.errors import CampaignError, _user
 from luxmail import audit, crypto, org
+from luxmail.actors import Actor, actor_has_perm
 
 # --- templates -------------------------------------------------------------------------
 
@@ -35,7 +36,7 @@ def template_create(
     subject: str,
     html: str,
     text: str = "",
-    actor: Any,
+    actor: Actor,
     request: HttpRequest | None = None,
 ) -> EmailTemplate:
     """Validate and store a template. Raises ``TemplateValidationError`` / ``CampaignError``.
@@ -64,7 +65,7 @@ def template_create(
 def template_update(
     *,
     template: EmailTemplate,
-    actor: Any,
+    actor: Actor,
     name: str | None = None,
     subject: str | None = None,
     html: str | None = None,
@@ -106,7 +107,7 @@ def template_preview(
     subject: str,
     html: str,
     text: str,
-    actor: Any,
+    actor: Actor,
     contact_id: int | None = None,
     request: HttpRequest | None = None,
     missing_fields: bool = False,
@@ -128,7 +129,7 @@ def template_preview(
     if contact_id is None:
         context = dict(SAMPLE_CONTEXT)
     else:
-        if not actor.has_perm("luxmail.view_phi"):
+        if not actor_has_perm(actor, "luxmail.view_phi"):
             raise CampaignError(
                 "Previewing with a real contact shows their data; only PHI-permitted roles "
                 "may do that. Preview with sample data instead."

@@ -16,6 +16,7 @@ from campaigns import services
 from campaigns.models import Campaign, SenderIdentity
 from contacts.models import Consent, Contact, ContactList, ListMembership
 from luxmail import crypto
+from luxmail.actors import Actor
 
 FIRST = ["Ana", "Ben", "Chloé", "Dev", "Eli", "Fatima", "Gus", "Hana"]
 
@@ -79,7 +80,7 @@ HTML = (
 
 
 def make_sender(
-    actor: Any = None, *, algorithm: str = "rsa-sha256", **extra: Any
+    actor: Actor = None, *, algorithm: str = "rsa-sha256", **extra: Any
 ) -> SenderIdentity:
     return services.sender_create(
         name=extra.pop("name", f"Clinic {uuid.uuid4().hex[:6]}"),
@@ -94,7 +95,7 @@ def make_sender(
 def make_campaign(
     *,
     contact_ids: list[int],
-    actor: Any = None,
+    actor: Actor = None,
     html: str = HTML,
     subject: str = "Hello {{ contact.first_name }}",
     sender: SenderIdentity | None = None,

@@ -9,6 +9,7 @@ from campaigns import services as campaign_services
 from campaigns.journeys import services
 from campaigns.models import Journey
 from campaigns.tests.factories import make_sender
+from luxmail.actors import Actor
 
 REMINDER_HTML = (
     "<html><body><p>Hello {{ contact.first_name }},</p>"
@@ -18,7 +19,7 @@ REMINDER_HTML = (
 
 
 def make_template(
-    actor: Any = None, *, subject: str = "Your visit", html: str = REMINDER_HTML
+    actor: Actor = None, *, subject: str = "Your visit", html: str = REMINDER_HTML
 ) -> Any:
     return campaign_services.template_create(
         name=f"Journey template {uuid.uuid4().hex[:8]}", subject=subject, html=html, actor=actor
@@ -36,7 +37,7 @@ def send_step(key: str, template: Any, sender: Any, follow: str, name: str = "")
 
 
 def reminder_definition(
-    *, actor: Any = None, trigger: dict[str, Any] | None = None, **extra: Any
+    *, actor: Actor = None, trigger: dict[str, Any] | None = None, **extra: Any
 ) -> dict[str, Any]:
     """send → wait 2 days → branch on a human open within 2 days → follow-up to the
     others → exit (the issue's 3-step reminder)."""
@@ -79,7 +80,7 @@ def reminder_definition(
     }
 
 
-def active_journey(definition: dict[str, Any], *, actor: Any = None, name: str = "") -> Journey:
+def active_journey(definition: dict[str, Any], *, actor: Actor = None, name: str = "") -> Journey:
     journey = services.journey_create(
         name=name or f"Journey {uuid.uuid4().hex[:8]}",
         definition=definition,
@@ -90,7 +91,7 @@ def active_journey(definition: dict[str, Any], *, actor: Any = None, name: str =
 
 
 def contacts_with_dates(
-    rows: list[dict[str, Any]], *, actor: Any, consent: tuple[str, ...] = ("marketing",)
+    rows: list[dict[str, Any]], *, actor: Actor, consent: tuple[str, ...] = ("marketing",)
 ) -> list[Any]:
     """Contacts through the real upsert (tokens included), with consents; returns them in
     the order given."""

@@ -12,7 +12,6 @@ one) and are refused for suppressed or inactive contacts.
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from django.db import transaction
 from django.http import HttpRequest
@@ -25,6 +24,7 @@ from campaigns.services import CampaignError
 from contacts.models import Contact, ContactStatus
 from contacts.selectors import consent_present, is_suppressed
 from luxmail import audit, org
+from luxmail.actors import Actor
 from luxmail.models import SecurePolicy
 
 CONSENT_PURPOSE = "transactional"
@@ -34,7 +34,7 @@ def message_send(
     *,
     contact: Contact,
     sender: SenderIdentity,
-    actor: Any,
+    actor: Actor,
     template: EmailTemplate | None = None,
     subject: str = "",
     html: str = "",

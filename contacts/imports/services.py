@@ -56,6 +56,7 @@ from contacts.segments import consent_present_q
 from contacts.services import ContactsError
 from contacts.upsert import RowError, email_bidx
 from luxmail import audit, crypto
+from luxmail.actors import Actor, user_of
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def _progress(job_id: int, phase: str, done: int, total: int) -> None:
 
 
 def import_job_create(
-    *, uploaded: UploadedFile, actor: Any, request: HttpRequest | None = None
+    *, uploaded: UploadedFile, actor: Actor, request: HttpRequest | None = None
 ) -> ImportJob:
     """Store an uploaded CSV/XLSX file and queue its reading (Celery).
 
@@ -125,7 +126,7 @@ def import_job_create(
                 file_format=fmt,
                 file_path=filename,
                 options={"consent_source": ConsentSource.IMPORT, "evidence": ""},
-                created_by=actor if getattr(actor, "pk", None) else None,
+                created_by=user_of(actor),
             )
             audit.record(
                 "contacts.import_upload",
@@ -180,7 +181,7 @@ def import_job_map(
     *,
     job: ImportJob,
     mapping: dict[str, str],
-    actor: Any,
+    actor: Actor,
     consent_source: str = ConsentSource.IMPORT,
     evidence: str = "",
     contact_list: ContactList | None = None,
@@ -352,7 +353,7 @@ def _attach(batch: Sequence[PreparedRow], errors: Sequence[RowError]) -> None:
         row.errors.append(RowError(row.number, error.field, error.message))
 
 
-def _dry_run(batch: Sequence[PreparedRow], actor: Any) -> contact_services.BulkUpsertResult:
+def _dry_run(batch: Sequence[PreparedRow], actor: Actor) -> contact_services.BulkUpsertResult:
     return contact_services.contacts_bulk_upsert(
         rows=[r.data for r in batch], actor=actor, dry_run=True, first_row_number=0
     )
@@ -431,7 +432,7 @@ def import_job_preview(*, job_id: int) -> None:
 
 
 def import_job_confirm(
-    *, job: ImportJob, actor: Any, skip_invalid: bool = False, request: HttpRequest | None = None
+    *, job: ImportJob, actor: Actor, skip_invalid: bool = False, request: HttpRequest | None = None
 ) -> ImportJob:
     """Queue the import of a previewed job (Celery, job id only).
 
@@ -574,7 +575,7 @@ def import_job_run(*, job_id: int) -> None:
         cache.delete(progress_key(job.pk))
 
 
-def _write(job: ImportJob, rows: _Rows, actor: Any, access: crypto.Access) -> _Outcome:
+def _write(job: ImportJob, rows: _Rows, actor: Actor, access: crypto.Access) -> _Outcome:
     skip_invalid = bool(job.options.get("skip_invalid"))
     bad = rows.bad
     if bad and not skip_invalid:
@@ -633,7 +634,7 @@ def _write(job: ImportJob, rows: _Rows, actor: Any, access: crypto.Access) -> _O
     return outcome
 
 
-def _store_keys(contact_id: int, keys: Sequence[Any], actor: Any) -> None:
+def _store_keys(contact_id: int, keys: Sequence[Any], actor: Actor) -> None:
     """The row's encryption keys (validated against its address while preparing)."""
     from contacts.keys.services import contact_key_store_validated
 
@@ -650,7 +651,7 @@ def _chunks(ids: Sequence[int], size: int = 2000) -> Iterator[list[int]]:
 
 
 def _apply_consents(
-    job: ImportJob, plans: dict[int, columns.ConsentPlan], actor: Any
+    job: ImportJob, plans: dict[int, columns.ConsentPlan], actor: Actor
 ) -> tuple[int, int]:
     """Grant where no consent is present, revoke where one is; returns the counts."""
     if not plans:
@@ -728,7 +729,7 @@ def _fail(job: ImportJob, message: str, errors: Sequence[RowError] = ()) -> None
 # --- cancel and clean-up ------------------------------------------------------------------
 
 
-def import_job_cancel(*, job: ImportJob, actor: Any, request: HttpRequest | None = None) -> None:
+def import_job_cancel(*, job: ImportJob, actor: Actor, request: HttpRequest | None = None) -> None:
     """Abandon an import that has not started writing; deletes its file. Audited.
 
     Raises :class:`ImportStateError` for a running or finished import.

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 
 from django.db import transaction
 from django.http import HttpRequest
@@ -20,6 +19,7 @@ from django.utils import timezone
 
 from contacts.models import Contact, ContactEncryptionKey, EncryptionKeyKind
 from luxmail import audit, crypto
+from luxmail.actors import Actor
 from luxmail.securemail import pgp, smime
 from luxmail.securemail.errors import KeyMaterialError
 
@@ -73,7 +73,7 @@ def key_validate(*, kind: str, data: str | bytes, email: str) -> ValidatedKey:
     )
 
 
-def _contact_email(contact: Contact, *, actor: Any, request: HttpRequest | None) -> str:
+def _contact_email(contact: Contact, *, actor: Actor, request: HttpRequest | None) -> str:
     access = crypto.phi_access(
         actor=actor,
         purpose="contact_key.validate",
@@ -89,7 +89,7 @@ def contact_key_upload(
     contact: Contact,
     kind: str,
     data: str | bytes,
-    actor: Any,
+    actor: Actor,
     request: HttpRequest | None = None,
     source: str = "ui",
 ) -> ContactEncryptionKey:
@@ -111,7 +111,7 @@ def _store(
     *,
     contact: Contact,
     validated: ValidatedKey,
-    actor: Any,
+    actor: Actor,
     request: HttpRequest | None,
     source: str,
 ) -> ContactEncryptionKey:
@@ -161,7 +161,7 @@ def contact_key_store_validated(
     *,
     contact: Contact,
     validated: ValidatedKey,
-    actor: Any,
+    actor: Actor,
     source: str = "import",
 ) -> ContactEncryptionKey:
     """Store a key already validated against the contact's address (the import path,
@@ -171,7 +171,7 @@ def contact_key_store_validated(
 
 
 def contact_key_remove(
-    *, key: ContactEncryptionKey, actor: Any, request: HttpRequest | None = None
+    *, key: ContactEncryptionKey, actor: Actor, request: HttpRequest | None = None
 ) -> ContactEncryptionKey:
     """Revoke an active key (reason ``removed``): later sends no longer use it.
 

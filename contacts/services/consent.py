@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
 
 from django.db import transaction
 from django.http import HttpRequest
@@ -18,6 +17,7 @@ from contacts.models import (
 )
 from contacts.services.errors import ConsentError
 from luxmail import audit
+from luxmail.actors import Actor, user_of
 
 # --- consent ----------------------------------------------------------------------------------
 
@@ -27,7 +27,7 @@ def consent_grant(
     contact: Contact,
     purpose: str,
     source: str,
-    actor: Any,
+    actor: Actor,
     evidence_ref: str = "",
     granted_at: dt.datetime | None = None,
     expires_at: dt.datetime | None = None,
@@ -56,7 +56,7 @@ def consent_grant_many(
     contact_ids: Sequence[int],
     purpose: str,
     source: str,
-    actor: Any,
+    actor: Actor,
     evidence_ref: str = "",
     granted_at: dt.datetime | None = None,
     expires_at: dt.datetime | None = None,
@@ -74,7 +74,7 @@ def consent_grant_many(
         raise ConsentError("A consent cannot be granted in the future.")
     if expires_at is not None and expires_at <= granted_at:
         raise ConsentError("The expiry must be after the time consent was granted.")
-    recorder = actor if getattr(actor, "pk", None) else None
+    recorder = user_of(actor)
     with transaction.atomic():
         consents = Consent.objects.bulk_create(
             [
@@ -105,7 +105,7 @@ def consent_revoke(
     *,
     contact: Contact,
     purpose: str,
-    actor: Any,
+    actor: Actor,
     source: str = "",
     request: HttpRequest | None = None,
 ) -> int:
@@ -122,7 +122,7 @@ def consent_revoke(
             contact=contact, purpose=purpose, revoked_at__isnull=True
         ).update(
             revoked_at=now,
-            revoked_by=actor if getattr(actor, "pk", None) else None,
+            revoked_by=user_of(actor),
             revocation_source=source[:32],
         )
         audit.record(
@@ -139,7 +139,7 @@ def consent_revoke_many(
     *,
     contact_ids: Sequence[int],
     purpose: str,
-    actor: Any,
+    actor: Actor,
     source: str = "",
     request: HttpRequest | None = None,
 ) -> int:
@@ -155,7 +155,7 @@ def consent_revoke_many(
             contact_id__in=list(contact_ids), purpose=purpose, revoked_at__isnull=True
         ).update(
             revoked_at=timezone.now(),
-            revoked_by=actor if getattr(actor, "pk", None) else None,
+            revoked_by=user_of(actor),
             revocation_source=source[:32],
         )
         audit.record(

@@ -19,6 +19,7 @@ from contacts.models import (
 from contacts.services.errors import MAX_BATCH, ContactExists, ContactInvalid, ContactsError
 from contacts.upsert import RowError
 from luxmail import audit, crypto
+from luxmail.actors import Actor
 
 # --- contacts ---------------------------------------------------------------------------------
 
@@ -39,14 +40,14 @@ class BulkUpsertResult:
         return not self.errors
 
 
-def _lookup_access(actor: Any, purpose: str, request: HttpRequest | None) -> crypto.Access:
+def _lookup_access(actor: Actor, purpose: str, request: HttpRequest | None) -> crypto.Access:
     return crypto.phi_access(actor=actor, purpose=purpose, request=request)
 
 
 def contacts_bulk_upsert(
     *,
     rows: Sequence[Mapping[str, Any]],
-    actor: Any,
+    actor: Actor,
     request: HttpRequest | None = None,
     dry_run: bool = False,
     blank_clears: bool = False,
@@ -184,7 +185,7 @@ def _raise_invalid(errors: list[RowError]) -> None:
 def contact_create(
     *,
     data: Mapping[str, Any],
-    actor: Any,
+    actor: Actor,
     request: HttpRequest | None = None,
     source: str = "api",
 ) -> Contact:
@@ -230,7 +231,7 @@ def contact_update(
     *,
     contact: Contact,
     data: Mapping[str, Any],
-    actor: Any,
+    actor: Actor,
     request: HttpRequest | None = None,
 ) -> Contact:
     """Change the given fields of ``contact``; ``None`` or blank clears a field.
@@ -282,7 +283,11 @@ def contact_update(
 
 
 def contact_upsert(
-    *, data: Mapping[str, Any], actor: Any, request: HttpRequest | None = None, source: str = "api"
+    *,
+    data: Mapping[str, Any],
+    actor: Actor,
+    request: HttpRequest | None = None,
+    source: str = "api",
 ) -> tuple[Contact, bool]:
     """Create or update the contact with ``data['email']``; returns ``(contact, created)``.
 
@@ -293,7 +298,7 @@ def contact_upsert(
     return Contact.objects.get(pk=result.contact_ids[0]), result.created == 1
 
 
-def contact_delete(*, contact: Contact, actor: Any, request: HttpRequest | None = None) -> None:
+def contact_delete(*, contact: Contact, actor: Actor, request: HttpRequest | None = None) -> None:
     """Delete a contact with its profile, tokens, consents and list memberships.
 
     Suppressions are kept (they are keyed by address, not contact). Audits
@@ -315,7 +320,7 @@ def contact_set_status(
     *,
     contact: Contact,
     status: str,
-    actor: Any,
+    actor: Actor,
     request: HttpRequest | None = None,
     reason: str = "",
 ) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from django.db import transaction
 from django.http import HttpRequest
@@ -16,6 +15,7 @@ from contacts.models import (
 )
 from contacts.services.errors import CustomFieldError
 from luxmail import audit
+from luxmail.actors import Actor, user_of
 
 # --- custom fields ----------------------------------------------------------------------------
 
@@ -25,7 +25,7 @@ def custom_field_create(
     key: str,
     label: str,
     kind: str,
-    actor: Any,
+    actor: Actor,
     phi: bool = True,
     choices: Sequence[str] = (),
     help_text: str = "",
@@ -59,7 +59,7 @@ def custom_field_create(
             phi=phi,
             choices=clean_choices,
             help_text=help_text.strip()[:200],
-            created_by=actor if getattr(actor, "pk", None) else None,
+            created_by=user_of(actor),
         )
         audit.record(
             "custom_field.create",
@@ -89,7 +89,7 @@ def _clean_choices(kind: str, choices: Sequence[str]) -> list[str]:
 def custom_field_update(
     *,
     custom_field: CustomField,
-    actor: Any,
+    actor: Actor,
     label: str | None = None,
     choices: Sequence[str] | None = None,
     help_text: str | None = None,
@@ -119,7 +119,7 @@ def custom_field_update(
 
 
 def custom_field_delete(
-    *, custom_field: CustomField, actor: Any, request: HttpRequest | None = None
+    *, custom_field: CustomField, actor: Actor, request: HttpRequest | None = None
 ) -> None:
     """Delete a custom field definition. Refused while a segment uses it.
 

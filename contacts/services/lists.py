@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from django.db import transaction
 from django.http import HttpRequest
@@ -17,12 +16,13 @@ from contacts.models import (
 )
 from contacts.services.errors import ListError
 from luxmail import audit
+from luxmail.actors import Actor, user_of
 
 # --- lists ------------------------------------------------------------------------------------
 
 
 def contact_list_create(
-    *, name: str, actor: Any, description: str = "", request: HttpRequest | None = None
+    *, name: str, actor: Actor, description: str = "", request: HttpRequest | None = None
 ) -> ContactList:
     """Create a static list. Audits ``list.create``. Raises :class:`ListError`."""
     name = " ".join(name.split())
@@ -34,7 +34,7 @@ def contact_list_create(
         contact_list = ContactList.objects.create(
             name=name,
             description=description.strip(),
-            created_by=actor if getattr(actor, "pk", None) else None,
+            created_by=user_of(actor),
         )
         audit.record("list.create", actor=actor, request=request, target=contact_list)
     return contact_list
@@ -43,7 +43,7 @@ def contact_list_create(
 def contact_list_update(
     *,
     contact_list: ContactList,
-    actor: Any,
+    actor: Actor,
     name: str | None = None,
     description: str | None = None,
     request: HttpRequest | None = None,
@@ -65,7 +65,7 @@ def contact_list_update(
 
 
 def contact_list_delete(
-    *, contact_list: ContactList, actor: Any, request: HttpRequest | None = None
+    *, contact_list: ContactList, actor: Actor, request: HttpRequest | None = None
 ) -> None:
     """Delete a list and its memberships (contacts stay). Refused while a segment uses it."""
     with transaction.atomic():
@@ -89,7 +89,7 @@ def list_members_add(
     *,
     contact_list: ContactList,
     contact_ids: Iterable[int],
-    actor: Any,
+    actor: Actor,
     request: HttpRequest | None = None,
 ) -> int:
     """Add contacts to a list (idempotent); returns how many were new. Audited."""
@@ -109,7 +109,7 @@ def list_members_add(
                 ListMembership(
                     contact_list=contact_list,
                     contact_id=pk,
-                    added_by=actor if getattr(actor, "pk", None) else None,
+                    added_by=user_of(actor),
                 )
                 for pk in ids
                 if pk not in present
@@ -131,7 +131,7 @@ def list_members_remove(
     *,
     contact_list: ContactList,
     contact_ids: Iterable[int],
-    actor: Any,
+    actor: Actor,
     request: HttpRequest | None = None,
 ) -> int:
     """Remove contacts from a list; returns how many were members. Audited."""

@@ -15,6 +15,7 @@ from contacts.models import (
 )
 from contacts.services.errors import ContactsError
 from luxmail import audit
+from luxmail.actors import Actor, user_of
 
 # --- segments ---------------------------------------------------------------------------------
 
@@ -23,7 +24,7 @@ def segment_create(
     *,
     name: str,
     rules: Any,
-    actor: Any,
+    actor: Actor,
     description: str = "",
     request: HttpRequest | None = None,
 ) -> Segment:
@@ -43,7 +44,7 @@ def segment_create(
             name=name,
             description=description.strip(),
             rules=cleaned,
-            created_by=actor if getattr(actor, "pk", None) else None,
+            created_by=user_of(actor),
         )
         audit.record("segment.create", actor=actor, request=request, target=segment)
     return segment
@@ -52,7 +53,7 @@ def segment_create(
 def segment_update(
     *,
     segment: Segment,
-    actor: Any,
+    actor: Actor,
     name: str | None = None,
     rules: Any = None,
     description: str | None = None,
@@ -84,7 +85,7 @@ def segment_update(
     return segment
 
 
-def segment_delete(*, segment: Segment, actor: Any, request: HttpRequest | None = None) -> None:
+def segment_delete(*, segment: Segment, actor: Actor, request: HttpRequest | None = None) -> None:
     """Delete a segment definition (contacts are untouched). Audits ``segment.delete``."""
     with transaction.atomic():
         audit.record("segment.delete", actor=actor, request=request, target=segment)
@@ -94,7 +95,7 @@ def segment_delete(*, segment: Segment, actor: Any, request: HttpRequest | None 
 def segment_count(
     *,
     segment: Segment,
-    actor: Any,
+    actor: Actor,
     request: HttpRequest | None = None,
     today: dt.date | None = None,
 ) -> int:
@@ -121,7 +122,7 @@ def segment_count(
 def segment_count_rules(
     *,
     rules: Any,
-    actor: Any,
+    actor: Actor,
     request: HttpRequest | None = None,
     today: dt.date | None = None,
 ) -> int:

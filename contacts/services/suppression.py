@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -19,6 +17,7 @@ from contacts.models import (
 from contacts.services.contacts import contact_set_status
 from contacts.services.errors import SuppressionError
 from luxmail import audit
+from luxmail.actors import Actor, user_of
 
 # --- suppression ------------------------------------------------------------------------------
 
@@ -32,7 +31,7 @@ _STATUS_FOR_REASON = {
 def suppression_add(
     *,
     reason: str,
-    actor: Any,
+    actor: Actor,
     email: str | None = None,
     contact: Contact | None = None,
     note: str = "",
@@ -70,7 +69,7 @@ def suppression_add(
                         email_bidx=bidx,
                         reason=reason,
                         note=note.strip(),
-                        created_by=actor if getattr(actor, "pk", None) else None,
+                        created_by=user_of(actor),
                     )
             except IntegrityError:
                 # A concurrent add won the race; the address is suppressed either way.
@@ -96,7 +95,7 @@ def suppression_add(
 def suppression_remove(
     *,
     suppression: Suppression,
-    actor: Any,
+    actor: Actor,
     note: str,
     request: HttpRequest | None = None,
 ) -> None:
@@ -112,7 +111,7 @@ def suppression_remove(
         if row.removed_at is not None:
             raise SuppressionError("This suppression was already removed.")
         row.removed_at = timezone.now()
-        row.removed_by = actor if getattr(actor, "pk", None) else None
+        row.removed_by = user_of(actor)
         row.removal_note = note.strip()[:500]
         row.save(update_fields=["removed_at", "removed_by", "removal_note"])
         status = _STATUS_FOR_REASON.get(SuppressionReason(row.reason))

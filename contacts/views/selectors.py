@@ -23,6 +23,7 @@ from contacts.models import (
     Suppression,
 )
 from luxmail import audit
+from luxmail.actors import Actor
 
 
 def contacts_filtered(
@@ -37,7 +38,9 @@ def contacts_filtered(
     return found.order_by("-id")
 
 
-def contact_find_by_email(*, email: str, actor: Any, request: HttpRequest | None) -> Contact | None:
+def contact_find_by_email(
+    *, email: str, actor: Actor, request: HttpRequest | None
+) -> Contact | None:
     """Exact look-up through the blind index; audited as ``contact.search`` (found or not).
 
     Whether an address belongs to a patient is itself sensitive, so every look-up is

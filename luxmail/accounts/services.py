@@ -27,6 +27,7 @@ from django_otp_webauthn.models import WebAuthnCredential
 
 from luxmail import audit
 from luxmail.accounts import selectors
+from luxmail.actors import Actor
 
 BACKUP_CODE_COUNT = 10
 
@@ -242,7 +243,7 @@ def device_remove(*, user: Any, device: Any, request: HttpRequest) -> None:
         audit.record("mfa.remove", actor=user, request=request, details={"factor": kind})
 
 
-def device_remove_by_admin(*, device: Any, actor: Any, request: HttpRequest | None) -> None:
+def device_remove_by_admin(*, device: Any, actor: Actor, request: HttpRequest | None) -> None:
     """An Admin removes another staff member's factor (a lost phone or passkey).
 
     The owner enrols again at their next sign-in. Audited as ``mfa.remove`` with the
@@ -261,7 +262,7 @@ def device_remove_by_admin(*, device: Any, actor: Any, request: HttpRequest | No
         )
 
 
-def lockout_clear(*, username: str, actor: Any, request: HttpRequest | None = None) -> int:
+def lockout_clear(*, username: str, actor: Actor, request: HttpRequest | None = None) -> int:
     """Clear the sign-in lockout of ``username`` (password and second-factor failures).
 
     Returns the number of lockout records removed; audited as ``auth.unlock`` (the
@@ -278,6 +279,6 @@ def lockout_clear(*, username: str, actor: Any, request: HttpRequest | None = No
     return int(removed)
 
 
-def account_unlock(*, user: Any, actor: Any, request: HttpRequest | None = None) -> int:
+def account_unlock(*, user: Any, actor: Actor, request: HttpRequest | None = None) -> int:
     """Clear the lockout of ``user``; see ``lockout_clear``."""
     return lockout_clear(username=user.get_username(), actor=actor, request=request)

@@ -13,6 +13,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from luxmail import audit
+from luxmail.actors import Actor, user_of
 from luxmail.api.scopes import validate_scopes
 from luxmail.models import ApiKey
 
@@ -33,7 +34,7 @@ def api_key_create(
     *,
     name: str,
     scopes: list[str],
-    actor: Any,
+    actor: Actor,
     request: HttpRequest | None = None,
     expires_at: Any = None,
 ) -> IssuedKey:
@@ -52,7 +53,7 @@ def api_key_create(
             prefix=prefix,
             secret_hash=_hash(raw),
             scopes=scopes,
-            created_by=actor if getattr(actor, "pk", None) else None,
+            created_by=user_of(actor),
             expires_at=expires_at,
         )
         audit.record(
@@ -65,7 +66,7 @@ def api_key_create(
     return IssuedKey(key=key, secret=raw)
 
 
-def api_key_revoke(*, key: ApiKey, actor: Any, request: HttpRequest | None = None) -> None:
+def api_key_revoke(*, key: ApiKey, actor: Actor, request: HttpRequest | None = None) -> None:
     """Revoke ``key`` (idempotent); later requests with it fail authentication."""
     if key.revoked_at is not None:
         return

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
 from luxmail import audit, crypto
+from luxmail.actors import Actor, actor_has_perm, user_of
 from portal.models import PortalCode, PortalMessage, PortalReply, PortalSession
 from portal.services.messages import _ids
 
@@ -16,7 +15,7 @@ from portal.services.messages import _ids
 
 
 def portal_message_revoke(
-    *, portal_message: PortalMessage, actor: Any, request: HttpRequest | None = None
+    *, portal_message: PortalMessage, actor: Actor, request: HttpRequest | None = None
 ) -> PortalMessage:
     """Revoke a portal message: its link shows "withdrawn", open sessions end.
 
@@ -28,7 +27,7 @@ def portal_message_revoke(
         if portal_message.revoked_at is not None:
             return portal_message
         portal_message.revoked_at = now
-        portal_message.revoked_by = actor if getattr(actor, "pk", None) else None
+        portal_message.revoked_by = user_of(actor)
         portal_message.save(update_fields=["revoked_at", "revoked_by"])
         PortalSession.objects.filter(portal_message=portal_message, ended_at__isnull=True).update(
             ended_at=now
@@ -44,7 +43,7 @@ def portal_message_revoke(
 
 
 def portal_message_unlock(
-    *, portal_message: PortalMessage, actor: Any, request: HttpRequest | None = None
+    *, portal_message: PortalMessage, actor: Actor, request: HttpRequest | None = None
 ) -> PortalMessage:
     """Lift a lockout after staff confirmed the recipient's identity another way.
 
@@ -71,14 +70,14 @@ def portal_message_unlock(
 
 
 def portal_reply_reveal(
-    *, reply: PortalReply, actor: Any, request: HttpRequest | None = None
+    *, reply: PortalReply, actor: Actor, request: HttpRequest | None = None
 ) -> str:
     """The reply's text for a staff member holding ``luxmail.view_phi``.
 
     Writes ``phi.access`` (purpose ``portal.reply_read``) and marks the reply read.
     Raises ``PermissionError`` for others.
     """
-    if not actor.has_perm("luxmail.view_phi"):
+    if not actor_has_perm(actor, "luxmail.view_phi"):
         raise PermissionError("Reading replies needs the PHI permission.")
     access = crypto.phi_access(
         actor=actor,
@@ -96,7 +95,7 @@ def portal_reply_reveal(
 
 
 def portal_message_reveal(
-    *, portal_message: PortalMessage, actor: Any, request: HttpRequest | None = None
+    *, portal_message: PortalMessage, actor: Actor, request: HttpRequest | None = None
 ) -> tuple[str, str]:
     """Subject and sanitized HTML of a portal message, for staff with ``view_phi``.
 
@@ -104,7 +103,7 @@ def portal_message_reveal(
     """
     from portal.sanitize import sanitize_html
 
-    if not actor.has_perm("luxmail.view_phi"):
+    if not actor_has_perm(actor, "luxmail.view_phi"):
         raise PermissionError("Reading portal messages needs the PHI permission.")
     access = crypto.phi_access(
         actor=actor,

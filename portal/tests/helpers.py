@@ -22,6 +22,7 @@ from campaigns.tests.factories import make_list, make_sender
 from contacts import services as contact_services
 from contacts.models import Contact
 from luxmail import crypto
+from luxmail.actors import Actor
 
 PHI_SUBJECT = "Your follow-up with {{ phi.primary_provider }}"
 PHI_HTML = (
@@ -36,7 +37,7 @@ PHI_HTML = (
 def make_patient(
     address: str,
     *,
-    actor: Any,
+    actor: Actor,
     first_name: str = "Rosalind",
     last_name: str = "Quenneville",
     provider: str = "Dr. Octavia Marsh",
@@ -90,7 +91,7 @@ def contains_any(data: bytes | str, needles: list[str]) -> list[str]:
 def phi_campaign(
     contacts: list[Contact],
     *,
-    actor: Any,
+    actor: Actor,
     policy: str = "tls_or_better",
     sender: Any = None,
     **fields: Any,
@@ -113,7 +114,7 @@ def phi_campaign(
     )
 
 
-def start_and_drain(campaign: Campaign, *, actor: Any, rounds: int = 20) -> None:
+def start_and_drain(campaign: Campaign, *, actor: Actor, rounds: int = 20) -> None:
     services.campaign_start(campaign=campaign, actor=actor)
     for _ in range(rounds):
         report = delivery.send_batch(campaign_id=campaign.pk, limit=50)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
@@ -13,6 +12,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from luxmail import audit
+from luxmail.actors import Actor
 from reporting import proxy_ranges, selectors
 from reporting.models import (
     ProxyRange,
@@ -52,7 +52,7 @@ def proxy_ranges_replace(
     *,
     source: str,
     specs: Sequence[proxy_ranges.RangeSpec],
-    actor: Any = None,
+    actor: Actor = None,
     allow_empty: bool = False,
 ) -> ReplaceResult:
     """Make the rows of ``source`` equal ``specs``; other sources are untouched.
@@ -126,7 +126,7 @@ def proxy_ranges_replace(
 
 
 def proxy_range_save(
-    *, proxy_range: ProxyRange, actor: Any, request: HttpRequest | None = None
+    *, proxy_range: ProxyRange, actor: Actor, request: HttpRequest | None = None
 ) -> ProxyRange:
     """Validate and save one range (the admin form); audits ``proxy_range.save``.
 
@@ -157,7 +157,7 @@ def proxy_range_save(
 
 
 def proxy_ranges_delete(
-    *, ranges: QuerySet[ProxyRange], actor: Any, request: HttpRequest | None = None
+    *, ranges: QuerySet[ProxyRange], actor: Actor, request: HttpRequest | None = None
 ) -> int:
     """Delete ``ranges``; audits ``proxy_range.delete`` with the CIDRs (not PHI)."""
     with transaction.atomic():
@@ -174,7 +174,7 @@ def proxy_ranges_delete(
 
 
 def proxy_ranges_set_active(
-    *, ranges: QuerySet[ProxyRange], active: bool, actor: Any, request: HttpRequest | None = None
+    *, ranges: QuerySet[ProxyRange], active: bool, actor: Actor, request: HttpRequest | None = None
 ) -> int:
     """Switch ``ranges`` on or off (kept across reloads); audits ``proxy_range.set_active``."""
     with transaction.atomic():

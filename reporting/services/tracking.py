@@ -9,6 +9,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from luxmail import audit
+from luxmail.actors import Actor
 
 # --- tracking events and rollups ----------------------------------------------------------
 
@@ -29,7 +30,7 @@ def tracking_events_ingest(*, limit: int = 2000, max_batches: int = 50) -> Any:
     return report
 
 
-def rollups_rebuild(*, actor: Any) -> Any:
+def rollups_rebuild(*, actor: Actor) -> Any:
     """Recompute per-message report rows and every rollup from raw data.
 
     Equal to what incremental maintenance produced (tested); send workers and the
@@ -68,7 +69,7 @@ def portal_read_record(*, message_id: int, campaign_id: int, at: datetime | None
 
 
 def tracking_options_set(
-    *, campaign: Any, honeypot: bool, actor: Any, request: HttpRequest | None = None
+    *, campaign: Any, honeypot: bool, actor: Actor, request: HttpRequest | None = None
 ) -> Any:
     """Turn the hidden honeypot link of a campaign on or off (before it starts).
 

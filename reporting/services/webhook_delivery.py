@@ -16,6 +16,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from luxmail import audit, crypto
+from luxmail.actors import Actor
 from reporting import selectors, webhooks
 from reporting.classification import Label, Verdict
 from reporting.models import (
@@ -280,7 +281,7 @@ def webhook_delivery_attempt(*, delivery_id: int, force: bool = False) -> Webhoo
 
 
 def webhook_send_test(
-    *, endpoint: WebhookEndpoint, actor: Any, request: HttpRequest | None = None
+    *, endpoint: WebhookEndpoint, actor: Actor, request: HttpRequest | None = None
 ) -> WebhookDelivery:
     """Send a ``test`` event to ``endpoint`` now (also when disabled) and return the result.
 
@@ -321,7 +322,7 @@ def webhook_send_test(
 
 
 def webhook_delivery_redeliver(
-    *, delivery: WebhookDelivery, actor: Any, request: HttpRequest | None = None
+    *, delivery: WebhookDelivery, actor: Actor, request: HttpRequest | None = None
 ) -> WebhookDelivery:
     """Queue the same event (same event id) to the same endpoint again, as a new log row.
 

@@ -15,6 +15,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from luxmail import audit, crypto
+from luxmail.actors import Actor, user_of
 from reporting import webhooks
 from reporting.models import (
     WebhookDelivery,
@@ -116,7 +117,7 @@ def webhook_endpoint_create(
     name: str,
     url: str,
     event_types: Iterable[str],
-    actor: Any,
+    actor: Actor,
     request: HttpRequest | None = None,
 ) -> IssuedSecret:
     """Create an active endpoint with a new signing secret (returned once).
@@ -127,7 +128,7 @@ def webhook_endpoint_create(
         name=_name(name),
         url=webhook_url_validate(url),
         event_types=webhook_event_types_validate(event_types),
-        created_by=actor if getattr(actor, "pk", None) else None,
+        created_by=user_of(actor),
     )
     secret = webhooks.new_secret()
     crypto.seal(endpoint, "secret", secret)
@@ -146,7 +147,7 @@ def webhook_endpoint_create(
 def webhook_endpoint_update(
     *,
     endpoint: WebhookEndpoint,
-    actor: Any,
+    actor: Actor,
     request: HttpRequest | None = None,
     name: str | None = None,
     url: str | None = None,
@@ -194,7 +195,7 @@ def _refresh(target: WebhookEndpoint, source: WebhookEndpoint) -> None:
 
 
 def webhook_endpoint_enable(
-    *, endpoint: WebhookEndpoint, actor: Any, request: HttpRequest | None = None
+    *, endpoint: WebhookEndpoint, actor: Actor, request: HttpRequest | None = None
 ) -> WebhookEndpoint:
     """Re-enable an endpoint: failure count reset, outstanding deliveries resume.
 
@@ -234,7 +235,7 @@ def webhook_endpoint_enable(
 
 
 def webhook_endpoint_disable(
-    *, endpoint: WebhookEndpoint, actor: Any, request: HttpRequest | None = None
+    *, endpoint: WebhookEndpoint, actor: Actor, request: HttpRequest | None = None
 ) -> WebhookEndpoint:
     """Stop sending to an endpoint (outstanding deliveries wait). Idempotent.
 
@@ -260,7 +261,7 @@ def webhook_endpoint_disable(
 
 
 def webhook_endpoint_rotate_secret(
-    *, endpoint: WebhookEndpoint, actor: Any, request: HttpRequest | None = None
+    *, endpoint: WebhookEndpoint, actor: Actor, request: HttpRequest | None = None
 ) -> IssuedSecret:
     """Issue a new secret; the old one keeps signing for ``POLICY.rotation_overlap``.
 
@@ -289,7 +290,7 @@ def webhook_endpoint_rotate_secret(
 
 
 def webhook_endpoint_delete(
-    *, endpoint: WebhookEndpoint, actor: Any, request: HttpRequest | None = None
+    *, endpoint: WebhookEndpoint, actor: Actor, request: HttpRequest | None = None
 ) -> None:
     """Delete the endpoint and its delivery log. Audits ``webhook.delete``."""
     with transaction.atomic():

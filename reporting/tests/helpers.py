@@ -15,6 +15,7 @@ from campaigns import services
 from campaigns.models import Campaign, Message
 from campaigns.sending import delivery
 from campaigns.tests.factories import make_campaign, make_contacts
+from luxmail.actors import Actor
 from reporting import ingest, tracking
 
 LINKS_HTML = (
@@ -47,7 +48,7 @@ _OPEN = re.compile(r'src="(https?://[^"]+/t/o/[A-Za-z0-9_-]+)"')
 def started_campaign(
     n: int = 3,
     *,
-    actor: Any = None,
+    actor: Actor = None,
     domain: str = "example.test",
     html: str = LINKS_HTML,
     honeypot: bool = False,

@@ -26,6 +26,7 @@ from campaigns.models import (
     JourneyVersion,
 )
 from luxmail import audit
+from luxmail.actors import Actor
 
 # --- definitions ----------------------------------------------------------------------------
 
@@ -101,7 +102,7 @@ def _write_definition(version: JourneyVersion, cleaned: Mapping[str, Any]) -> No
     )
 
 
-def _check_phi(actor: Any, allow_phi: bool | None, *definitions: Mapping[str, Any]) -> None:
+def _check_phi(actor: Actor, allow_phi: bool | None, *definitions: Mapping[str, Any]) -> None:
     if _may_use_phi(actor, allow_phi):
         return
     if any(d.uses_phi(item) for item in definitions):
@@ -111,7 +112,7 @@ def _check_phi(actor: Any, allow_phi: bool | None, *definitions: Mapping[str, An
 def journey_create(
     *,
     name: str,
-    actor: Any,
+    actor: Actor,
     description: str = "",
     definition: Mapping[str, Any] | None = None,
     allow_phi: bool | None = None,
@@ -149,7 +150,7 @@ def journey_create(
 def journey_update(
     *,
     journey: Journey,
-    actor: Any,
+    actor: Actor,
     name: str | None = None,
     description: str | None = None,
     request: HttpRequest | None = None,
@@ -186,7 +187,7 @@ def draft_version(journey: Journey) -> JourneyVersion | None:
     return JourneyVersion.objects.filter(journey=journey, published_at__isnull=True).first()
 
 
-def _draft_for_edit(journey: Journey, actor: Any, request: HttpRequest | None) -> JourneyVersion:
+def _draft_for_edit(journey: Journey, actor: Actor, request: HttpRequest | None) -> JourneyVersion:
     """The journey's draft, copied from the current version when there is none (the
     caller holds the journey's lock). Archived journeys cannot be edited."""
     if journey.status == JourneyStatus.ARCHIVED:
@@ -215,7 +216,7 @@ def journey_set_definition(
     *,
     journey: Journey,
     definition: Mapping[str, Any],
-    actor: Any,
+    actor: Actor,
     allow_phi: bool | None = None,
     request: HttpRequest | None = None,
 ) -> JourneyVersion:
@@ -240,7 +241,7 @@ def journey_set_definition(
 def journey_set_settings(
     *,
     journey: Journey,
-    actor: Any,
+    actor: Actor,
     trigger: Mapping[str, Any] | None = None,
     reentry: Mapping[str, Any] | None = None,
     goal: Any = ...,

@@ -30,6 +30,7 @@ from campaigns.models import (
     JourneyVersion,
 )
 from luxmail import audit
+from luxmail.actors import Actor
 
 # --- enrollment -------------------------------------------------------------------------------
 
@@ -96,7 +97,7 @@ def enroll_contact(
     *,
     journey: Journey,
     contact: Any,
-    actor: Any,
+    actor: Actor,
     request: HttpRequest | None = None,
 ) -> JourneyEnrollment:
     """Manual enrollment (UI or API): the contact enters the current version now,
@@ -130,7 +131,7 @@ def enroll_contact(
 
 
 def enrollment_remove(
-    *, enrollment: JourneyEnrollment, actor: Any, request: HttpRequest | None = None
+    *, enrollment: JourneyEnrollment, actor: Actor, request: HttpRequest | None = None
 ) -> JourneyEnrollment:
     """Take a contact out of a journey now (nothing more is sent to them by it).
     Audits ``journey.unenroll``."""
@@ -171,7 +172,7 @@ def journey_event_receive(
     name: str,
     contact: Any,
     idempotency_key: str,
-    actor: Any,
+    actor: Actor,
     occurred_at: dt.datetime | None = None,
     request: HttpRequest | None = None,
 ) -> EventResult:

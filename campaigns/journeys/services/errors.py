@@ -8,6 +8,7 @@ from campaigns.journeys.definition import JourneyError
 from campaigns.models import (
     Journey,
 )
+from luxmail.actors import Actor
 
 PHI_REFUSED = (
     "This journey selects or writes contacts by PHI (health profile or PHI fields); only "
@@ -35,13 +36,13 @@ class IdempotencyConflict(JourneyError):
     """An idempotency key was reused for a different event."""
 
 
-def _user(actor: Any) -> Any:
+def _user(actor: Actor) -> Any:
     from django.contrib.auth import get_user_model
 
     return actor if isinstance(actor, get_user_model()) else None
 
 
-def _may_use_phi(actor: Any, allow_phi: bool | None) -> bool:
+def _may_use_phi(actor: Actor, allow_phi: bool | None) -> bool:
     if allow_phi is not None:
         return allow_phi
     return bool(getattr(actor, "has_perm", lambda _: False)("luxmail.view_phi"))

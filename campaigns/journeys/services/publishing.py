@@ -29,6 +29,7 @@ from campaigns.models import (
     SenderIdentity,
 )
 from luxmail import audit, org
+from luxmail.actors import Actor
 
 # --- publishing and status ------------------------------------------------------------------
 
@@ -93,7 +94,7 @@ def step_campaign_create(
         return JourneyStepCampaign.objects.select_related("campaign").get(step=step, round=round)
 
 
-def _publish(journey: Journey, actor: Any) -> JourneyVersion:
+def _publish(journey: Journey, actor: Actor) -> JourneyVersion:
     draft = draft_version(journey)
     if draft is None:
         raise TransitionError("There are no changes to publish.")
@@ -127,7 +128,7 @@ def _audience_trigger(trigger: Mapping[str, Any] | None) -> tuple[Any, ...]:
 
 
 def journey_publish(
-    *, journey: Journey, actor: Any, request: HttpRequest | None = None
+    *, journey: Journey, actor: Actor, request: HttpRequest | None = None
 ) -> JourneyVersion:
     """Make the draft the current version (checked first: no dead ends, no send step
     without a template …). New enrollments use it; running ones finish on theirs.
@@ -150,7 +151,7 @@ def journey_publish(
 
 
 def journey_activate(
-    *, journey: Journey, actor: Any, request: HttpRequest | None = None
+    *, journey: Journey, actor: Actor, request: HttpRequest | None = None
 ) -> Journey:
     """Draft → active: publish the draft (validated) and start enrolling. A paused
     journey is resumed. Raises :class:`DefinitionError` / :class:`TransitionError`.
@@ -190,7 +191,7 @@ def _step_campaigns(journey: Journey) -> Any:
     return Campaign.objects.filter(journey_step__step__version__journey=journey)
 
 
-def journey_pause(*, journey: Journey, actor: Any, request: HttpRequest | None = None) -> Journey:
+def journey_pause(*, journey: Journey, actor: Actor, request: HttpRequest | None = None) -> Journey:
     """active → paused: no enrollment moves and the journey's queued messages wait
     (its step campaigns pause). Triggers still enroll, held until resumed. Audits
     ``journey.pause``."""
@@ -221,7 +222,9 @@ def journey_pause(*, journey: Journey, actor: Any, request: HttpRequest | None =
     return journey
 
 
-def journey_resume(*, journey: Journey, actor: Any, request: HttpRequest | None = None) -> Journey:
+def journey_resume(
+    *, journey: Journey, actor: Actor, request: HttpRequest | None = None
+) -> Journey:
     """paused → active: held enrollments continue (overdue waits end at once) and the
     step campaigns send again. Audits ``journey.resume``."""
 
@@ -250,7 +253,9 @@ def journey_resume(*, journey: Journey, actor: Any, request: HttpRequest | None 
     return journey
 
 
-def journey_archive(*, journey: Journey, actor: Any, request: HttpRequest | None = None) -> Journey:
+def journey_archive(
+    *, journey: Journey, actor: Actor, request: HttpRequest | None = None
+) -> Journey:
     """Stop a journey for good: active enrollments are removed and its step campaigns'
     unsent messages cancelled. Audits ``journey.archive``."""
 

@@ -25,6 +25,7 @@ from campaigns.models import (
     JourneyVersion,
 )
 from luxmail import audit
+from luxmail.actors import Actor
 
 # --- step edits (the builder) -------------------------------------------------------------
 
@@ -52,7 +53,7 @@ def step_add(
     *,
     journey: Journey,
     kind: str,
-    actor: Any,
+    actor: Actor,
     after: str = "",
     path: str = "next",
     allow_phi: bool | None = None,
@@ -113,7 +114,7 @@ def step_update(
     *,
     journey: Journey,
     key: str,
-    actor: Any,
+    actor: Actor,
     name: str | None = None,
     config: Mapping[str, Any] | None = None,
     next_key: str | None = None,
@@ -162,7 +163,7 @@ def step_remove(
     *,
     journey: Journey,
     key: str,
-    actor: Any,
+    actor: Actor,
     allow_phi: bool | None = None,
     request: HttpRequest | None = None,
 ) -> int:
@@ -219,7 +220,7 @@ def _reachable_keys(start: str, steps: Mapping[str, JourneyStep]) -> set[str]:
 
 
 def journey_discard_draft(
-    *, journey: Journey, actor: Any, request: HttpRequest | None = None
+    *, journey: Journey, actor: Actor, request: HttpRequest | None = None
 ) -> None:
     """Drop the draft of a journey that has a published version. Audits
     ``journey.discard_draft``."""
