@@ -33,6 +33,7 @@ from contacts.models import (
     Suppression,
     SuppressionReason,
 )
+from luxmail.actors import Actor
 from luxmail.api.permissions import has_scope
 
 READ = "contacts:read"
@@ -42,7 +43,7 @@ PHI_WRITE = "phi:write"
 SUPPRESS = "suppressions:write"
 
 
-def _actor(request: Request) -> Any:
+def _actor(request: Request) -> Actor:
     return request.user
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from luxmail.actors import Actor
 
+if TYPE_CHECKING:
+    from luxmail.models import User
 
-def _user(actor: Actor) -> Any:
+
+def _user(actor: Actor) -> User | None:
     """The actor as a user for ``created_by`` columns (API keys and the system: None)."""
     from django.contrib.auth import get_user_model
 

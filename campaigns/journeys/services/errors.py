@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from campaigns.journeys.definition import JourneyError
 from campaigns.models import (
     Journey,
 )
 from luxmail.actors import Actor
+
+if TYPE_CHECKING:
+    from luxmail.models import User
 
 PHI_REFUSED = (
     "This journey selects or writes contacts by PHI (health profile or PHI fields); only "
@@ -36,7 +39,7 @@ class IdempotencyConflict(JourneyError):
     """An idempotency key was reused for a different event."""
 
 
-def _user(actor: Actor) -> Any:
+def _user(actor: Actor) -> User | None:
     from django.contrib.auth import get_user_model
 
     return actor if isinstance(actor, get_user_model()) else None
