@@ -38,6 +38,8 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
+from luxmail import conf
+
 logger = logging.getLogger(__name__)
 
 STREAM = "luxmail:tracking:events"
@@ -219,7 +221,7 @@ _ESCAPE = (
 
 
 def durability_mode() -> str:
-    return str(getattr(settings, "LUXMAIL_TRACKING_DURABILITY", DURABILITY_REDIS_FSYNC))
+    return conf.tracking_durability()
 
 
 @dataclass(frozen=True)
