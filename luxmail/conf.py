@@ -16,6 +16,21 @@ from django.conf import settings
 # --- platform -----------------------------------------------------------------------------
 
 
+def production() -> bool:
+    """``LUXMAIL_ENV=production``: configuration problems stop the process."""
+    return bool(settings.PRODUCTION)
+
+
+def redis_url() -> str | None:
+    """Redis of the shared cache and the tracking buffer (``LUXMAIL_REDIS_URL``)."""
+    return str(settings.REDIS_URL or "") or None
+
+
+def proxy_count() -> int:
+    """Trusted reverse proxies in front of the web processes (``LUXMAIL_PROXY_COUNT``)."""
+    return int(settings.AXES_IPWARE_PROXY_COUNT or 0)
+
+
 def base_url() -> str:
     """Absolute URL of the site, without a trailing slash."""
     return str(settings.LUXMAIL_BASE_URL or "").rstrip("/")
