@@ -15,11 +15,11 @@ import time
 import uuid
 
 from celery import shared_task
-from django.conf import settings
 from django.db import OperationalError
 
 from campaigns import services
 from campaigns.sending import delivery, queue
+from luxmail import conf
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ MAX_WAIT_SECONDS = 300
 
 
 def _lease() -> int:
-    return int(getattr(settings, "LUXMAIL_SEND_LEASE_SECONDS", 10))
+    return conf.send_lease_seconds()
 
 
 @shared_task(

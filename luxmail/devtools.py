@@ -41,7 +41,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 
-from luxmail import audit
+from luxmail import audit, conf
 
 PAGE_SIZE = 50
 # Only names the sink writes: no path separators, no leading dot.
@@ -264,7 +264,7 @@ def outbox_view(view: Callable[..., Any]) -> Callable[..., HttpResponse]:
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not getattr(settings, "LUXMAIL_DEV_OUTBOX", False):
+        if not conf.dev_outbox():
             raise Http404("The outbox exists only in the dev mode (make run).")
         return _guarded(request, *args, **kwargs)
 

@@ -17,6 +17,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.mail.backends import smtp
 
+from luxmail import conf
+
 SECURITY_MODES = ("starttls", "implicit", "none")
 
 
@@ -33,7 +35,7 @@ class RelayEmailBackend(smtp.EmailBackend):
         kwargs.setdefault("password", settings.LUXMAIL_SMTP_PASSWORD or "")
         kwargs.setdefault("use_tls", security == "starttls")
         kwargs.setdefault("use_ssl", security == "implicit")
-        kwargs.setdefault("timeout", getattr(settings, "LUXMAIL_SMTP_TIMEOUT", 30))
+        kwargs.setdefault("timeout", conf.smtp_timeout())
         super().__init__(fail_silently=fail_silently, **kwargs)
 
     @cached_property

@@ -378,6 +378,12 @@ AUTH_PASSWORD_VALIDATORS = [
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 LUXMAIL_SESSION_IDLE_SECONDS = env.integer("LUXMAIL_SESSION_IDLE_SECONDS", 15 * 60)
 LUXMAIL_SESSION_ABSOLUTE_SECONDS = env.integer("LUXMAIL_SESSION_ABSOLUTE_SECONDS", 12 * 3600)
+# Secure-message portal (portal/services/config.py): one-time codes and recipient sessions.
+LUXMAIL_PORTAL_CODE_SECONDS = env.integer("LUXMAIL_PORTAL_CODE_SECONDS", 600)
+LUXMAIL_PORTAL_CODE_INTERVAL_SECONDS = env.integer("LUXMAIL_PORTAL_CODE_INTERVAL_SECONDS", 60)
+LUXMAIL_PORTAL_CODES_PER_HOUR = env.integer("LUXMAIL_PORTAL_CODES_PER_HOUR", 5)
+LUXMAIL_PORTAL_MAX_ATTEMPTS = env.integer("LUXMAIL_PORTAL_MAX_ATTEMPTS", 5)
+LUXMAIL_PORTAL_IDLE_SECONDS = env.integer("LUXMAIL_PORTAL_IDLE_SECONDS", 600)
 SESSION_COOKIE_AGE = LUXMAIL_SESSION_IDLE_SECONDS
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
@@ -546,6 +552,9 @@ if PRODUCTION and LUXMAIL_SMTP_SECURITY == "none":
     raise ImproperlyConfigured("LUXMAIL_SMTP_SECURITY=none is only allowed outside production.")
 LUXMAIL_SMTP_CA_FILE = env.get("LUXMAIL_SMTP_CA_FILE")
 LUXMAIL_SMTP_TIMEOUT = env.integer("LUXMAIL_SMTP_TIMEOUT", 30)
+# The name announced in HELO/EHLO to MX hosts (campaigns/secure/tls.py); unset: the host
+# of LUXMAIL_BASE_URL.
+LUXMAIL_SMTP_HELO_NAME = env.get("LUXMAIL_SMTP_HELO_NAME")
 # Direct-to-MX delivery (campaigns/secure/tls.py): fixed routes for chosen domains,
 # "example.org=127.0.0.1:2525,other.test=[::1]:2526" (tests, on-prem routing; MTA-STS is
 # not consulted for them), and a CA bundle that replaces the system trust store when

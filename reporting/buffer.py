@@ -38,6 +38,8 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
+from luxmail import conf
+
 logger = logging.getLogger(__name__)
 
 STREAM = "luxmail:tracking:events"
@@ -62,7 +64,7 @@ _lock = threading.Lock()
 def redis_client() -> Any:
     """A per-process Redis client for ``LUXMAIL_REDIS_URL`` (None when not configured)."""
     global _client, _client_url
-    url = getattr(settings, "REDIS_URL", None)
+    url = conf.redis_url()
     if not url or redis is None:
         return None
     if _client is None or _client_url != url:
@@ -194,7 +196,7 @@ _writer_url: str | None = None
 
 def _stream_writer() -> _StreamWriter | None:
     global _writer, _writer_url
-    url = getattr(settings, "REDIS_URL", None)
+    url = conf.redis_url()
     if not url or redis is None or not url.startswith("redis://"):
         return None
     if _writer is None or _writer_url != url:
@@ -219,7 +221,7 @@ _ESCAPE = (
 
 
 def durability_mode() -> str:
-    return str(getattr(settings, "LUXMAIL_TRACKING_DURABILITY", DURABILITY_REDIS_FSYNC))
+    return conf.tracking_durability()
 
 
 @dataclass(frozen=True)
@@ -246,7 +248,7 @@ def durability_problem() -> DurabilityProblem | None:
     problem = _postgres_problem()
     if problem is not None or mode != DURABILITY_REDIS_FSYNC:
         return problem
-    url = getattr(settings, "REDIS_URL", None)
+    url = conf.redis_url()
     if not url or redis is None:
         return None  # no Redis: every hit goes to the write-ahead table
     client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
@@ -311,7 +313,7 @@ def enforce_durability() -> None:
         connection.close()  # opened for the check: never shared with forked workers
     if problem is None:
         return
-    if problem.blocking and getattr(settings, "PRODUCTION", False):
+    if problem.blocking and conf.production():
         from django.core.exceptions import ImproperlyConfigured
 
         raise ImproperlyConfigured(problem.message)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.core import checks
+
+from luxmail import conf
 
 
 def tracking_durability(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -21,6 +22,6 @@ def tracking_durability(app_configs: Any = None, **kwargs: Any) -> list[checks.C
         # Redis not answering now is an outage, not a configuration error (hits go to
         # PostgreSQL): the health check reports it, the web start-up logs it.
         return []
-    if problem.blocking and getattr(settings, "PRODUCTION", False):
+    if problem.blocking and conf.production():
         return [checks.Error(problem.message, id="reporting.E001")]
     return [checks.Warning(problem.message, id="reporting.W001")]

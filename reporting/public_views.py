@@ -19,10 +19,10 @@ import time
 from functools import cache
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.template.loader import render_to_string
 
+from luxmail import conf
 from reporting import buffer, tokens, tracking
 
 # The smallest transparent GIF (43 bytes).
@@ -37,7 +37,7 @@ _PAGE_CSP = (
 
 def client_ip(meta: dict[str, Any]) -> str:
     """The client's address, trusting ``LUXMAIL_PROXY_COUNT`` proxies' X-Forwarded-For."""
-    proxies = int(getattr(settings, "AXES_IPWARE_PROXY_COUNT", 0) or 0)
+    proxies = conf.proxy_count()
     if proxies:
         forwarded = [part.strip() for part in meta.get("HTTP_X_FORWARDED_FOR", "").split(",")]
         forwarded = [part for part in forwarded if part]

@@ -35,7 +35,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Case, DateTimeField, F, Q, Value, When
 from django.utils import timezone
@@ -60,7 +59,7 @@ from contacts import segments
 from contacts import services as contact_services
 from contacts.models import Contact, ContactList, ContactStatus
 from contacts.selectors import consent_present, is_suppressed
-from luxmail import audit
+from luxmail import audit, conf
 from reporting.selectors import message_engaged
 
 logger = logging.getLogger(__name__)
@@ -75,11 +74,11 @@ RECHECK = dt.timedelta(minutes=15)
 
 
 def batch_size() -> int:
-    return max(int(getattr(settings, "LUXMAIL_JOURNEY_BATCH", 200)), 1)
+    return conf.journey_batch()
 
 
 def lease_seconds() -> int:
-    return max(int(getattr(settings, "LUXMAIL_JOURNEY_LEASE_SECONDS", 300)), 1)
+    return conf.journey_lease_seconds()
 
 
 @dataclass

@@ -24,7 +24,6 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
@@ -43,13 +42,13 @@ from campaigns.models import (
 from contacts import segments, tokens
 from contacts.models import Contact, ListMembership, Segment
 from contacts.tokens import DATE_MAX, DATE_MIN
-from luxmail import audit
+from luxmail import audit, conf
 
 AUTOMATIC = ("segment", "list", "date")
 
 
 def batch_size() -> int:
-    return max(int(getattr(settings, "LUXMAIL_JOURNEY_TRIGGER_BATCH", 1000)), 1)
+    return conf.journey_trigger_batch()
 
 
 @dataclass

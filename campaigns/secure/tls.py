@@ -43,11 +43,11 @@ from typing import Any
 
 import dns.exception
 import dns.resolver
-from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 
 from campaigns.secure.errors import DestinationUnreachableError, TLSRequiredError
+from luxmail import conf
 
 __all__ = [
     "Capability",
@@ -161,8 +161,8 @@ class DirectRouting:
     @classmethod
     def from_settings(cls) -> DirectRouting:
         return cls(
-            overrides=parse_mx_overrides(getattr(settings, "LUXMAIL_MX_OVERRIDES", [])),
-            ca_file=getattr(settings, "LUXMAIL_MX_CA_FILE", None) or None,
+            overrides=parse_mx_overrides(conf.mx_overrides()),
+            ca_file=conf.mx_ca_file(),
             local_hostname=_default_local_hostname(),
         )
 
@@ -218,10 +218,10 @@ def verifying_context(ca_file: str | None = None) -> ssl.SSLContext:
 
 
 def _default_local_hostname() -> str:
-    explicit = getattr(settings, "LUXMAIL_SMTP_HELO_NAME", None)
+    explicit = conf.smtp_helo_name()
     if explicit:
         return str(explicit)
-    base = str(getattr(settings, "LUXMAIL_BASE_URL", "") or "")
+    base = conf.base_url()
     host = base.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
     return host or "localhost"
 

@@ -29,7 +29,6 @@ from datetime import timedelta
 from email.message import Message as EmailMessage
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -37,7 +36,7 @@ from django.utils import timezone
 from campaigns.models import BounceEvent, BounceKind, Message, MessageState
 from campaigns.sending import tokens
 from contacts import services as contact_services
-from luxmail import audit
+from luxmail import audit, conf
 from luxmail.actors import Actor
 from luxmail.logging import redact
 
@@ -298,7 +297,7 @@ def _record(
                 kind=BounceKind.SOFT,
                 received_at__gte=timezone.now() - SOFT_WINDOW,
             ).count()
-            if recent >= int(getattr(settings, "LUXMAIL_SOFT_BOUNCE_LIMIT", 3)):
+            if recent >= conf.soft_bounce_limit():
                 suppress_reason = "hard_bounce"
         # A complaint is about a delivered message; anything else that suppresses means
         # the message did not arrive. A hard refusal that is not address-level (policy,

@@ -34,7 +34,7 @@ from campaigns.senders import signing
 from campaigns.sending import bounces, channels, mail, queue, tokens
 from campaigns.sending.direct import DirectConnections
 from campaigns.sending.transport import Connection, Outcome, RelayConfig, TransportError, pool
-from luxmail import crypto, org
+from luxmail import conf, crypto, org
 from luxmail.models import SecurePolicy
 
 logger = logging.getLogger(__name__)
@@ -275,12 +275,12 @@ class BatchReport:
 
 def backoff(attempts: int) -> timedelta:
     """Delay before the next try after ``attempts`` tries: 1, 2, 4 … minutes, at most 6 h."""
-    base = int(getattr(settings, "LUXMAIL_SEND_RETRY_BASE_SECONDS", 60))
+    base = conf.send_retry_base_seconds()
     return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), 6 * 3600))
 
 
 def _deferred_or_failed(attempts: int, outcome: Outcome) -> tuple[str, datetime | None]:
-    if attempts >= int(getattr(settings, "LUXMAIL_SEND_MAX_ATTEMPTS", 8)):
+    if attempts >= conf.send_max_attempts():
         return MessageState.FAILED, None
     return MessageState.DEFERRED, timezone.now() + backoff(attempts)
 
@@ -351,9 +351,9 @@ def send_batch(
         report.stopped = campaign.status
         return report
     config = config or RelayConfig.from_settings()
-    lease = int(getattr(settings, "LUXMAIL_SEND_LEASE_SECONDS", 10))
-    chunk_size = int(getattr(settings, "LUXMAIL_SEND_CHUNK", 20))
-    limit = limit or int(getattr(settings, "LUXMAIL_SEND_BATCH", 500))
+    lease = conf.send_lease_seconds()
+    chunk_size = conf.send_chunk()
+    limit = limit or conf.send_batch()
     prepared = prepare(campaign)
     token, claimed = queue.claim(
         campaign_id=campaign_id,

@@ -31,6 +31,7 @@ from typing import Literal
 
 from django.conf import settings
 
+from luxmail import conf
 from luxmail.logging import redact
 
 logger = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class RelayConfig:
             username=settings.LUXMAIL_SMTP_USER,
             password=settings.LUXMAIL_SMTP_PASSWORD,
             ca_file=settings.LUXMAIL_SMTP_CA_FILE,
-            timeout=float(getattr(settings, "LUXMAIL_SMTP_TIMEOUT", 30)),
+            timeout=float(conf.smtp_timeout()),
         )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.http import HttpRequest
@@ -23,7 +22,7 @@ from campaigns.selectors import audience_queryset
 from campaigns.sending import queue
 from campaigns.services.errors import CampaignError, TransitionError, _user
 from campaigns.services.templates import _org, _with_footer
-from luxmail import audit, org
+from luxmail import audit, conf, org
 from luxmail.actors import Actor
 from luxmail.models import SecurePolicy
 
@@ -270,7 +269,7 @@ def _enqueue_chains(campaign_id: int, count: int | None = None) -> None:
 
 def send_parallelism() -> int:
     """The configured concurrency of a campaign: its number of chain slots."""
-    return max(int(getattr(settings, "LUXMAIL_SEND_CHAINS", 2)), 1)
+    return conf.send_chains()
 
 
 def campaign_is_sending(*, campaign_id: int) -> bool:

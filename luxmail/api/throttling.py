@@ -17,6 +17,7 @@ from django.core.cache import cache
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
+from luxmail import conf
 from luxmail.models import ApiKey
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -34,7 +35,7 @@ def parse_rate(rate: str) -> tuple[int, int]:
 def client_ip(meta: dict[str, Any]) -> str:
     """The client's address; X-Forwarded-For only as far as ``LUXMAIL_PROXY_COUNT``
     trusted proxies put it there (the same rule as the sign-in lockout)."""
-    proxies = int(getattr(settings, "AXES_IPWARE_PROXY_COUNT", 0) or 0)
+    proxies = conf.proxy_count()
     if proxies:
         forwarded = [p.strip() for p in meta.get("HTTP_X_FORWARDED_FOR", "").split(",")]
         forwarded = [p for p in forwarded if p]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.conf import settings
+from luxmail import conf
 
 CODE_DIGITS = 6
 # The audit actor of what a recipient does in the portal (they are not staff users).
@@ -10,29 +10,12 @@ RECIPIENT = "portal-recipient"
 MAX_REPLY_CHARS = 10_000
 MAX_REPLIES_PER_MESSAGE = 20
 
-
-def _setting(name: str, default: int) -> int:
-    return int(getattr(settings, name, default))
-
-
-def code_ttl() -> int:
-    return _setting("LUXMAIL_PORTAL_CODE_SECONDS", 600)
-
-
-def code_interval() -> int:
-    return _setting("LUXMAIL_PORTAL_CODE_INTERVAL_SECONDS", 60)
-
-
-def codes_per_hour() -> int:
-    return _setting("LUXMAIL_PORTAL_CODES_PER_HOUR", 5)
-
-
-def max_attempts() -> int:
-    return _setting("LUXMAIL_PORTAL_MAX_ATTEMPTS", 5)
-
-
-def idle_seconds() -> int:
-    return _setting("LUXMAIL_PORTAL_IDLE_SECONDS", 600)
+# The tunable limits live in luxmail/conf.py (LUXMAIL_PORTAL_*, docs/operations.md).
+code_ttl = conf.portal_code_seconds
+code_interval = conf.portal_code_interval_seconds
+codes_per_hour = conf.portal_codes_per_hour
+max_attempts = conf.portal_max_attempts
+idle_seconds = conf.portal_idle_seconds
 
 
 # --- errors ------------------------------------------------------------------------------

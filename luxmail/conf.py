@@ -1,0 +1,142 @@
+"""Typed access to LuxMail's own settings: the one place app code reads them through.
+
+``luxmail/settings.py`` parses each ``LUXMAIL_*`` environment variable once and holds its
+default (documented in docs/operations.md "Environment variables"); this module gives
+each setting the code tunes at run time a typed function. The functions read
+``django.conf.settings`` on every call, never at import, so ``override_settings`` and
+pytest-django's ``settings`` fixture take effect. App modules call these instead of
+``getattr(settings, "LUXMAIL_…", default)``, which used to repeat (and could drift from)
+the default in settings.py; ``tests/test_conf.py`` keeps it that way.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+# --- platform -----------------------------------------------------------------------------
+
+
+def production() -> bool:
+    """``LUXMAIL_ENV=production``: configuration problems stop the process."""
+    return bool(settings.PRODUCTION)
+
+
+def redis_url() -> str | None:
+    """Redis of the shared cache and the tracking buffer (``LUXMAIL_REDIS_URL``)."""
+    return str(settings.REDIS_URL or "") or None
+
+
+def proxy_count() -> int:
+    """Trusted reverse proxies in front of the web processes (``LUXMAIL_PROXY_COUNT``)."""
+    return int(settings.AXES_IPWARE_PROXY_COUNT or 0)
+
+
+def base_url() -> str:
+    """Absolute URL of the site, without a trailing slash."""
+    return str(settings.LUXMAIL_BASE_URL or "").rstrip("/")
+
+
+def dev_outbox() -> bool:
+    """The dev Outbox page (``make run`` only; never in production)."""
+    return bool(settings.LUXMAIL_DEV_OUTBOX)
+
+
+def tracking_durability() -> str:
+    """``redis-fsync``, ``redis-trusted`` or ``postgres`` (checked by reporting.buffer)."""
+    return str(settings.LUXMAIL_TRACKING_DURABILITY)
+
+
+# --- mail relay and delivery ----------------------------------------------------------------
+
+
+def smtp_timeout() -> int:
+    """SMTP socket timeout, seconds."""
+    return int(settings.LUXMAIL_SMTP_TIMEOUT)
+
+
+def smtp_helo_name() -> str | None:
+    """The name LuxMail announces in HELO/EHLO when delivering to MX hosts; None: derived."""
+    return str(settings.LUXMAIL_SMTP_HELO_NAME or "") or None
+
+
+def mx_overrides() -> list[str]:
+    """Fixed direct-to-MX routes, ``domain=host:port`` entries."""
+    return [str(entry) for entry in settings.LUXMAIL_MX_OVERRIDES or []]
+
+
+def mx_ca_file() -> str | None:
+    """CA bundle replacing the system store for MX and MTA-STS certificates."""
+    return str(settings.LUXMAIL_MX_CA_FILE or "") or None
+
+
+# --- send pipeline ---------------------------------------------------------------------------
+
+
+def send_batch() -> int:
+    return max(int(settings.LUXMAIL_SEND_BATCH), 1)
+
+
+def send_chunk() -> int:
+    return max(int(settings.LUXMAIL_SEND_CHUNK), 1)
+
+
+def send_chains() -> int:
+    return max(int(settings.LUXMAIL_SEND_CHAINS), 1)
+
+
+def send_lease_seconds() -> int:
+    return int(settings.LUXMAIL_SEND_LEASE_SECONDS)
+
+
+def send_max_attempts() -> int:
+    return int(settings.LUXMAIL_SEND_MAX_ATTEMPTS)
+
+
+def send_retry_base_seconds() -> int:
+    return int(settings.LUXMAIL_SEND_RETRY_BASE_SECONDS)
+
+
+def soft_bounce_limit() -> int:
+    return int(settings.LUXMAIL_SOFT_BOUNCE_LIMIT)
+
+
+# --- journeys --------------------------------------------------------------------------------
+
+
+def journey_batch() -> int:
+    return max(int(settings.LUXMAIL_JOURNEY_BATCH), 1)
+
+
+def journey_lease_seconds() -> int:
+    return max(int(settings.LUXMAIL_JOURNEY_LEASE_SECONDS), 1)
+
+
+def journey_trigger_batch() -> int:
+    return max(int(settings.LUXMAIL_JOURNEY_TRIGGER_BATCH), 1)
+
+
+# --- secure-message portal ------------------------------------------------------------------
+
+
+def portal_code_seconds() -> int:
+    """How long a one-time portal code is valid."""
+    return int(settings.LUXMAIL_PORTAL_CODE_SECONDS)
+
+
+def portal_code_interval_seconds() -> int:
+    """Shortest interval between two codes for one message."""
+    return int(settings.LUXMAIL_PORTAL_CODE_INTERVAL_SECONDS)
+
+
+def portal_codes_per_hour() -> int:
+    return int(settings.LUXMAIL_PORTAL_CODES_PER_HOUR)
+
+
+def portal_max_attempts() -> int:
+    """Wrong codes before access to the message is locked."""
+    return int(settings.LUXMAIL_PORTAL_MAX_ATTEMPTS)
+
+
+def portal_idle_seconds() -> int:
+    """Idle limit of a recipient's portal session."""
+    return int(settings.LUXMAIL_PORTAL_IDLE_SECONDS)
