@@ -18,7 +18,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
 
-from campaigns import services
+from campaigns import jobs, services
 from campaigns.sending import delivery, queue
 
 logger = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ def _lease() -> int:
 
 
 @shared_task(
+    name=jobs.SEND_BATCH.name,
     acks_late=True,
     autoretry_for=(OperationalError,),
     retry_backoff=True,

@@ -10,10 +10,10 @@ from typing import Any
 from celery import shared_task
 from celery.signals import beat_init
 
-from luxmail import health
+from luxmail import health, jobs
 
 
-@shared_task(name="luxmail.healthcheck", ignore_result=True)
+@shared_task(name=jobs.HEALTHCHECK.name, ignore_result=True)
 def healthcheck(probe_id: str) -> None:
     """Answer a deep health probe: proves broker → worker → cache works."""
     health.probe_answer(probe_id=probe_id)

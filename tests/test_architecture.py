@@ -10,6 +10,7 @@ defines.
 from __future__ import annotations
 
 import ast
+import importlib
 import tomllib
 from pathlib import Path
 
@@ -77,3 +78,28 @@ def test_higher_apps_register_with_sending():
 
     assert hooks.tracker() is tracking
     assert hooks.portal() is channel
+
+
+def test_no_cycles_inside_an_app_is_enforced():
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (acyclic,) = [c for c in config["contracts"] if c["type"] == "acyclic_siblings"]
+    assert set(acyclic["ancestors"]) == set(APPS)
+
+
+def test_every_job_names_a_registered_task():
+    """Services start tasks by name (``<app>/jobs.py``): a renamed task must not leave a
+    job that no worker knows."""
+    from luxmail.celery import app
+    from luxmail.jobs import Job
+
+    app.loader.import_default_modules()
+    jobs = []
+    for path in _app_modules():
+        if path.name != "jobs.py":
+            continue
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        values = vars(importlib.import_module(module)).values()
+        jobs += [(module, v.name) for v in values if isinstance(v, Job)]
+    assert len(jobs) >= 9
+    missing = [(module, name) for module, name in jobs if name not in app.tasks]
+    assert missing == []

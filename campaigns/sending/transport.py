@@ -31,22 +31,13 @@ from typing import Literal
 
 from django.conf import settings
 
+from campaigns.secure.errors import TlsRefused, TransportError
 from luxmail.logging import redact
 
 logger = logging.getLogger(__name__)
 
 Kind = Literal["sent", "transient", "permanent", "ambiguous"]
 Security = Literal["starttls", "implicit", "none"]
-
-
-class TransportError(Exception):
-    """The relay could not be used; ``transient`` says whether retrying may help."""
-
-    transient = True
-
-
-class TlsRefused(TransportError):
-    """TLS was required but unavailable or untrusted; the connection was not used."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
+from campaigns import jobs
 from campaigns.content import templating
 from campaigns.models import (
     Campaign,
@@ -261,10 +262,8 @@ def campaign_start(*, campaign: Campaign, actor: Any, request: HttpRequest | Non
 def _enqueue_chains(campaign_id: int, count: int | None = None) -> None:
     """Start up to ``count`` (default: all) chains; each takes a free slot or exits at
     once, so extra starts never run more than ``send_parallelism()`` chains."""
-    from campaigns import tasks
-
     for _ in range(send_parallelism() if count is None else count):
-        tasks.send_batch.delay(campaign_id)
+        jobs.SEND_BATCH.delay(campaign_id)
 
 
 def send_parallelism() -> int:

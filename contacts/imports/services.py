@@ -40,6 +40,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from contacts import jobs
 from contacts import services as contact_services
 from contacts.attributes import ContactValueError, normalize_email, normalize_external_id
 from contacts.imports import columns, files
@@ -135,7 +136,7 @@ def import_job_create(
                 details={"job": job.pk, "format": fmt, "bytes": size},
             )
             _progress(job.pk, "reading", 0, 0)
-            transaction.on_commit(lambda: _enqueue("import_inspect", job.pk))
+            transaction.on_commit(lambda: jobs.IMPORT_INSPECT.delay(job.pk))
     except BaseException:
         files.delete(filename)
         raise
@@ -253,14 +254,8 @@ def import_job_map(
         locked.error_count = 0
         locked.save()
         cache.delete(progress_key(locked.pk))
-        transaction.on_commit(lambda: _enqueue("import_preview", locked.pk))
+        transaction.on_commit(lambda: jobs.IMPORT_PREVIEW.delay(locked.pk))
     return locked
-
-
-def _enqueue(task: str, job_id: int) -> None:
-    from contacts import tasks
-
-    getattr(tasks, task).delay(job_id)
 
 
 # --- reading and checking rows ------------------------------------------------------------
@@ -456,7 +451,7 @@ def import_job_confirm(
         locked.status = ImportJobStatus.QUEUED
         locked.save()
         _progress(locked.pk, "queued", 0, locked.total_rows)
-        transaction.on_commit(lambda: _enqueue("import_run", locked.pk))
+        transaction.on_commit(lambda: jobs.IMPORT_RUN.delay(locked.pk))
     return locked
 
 

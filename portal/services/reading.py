@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from luxmail import audit, crypto
-from portal import reporting_hook
+from portal import jobs, reporting_hook
 from portal.models import PortalMessage, PortalReply, PortalSession
 from portal.services.config import (
     MAX_REPLIES_PER_MESSAGE,
@@ -169,9 +169,7 @@ def portal_reply_create(
 
 
 def _enqueue_reply_notice(reply_id: int) -> None:
-    from portal import tasks
-
-    tasks.notify_reply.delay(reply_id)
+    jobs.NOTIFY_REPLY.delay(reply_id)
 
 
 def portal_reply_notify(*, reply_id: int) -> bool:

@@ -16,7 +16,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from luxmail import audit, crypto
-from reporting import selectors, webhooks
+from reporting import jobs, selectors, webhooks
 from reporting.classification import Label, Verdict
 from reporting.models import (
     TEST_EVENT_TYPE,
@@ -209,9 +209,7 @@ def _disable_for_failures(
     endpoint_id = endpoint.pk
 
     def notify() -> None:
-        from reporting.tasks import notify_webhook_disabled
-
-        notify_webhook_disabled.delay(endpoint_id)
+        jobs.NOTIFY_WEBHOOK_DISABLED.delay(endpoint_id)
 
     transaction.on_commit(notify)
 
