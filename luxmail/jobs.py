@@ -37,7 +37,7 @@ class Job:
             raise LookupError(f"no Celery task is registered as {self.name!r}") from None
 
     def delay(self, *args: JobArg) -> None:
-        self.task().apply_async(args)
+        self.task().delay(*args)
 
     def apply_async(self, args: tuple[JobArg, ...] = (), *, countdown: float | None = None) -> None:
         if countdown is None:
