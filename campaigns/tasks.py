@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import OperationalError
 
 from campaigns import jobs, services
+from campaigns.models import Campaign
 from campaigns.sending import delivery, queue
 
 logger = logging.getLogger(__name__)
@@ -92,8 +93,6 @@ def send_batch(campaign_id: int, slot_id: int | None = None, hold_id: str | None
             send_batch.delay(campaign_id)
         return
     if report.claimed:
-        from campaigns.models import Campaign
-
         per_minute = Campaign.objects.values_list("throttle_per_minute", flat=True).get(
             pk=campaign_id
         )

@@ -44,6 +44,8 @@ from django.core.signals import setting_changed
 from django.db import models
 from django.dispatch import receiver
 
+from luxmail import audit
+
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
@@ -376,7 +378,6 @@ def phi_access(
     (e.g. the send pipeline rendering a campaign). ``details`` must not contain PHI.
     This is the only way to obtain an :class:`Access` that :func:`reveal` accepts for PHI.
     """
-    from luxmail import audit
 
     event = audit.record(
         "phi.access",

@@ -7,6 +7,8 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 
+from reporting import buffer
+
 
 def tracking_durability(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """An accepted tracking hit must survive a crash of the store that took it.
@@ -14,7 +16,6 @@ def tracking_durability(app_configs: Any = None, **kwargs: Any) -> list[checks.C
     An Error in production (``check --deploy`` fails; ``luxmail.wsgi`` refuses to start
     through :func:`reporting.buffer.enforce_durability`), a Warning elsewhere.
     """
-    from reporting import buffer
 
     problem = buffer.durability_problem()
     if problem is None or not problem.blocking:

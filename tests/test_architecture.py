@@ -103,3 +103,56 @@ def test_every_job_names_a_registered_task():
     assert len(jobs) >= 9
     missing = [(module, name) for module, name in jobs if name not in app.tasks]
     assert missing == []
+
+
+def _function_level_imports() -> list[tuple[Path, int, list[str]]]:
+    found = {}
+    for path in _app_modules():
+        if "bench" in path.relative_to(ROOT).parts:
+            continue
+        source = path.read_text()
+        tree = ast.parse(source, filename=str(path))
+        for function in ast.walk(tree):
+            if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                for node in ast.walk(function):
+                    if isinstance(node, ast.Import | ast.ImportFrom):
+                        found[(path, node.lineno)] = (node.lineno, node.end_lineno)
+    by_path: dict[Path, list[str]] = {}
+    result = []
+    for (path, lineno), _span in sorted(found.items()):
+        lines = by_path.setdefault(path, path.read_text().splitlines())
+        result.append((path, lineno, lines))
+    return result
+
+
+def _import_has_reason(lines: list[str], lineno: int) -> bool:
+    """A comment on the import's line, or on the line above the run of imports (and
+    blank lines) it belongs to."""
+    if "#" in lines[lineno - 1]:
+        return True
+    index = lineno - 2
+    while index >= 0:
+        text = lines[index].strip()
+        if text.startswith("#"):
+            return True
+        if (
+            text
+            and not text.startswith(("import ", "from "))
+            and not (text.endswith((",", "(")) or text == ")")
+        ):
+            return False
+        index -= 1
+    return False
+
+
+def test_function_level_imports_say_why():
+    """docs/architecture.md "Function-level imports": an import inside a function is
+    allowed only with its contract-respecting reason written beside it."""
+    imports = _function_level_imports()
+    assert imports, "the scan found no function-level import at all"
+    unexplained = [
+        f"{path.relative_to(ROOT)}:{lineno}"
+        for path, lineno, lines in imports
+        if not _import_has_reason(lines, lineno)
+    ]
+    assert unexplained == [], f"hoist these or write why beside them: {unexplained}"

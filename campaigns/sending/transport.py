@@ -32,6 +32,7 @@ from typing import Literal
 from django.conf import settings
 
 from campaigns.secure.errors import TlsRefused, TransportError
+from campaigns.secure.tls import verifying_context as shared
 from luxmail.logging import redact
 
 logger = logging.getLogger(__name__)
@@ -91,7 +92,6 @@ def verifying_context(ca_file: str | None = None) -> ssl.SSLContext:
 
     Imported late: ``campaigns.secure`` builds its errors on this module's exceptions.
     """
-    from campaigns.secure.tls import verifying_context as shared
 
     return shared(ca_file)
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
+
 
 def _user(actor: Any) -> Any:
     """The actor as a user for ``created_by`` columns (API keys and the system: None)."""
-    from django.contrib.auth import get_user_model
 
     return actor if isinstance(actor, get_user_model()) else None
 

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from luxmail import audit, crypto
 from portal.models import PortalCode, PortalMessage, PortalReply, PortalSession
+from portal.sanitize import sanitize_html
 from portal.services.messages import _ids
 
 # --- staff -----------------------------------------------------------------------------
@@ -102,7 +103,6 @@ def portal_message_reveal(
 
     Writes ``phi.access`` (purpose ``portal.staff_view``). Raises ``PermissionError``.
     """
-    from portal.sanitize import sanitize_html
 
     if not actor.has_perm("luxmail.view_phi"):
         raise PermissionError("Reading portal messages needs the PHI permission.")

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
 from django.http import HttpRequest
@@ -357,7 +358,6 @@ def webhook_disabled_notify(*, endpoint_id: int) -> int:
     name, URL host and failure count. Returns the number of recipients (0 when the
     endpoint is active again or gone).
     """
-    from django.core.mail import send_mail
 
     endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id, active=False).first()
     if endpoint is None or endpoint.disabled_reason != WebhookEndpoint.DisabledReason.FAILURES:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
+
 from campaigns.journeys.definition import JourneyError
 from campaigns.models import (
     Journey,
@@ -36,7 +38,6 @@ class IdempotencyConflict(JourneyError):
 
 
 def _user(actor: Any) -> Any:
-    from django.contrib.auth import get_user_model
 
     return actor if isinstance(actor, get_user_model()) else None
 

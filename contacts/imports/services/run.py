@@ -35,6 +35,7 @@ from contacts.imports.services.rows import (
     _prepare,
     _Rows,
 )
+from contacts.keys.services import contact_key_store_validated
 from contacts.models import (
     Consent,
     ConsentSource,
@@ -254,7 +255,6 @@ def _write(job: ImportJob, rows: _Rows, actor: Any, access: crypto.Access) -> _O
 
 def _store_keys(contact_id: int, keys: Sequence[Any], actor: Any) -> None:
     """The row's encryption keys (validated against its address while preparing)."""
-    from contacts.keys.services import contact_key_store_validated
 
     contact = Contact.objects.get(pk=contact_id)
     for validated in keys:
