@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import re
 import tomllib
 from pathlib import Path
 
@@ -106,23 +107,19 @@ def test_every_job_names_a_registered_task():
 
 
 def _function_level_imports() -> list[tuple[Path, int, list[str]]]:
-    found = {}
+    """(module, line, its lines) of every import inside a function of app code."""
+    found = []
     for path in _app_modules():
-        if "bench" in path.relative_to(ROOT).parts:
-            continue
         source = path.read_text()
-        tree = ast.parse(source, filename=str(path))
-        for function in ast.walk(tree):
-            if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
-                for node in ast.walk(function):
-                    if isinstance(node, ast.Import | ast.ImportFrom):
-                        found[(path, node.lineno)] = (node.lineno, node.end_lineno)
-    by_path: dict[Path, list[str]] = {}
-    result = []
-    for (path, lineno), _span in sorted(found.items()):
-        lines = by_path.setdefault(path, path.read_text().splitlines())
-        result.append((path, lineno, lines))
-    return result
+        linenos = {
+            node.lineno
+            for function in ast.walk(ast.parse(source, filename=str(path)))
+            if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef)
+            for node in ast.walk(function)
+            if isinstance(node, ast.Import | ast.ImportFrom)
+        }
+        found += [(path, lineno, source.splitlines()) for lineno in sorted(linenos)]
+    return found
 
 
 def _import_has_reason(lines: list[str], lineno: int) -> bool:
@@ -135,11 +132,10 @@ def _import_has_reason(lines: list[str], lineno: int) -> bool:
         text = lines[index].strip()
         if text.startswith("#"):
             return True
-        if (
-            text
-            and not text.startswith(("import ", "from "))
-            and not (text.endswith((",", "(")) or text == ")")
-        ):
+        # Part of a run of imports: an import line, or a name / ")" of a multi-line one.
+        in_import = text.startswith(("import ", "from ")) or text == ")"
+        in_import = in_import or bool(re.fullmatch(r"\w+( as \w+)?,", text))
+        if text and not in_import:
             return False
         index -= 1
     return False
