@@ -9,15 +9,13 @@ the campaign is delivered through a short-lived in-process sink that writes the 
 from __future__ import annotations
 
 import socket
-import time
-import uuid
 from pathlib import Path
-from typing import Any
 
 from aiosmtpd.controller import Controller
 from django.conf import settings
 
 from campaigns import services
+from campaigns.journeys import demo as journeys_demo
 from campaigns.models import Campaign, EmailTemplate, SenderIdentity
 from campaigns.sending import delivery
 from campaigns.sending.transport import RelayConfig, pool
@@ -80,8 +78,6 @@ def populate(*, actor: Actor) -> None:
             html=PHI_HTML,
             actor=actor,
         )
-    from campaigns.journeys import demo as journeys_demo
-
     journeys_demo.populate(actor=actor)  # the "Appointment reminder" journey
     if Campaign.objects.filter(name=CAMPAIGN).exists():
         return
@@ -101,25 +97,12 @@ def populate(*, actor: Actor) -> None:
     _send_now(campaign, actor)
 
 
-class _EmlWriter:
-    def __init__(self, directory: Path):
-        directory.mkdir(parents=True, exist_ok=True)
-        self.directory = directory
-        self.count = 0
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        name = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}.eml"
-        (self.directory / name).write_bytes(envelope.original_content or envelope.content)
-        self.count += 1
-        return "250 Message accepted for delivery"
-
-
 def _send_now(campaign: Campaign, actor: Actor) -> None:
     """Start the campaign and deliver it here, synchronously, into the dev sink folder."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
-    sink = _EmlWriter(Path(settings.LUXMAIL_SINK_DIR))
+    sink = demo.EmlWriter(Path(settings.LUXMAIL_SINK_DIR))
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
     try:

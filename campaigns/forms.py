@@ -9,6 +9,7 @@ from django import forms
 from django.utils import timezone
 
 from campaigns.models import DkimAlgorithm, EmailTemplate, SenderIdentity, SigningKind
+from campaigns.services import past_time_message
 from contacts.models import ContactList, Segment
 from luxmail import org
 from luxmail.models import SecurePolicy
@@ -142,8 +143,6 @@ class ScheduleForm(forms.Form):
     def clean_at(self) -> datetime | None:
         at: datetime | None = self.cleaned_data.get("at")
         if at is not None and at <= timezone.now():
-            from campaigns.services import past_time_message
-
             raise forms.ValidationError(past_time_message(at))
         return at
 

@@ -6,9 +6,12 @@ import datetime as dt
 import logging
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from campaigns.content import fields
+from campaigns.content.context import recipients
 from campaigns.models import (
     Campaign,
     Message,
@@ -150,7 +153,6 @@ def audience_summary(*, campaign: Campaign, phi: bool | None = None) -> dict[str
 
 def user_is_admin(actor: Actor) -> bool:
     """An active staff user in the Admin role (API keys and the system never are)."""
-    from django.contrib.auth import get_user_model
 
     if not isinstance(actor, get_user_model()) or not actor.is_active:
         return False
@@ -295,8 +297,6 @@ def missing_field_counts(
     than all). ``required`` fields make the recipient skipped; guarded ones render the
     template's default. None when there is no template or it reads no contact field.
     """
-    from campaigns.content import fields
-    from campaigns.content.context import recipients
 
     template = campaign.template
     if template is None:

@@ -17,7 +17,8 @@ import uuid
 from celery import shared_task
 from django.db import OperationalError
 
-from campaigns import services
+from campaigns import jobs, services
+from campaigns.models import Campaign
 from campaigns.sending import delivery, queue
 from luxmail import conf
 
@@ -31,6 +32,7 @@ def _lease() -> int:
 
 
 @shared_task(
+    name=jobs.SEND_BATCH.name,
     acks_late=True,
     autoretry_for=(OperationalError,),
     retry_backoff=True,
@@ -91,8 +93,6 @@ def send_batch(campaign_id: int, slot_id: int | None = None, hold_id: str | None
             send_batch.delay(campaign_id)
         return
     if report.claimed:
-        from campaigns.models import Campaign
-
         per_minute = Campaign.objects.values_list("throttle_per_minute", flat=True).get(
             pk=campaign_id
         )

@@ -37,6 +37,7 @@ from campaigns.models import (
     SenderIdentity,
     SigningKind,
 )
+from campaigns.secure.errors import SigningKeyError
 from luxmail import org
 
 VIEW = "campaigns.view_campaign"
@@ -462,7 +463,6 @@ def sender_allow_without_dkim(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("luxmail.manage_settings", raise_exception=True)
 def signing_keys(request: HttpRequest) -> HttpResponse:
     """Show, upload and remove the keys that sign outgoing S/MIME and PGP/MIME mail."""
-    from campaigns.secure.errors import SigningKeyError
 
     forms_by_kind = {kind: SigningKeyForm(initial={"kind": kind}) for kind in SigningKind.values}
     if request.method == "POST":

@@ -242,6 +242,7 @@ class Export:
         yield buffer.getvalue()
 
     def xlsx_bytes(self) -> bytes:
+        # heavy import, needed only when an .xlsx file is written
         from openpyxl import Workbook
         from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 

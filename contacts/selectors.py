@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -325,7 +325,6 @@ def contact_lists(*, contact: Contact) -> QuerySet[ContactList]:
 
 
 def list_member_counts(*, lists: Iterable[ContactList]) -> Mapping[int, int]:
-    from django.db.models import Count
 
     ids = [item.pk for item in lists]
     rows = (

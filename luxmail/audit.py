@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from axes.helpers import get_client_ip_address
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Model
@@ -71,7 +72,6 @@ def _actor_fields(actor: Actor) -> tuple[int | None, str]:
 def _request_fields(request: HttpRequest | None) -> tuple[str, str]:
     if request is None:
         return "", ""
-    from axes.helpers import get_client_ip_address
 
     ip = get_client_ip_address(request) or ""
     return str(ip)[:45], request.META.get("HTTP_USER_AGENT", "")[:300]

@@ -44,6 +44,7 @@ from django.core.signals import setting_changed
 from django.db import models
 from django.dispatch import receiver
 
+from luxmail import audit
 from luxmail.actors import Actor
 
 if TYPE_CHECKING:
@@ -378,7 +379,6 @@ def phi_access(
     (e.g. the send pipeline rendering a campaign). ``details`` must not contain PHI.
     This is the only way to obtain an :class:`Access` that :func:`reveal` accepts for PHI.
     """
-    from luxmail import audit
 
     event = audit.record(
         "phi.access",

@@ -28,6 +28,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from kombu.exceptions import OperationalError as BrokerError
 
+from luxmail import jobs
+
 PROBE_TIMEOUT_SECONDS = 10.0
 # A worker answer younger than this is reused instead of sending another probe.
 PROBE_REUSE_SECONDS = 15.0
@@ -78,10 +80,8 @@ def _worker(timeout: float) -> str:
         return "ok"
     probe_id = uuid.uuid4().hex
     if cache.add(_INFLIGHT_KEY, probe_id, timeout=timeout):
-        from luxmail import tasks
-
         try:
-            tasks.healthcheck.delay(probe_id)
+            jobs.HEALTHCHECK.delay(probe_id)
         except (BrokerError, OSError):
             cache.delete(_INFLIGHT_KEY)
             return "broker unreachable"

@@ -11,6 +11,9 @@ from __future__ import annotations
 from fnmatch import fnmatch
 from typing import Any
 
+from django.apps import apps as global_apps
+from django.db.models.signals import post_migrate
+
 ADMIN = "Admin"
 MARKETER = "Marketer"
 PHI_MARKETER = "PHI Marketer"
@@ -61,8 +64,6 @@ def _matches(codename: str, patterns: list[str]) -> bool:
 def sync_roles(apps: Any = None) -> None:
     """Create the role groups and set their permissions. Idempotent."""
     if apps is None:
-        from django.apps import apps as global_apps
-
         apps = global_apps
     group_model = apps.get_model("auth", "Group")
     permission_model = apps.get_model("auth", "Permission")
@@ -85,7 +86,6 @@ def _after_migrate(sender: Any, **kwargs: Any) -> None:
 
 
 def connect() -> None:
-    from django.db.models.signals import post_migrate
 
     post_migrate.connect(_after_migrate, dispatch_uid="luxmail.roles.sync")
 

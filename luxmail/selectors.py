@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from luxmail import audit_checkpoints
 from luxmail.models import ApiKey, AuditEvent
 
 
@@ -27,7 +28,6 @@ def audit_status() -> dict[str, Any]:
 
     ``checkpoint_problem`` says why the checkpoint file's last line cannot be shown.
     """
-    from luxmail import audit_checkpoints
 
     last_verification = AuditEvent.objects.filter(action="audit.verify").order_by("-id").first()
     checkpoint, problem = None, ""

@@ -620,7 +620,7 @@ LUXMAIL_IMPORT_MAX_LINE_CHARS = env.integer("LUXMAIL_IMPORT_MAX_LINE_CHARS", 102
 LUXMAIL_IMPORT_MAX_SHARED_STRINGS = env.integer("LUXMAIL_IMPORT_MAX_SHARED_STRINGS", 2_000_000)
 LUXMAIL_IMPORT_MAX_SHARED_BYTES = env.integer("LUXMAIL_IMPORT_MAX_SHARED_BYTES", 64 * 1024 * 1024)
 LUXMAIL_IMPORT_BATCH = env.integer("LUXMAIL_IMPORT_BATCH", 2000)
-# Files of imports abandoned for a day are deleted (contacts/imports/services.py).
+# Files of imports abandoned for a day are deleted (contacts/imports/services/cleanup.py).
 CELERY_BEAT_SCHEDULE["contacts-expire-imports"] = {
     "task": "contacts.import_expire",
     "schedule": 3600.0,

@@ -10,11 +10,11 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.dispatch import receiver
 
 from luxmail import audit
+from luxmail.accounts.middleware import SESSION_STARTED_KEY
 
 
 @receiver(user_logged_in, dispatch_uid="luxmail.audit.login")
 def _logged_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
-    from luxmail.accounts.middleware import SESSION_STARTED_KEY
 
     # The absolute session limit (12 h) counts from here.
     if request is not None and hasattr(request, "session"):

@@ -10,10 +10,10 @@ from typing import Any
 from celery import shared_task
 from celery.signals import beat_init
 
-from luxmail import health
+from luxmail import audit, health, jobs
 
 
-@shared_task(name="luxmail.healthcheck", ignore_result=True)
+@shared_task(name=jobs.HEALTHCHECK.name, ignore_result=True)
 def healthcheck(probe_id: str) -> None:
     """Answer a deep health probe: proves broker → worker → cache works."""
     health.probe_answer(probe_id=probe_id)
@@ -35,7 +35,6 @@ def _heartbeat_on_start(sender: Any = None, **kwargs: Any) -> None:
 @shared_task(name="luxmail.audit_checkpoint", ignore_result=True)
 def audit_checkpoint() -> None:
     """Sent by Celery beat: anchor the audit chain's ends in a signed checkpoint."""
-    from luxmail import audit
 
     result = audit.checkpoint_write(reason="periodic")
     if not result.ok:

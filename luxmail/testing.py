@@ -9,6 +9,7 @@ becomes a failure.
 from __future__ import annotations
 
 import atexit
+import base64
 import contextlib
 import ctypes
 import os
@@ -222,6 +223,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     """Say which real services this run uses (CI's log then shows PostgreSQL and Redis)."""
+    # pytest plugin: imported before Django's settings are configured
     from django.conf import settings
 
     database = settings.DATABASES["default"]
@@ -289,6 +291,7 @@ def _close_stray_connections(request: pytest.FixtureRequest) -> Iterator[None]:
     sessions open on the test database; PostgreSQL then refuses to drop it. This runs
     its teardown before django_db_setup's (fixtures tear down in reverse order).
     """
+    # pytest plugin: imported before Django's settings are configured
     from django.db import connection
 
     configured_name = connection.settings_dict["NAME"]
@@ -331,6 +334,7 @@ def _close_stray_connections(request: pytest.FixtureRequest) -> Iterator[None]:
 @pytest.fixture
 def make_user(db: Any) -> Callable[..., Any]:
     """Create a staff user in ``role`` (a group name), with a confirmed TOTP device."""
+    # pytest plugin: imported before Django's settings are configured
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
     from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -369,6 +373,7 @@ def make_user(db: Any) -> Callable[..., Any]:
 
 def verify_session(client: Any, user: Any) -> None:
     """Sign ``client`` in as ``user`` with a session verified by the user's TOTP device."""
+    # pytest plugin: imported before Django's settings are configured
     from django_otp import DEVICE_ID_SESSION_KEY
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -385,6 +390,7 @@ def staff_client(client: Any, make_user: Callable[..., Any]) -> Callable[..., An
     """``staff_client(role)`` → a Django test client with a verified session in that role."""
 
     def factory(role: str = "Admin", **kwargs: Any) -> Any:
+        # pytest plugin: imported before Django's settings are configured
         from django.test import Client
 
         new_client = Client()
@@ -405,6 +411,7 @@ def browser_page(live_server: Any) -> Iterator[Any]:
     executable = chromium_path()
     require(executable is not None, "Chromium is not installed (apt-get install chromium)")
     try:
+        # optional: only browser tests need Playwright
         from playwright.sync_api import sync_playwright
     except ImportError:  # pragma: no cover - a dev dependency
         require(False, "Playwright is not installed")
@@ -449,8 +456,7 @@ def screenshot(page: Any, name: str) -> Path:
 def sign_in(page: Any, user: Any, path: str = "/") -> None:
     """Sign ``user`` (from ``make_user``) in through the real login and TOTP pages,
     starting at ``path``, and wait until the browser is back on it."""
-    import base64
-
+    # pytest plugin: imported before Django's settings are configured
     import pyotp
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -469,6 +475,7 @@ def sign_in(page: Any, user: Any, path: str = "/") -> None:
 def _audit_checkpoint_dir(request: pytest.FixtureRequest, tmp_path_factory: Any) -> Iterator[None]:
     """Each test gets its own audit checkpoint directory: a checkpoint written against
     one test's (rolled back) audit rows must not judge the next test's."""
+    # pytest plugin: imported before Django's settings are configured
     from django.conf import settings
 
     previous = settings.LUXMAIL_AUDIT_CHECKPOINT_DIR

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
@@ -12,10 +13,13 @@ from portal.models import PortalMessage, PortalReply
 STATES = ("active", "expired", "revoked", "locked")
 
 
+def link_hash(token: str) -> bytes:
+    """The lookup key of a link token (what the row stores; the token itself is not)."""
+    return hashlib.sha256(token.encode()).digest()
+
+
 def portal_message_by_token(token: str) -> PortalMessage | None:
     """The message a link token opens, or None (the token's hash is the lookup key)."""
-    from portal.services import link_hash
-
     if not token or len(token) > 64:
         return None
     return PortalMessage.objects.select_related("sender").filter(link_hash=link_hash(token)).first()

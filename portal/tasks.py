@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from portal import services
+from portal import jobs, services
 
 
 @shared_task(
+    name=jobs.NOTIFY_REPLY.name,
     autoretry_for=(OSError,),
     retry_backoff=True,
     max_retries=8,

@@ -18,6 +18,7 @@ from typing import Any
 from csp.constants import NONE, SELF
 from csp.decorators import csp_replace
 from django import forms
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
@@ -126,7 +127,6 @@ def _session(request: HttpRequest, portal_message: PortalMessage) -> PortalSessi
 
 
 def _set_cookie(response: HttpResponse, token: str, key: str) -> None:
-    from django.conf import settings
 
     response.set_cookie(
         COOKIE,

@@ -12,6 +12,7 @@ class ReportingConfig(AppConfig):
 
         hooks.register_tracker(tracking)  # link and open tracking plug into sending
 
+        # in ready(): these modules import models, loaded only now
         from luxmail import startup
         from reporting.buffer import enforce_durability
 
@@ -19,6 +20,7 @@ class ReportingConfig(AppConfig):
 
         segments.register()  # engagement conditions in contacts' segment registry
 
+        # in ready(): these modules import models, loaded only now
         from django.core import checks
 
         from reporting.checks import tracking_durability

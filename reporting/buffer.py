@@ -36,9 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connection, transaction
+from django.db import connection as thread_connection
+from redis.connection import parse_url
 
 from luxmail import conf
+from reporting.models import PendingEvent
 
 logger = logging.getLogger(__name__)
 
@@ -200,8 +204,6 @@ def _stream_writer() -> _StreamWriter | None:
     if not url or redis is None or not url.startswith("redis://"):
         return None
     if _writer is None or _writer_url != url:
-        from redis.connection import parse_url
-
         _writer, _writer_url = _StreamWriter(parse_url(url)), url
     return _writer
 
@@ -299,7 +301,6 @@ def _postgres_problem() -> DurabilityProblem | None:
 
 
 def _safe_url(url: str) -> str:
-    from redis.connection import parse_url
 
     options = parse_url(url)
     return f"{options.get('host', '?')}:{options.get('port', 6379)}/{options.get('db', 0)}"
@@ -314,8 +315,6 @@ def enforce_durability() -> None:
     if problem is None:
         return
     if problem.blocking and conf.production():
-        from django.core.exceptions import ImproperlyConfigured
-
         raise ImproperlyConfigured(problem.message)
     logger.warning("TRACKING EVENTS CAN BE LOST: %s", problem.message)
 
@@ -340,7 +339,6 @@ def _xadd(data: str) -> bool:
 
 
 def _write_ahead(data: str) -> bool:
-    from reporting.models import PendingEvent
 
     outermost = not connection.in_atomic_block
     try:
@@ -464,8 +462,6 @@ def _drain_own_spool() -> None:
                 _spool(line)
         release_spool_file(path)
     finally:
-        from django.db import connection as thread_connection
-
         thread_connection.close()
 
 

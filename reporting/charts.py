@@ -51,6 +51,7 @@ def _day_axis(days: Sequence[str]) -> dict[str, Any]:
 
 
 def _figure(data: list[Any], layout: dict[str, Any]) -> dict[str, Any]:
+    # plotly is heavy to import; only the report pages draw charts
     import plotly.graph_objects as go
 
     figure = go.Figure(data=data, layout=layout)
@@ -60,6 +61,7 @@ def _figure(data: list[Any], layout: dict[str, Any]) -> dict[str, Any]:
 
 def timeseries(rows: Sequence[Row]) -> dict[str, Any] | None:
     """Sent, delivered, opened and clicked per day the messages were queued."""
+    # plotly is heavy to import; only the report pages draw charts
     import plotly.graph_objects as go
 
     if not rows:
@@ -97,6 +99,7 @@ def timeseries(rows: Sequence[Row]) -> dict[str, Any] | None:
 
 def activity(events: Sequence[tuple[dt.date, str, str, int]]) -> dict[str, Any] | None:
     """Opens and clicks by the day they happened, human and automated side by side."""
+    # plotly is heavy to import; only the report pages draw charts
     import plotly.graph_objects as go
 
     if not events:
@@ -133,6 +136,7 @@ def activity(events: Sequence[tuple[dt.date, str, str, int]]) -> dict[str, Any] 
 
 def split_bars(rows: Sequence[Row], *, split_label: str, limit: int = 15) -> dict[str, Any] | None:
     """Human and automated unique opens and clicks for the top values of the split."""
+    # plotly is heavy to import; only the report pages draw charts
     import plotly.graph_objects as go
 
     shown = [row for row in rows if row.messages][:limit]

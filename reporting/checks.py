@@ -7,6 +7,7 @@ from typing import Any
 from django.core import checks
 
 from luxmail import conf
+from reporting import buffer
 
 
 def tracking_durability(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -15,7 +16,6 @@ def tracking_durability(app_configs: Any = None, **kwargs: Any) -> list[checks.C
     An Error in production (``check --deploy`` fails; ``luxmail.wsgi`` refuses to start
     through :func:`reporting.buffer.enforce_durability`), a Warning elsewhere.
     """
-    from reporting import buffer
 
     problem = buffer.durability_problem()
     if problem is None or not problem.blocking:

@@ -54,6 +54,7 @@ def to_csv(rows: Sequence[Row], *, split_label: str, total: Row | None = None) -
 def to_xlsx(
     rows: Sequence[Row], *, split_label: str, total: Row | None = None, title: str = "Report"
 ) -> bytes:
+    # heavy import, needed only when an .xlsx file is written
     from openpyxl import Workbook
     from openpyxl.styles import Font
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from luxmail import org
+from reporting import reports
 from reporting.models import WebhookDelivery, WebhookEventType
 
 
@@ -50,7 +51,6 @@ class ReportFilterForm(forms.Form):
     )
 
     def __init__(self, *args: object, **kwargs: object) -> None:
-        from reporting import reports
 
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
@@ -75,7 +75,6 @@ class ReportFilterForm(forms.Form):
         return data
 
     def filters(self) -> object:
-        from reporting import reports
 
         data = self.cleaned_data if self.is_valid() else {}
         campaign = data.get("campaign")

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.core.cache.backends.base import BaseCache
+from django.db import connection
 
 from reporting.classification import NetworkKind, NetworkMatch, Scope
 
@@ -206,7 +207,6 @@ class RangeCache:
         return str(version)
 
     def _build_in_background(self, version: str, replaces: str | None) -> None:
-        from django.db import connection
 
         try:
             index = RangeIndex(self._loader())

@@ -18,6 +18,7 @@ happen later (cohort view). The activity series counts events by when they happe
 from __future__ import annotations
 
 import datetime as dt
+import time
 import zoneinfo
 from collections import defaultdict
 from collections.abc import Iterable
@@ -351,7 +352,6 @@ def piece_costs() -> dict[str, float]:
     """Rows per month, week, day and hour bucket relative to a day's, from PostgreSQL's
     statistics (rows / distinct buckets), refreshed every ten minutes per process."""
     global _stats
-    import time
 
     if connection.vendor != "postgresql":
         return DEFAULT_PIECE_COSTS

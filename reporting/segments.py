@@ -17,6 +17,7 @@ from django.db.models import Q
 from campaigns.models import Campaign, Message
 from contacts import segments
 from reporting.models import LABEL_RANK
+from reporting.reports import Counting
 
 OPS = ("eq", "ne", "in", "not_in")
 
@@ -52,7 +53,6 @@ def _ids(value: Any) -> list[int]:
 
 def counted_ranks() -> list[int]:
     """The label ranks that count as engagement under the organization's setting."""
-    from reporting.reports import Counting
 
     return [LABEL_RANK[label] for label in Counting.from_settings().labels]
 

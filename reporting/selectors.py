@@ -8,11 +8,18 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.cache import cache
-from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
 
 from campaigns.models import Message
 from reporting.classification import NetworkMatch
-from reporting.models import ProxyRange, WebhookDelivery, WebhookEndpoint
+from reporting.models import (
+    Event,
+    ProxyRange,
+    TrackedLink,
+    TrackingOptions,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from reporting.proxy_ranges import RangeCache
 
 
@@ -85,7 +92,6 @@ def settings_admin_emails() -> list[str]:
 
 def message_events(*, message_id: int) -> QuerySet[Any]:
     """Every open and click of a message, whatever its label, oldest first."""
-    from reporting.models import Event
 
     return Event.objects.filter(message_id=message_id).order_by("occurred_at", "id")
 
@@ -111,9 +117,6 @@ def message_summary(*, message_id: int) -> dict[str, Any] | None:
 
 def campaign_links(*, campaign_id: int) -> list[dict[str, Any]]:
     """The campaign's tracked links with their clicks per label."""
-    from django.db.models import Count
-
-    from reporting.models import Event, TrackedLink
 
     counts: dict[tuple[int, str], int] = {
         (row["link_index"], row["label"]): row["n"]
@@ -137,7 +140,6 @@ def campaign_links(*, campaign_id: int) -> list[dict[str, Any]]:
 
 
 def tracking_options(*, campaign_id: int) -> Any:
-    from reporting.models import TrackingOptions
 
     return TrackingOptions.objects.filter(campaign_id=campaign_id).first()
 
@@ -153,7 +155,6 @@ def message_engaged(
     (by default: a human open or click — a click implies the message was opened),
     optionally only events that happened before ``before``. Journey branches use it
     ("opened within N days"), so automated opens never count there."""
-    from reporting.models import Event
 
     events = Event.objects.filter(message_id=message_id, kind__in=kinds, label__in=labels)
     if before is not None:

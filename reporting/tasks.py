@@ -6,10 +6,10 @@ import smtplib
 
 from celery import shared_task
 
-from reporting import services
+from reporting import jobs, services
 
 
-@shared_task(name="reporting.deliver_webhook", ignore_result=True)
+@shared_task(name=jobs.DELIVER_WEBHOOK.name, ignore_result=True)
 def deliver_webhook(delivery_id: int) -> None:
     """Attempt one webhook delivery; the service schedules its retries."""
     services.webhook_delivery_attempt(delivery_id=delivery_id)
@@ -22,7 +22,7 @@ def dispatch_due_webhooks() -> int:
 
 
 @shared_task(
-    name="reporting.notify_webhook_disabled",
+    name=jobs.NOTIFY_WEBHOOK_DISABLED.name,
     ignore_result=True,
     autoretry_for=(OSError, smtplib.SMTPException),
     retry_backoff=60,

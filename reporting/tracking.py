@@ -32,10 +32,11 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 
 from campaigns.models import Campaign
-from reporting import tokens
+from reporting import buffer, tokens
+from reporting.models import TrackedLink, TrackingOptions
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +140,6 @@ def _from_rows(campaign_id: int, rows: list[tuple[int, str]]) -> LinkPlan:
 
 
 def _redis_store(plan: LinkPlan) -> None:
-    from reporting import buffer
 
     client = buffer.redis_client()
     if client is None:
@@ -152,7 +152,6 @@ def _redis_store(plan: LinkPlan) -> None:
 
 
 def _redis_load(campaign_id: int) -> LinkPlan | None:
-    from reporting import buffer
 
     client = buffer.redis_client()
     if client is None or not buffer.redis_healthy():
@@ -177,7 +176,6 @@ def plan_for_sending(campaign_id: int) -> LinkPlan:
     cached = _plans.get(campaign_id)
     if cached is not None:
         return cached
-    from reporting.models import TrackedLink, TrackingOptions
 
     rows = list(TrackedLink.objects.filter(campaign_id=campaign_id).values_list("index", "url"))
     if not rows:
@@ -213,10 +211,6 @@ def plan_for_click(campaign_id: int) -> LinkPlan | None:
         return cached
     plan = _redis_load(campaign_id)
     if plan is None:
-        from django.db import DatabaseError
-
-        from reporting.models import TrackedLink
-
         try:
             rows = list(
                 TrackedLink.objects.filter(campaign_id=campaign_id).values_list("index", "url")

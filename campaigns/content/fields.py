@@ -27,8 +27,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import jinja2
 from jinja2 import nodes
+
+from campaigns.content import templating
+from campaigns.content.templating import is_blank
 
 _BASES = ("contact", "phi")
 _DEFAULT_FILTERS = ("default", "d")
@@ -47,17 +49,6 @@ class Reference:
     @property
     def label(self) -> str:
         return f"{self.base}.{self.name}"
-
-
-def is_blank(value: Any) -> bool:
-    """No usable value: undefined, None, empty or whitespace-only text, an empty list."""
-    if isinstance(value, jinja2.Undefined) or value is None:
-        return True
-    if isinstance(value, str):
-        return not value.strip()
-    if isinstance(value, list | tuple | dict | set):
-        return not value
-    return False
 
 
 def _key(node: nodes.Node, local: set[str]) -> Key | None:
@@ -164,8 +155,6 @@ class _Walker:
 
 def references(source: str, *, html: bool = True) -> list[Reference]:
     """Every ``contact.*``/``phi.*`` reference in ``source``, guarded or not."""
-    from campaigns.content import templating  # templating imports this module's is_blank
-
     env = templating.HTML_ENV if html else templating.TEXT_ENV
     tree = env.parse(source)
     local = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}

@@ -32,7 +32,6 @@ from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.runtime import LoopContext
 
 from campaigns.content import sandbox
-from campaigns.content.fields import is_blank
 from campaigns.content.sandbox import DEFAULT_TIME_LIMIT, MAX_OUTPUT_CHARS
 
 MAX_SOURCE_BYTES = 256 * 1024
@@ -111,6 +110,17 @@ ALLOWED_FILTERS = (
 _LOOP_ATTRIBUTES = frozenset(
     {"index", "index0", "revindex", "revindex0", "first", "last", "length", "depth", "depth0"}
 )
+
+
+def is_blank(value: Any) -> bool:
+    """No usable value: undefined, None, empty or whitespace-only text, an empty list."""
+    if isinstance(value, jinja2.Undefined) or value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, list | tuple | dict | set):
+        return not value
+    return False
 
 
 class TemplateError(Exception):

@@ -23,7 +23,6 @@ from django.conf import settings
 from django.utils import timezone
 
 from campaigns import services
-from campaigns.demo import _EmlWriter
 from campaigns.journeys import engine, triggers
 from campaigns.journeys import services as journey_services
 from campaigns.models import EmailTemplate, Journey, JourneyStepCampaign, Message, SenderIdentity
@@ -31,6 +30,7 @@ from campaigns.sending import delivery
 from campaigns.sending.transport import RelayConfig, pool
 from contacts import services as contact_services
 from contacts.models import Consent, ContactList
+from luxmail import demo
 from luxmail.actors import Actor
 from reporting import ingest
 
@@ -164,7 +164,7 @@ def _deliver(journey: Journey) -> None:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
     controller = Controller(
-        _EmlWriter(Path(settings.LUXMAIL_SINK_DIR)), hostname="127.0.0.1", port=port
+        demo.EmlWriter(Path(settings.LUXMAIL_SINK_DIR)), hostname="127.0.0.1", port=port
     )
     controller.start()
     try:

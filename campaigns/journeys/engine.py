@@ -42,6 +42,7 @@ from django.utils import timezone
 from campaigns import tasks
 from campaigns.journeys import definition as d
 from campaigns.journeys import timing
+from campaigns.journeys.services import step_campaign_create
 from campaigns.models import (
     Campaign,
     CampaignStatus,
@@ -461,7 +462,6 @@ def step_campaign_for(*, step: JourneyStep, contact_id: int) -> JourneyStepCampa
     for candidate in rounds:
         if candidate.campaign_id not in used:
             return candidate
-    from campaigns.journeys.services import step_campaign_create
 
     return step_campaign_create(
         step=step, round=rounds[-1].round + 1, template_from=rounds[0].campaign

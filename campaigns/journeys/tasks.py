@@ -11,13 +11,13 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
-from campaigns.journeys import engine, triggers
+from campaigns.journeys import engine, jobs, triggers
 
 MAX_INVOCATIONS = 50
 
 
 @shared_task(
-    name="journeys.advance",
+    name=jobs.ADVANCE.name,
     acks_late=True,
     autoretry_for=(OperationalError,),
     retry_backoff=True,
@@ -31,7 +31,7 @@ def advance(invocation: int = 0) -> int:
     return report.claimed
 
 
-@shared_task(name="journeys.evaluate_triggers", ignore_result=True)
+@shared_task(name=jobs.EVALUATE_TRIGGERS.name, ignore_result=True)
 def evaluate_triggers() -> int:
     journey_ids = triggers.journeys_to_evaluate()
     for journey_id in journey_ids:

@@ -8,7 +8,6 @@ forms, the API and the import report can key on.
 
 from __future__ import annotations
 
-from campaigns.sending.transport import TlsRefused, TransportError
 from luxmail.securemail.errors import (
     CertificateError,
     EncryptionError,
@@ -28,6 +27,20 @@ __all__ = [
     "SigningKeyError",
     "TLSRequiredError",
 ]
+
+
+class TransportError(Exception):
+    """The relay could not be used; ``transient`` says whether retrying may help.
+
+    Defined here, not in ``campaigns.sending.transport`` (which re-exports it), so that
+    sending imports secure and never the reverse.
+    """
+
+    transient = True
+
+
+class TlsRefused(TransportError):
+    """TLS was required but unavailable or untrusted; the connection was not used."""
 
 
 class TLSRequiredError(TlsRefused):

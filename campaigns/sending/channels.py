@@ -25,7 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from campaigns.secure.errors import PolicyError
 from campaigns.secure.policy import Channel, ChannelFacts, decide_channel
-from campaigns.secure.tls import Capability, TLSStatus, domain_of, relay_capability
+from campaigns.secure.tls import (
+    Capability,
+    TLSStatus,
+    domain_can_receive_verified_tls,
+    domain_of,
+    relay_capability,
+)
 from campaigns.senders.selectors import org_signers
 from campaigns.sending import hooks
 from campaigns.sending.direct import Route
@@ -109,8 +115,6 @@ class SecureContext:
     def capability(self, domain: str) -> Capability:
         found = self.capabilities.get(domain)
         if found is None:
-            from campaigns.secure.tls import domain_can_receive_verified_tls
-
             found = domain_can_receive_verified_tls(domain)
             self.capabilities[domain] = found
         return found

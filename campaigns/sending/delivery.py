@@ -23,7 +23,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.db import connection as db_connection
+from django.db import connection as own
 from django.utils import timezone
 
 from campaigns.content import fields, htmlmail, templating
@@ -309,8 +311,6 @@ class Heartbeat:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        from django.db import DatabaseError
-        from django.db import connection as own
 
         try:
             while not self._stop.wait(max(self.lease / 3, 0.5)):

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from campaigns.secure import tls
+from campaigns.secure.tls import domain_of
 from campaigns.sending.transport import Connection, Outcome, RelayConfig, TransportError, pool
 
 
@@ -64,7 +66,6 @@ class DirectConnections:
 
 
 def _connect(route: Route) -> Connection:
-    from campaigns.secure import tls
 
     if route.verified:
         smtp, capability = tls.mx_connect(route.domain)
@@ -83,8 +84,6 @@ def deliver_one(*, mail_from: str, recipient: str, data: bytes, direct: bool) ->
     the pooled relay connection. Never raises for SMTP or network problems.
     """
     if direct:
-        from campaigns.secure.tls import domain_of
-
         connections = DirectConnections()
         try:
             return connections.send(

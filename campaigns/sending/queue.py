@@ -29,7 +29,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from campaigns.models import Message, MessageState
+from campaigns.models import Campaign, Message, MessageState, SendChain
 from contacts.models import Suppression
 from contacts.selectors import consent_present
 
@@ -222,7 +222,6 @@ def mark_sending(
                     [lease_seconds, renew, token],
                 )
         return marked
-    from campaigns.models import Campaign
 
     # SQLite (make run): the UPDATE takes the database's write lock, held until commit,
     # so the rows read back right after it are exactly the ones it changed.
@@ -381,7 +380,6 @@ def chain_acquire(
     The take is a compare-and-set (an UPDATE re-checking that the slot is still free),
     so two tasks racing for one slot cannot both win, on PostgreSQL or SQLite.
     """
-    from campaigns.models import SendChain
 
     existing = set(SendChain.objects.filter(campaign_id=campaign_id).values_list("slot", flat=True))
     missing = [
@@ -411,7 +409,6 @@ def chain_acquire(
 def chain_renew(*, campaign_id: int, slot: int, token: uuid.UUID, seconds: float) -> bool:
     """Extend the lease of a held slot; ``False`` when ``token`` was superseded (the
     chain must stop)."""
-    from campaigns.models import SendChain
 
     return bool(
         SendChain.objects.filter(campaign_id=campaign_id, slot=slot, token=token).update(
@@ -421,7 +418,6 @@ def chain_renew(*, campaign_id: int, slot: int, token: uuid.UUID, seconds: float
 
 
 def chain_release(*, campaign_id: int, slot: int, token: uuid.UUID) -> None:
-    from campaigns.models import SendChain
 
     SendChain.objects.filter(campaign_id=campaign_id, slot=slot, token=token).update(
         token=None, lease_until=None
@@ -430,7 +426,6 @@ def chain_release(*, campaign_id: int, slot: int, token: uuid.UUID) -> None:
 
 def chains_live(*, campaign_id: int) -> int:
     """How many chains hold a slot of ``campaign_id`` right now."""
-    from campaigns.models import SendChain
 
     return SendChain.objects.filter(
         campaign_id=campaign_id, token__isnull=False, lease_until__gte=timezone.now()

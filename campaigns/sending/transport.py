@@ -31,6 +31,8 @@ from typing import Literal
 
 from django.conf import settings
 
+from campaigns.secure.errors import TlsRefused, TransportError
+from campaigns.secure.tls import verifying_context as shared
 from luxmail import conf
 from luxmail.logging import redact
 
@@ -38,16 +40,6 @@ logger = logging.getLogger(__name__)
 
 Kind = Literal["sent", "transient", "permanent", "ambiguous"]
 Security = Literal["starttls", "implicit", "none"]
-
-
-class TransportError(Exception):
-    """The relay could not be used; ``transient`` says whether retrying may help."""
-
-    transient = True
-
-
-class TlsRefused(TransportError):
-    """TLS was required but unavailable or untrusted; the connection was not used."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +93,6 @@ def verifying_context(ca_file: str | None = None) -> ssl.SSLContext:
 
     Imported late: ``campaigns.secure`` builds its errors on this module's exceptions.
     """
-    from campaigns.secure.tls import verifying_context as shared
 
     return shared(ca_file)
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import connection, transaction
 from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
+from campaigns import jobs
 from campaigns.content import templating
+from campaigns.content.context import SAMPLE_CONTEXT
 from campaigns.models import (
     Campaign,
     CampaignStatus,
@@ -18,8 +22,9 @@ from campaigns.models import (
     Message,
     MessageState,
 )
-from campaigns.selectors import audience_queryset
-from campaigns.sending import queue
+from campaigns.selectors import audience_queryset, campaign_counts
+from campaigns.sending import delivery, queue
+from campaigns.sending.transport import RelayConfig, TransportError, pool
 from campaigns.services.errors import CampaignError, TransitionError, _user
 from campaigns.services.templates import _org, _with_footer
 from luxmail import audit, conf, org
@@ -261,10 +266,8 @@ def campaign_start(*, campaign: Campaign, actor: Actor, request: HttpRequest | N
 def _enqueue_chains(campaign_id: int, count: int | None = None) -> None:
     """Start up to ``count`` (default: all) chains; each takes a free slot or exits at
     once, so extra starts never run more than ``send_parallelism()`` chains."""
-    from campaigns import tasks
-
     for _ in range(send_parallelism() if count is None else count):
-        tasks.send_batch.delay(campaign_id)
+        jobs.SEND_BATCH.delay(campaign_id)
 
 
 def send_parallelism() -> int:
@@ -401,7 +404,6 @@ def campaign_finish_if_done(*, campaign_id: int) -> bool:
         campaign.status = CampaignStatus.SENT
         campaign.finished_at = timezone.now()
         campaign.save(update_fields=["status", "finished_at", "updated_at"])
-        from campaigns.selectors import campaign_counts
 
         audit.record(
             "campaign.sent", actor=None, target=campaign, details=campaign_counts(campaign)
@@ -465,12 +467,6 @@ def campaign_test_send(
     accepted. Raises :class:`CampaignError` (bad addresses, no template or sender, relay
     refused). Audits ``campaign.test_send`` (count only; addresses are not recorded).
     """
-    from django.core.exceptions import ValidationError
-    from django.core.validators import validate_email
-
-    from campaigns.content.context import SAMPLE_CONTEXT
-    from campaigns.sending import delivery
-    from campaigns.sending.transport import RelayConfig, TransportError, pool
 
     cleaned = sorted({a.strip().lower() for a in addresses if a.strip()})
     if not cleaned:

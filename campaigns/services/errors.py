@@ -9,10 +9,11 @@ from luxmail.actors import Actor
 if TYPE_CHECKING:
     from luxmail.models import User
 
+from django.contrib.auth import get_user_model
+
 
 def _user(actor: Actor) -> User | None:
     """The actor as a user for ``created_by`` columns (API keys and the system: None)."""
-    from django.contrib.auth import get_user_model
 
     return actor if isinstance(actor, get_user_model()) else None
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -40,8 +42,6 @@ def sender_create(
 
     Audits ``sender.create``. Raises :class:`CampaignError` for bad input.
     """
-    from django.core.exceptions import ValidationError
-    from django.core.validators import validate_email
 
     for label, value in (("From address", from_email), ("Reply-To", reply_to)):
         if value:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from cryptography.hazmat.primitives import hashes, serialization
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -12,6 +13,7 @@ from campaigns.models import (
     OrgSigningKey,
     SigningKind,
 )
+from campaigns.secure.errors import SigningKeyError
 from luxmail import audit, crypto
 from luxmail.actors import Actor, user_of
 from luxmail.securemail import pgp, smime
@@ -40,9 +42,6 @@ def org_signing_key_set(
     tells the uploader what is wrong; nothing is stored then. Audits
     ``secure.signing_key_set`` (kind, fingerprint; never key material).
     """
-    from cryptography.hazmat.primitives import hashes, serialization
-
-    from campaigns.secure.errors import SigningKeyError
 
     if kind not in SigningKind.values:
         raise SigningKeyError("Choose an S/MIME certificate or an OpenPGP key.", code="kind")

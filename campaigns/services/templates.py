@@ -11,6 +11,7 @@ from django.http import HttpRequest
 
 from campaigns.content import fields as template_fields
 from campaigns.content import htmlmail, templating
+from campaigns.content.context import SAMPLE_CONTEXT, recipients
 from campaigns.models import (
     EmailTemplate,
 )
@@ -123,7 +124,6 @@ def template_preview(
     or reads any contact field; previews of sample data need nothing. Raises
     ``TemplateError`` for template problems and :class:`CampaignError` when refused.
     """
-    from campaigns.content.context import SAMPLE_CONTEXT, recipients
 
     checked = templating.validate(subject=subject, html=html, text=text)
     if contact_id is None:

@@ -10,8 +10,10 @@ channels only — no PHI, no address.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -103,9 +105,6 @@ def _out(message: Message) -> dict[str, Any]:
 
 
 def _contact(reference: str) -> Contact:
-    import uuid
-
-    from django.http import Http404
 
     if reference.isdigit():
         return get_object_or_404(Contact, pk=int(reference))

@@ -17,9 +17,11 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from campaigns import services
+from campaigns import services, tasks
 from campaigns.content import templating
 from campaigns.models import Campaign, CampaignStatus, EmailTemplate, Message, SenderIdentity
+from campaigns.secure.errors import PolicyError
+from campaigns.secure.policy import check_policy_allowed
 from campaigns.services import CampaignError
 from contacts.models import Contact, ContactStatus
 from contacts.selectors import consent_present, is_suppressed
@@ -54,8 +56,6 @@ def message_send(
     PHI-bearing). Raises :class:`CampaignError` (user-facing) or
     ``templating.TemplateError`` for content problems.
     """
-    from campaigns.secure.errors import PolicyError
-    from campaigns.secure.policy import check_policy_allowed
 
     if template is not None and (subject or html or text):
         raise CampaignError("Give either a template or subject and html, not both.")
@@ -128,6 +128,5 @@ def message_send(
 
 
 def _enqueue(campaign_id: int) -> None:
-    from campaigns import tasks
 
     tasks.send_batch.delay(campaign_id)

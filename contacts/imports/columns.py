@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from contacts.attributes import PROFILE_ATTRIBUTES, ContactValueError, normalize_choice, parse_date
 from contacts.imports.files import cell_text
+from contacts.keys.services import KeyMaterialError, key_validate
 from contacts.models import ConsentPurpose, ConsentSource, CustomField
 from contacts.upsert import RowError
 
@@ -288,7 +289,6 @@ def prepare_row(
         elif key.startswith(KEY_PREFIX):
             if str(value).strip() == "":
                 continue
-            from contacts.keys.services import KeyMaterialError, key_validate
 
             try:
                 keys.append(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -115,7 +116,6 @@ def _store(
     request: HttpRequest | None,
     source: str,
 ) -> ContactEncryptionKey:
-    from django.contrib.auth import get_user_model
 
     now = timezone.now()
     with transaction.atomic():

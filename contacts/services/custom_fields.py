@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from django.db import transaction
@@ -36,7 +37,6 @@ def custom_field_create(
     ``key`` is a slug used in imports and segments (``custom.<key>``). Raises
     :class:`CustomFieldError` for a bad key, kind, label or choices.
     """
-    import re
 
     key = key.strip().lower()
     if not re.fullmatch(r"[a-z][a-z0-9_]{0,49}", key):

@@ -23,6 +23,9 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import urlencode
 
+from luxmail import audit
+from luxmail.accounts import selectors
+
 SESSION_STARTED_KEY = "luxmail_session_started"
 
 # Paths that never need a verified staff session.
@@ -55,8 +58,6 @@ class SessionPolicyMiddleware:
             if started is None:
                 request.session[SESSION_STARTED_KEY] = now
             elif now - int(started) > settings.LUXMAIL_SESSION_ABSOLUTE_SECONDS:
-                from luxmail import audit
-
                 audit.record(
                     "auth.session_expired",
                     actor=user,
@@ -84,7 +85,6 @@ class MFARequiredMiddleware:
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated:
             return self.get_response(request)
-        from luxmail.accounts import selectors
 
         if user.is_verified():
             step = selectors.passkey_step(user, getattr(user, "otp_device", None))

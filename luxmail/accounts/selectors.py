@@ -6,10 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from axes.handlers.proxy import AxesProxyHandler
 from django_otp import devices_for_user
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp_webauthn.models import WebAuthnCredential
+
+from luxmail import org, roles
 
 # Factor names used in audit details and on the security page.
 TOTP = "totp"
@@ -100,7 +103,6 @@ def backup_codes_left(user: Any) -> int:
 
 def passkey_required(user: Any) -> bool:
     """True when the org requires passkeys for Admins and ``user`` is an Admin."""
-    from luxmail import org, roles
 
     return bool(
         org.get_settings().require_passkey_for_admins
@@ -130,6 +132,5 @@ def passkey_step(user: Any, session_device: Any) -> str | None:
 
 def is_locked_out(request: Any, user: Any) -> bool:
     """True while django-axes holds a lockout for ``user`` (password or second factor)."""
-    from axes.handlers.proxy import AxesProxyHandler
 
     return bool(AxesProxyHandler.is_locked(request, credentials={"username": user.get_username()}))

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 
 from luxmail.accounts import selectors, services
 from luxmail.accounts.forms import LoginForm, TokenForm
+from luxmail.accounts.passkeys import AccountLocked
 
 
 def _next_url(request: HttpRequest) -> str:
@@ -55,7 +56,6 @@ def locked_out(
     minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
     if request.content_type == "application/json" or request.path.startswith("/webauthn/"):
         # The passkey script shows ``detail`` next to its button.
-        from luxmail.accounts.passkeys import AccountLocked
 
         return JsonResponse(
             {"detail": str(AccountLocked.default_detail), "code": AccountLocked.default_code},

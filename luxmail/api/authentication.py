@@ -9,6 +9,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from luxmail.accounts import selectors
 from luxmail.api import services
 
 
@@ -66,7 +67,6 @@ class VerifiedSessionAuthentication(authentication.SessionAuthentication):
         user = result[0]
         if not getattr(user, "is_verified", lambda: False)():
             raise exceptions.NotAuthenticated("Complete the second sign-in factor first.")
-        from luxmail.accounts import selectors
 
         # Same rule as the UI (MFARequiredMiddleware): under "require passkey for
         # Admins" an Admin's session counts only once verified by a passkey.

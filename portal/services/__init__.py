@@ -25,6 +25,7 @@ Re-exported here by name because many callers (views, API, tasks, tests) use
 ``portal.services.<name>``; new code may import from the submodule.
 """
 
+from portal.selectors import link_hash
 from portal.services.codes import (
     Verified,
     birth_date_required,
@@ -73,7 +74,6 @@ from portal.services.staff import (
 )
 from portal.services.tokens import (
     _key,
-    link_hash,
     link_token,
     link_url,
     session_hash,

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from contacts.models import ContactProfile
 from luxmail import audit, crypto, org
+from portal import notices
 from portal.models import PortalCode, PortalMessage, PortalSession
 from portal.services.config import (
     CODE_DIGITS,
@@ -77,7 +78,6 @@ def portal_code_send(*, portal_message: PortalMessage, request: HttpRequest | No
             details=_ids(portal_message),
         )
         recipient = str(crypto.reveal(portal_message, "recipient_email", access=access))
-    from portal import notices
 
     if not notices.send_code(portal_message=portal_message, recipient=recipient, code=code):
         PortalCode.objects.filter(pk=issued.pk).delete()

@@ -12,8 +12,9 @@ from django.utils import timezone
 from campaigns.models import Campaign
 from luxmail import audit, crypto, org
 from portal.models import PortalMessage
+from portal.selectors import link_hash, portal_message_state
 from portal.services.config import PortalUnavailable
-from portal.services.tokens import link_hash, link_token, link_url
+from portal.services.tokens import link_token, link_url
 
 # --- creation (send pipeline) ------------------------------------------------------------
 
@@ -130,8 +131,6 @@ def portal_message_for_delivery(
 
 
 def _check_open(portal_message: PortalMessage) -> None:
-    from portal.selectors import portal_message_state
-
     state = portal_message_state(portal_message)
     if state != "active":
         raise PortalUnavailable(state)

@@ -10,8 +10,9 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from luxmail import audit, crypto
-from portal import reporting_hook
+from portal import jobs, notices, reporting_hook
 from portal.models import PortalMessage, PortalReply, PortalSession
+from portal.sanitize import sanitize_html
 from portal.services.config import (
     MAX_REPLIES_PER_MESSAGE,
     MAX_REPLY_CHARS,
@@ -50,7 +51,6 @@ def portal_message_open(
     view. The first read records a verified human open for reporting. Raises
     :class:`PortalUnavailable` when the message stopped being active.
     """
-    from portal.sanitize import sanitize_html
 
     if session.portal_message_id != portal_message.pk:
         raise PortalUnavailable("invalid")
@@ -169,9 +169,7 @@ def portal_reply_create(
 
 
 def _enqueue_reply_notice(reply_id: int) -> None:
-    from portal import tasks
-
-    tasks.notify_reply.delay(reply_id)
+    jobs.NOTIFY_REPLY.delay(reply_id)
 
 
 def portal_reply_notify(*, reply_id: int) -> bool:
@@ -180,7 +178,6 @@ def portal_reply_notify(*, reply_id: int) -> bool:
     Idempotent enough for a retried task (a second notice is harmless and has no PHI).
     Returns whether the relay or MX accepted it. Audits ``portal.reply_notified``.
     """
-    from portal import notices
 
     reply = PortalReply.objects.select_related("portal_message__sender").get(pk=reply_id)
     accepted = notices.send_reply_notice(reply=reply)

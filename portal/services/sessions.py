@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from luxmail import audit
 from portal.models import PortalMessage, PortalSession
+from portal.selectors import portal_message_state
 from portal.services.config import RECIPIENT, idle_seconds
 from portal.services.messages import _ids
 from portal.services.tokens import session_hash
@@ -39,8 +40,6 @@ def portal_session_resolve(
         )
         if session is None:
             return None
-        from portal.selectors import portal_message_state
-
         if portal_message_state(portal_message) != "active":
             session.ended_at = now
             session.save(update_fields=["ended_at"])

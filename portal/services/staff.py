@@ -9,6 +9,7 @@ from django.utils import timezone
 from luxmail import audit, crypto
 from luxmail.actors import Actor, actor_has_perm, user_of
 from portal.models import PortalCode, PortalMessage, PortalReply, PortalSession
+from portal.sanitize import sanitize_html
 from portal.services.messages import _ids
 
 # --- staff -----------------------------------------------------------------------------
@@ -101,7 +102,6 @@ def portal_message_reveal(
 
     Writes ``phi.access`` (purpose ``portal.staff_view``). Raises ``PermissionError``.
     """
-    from portal.sanitize import sanitize_html
 
     if not actor_has_perm(actor, "luxmail.view_phi"):
         raise PermissionError("Reading portal messages needs the PHI permission.")

@@ -30,10 +30,6 @@ def link_token(portal_message: PortalMessage) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def link_hash(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
-
-
 def link_url(portal_message: PortalMessage) -> str:
     return f"{settings.LUXMAIL_BASE_URL}/portal/{link_token(portal_message)}/"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time as time_module
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +11,8 @@ from django.http import HttpRequest
 
 from luxmail import audit
 from luxmail.actors import Actor
+from reporting import buffer, ingest, rollups
+from reporting.models import TrackedLink, TrackingOptions
 
 # --- tracking events and rollups ----------------------------------------------------------
 
@@ -22,7 +25,6 @@ def tracking_events_ingest(*, limit: int = 2000, max_batches: int = 50) -> Any:
     at once with ``busy``), each batch one transaction, an event stored at most once.
     Returns the :class:`reporting.ingest.IngestReport`.
     """
-    from reporting import ingest, rollups
 
     report = ingest.ingest(limit=limit, max_batches=max_batches)
     # The send workers' and this run's report changes wait in the journal: fold them.
@@ -36,7 +38,6 @@ def rollups_rebuild(*, actor: Actor) -> Any:
     Equal to what incremental maintenance produced (tested); send workers and the
     ingester wait while it runs. Audits ``reports.rollups_rebuild`` with the row counts.
     """
-    from reporting import rollups
 
     result = rollups.rebuild()
     audit.record(
@@ -58,9 +59,6 @@ def portal_read_record(*, message_id: int, campaign_id: int, at: datetime | None
     Goes through the same durable buffer as the open pixel (the ingester labels it
     ``human`` / ``portal_verified``). Returns where the entry was buffered.
     """
-    import time as time_module
-
-    from reporting import buffer
 
     moment = at.timestamp() if at is not None else time_module.time()
     return buffer.append(
@@ -76,7 +74,6 @@ def tracking_options_set(
     Raises :class:`TrackingOptionsError` once the campaign's links are frozen (it has
     started). Audits ``campaign.tracking_options``.
     """
-    from reporting.models import TrackedLink, TrackingOptions
 
     with transaction.atomic():
         if (

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
 from django.http import HttpRequest
@@ -17,7 +18,7 @@ from django.utils import timezone
 
 from luxmail import audit, crypto
 from luxmail.actors import Actor
-from reporting import selectors, webhooks
+from reporting import jobs, selectors, webhooks
 from reporting.classification import Label, Verdict
 from reporting.models import (
     TEST_EVENT_TYPE,
@@ -210,9 +211,7 @@ def _disable_for_failures(
     endpoint_id = endpoint.pk
 
     def notify() -> None:
-        from reporting.tasks import notify_webhook_disabled
-
-        notify_webhook_disabled.delay(endpoint_id)
+        jobs.NOTIFY_WEBHOOK_DISABLED.delay(endpoint_id)
 
     transaction.on_commit(notify)
 
@@ -360,7 +359,6 @@ def webhook_disabled_notify(*, endpoint_id: int) -> int:
     name, URL host and failure count. Returns the number of recipients (0 when the
     endpoint is active again or gone).
     """
-    from django.core.mail import send_mail
 
     endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id, active=False).first()
     if endpoint is None or endpoint.disabled_reason != WebhookEndpoint.DisabledReason.FAILURES:

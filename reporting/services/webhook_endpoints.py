@@ -13,10 +13,11 @@ from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from luxmail import audit, crypto
 from luxmail.actors import Actor, user_of
-from reporting import webhooks
+from reporting import jobs, webhooks
 from reporting.models import (
     WebhookDelivery,
     WebhookEndpoint,
@@ -307,16 +308,12 @@ def _enqueue_on_commit(delivery_ids: Sequence[int], countdown: int | None = None
     ids = list(delivery_ids)
 
     def enqueue() -> None:
-        from kombu.exceptions import OperationalError
-
-        from reporting.tasks import deliver_webhook
-
         try:
             for delivery_id in ids:
                 if countdown:
-                    deliver_webhook.apply_async((delivery_id,), countdown=countdown)
+                    jobs.DELIVER_WEBHOOK.apply_async((delivery_id,), countdown=countdown)
                 else:
-                    deliver_webhook.delay(delivery_id)
+                    jobs.DELIVER_WEBHOOK.delay(delivery_id)
         except OperationalError:
             # The broker (Redis) is down. The deliveries are committed rows: the
             # dispatch sweep enqueues them once it is back. Whoever committed them (the

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from django.contrib.auth import get_user_model
+
 from campaigns.journeys.definition import JourneyError
 from campaigns.models import (
     Journey,
@@ -40,7 +42,6 @@ class IdempotencyConflict(JourneyError):
 
 
 def _user(actor: Actor) -> User | None:
-    from django.contrib.auth import get_user_model
 
     return actor if isinstance(actor, get_user_model()) else None
 

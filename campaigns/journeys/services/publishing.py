@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from campaigns import services as campaign_services
 from campaigns.journeys import definition as d
+from campaigns.journeys import jobs
 from campaigns.journeys.definition import DefinitionError
 from campaigns.journeys.services.definitions import draft_version, version_problems
 from campaigns.journeys.services.errors import TransitionError, _lock, _user
@@ -295,12 +296,8 @@ def journey_archive(
 
 
 def _enqueue_advance() -> None:
-    from campaigns.journeys import tasks
-
-    tasks.advance.delay()
+    jobs.ADVANCE.delay()
 
 
 def _enqueue_triggers() -> None:
-    from campaigns.journeys import tasks
-
-    tasks.evaluate_triggers.delay()
+    jobs.EVALUATE_TRIGGERS.delay()

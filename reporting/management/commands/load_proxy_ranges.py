@@ -12,6 +12,7 @@ Running it twice with the same input changes nothing the second time.
 
 from __future__ import annotations
 
+import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,6 @@ ACTOR = "command:load_proxy_ranges"
 def _read(location: str) -> str:
     """A local file, ``-`` for stdin, or an http(s) URL."""
     if location == "-":
-        import sys
-
         return sys.stdin.read()
     scheme = urlsplit(location).scheme
     if scheme in {"http", "https"}:
