@@ -22,7 +22,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.template.loader import render_to_string
 
-from luxmail import conf
+from luxmail import clients
 from reporting import buffer, tokens, tracking
 
 # The smallest transparent GIF (43 bytes).
@@ -33,17 +33,6 @@ _PAGE_CSP = (
     "default-src 'none'; style-src 'self'; base-uri 'none'; form-action 'none'; "
     "frame-ancestors 'none'"
 )
-
-
-def client_ip(meta: dict[str, Any]) -> str:
-    """The client's address, trusting ``LUXMAIL_PROXY_COUNT`` proxies' X-Forwarded-For."""
-    proxies = conf.proxy_count()
-    if proxies:
-        forwarded = [part.strip() for part in meta.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-        forwarded = [part for part in forwarded if part]
-        if len(forwarded) >= proxies:
-            return forwarded[-proxies][:45]
-    return str(meta.get("REMOTE_ADDR", ""))[:45]
 
 
 def _headers(meta: dict[str, Any]) -> dict[str, str]:
@@ -67,7 +56,7 @@ def _record(request: HttpRequest, kind: str, token: tokens.TrackingToken) -> Non
         "m": token.message_id,
         "c": token.campaign_id,
         "t": round(time.time(), 6),
-        "ip": client_ip(meta),
+        "ip": clients.client_ip(meta),
         "ua": meta.get("HTTP_USER_AGENT", "")[:512],
         "mt": request.method,
     }

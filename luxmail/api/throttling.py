@@ -17,7 +17,7 @@ from django.core.cache import cache
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
-from luxmail import conf
+from luxmail import clients
 from luxmail.models import ApiKey
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -30,18 +30,6 @@ def parse_rate(rate: str) -> tuple[int, int]:
     if not count.strip().isdigit() or int(count) < 1 or seconds is None:
         raise ValueError(f"A rate is '<count>/<s|min|h|day>', e.g. '60/min' (got {rate!r}).")
     return int(count), seconds
-
-
-def client_ip(meta: dict[str, Any]) -> str:
-    """The client's address; X-Forwarded-For only as far as ``LUXMAIL_PROXY_COUNT``
-    trusted proxies put it there (the same rule as the sign-in lockout)."""
-    proxies = conf.proxy_count()
-    if proxies:
-        forwarded = [p.strip() for p in meta.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-        forwarded = [p for p in forwarded if p]
-        if len(forwarded) >= proxies:
-            return forwarded[-proxies][:45]
-    return str(meta.get("REMOTE_ADDR", ""))[:45]
 
 
 class _WindowThrottle(BaseThrottle):
@@ -104,4 +92,4 @@ class AnonRateThrottle(_WindowThrottle):
         user = getattr(request, "_user", None)  # never re-run authentication from here
         if user is not None and user.is_authenticated:
             return None
-        return f"ip{client_ip(request.META)}"
+        return f"ip{clients.client_ip(request.META)}"
