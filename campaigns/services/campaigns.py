@@ -34,6 +34,15 @@ from luxmail.models import SecurePolicy
 # --- campaigns -----------------------------------------------------------------------------
 
 
+def _locked(campaign: Campaign) -> Campaign:
+    """The campaign row, locked for this transaction, with its template and sender."""
+    return (
+        Campaign.objects.select_for_update(of=("self",))
+        .select_related("template", "sender")
+        .get(pk=campaign.pk)
+    )
+
+
 _AUDIENCE_FIELDS = ("segments", "lists", "exclude_segments", "exclude_lists")
 _EDITABLE = (
     "name",
@@ -162,11 +171,7 @@ def campaign_schedule(
     if at is not None and at <= timezone.now():
         raise CampaignError(past_time_message(at))
     with transaction.atomic():
-        campaign = (
-            Campaign.objects.select_for_update(of=("self",))
-            .select_related("template", "sender")
-            .get(pk=campaign.pk)
-        )
+        campaign = _locked(campaign)
         if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
             raise TransitionError("Only a draft or scheduled campaign can be scheduled.")
         _check_sendable(campaign)
@@ -223,11 +228,7 @@ def campaign_start(*, campaign: Campaign, actor: Actor, request: HttpRequest | N
     number of recipients. Audits ``campaign.start``. Raises :class:`CampaignError`.
     """
     with transaction.atomic():
-        campaign = (
-            Campaign.objects.select_for_update(of=("self",))
-            .select_related("template", "sender")
-            .get(pk=campaign.pk)
-        )
+        campaign = _locked(campaign)
         if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
             raise TransitionError("This campaign has already started.")
         template = _check_sendable(campaign)
