@@ -66,7 +66,9 @@ def test_confirmation_form_and_bad_tokens(postgres, sink, admin, client) -> None
     assert b"You are unsubscribed" in done.content
     assert Contact.objects.get(pk=ids[0]).status == ContactStatus.UNSUBSCRIBED
     token = path.split("/")[2]
-    forged = token[:-1] + ("a" if token[-1] != "a" else "b")
+    # Change the first character: every bit of it is data (the last one's low bits are
+    # base32 padding, so changing it could decode to the same token).
+    forged = ("a" if token[0] != "a" else "b") + token[1:]
     assert client.get(f"/u/{forged}/").status_code == 404
     assert client.post(f"/u/{forged}/", {"List-Unsubscribe": "One-Click"}).status_code == 404
     assert client.get("/u/preview/").status_code == 404
