@@ -20,8 +20,6 @@ after ``LUXMAIL_SOFT_BOUNCE_LIMIT`` within 30 days.
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,7 +32,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from campaigns.models import BounceEvent, BounceKind, Message, MessageState
-from campaigns.sending import tokens
+from campaigns.sending import feedback, tokens
 from contacts import services as contact_services
 from luxmail import audit, conf
 from luxmail.actors import Actor
@@ -83,21 +81,22 @@ _ENHANCED = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 
 def enhanced_status(reply: str) -> str:
     """The RFC 3463 status in an SMTP reply text (``"5.1.1"``), or ``""``."""
-    match = _ENHANCED.search(reply[:200])
-    return ".".join(match.groups()) if match else ""
+    return feedback.enhanced_status(reply)
 
 
-def classify(*, status: str, action: str = "failed") -> Verdict | None:
+def classify(*, status: str, action: str = "failed", reply: str = "") -> Verdict | None:
     """The one classification of refusals, used by the DSN path (:func:`bounce_process`)
     and the synchronous path (:func:`refusal_record`, a 5xx at RCPT or DATA).
 
     ``None`` when the report is not a refusal (delivered, relayed, expanded).
     """
     action = action.lower()
-    if action in ("delivered", "relayed", "expanded"):
+    found = feedback.classify(status=status, reply=reply, action=action)
+    if found is None:
         return None
     if status.startswith("5"):
-        return Verdict(BounceKind.HARD, status.startswith("5.1."))
+        # Address-level = the reason is the recipient's for good (feedback.is_hard).
+        return Verdict(BounceKind.HARD, found.hard)
     if status.startswith("4") or action == "delayed":
         return Verdict(BounceKind.SOFT, False)
     if action == "failed":
@@ -162,24 +161,20 @@ def _header_tokens(document: EmailMessage) -> list[str]:
 
 def parse(raw: bytes) -> Parsed:
     """Read a DSN or ARF document; raises :class:`BounceError` when it is neither."""
-    if len(raw) > MAX_REPORT_BYTES:
-        raise BounceError("The report is larger than 2 MB.")
-    document = email.message_from_bytes(raw, policy=email.policy.compat32)
+    try:
+        read = feedback.parse(raw)
+    except feedback.FeedbackError as error:
+        raise BounceError(str(error)) from error
+    if read.kind is feedback.FeedbackKind.UNRECOGNIZED:
+        raise BounceError("This is not a bounce or a feedback report LuxMail can read.")
     reports: list[Report] = []
-    kinds_seen = set()
-    for part in document.walk():
-        content_type = part.get_content_type()
-        if content_type == "message/delivery-status":
-            reports += _delivery_status(part)
-            kinds_seen.add("dsn")
-        elif content_type == "message/feedback-report":
-            reports += _feedback(part)
-            kinds_seen.add("arf")
-    if not kinds_seen:
-        raise BounceError(
-            "This is not a delivery status notification (RFC 3464) or a feedback report (RFC 5965)."
-        )
-    return Parsed(reports, _header_tokens(document))
+    if read.kind is feedback.FeedbackKind.COMPLAINT and read.feedback_type != "not-spam":
+        reports.append(Report(BounceKind.COMPLAINT, "", f"feedback-type: {read.feedback_type}"))
+    for finding in read.findings:
+        kind = _status_kind(finding.action, finding.status)
+        if kind is not None:
+            reports.append(Report(kind, finding.status[:16], redact(finding.reply)[:480]))
+    return Parsed(reports, list(read.header_tokens))
 
 
 def _message_for(tokens_found: Iterable[str]) -> Message | None:

@@ -35,8 +35,10 @@ _TEXT_RULES: tuple[tuple[Reason, str, str], ...] = (
     (
         Reason.BLOCKED,
         "blocklist",
-        r"blocked using (?!spam)|\b(?:black|block|deny|ban)[ -]?list(?:ed)?\b|spamhaus|spamcop|\bsorbs\b"
-        r"|barracuda ?(?:central|reputation)|\b(?:dns)?rbl\b|\bdnsbl\b|(?<!not )listed (?:at|on|in) "
+        r"blocked using (?!spam)|\b(?:black|block|deny|ban)[ -]?list(?:ed)?\b|spamhaus|spamcop"
+        r"|\bsorbs\b"
+        r"|barracuda ?(?:central|reputation)|\b(?:dns)?rbl\b|\bdnsbl\b|(?<!not )listed (?:at|on"
+        r"|in) "
         r"|banned sending ip|\btss0[45]\b|poor reputation|bad reputation|sender reputation"
         r"|ip reputation|reputation of|low reputation",
     ),
@@ -50,7 +52,8 @@ _TEXT_RULES: tuple[tuple[Reason, str, str], ...] = (
     (
         Reason.SPAM_DETECTED,
         "spam",
-        r"spam|\bjunk mail|unsolicited|\bbulk (?:e-?)?mail|\bmass mail|\buce\b|\bube\b|\buribl\b|\bsurbl\b"
+        r"spam|\bjunk mail|unsolicited|\bbulk (?:e-?)?mail|\bmass mail|\buce\b|\bube\b|\buribl\b"
+        r"|\bsurbl\b"
         r"|message (?:is|was) (?:classified|considered|identified|detected) as|mail flood"
         r"|5\.7\.28\b|content (?:filter|scan)[^.;\n]{0,40}reject",
     ),
@@ -65,7 +68,8 @@ _TEXT_RULES: tuple[tuple[Reason, str, str], ...] = (
     (
         Reason.RATE_LIMITED,
         "rate",
-        r"too many (?:connections|concurrent|messages(?! (?:on|in) )|recipients|sessions|mails|emails)"
+        r"too many (?:connections|concurrent|messages(?! (?:on|in) )|recipients|sessions|mails"
+        r"|emails)"
         r"|sending (?:quota|limit)|daily (?:sending )?(?:quota|limit)"
         r"|rate limit|rate-limit|ratelimit|throttl|sending rate|\bts0[123]\b"
         r"|connection limit|exceeded[^.;\n]{0,30}(?:connections|rate|messages per)"
@@ -91,7 +95,8 @@ _TEXT_RULES: tuple[tuple[Reason, str, str], ...] = (
     (
         Reason.MAILBOX_FULL,
         "quota",
-        r"mail ?box (?:is )?full|mailbox[^.;\n]{0,30}(?:full|quota|exceed|size limit|space)|over ?quota"
+        r"mail ?box (?:is )?full|mailbox[^.;\n]{0,30}(?:full|quota|exceed|size limit|space)"
+        r"|over ?quota"
         r"|quota|enough (?:disk |storage )?space|disk space|too many messages (?:on|in) "
         r"|exceeded (?:its|the|his|her)?\s*storage|insufficient (?:storage|space)"
         r"|not enough (?:storage|space)|mailfolder is full|storage (?:limit|allocation)"
@@ -119,7 +124,8 @@ _TEXT_RULES: tuple[tuple[Reason, str, str], ...] = (
     (
         Reason.NETWORK_ERROR,
         "dns-temporary",
-        r"host not found, try again|malformed (?:or unexpected )?name server|lookup failed, try again"
+        r"host not found, try again|malformed (?:or unexpected )?name server"
+        r"|lookup failed, try again"
         r"|temporary (?:dns|lookup) (?:failure|error)",
     ),
     (
@@ -165,14 +171,16 @@ _TEXT_RULES: tuple[tuple[Reason, str, str], ...] = (
         r" expired|expired after|queue (?:time|lifetime)|could not be delivered (?:for|within)"
         r"|(?:was|has been|have been) (?:delayed|undeliverable) for|giving up|too long in queue"
         r"|been in the queue|timeout (?:exceeded|waiting)|time limit exceeded|will keep trying"
-        r"|failing for a long time|not been collected|(?:failed|after) \d+ (?:delivery )?(?:attempts|days)",
+        r"|failing for a long time|not been collected|(?:failed"
+        r"|after) \d+ (?:delivery )?(?:attempts|days)",
     ),
     (
         Reason.NETWORK_ERROR,
         "network",
         r"connection (?:refused|timed? ?out|reset|closed|dropped|lost)|network (?:is )?"
         r"unreachable|no route to host|(?:mail|routing) loop\b|too many hops"
-        r"|hop count|lost connection|message looping|(?:unable|could not|couldn't|failed) to connect"
+        r"|hop count|lost connection|message looping|(?:unable|could not|couldn't"
+        r"|failed) to connect"
         r"|timed out|tls (?:handshake|negotiation) fail|temporary lookup failure|timeout",
     ),
     (
@@ -195,7 +203,8 @@ _TEXT_RULES: tuple[tuple[Reason, str, str], ...] = (
         Reason.POLICY,
         "policy",
         r"polic|not authori[sz]ed|administrative prohibition|prohibited|not permitted|denied"
-        r"|rejected by|refused|not accepted|\bfilter|\bblocked\b|rejected|(?:not|un)[ -]?(?:pre-?)?approved",
+        r"|rejected by|refused|not accepted|\bfilter|\bblocked\b|rejected|(?:not"
+        r"|un)[ -]?(?:pre-?)?approved",
     ),
     # RFC 3834 auto-replies quoted in a report ("I am out of the office").
     (Reason.VACATION, "vacation", r"out of (?:the )?office|on vacation|on holiday|auto-?reply"),

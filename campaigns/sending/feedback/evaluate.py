@@ -48,8 +48,10 @@ class Score:
             f"right recipient(s)        {self.pct(self.recipient_right, self.bounces):6.1f} %"
             f"  ({self.recipient_right}/{self.bounces} bounces;"
             f" {self.recipients_found}/{self.recipients} recipients found)",
-            f"status class agreement    {self.pct(self.status_class_right, self.status_labelled):6.1f} %",
-            f"reason accuracy           {self.pct(self.reason_right, self.reasons_labelled):6.1f} %",
+            f"status class agreement    "
+            f"{self.pct(self.status_class_right, self.status_labelled):6.1f} %",
+            f"reason accuracy           "
+            f"{self.pct(self.reason_right, self.reasons_labelled):6.1f} %",
             f"hard/soft agreement       {self.pct(self.hard_right, self.reasons_labelled):6.1f} %",
             f"sender-side counted hard  {self.sender_side_hard} of {self.sender_side}",
             f"auth-failure as complaint {self.auth_reports_as_complaints} of {self.auth_reports}",

@@ -24,14 +24,14 @@ decompression of DMARC attachments.
 from __future__ import annotations
 
 import email
+import email.errors
 import email.policy
 import gzip
 import io
 import re
 import zipfile
 import zlib
-import email.errors
-from email.header import decode_header, make_header
+from email.header import Header, decode_header
 from email.message import Message
 from email.utils import parseaddr
 
@@ -45,7 +45,8 @@ MAX_PARTS = 64  # MIME parts looked at; a report has a handful
 MAX_DEPTH = 8  # nesting of multiparts / attached messages
 MAX_BOUNDARIES = 200  # more boundary parameters than this: read the headers only
 TEXT_WINDOW = 32 * 1024  # characters of a human-readable report looked at
-MAX_INFLATE = 8 * 1024 * 1024  # DMARC attachments are decompressed up to this size
+MAX_INFLATE = 64 * 1024  # DMARC attachments: only their start is decompressed, to find <feedback>
+MAX_FLUFL_BYTES = 256 * 1024  # larger mail skips Mailman's line-by-line detectors
 
 _VERP = re.compile(r"bounces\+([a-z2-7]{29})@", re.IGNORECASE)
 _MESSAGE_ID = re.compile(r"<([a-z2-7]{29})\.\d+@", re.IGNORECASE)
@@ -90,7 +91,8 @@ _AUTOREPLY_SUBJECT = re.compile(
     r"|abwesenheit|r[ée]ponse automatique|absence|respuesta autom[aá]tica|fuera de la oficina"
     r"|risposta automatica|fuori (?:sede|ufficio)|automatisch antwoord|afwezig"
     r"|resposta autom[aá]tica|ausente|automaattinen vastaus|odpowied[zź] automatyczna"
-    r"|thank you for your (?:e-?mail|message)|automatyczna odpowied|automati\w* atbilde|nieobecno|autosvar|fr[aå]nvar|automatick[aá] odpov[eě]|自動応答|自動返信|自动回复|不在"
+    r"|thank you for your (?:e-?mail|message)|automatyczna odpowied|automati\w* atbilde|nieobecno"
+    r"|autosvar|fr[aå]nvar|automatick[aá] odpov[eě]|自動応答|自動返信|自动回复|不在"
     r"|автоответ|отпуск",
     re.IGNORECASE,
 )
@@ -124,7 +126,8 @@ _QUOTED_HEADER = re.compile(
 )
 _FAILURE_WORDS = re.compile(
     r"(?<![\d.])[45]\d\d(?![\d.])|(?<![\d.])[45]\.\d{1,3}\.\d{1,3}|unknown|does not exist|not "
-    r"exist|no such|invalid|not (?:a )?valid|rejected|refused|denied|failed|failure|unable|could not|couldn't|"
+    r"exist|no such|invalid|not (?:a )?valid|rejected|refused|denied|failed|failure|unable"
+    r"|could not|couldn't|"
     r"full|quota|disabled|suspended|undeliverable|not found|unavailable|blocked|permanent|"
     r"expired|timed? ?out|error|not delivered|too (?:big|large)|inactive|can't",
     re.IGNORECASE,
@@ -135,30 +138,27 @@ _DELAY_WORDS = re.compile(
     r"|will be retried|retry (?:for|until)|deferred",
     re.IGNORECASE,
 )
-# The reporting MTA's own wording: names the format for evidence and statistics only.
-_FORMAT_RULES: tuple[tuple[str, str], ...] = (
-    ("qmail", r"this is the qmail-send program|qmail"),
-    ("exim", r"created automatically by mail delivery software|exim"),
-    ("postfix", r"this is the mail system at host|postfix"),
-    ("sendmail", r"the original message was received at|sendmail"),
-    ("exchange", r"delivery has failed to these recipients|did not reach|exchange|outlook"),
-    ("gmail", r"google\.com|gmail"),
-    ("yahoo", r"yahoo"),
-    ("aol", r"\baol\b"),
-    ("courier", r"courier mail server"),
-    ("domino", r"domino|lotus notes"),
-    ("mail.ru", r"mail\.ru"),
-    ("amazon-ses", r"amazonses|amazon ses"),
-    ("mimecast", r"mimecast"),
-    ("barracuda", r"barracuda"),
-    ("mcafee", r"mcafee|trellix|mxlogic"),
-    ("dragonfly", r"dragonfly"),
-    ("groupwise", r"groupwise|novell"),
-)
-# One pass: the first MTA whose wording appears names the format.
-_FORMAT = re.compile(
-    "|".join(f"(?P<f{i}>{pattern})" for i, (_, pattern) in enumerate(_FORMAT_RULES)),
-    re.IGNORECASE,
+# The reporting MTA's own wording (lower-case substrings, first rule that appears wins):
+# names the format for evidence and statistics only.
+_FORMAT_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("qmail", ("qmail",)),
+    ("exim", ("created automatically by mail delivery software", "exim")),
+    ("postfix", ("this is the mail system at host", "postfix")),
+    ("sendmail", ("the original message was received at", "sendmail")),
+    ("exchange", ("delivery has failed to these recipients", "did not reach", "exchange")),
+    ("office365", ("outlook.com", "office365", "protection.outlook")),
+    ("gmail", ("google.com", "gmail")),
+    ("yahoo", ("yahoo",)),
+    ("aol", ("aol.com",)),
+    ("courier", ("courier mail server",)),
+    ("domino", ("domino", "lotus notes")),
+    ("mail.ru", ("mail.ru",)),
+    ("amazon-ses", ("amazonses", "amazon ses")),
+    ("mimecast", ("mimecast",)),
+    ("barracuda", ("barracuda",)),
+    ("mcafee", ("mcafee", "trellix", "mxlogic")),
+    ("dragonfly", ("dragonfly",)),
+    ("groupwise", ("groupwise", "novell")),
 )
 
 
@@ -413,7 +413,7 @@ def _is_daemon(address: str) -> bool:
 
 
 def _text_findings(
-    document: Message, text: str, flufl: list[str], returned: Message | None
+    document: Message, text: str, returned: Message | None, *, detectors: bool
 ) -> list[Finding]:
     excluded = _excluded(document)
     lowered = text.lower()
@@ -428,19 +428,20 @@ def _text_findings(
         if _NOT_RECIPIENT_PREFIX.search(prefix):
             continue  # an address quoted as a header or a host, not a recipient
         candidates[address] = _context(text, address, lowered)
-    aliases = set(_ALIAS_OF.findall(text.lower()))
+    aliases = set(_ALIAS_OF.findall(lowered))
 
     def unaliased(addresses: list[str]) -> list[str]:
         return [a for a in addresses if a not in aliases] or addresses
 
     # Exim names the failed recipients in a header of the report itself.
     recipients = [_address(v) for v in _header_addresses(document, "X-Failed-Recipients")]
-    recipients = recipients or unaliased(
-        [a for a in flufl if a not in excluded and not _is_daemon(a)]
-    )
-    if not recipients:
-        failing = [a for a, ctx in candidates.items() if _FAILURE_WORDS.search(ctx)]
-        recipients = unaliased(failing)[:20]
+    failing = unaliased([a for a, ctx in candidates.items() if _FAILURE_WORDS.search(ctx)])
+    if not recipients and detectors:
+        # Mailman's detectors know the layouts of many MTAs' reports.
+        recipients = unaliased(
+            [a for a in _flufl(document) if a not in excluded and not _is_daemon(a)]
+        )
+    recipients = recipients or failing[:20]
     if not recipients and summary:
         # A list of bare addresses under the report's failure wording ("could not be
         # delivered to the following recipients:").
@@ -491,7 +492,9 @@ def _arf(document: Message, part: Message, parts: list[tuple[Message, int, bool]
             fields.setdefault(name, []).append(value)
     feedback_type = (fields.get("feedback-type") or ["abuse"])[0].split(" ")[0].lower()[:40]
     recipients = [
-        _address(v) for name in ("original-rcpt-to", "removal-recipient") for v in fields.get(name, [])
+        _address(v)
+        for name in ("original-rcpt-to", "removal-recipient")
+        for v in fields.get(name, [])
     ]
     returned = _returned_headers(parts)
     if not recipients and returned is not None:
@@ -499,7 +502,9 @@ def _arf(document: Message, part: Message, parts: list[tuple[Message, int, bool]
             returned, "To"
         )
     kind = (
-        FeedbackKind.AUTH_FAILURE_REPORT if feedback_type == "auth-failure" else FeedbackKind.COMPLAINT
+        FeedbackKind.AUTH_FAILURE_REPORT
+        if feedback_type == "auth-failure"
+        else FeedbackKind.COMPLAINT
     )
     provider = _provider(document, (fields.get("reporting-mta") or [""])[0])
     return Feedback(
@@ -533,7 +538,15 @@ def _jmrp_or_header_abuse(document: Message, parts: list[tuple[Message, int, boo
     _, sender = parseaddr(str(document.get("From", "")))
     local = sender.split("@", 1)[0].lower()
     subject = _clean(document.get("Subject", ""), 300).lower()
-    by_sender = local in ("abuse", "fbl", "feedback", "feedbackloop", "complaints", "staff", "scomp")
+    by_sender = local in (
+        "abuse",
+        "fbl",
+        "feedback",
+        "feedbackloop",
+        "complaints",
+        "staff",
+        "scomp",
+    )
     by_subject = bool(
         re.search(r"complaint|abuse report|spam report|reported as spam|feedback loop", subject)
     )
@@ -562,10 +575,7 @@ def _is_dmarc(document: Message, parts: list[tuple[Message, int, bool]]) -> bool
         filename = (part.get_filename() or "").lower()
         if not (filename.endswith((".zip", ".gz", ".xml")) or "report domain" in subject):
             continue
-        try:
-            data = part.get_payload(decode=True)
-        except Exception:  # malformed base64: not a report we can read
-            continue
+        data = part.get_payload(decode=True)  # compat32 decodes leniently, never raises
         if isinstance(data, bytes) and b"<feedback" in _inflate(data)[:4096]:
             return True
     return "report domain:" in subject and "submitter:" in subject
@@ -612,21 +622,33 @@ def _looks_like_bounce(document: Message) -> bool:
 
 def _subject(document: Message) -> str:
     """The Subject with RFC 2047 encoded words decoded (bounded, never raising)."""
-    raw = _clean(document.get("Subject", ""), 500)
-    if "=?" not in raw:
+    value = document.get("Subject", "")
+    raw = _clean(value, 500)
+    if "=?" not in raw and not isinstance(value, Header):
         return raw
     try:
-        return _clean(str(make_header(decode_header(raw))), 500)
-    except (LookupError, ValueError, UnicodeError, email.errors.HeaderParseError):
+        # 8-bit bytes in a header come back as a Header whose chunks keep the bytes.
+        chunks = decode_header(value if isinstance(value, Header) else raw)
+    except (ValueError, email.errors.HeaderParseError):
         return raw
+    text = []
+    for chunk, charset in chunks:
+        if isinstance(chunk, str):
+            text.append(chunk)
+            continue
+        try:
+            text.append(chunk.decode(charset or "ascii", "replace"))
+        except LookupError:  # unknown-8bit or a bogus charset name
+            text.append(chunk.decode("utf-8", "replace"))
+    return _clean(" ".join(text), 500)
 
 
 def _format(text: str, document: Message) -> str:
-    sample = f"{text[:3000]} {document.get('From', '')} {document.get('X-Mailer', '')}"
-    match = _FORMAT.search(sample)
-    if match is None or match.lastgroup is None:
-        return "text"
-    return _FORMAT_RULES[int(match.lastgroup[1:])][0]
+    sample = f"{text[:3000]} {document.get('From', '')} {document.get('X-Mailer', '')}".lower()
+    for name, needles in _FORMAT_RULES:
+        if any(needle in sample for needle in needles):
+            return name
+    return "text"
 
 
 def _flufl(document: Message) -> list[str]:
@@ -674,13 +696,13 @@ def parse(raw: bytes) -> Feedback:
         raise FeedbackError("This is not an email message.")
     try:
         document = _message(raw)
-        return _read(document)
+        return _read(document, detectors=len(raw) <= MAX_FLUFL_BYTES)
     except (RecursionError, LookupError, ValueError, TypeError, IndexError, AttributeError):
         # The email package trips on some malformed mail: it is mail all the same.
         return Feedback(kind=FeedbackKind.UNRECOGNIZED)
 
 
-def _read(document: Message) -> Feedback:
+def _read(document: Message, *, detectors: bool) -> Feedback:
     parts = _walk(document)
     for part, _, quoted in parts:
         if not quoted and part.get_content_type() == "message/feedback-report":
@@ -703,20 +725,27 @@ def _read(document: Message) -> Feedback:
     if not findings and _jmrp_or_header_abuse(document, parts):
         return _arf_like(document, parts)
     if not findings and _is_dmarc(document, parts):
-        return Feedback(kind=FeedbackKind.DMARC_REPORT, format="dmarc", provider=_provider(document))
+        return Feedback(
+            kind=FeedbackKind.DMARC_REPORT, format="dmarc", provider=_provider(document)
+        )
     bounce_like = bool(dsn) or _looks_like_bounce(document)
     if not findings and not bounce_like and _is_auto_reply(document):
-        return Feedback(kind=FeedbackKind.AUTO_REPLY, format="rfc3834", provider=_provider(document))
+        return Feedback(
+            kind=FeedbackKind.AUTO_REPLY, format="rfc3834", provider=_provider(document)
+        )
     if not findings:
         returned = _returned_headers(parts)
-        flufl = _flufl(document) if bounce_like or returned is not None else []
-        if bounce_like or flufl:
-            findings = _text_findings(document, text, flufl, returned if bounce_like else None)
+        if bounce_like or returned is not None:
+            findings = _text_findings(
+                document, text, returned if bounce_like else None, detectors=detectors
+            )
             fmt = _format(text, document)
     if not findings:
         if _is_auto_reply(document):
             return Feedback(kind=FeedbackKind.AUTO_REPLY, format="rfc3834")
-        return Feedback(kind=FeedbackKind.UNRECOGNIZED, header_tokens=tuple(_tokens(document, parts, text)))
+        return Feedback(
+            kind=FeedbackKind.UNRECOGNIZED, header_tokens=tuple(_tokens(document, parts, text))
+        )
     if fmt == "rfc3464":
         fmt = "rfc3464" if not text else f"rfc3464/{_format(text, document)}"
     refusals = [f for f in findings if f.action not in ("delivered", "relayed", "expanded")]
@@ -740,7 +769,9 @@ def _arf_like(document: Message, parts: list[tuple[Message, int, bool]]) -> Feed
         )
     return Feedback(
         kind=FeedbackKind.COMPLAINT,
-        format="jmrp" if returned is not None and returned.get("X-HmXmrOriginalRecipient") else "abuse",
+        format="jmrp"
+        if returned is not None and returned.get("X-HmXmrOriginalRecipient")
+        else "abuse",
         provider=_provider(document),
         feedback_type="abuse",
         header_tokens=tuple(_tokens(document, parts, "")),

@@ -83,7 +83,8 @@ def main() -> None:
                 label["findings"] = fix.get("findings", [])
             for finding in label["findings"]:
                 for key in ("reason", "status"):
-                    if key in fix and (fix.get("recipient") in (None, finding["recipient"])):
+                    wanted = fix.get("recipients")
+                    if key in fix and (not wanted or finding["recipient"] in wanted):
                         finding[key] = fix[key]
                 if finding.get("reason"):
                     finding["hard"] = finding["reason"] in HARD
