@@ -1,3 +1,6 @@
+# Expert labels for the corpus: Sisimai (Debian libsisimai-perl 4.25.15) over each file.
+#   cd tests/corpora/bounces && perl sisimai_labels.pl */*.eml > sisimai-4.25.15.json
+# Sisimai 4 has no hardbounce flag: softbounce is 1 (soft), 0 (hard) or -1 (unknown).
 use strict; use warnings; use Sisimai; use JSON::PP;
 my $out = {};
 for my $f (@ARGV) {
