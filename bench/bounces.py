@@ -105,10 +105,7 @@ def _rate(func, raws: list[bytes], runs: int) -> float:
     for _ in range(runs):
         start = time.process_time()
         for raw in raws:
-            try:
-                func(raw)
-            except Exception:  # the baseline refuses by raising or returning None
-                pass
+            func(raw)  # the corpus is all mail: neither parser raises (refusals are None)
         elapsed = time.process_time() - start
         best = max(best, len(raws) / elapsed if elapsed else 0.0)
     return best

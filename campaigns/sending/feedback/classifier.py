@@ -352,9 +352,9 @@ def _classify(status: str, reply: str, delayed: bool) -> Classification:
         # A delay notice (RFC 3464 action "delayed") says the message is still queued.
         return _make(Reason.EXPIRED, "action:delayed")
     if detail and detail not in _GENERIC:
-        reason = _STATUS_DETAIL.get(detail) or _STATUS_SUBJECT.get(detail.split(".")[0])
-        if reason is not None:
+        by_status = _STATUS_DETAIL.get(detail) or _STATUS_SUBJECT.get(detail.split(".")[0])
+        if by_status is not None:
             if transient:
-                reason = _TRANSIENT_OVERRIDE.get(reason, reason)
-            return _make(reason, f"status:{status}")
+                by_status = _TRANSIENT_OVERRIDE.get(by_status, by_status)
+            return _make(by_status, f"status:{status}")
     return _make(Reason.UNDEFINED, f"class:{klass}" if klass else "none")
