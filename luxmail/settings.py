@@ -645,6 +645,10 @@ LOGGING = {
         "django": {"handlers": [], "level": "INFO", "propagate": True},
         # aiosmtpd (the dev sink) logs every connection at INFO.
         "mail.log": {"level": "WARNING"},
+        # Mailman's bounce detectors (campaigns/sending/feedback) log each detector run at
+        # INFO and a traceback for each that trips on malformed mail, which the reader
+        # catches and survives: neither is news to an operator.
+        "flufl.bounce": {"level": "CRITICAL"},
     },
 }
 

@@ -436,8 +436,10 @@ def _text_findings(
     # Exim names the failed recipients in a header of the report itself.
     recipients = [_address(v) for v in _header_addresses(document, "X-Failed-Recipients")]
     failing = unaliased([a for a, ctx in candidates.items() if _FAILURE_WORDS.search(ctx)])
-    # One address in the whole report, beside an SMTP reply: no layout knowledge needed.
-    obvious = len(candidates) == 1 and len(failing) == 1 and reply_class(candidates[failing[0]])
+    # Every address of the report stands beside an SMTP reply: no layout knowledge needed.
+    obvious = bool(failing) and len(failing) == len(candidates) <= 5 and all(
+        reply_class(candidates[a]) for a in failing
+    )
     if not recipients and detectors and not obvious:
         # Mailman's detectors know the layouts of many MTAs' reports.
         recipients = unaliased(
