@@ -211,7 +211,9 @@ _TEXT_RULES: tuple[tuple[Reason, str, str], ...] = (
 )
 
 _TEXT = tuple(
-    (reason, f"text:{reason.value}:{name}", re.compile(pattern, re.IGNORECASE))
+    # Matched against the lower-cased reply: case-insensitive alternations are several times
+    # slower in Python's re.
+    (reason, f"text:{reason.value}:{name}", re.compile(pattern))
     for reason, name, pattern in _TEXT_RULES
 )
 
@@ -342,8 +344,9 @@ def _classify(status: str, reply: str, delayed: bool) -> Classification:
     detail = status[2:] if len(status) > 2 and status[1] == "." else ""
     transient = klass == "4"
     if reply:
+        lowered = reply.lower()
         for reason, rule, pattern in _TEXT:
-            if pattern.search(reply):
+            if pattern.search(lowered):
                 if transient and reason in _TRANSIENT_OVERRIDE:
                     # "4.x.x user unknown" (greylisting, a directory outage): not for good.
                     continue
