@@ -343,3 +343,33 @@ def test_hostile_mail_is_read_in_bounded_time(name: str) -> None:
     read = parse(raw)
     assert time.monotonic() - start < 30, name  # generous bound: no runaway, not a benchmark
     assert len(read.findings) <= 100
+
+
+def test_tokens_from_returned_headers_and_inline_quotes() -> None:
+    token, other = "a" * 29, "b" * 29
+    returned = _report(
+        "delivery-status",
+        [
+            (
+                "message/delivery-status",
+                "Final-Recipient: rfc822; a@example.test\r\nAction: failed\r\nStatus: 5.1.1",
+            ),
+            (
+                "message/rfc822",
+                f"Return-Path: <bounces+{token}@clinic.example>\r\n"
+                f"Message-ID: <{other}.1@clinic.example>\r\nSubject: News\r\n\r\nHello",
+            ),
+        ],
+    )
+    assert set(parse(returned).header_tokens) == {token, other}
+    inline = (
+        b"From: MAILER-DAEMON@mx.example.test\r\nTo: x@clinic.example\r\n"
+        b"Subject: failure notice\r\n\r\nHi. This is the qmail-send program at mx.example.test.\r\n"
+        b"<patient@example.test>:\r\nSorry, no mailbox here by that name. (#5.1.1)\r\n\r\n"
+        b"--- Below this line is a copy of the message.\r\n\r\n"
+        b"Return-Path: <bounces+" + token.encode() + b"@clinic.example>\r\nSubject: News\r\n"
+    )
+    read = parse(inline)
+    assert read.format == "qmail" and read.header_tokens == (token,)
+    assert [f.recipient for f in read.findings] == ["patient@example.test"]
+    assert read.findings[0].classification.reason is Reason.USER_UNKNOWN

@@ -52,8 +52,11 @@ _VERP = re.compile(r"bounces\+([a-z2-7]{29})@", re.IGNORECASE)
 _MESSAGE_ID = re.compile(r"<([a-z2-7]{29})\.\d+@", re.IGNORECASE)
 _BOUNDARY = re.compile(r'boundary="([^"]{1,200})"', re.IGNORECASE)
 _HEADER_LINE = re.compile(rb"^(?:From |[!-9;-~]{1,76}:)")
+# An address as reports print it. The local part may not start with a quote or "=", and an
+# Exchange/X.400 "smtp=" or "rfc822;" style prefix is not part of it.
 _ADDRESS = re.compile(
-    r"(?<![\w.+=/-])([a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"(?<![\w.+=/-])(?:(?:smtp|rfc822|mailto)[=:])?"
+    r"([a-z0-9!#$%&*+/?^_`{|}~-][a-z0-9!#$%&'*+/=?^_`{|}~-]*(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
     r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{1,24})(?![\w-])",
     re.IGNORECASE,
 )
@@ -270,9 +273,9 @@ def _text_blocks(text: str) -> list[list[tuple[str, str]]]:
 # --- the parts of a report ----------------------------------------------------------------
 
 
-def _human_text(parts: list[tuple[Message, int, bool]]) -> str:
+def _human_text(parts: list[tuple[Message, int, bool]]) -> tuple[str, str]:
     """The first human-readable part (text/plain, else stripped HTML) of the report, cut
-    where the returned message starts."""
+    where the returned message starts, and uncut (it may quote the returned headers)."""
     html = ""
     for part, _, quoted in parts:
         if quoted or part.is_multipart():
@@ -281,11 +284,11 @@ def _human_text(parts: list[tuple[Message, int, bool]]) -> str:
         if ctype == "text/plain" or (ctype == "text" or not ctype):
             text = _decode(part)[:TEXT_WINDOW]
             if text.strip():
-                return _cut_quote(text)
+                return _cut_quote(text), text
         elif ctype == "text/html" and not html:
             html = re.sub(r"<[^>]{0,2000}>", " ", _decode(part)[: TEXT_WINDOW * 2])
             html = html.replace("&lt;", "<").replace("&gt;", ">").replace("&nbsp;", " ")
-    return _cut_quote(html[:TEXT_WINDOW])
+    return _cut_quote(html[:TEXT_WINDOW]), html[:TEXT_WINDOW]
 
 
 def _cut_quote(text: str) -> str:
@@ -315,23 +318,26 @@ def _returned_headers(parts: list[tuple[Message, int, bool]]) -> Message | None:
     return None
 
 
+# Headers of a returned message that carry LuxMail's tokens (the VERP return path, the
+# Message-ID) or echo them.
+_TOKEN_HEADERS = ("Return-Path", "Message-ID", "Sender", "Errors-To", "References", "In-Reply-To")
+
+
 def _tokens(document: Message, parts: list[tuple[Message, int, bool]], text: str) -> list[str]:
     found: list[str] = []
     for name in ("To", "Delivered-To", "X-Original-To", "Envelope-To"):
         for value in document.get_all(name, []):
             found += _VERP.findall(str(value))
-    for part, _, quoted in parts:
+    for part, _, _ in parts:
         ctype = part.get_content_type()
-        if ctype in ("text/rfc822-headers", "message/rfc822") or (quoted and part is not document):
-            if ctype == "message/rfc822":
-                inner = part.get_payload()
-                block = ""
-                if isinstance(inner, list) and inner and isinstance(inner[0], Message):
-                    block = "\n".join(f"{k}: {v}" for k, v in inner[0].items())
-            else:
-                block = "\n".join(f"{k}: {v}" for k, v in part.items())
-                if ctype == "text/rfc822-headers":
-                    block = _decode(part)[:TEXT_WINDOW]
+        block = ""
+        if ctype == "message/rfc822":
+            inner = part.get_payload()
+            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
+                block = " ".join(str(v) for n in _TOKEN_HEADERS for v in inner[0].get_all(n, []))
+        elif ctype == "text/rfc822-headers":
+            block = _decode(part)[:TEXT_WINDOW]
+        if block:
             found += _VERP.findall(block)
             found += _MESSAGE_ID.findall(block)
     # Reports that quote the returned message inline (qmail, some Exim set-ups).
@@ -448,12 +454,9 @@ def _text_findings(
     # Exim names the failed recipients in a header of the report itself.
     recipients = [_address(v) for v in _header_addresses(document, "X-Failed-Recipients")]
     failing = unaliased([a for a, ctx in candidates.items() if _FAILURE_WORDS.search(ctx.lower())])
-    # Every address of the report stands beside an SMTP reply: no layout knowledge needed.
-    obvious = (
-        bool(failing)
-        and len(failing) == len(candidates) <= 5
-        and all(reply_class(candidates[a]) for a in failing)
-    )
+    # Every address the report names stands beside failure wording: no layout knowledge
+    # needed (and Mailman's line-by-line detectors are the costliest step here).
+    obvious = bool(failing) and len(failing) == len(candidates)
     if not recipients and detectors and not obvious:
         # Mailman's detectors know the layouts of many MTAs' reports.
         recipients = unaliased(
@@ -730,7 +733,7 @@ def _read(document: Message, *, detectors: bool) -> Feedback:
     for part, _, quoted in parts:
         if not quoted and part.get_content_type() == "message/feedback-report":
             return _arf(document, part, parts)
-    text = _human_text(parts)
+    text, full_text = _human_text(parts)
     dsn = [
         p
         for p, _, quoted in parts
@@ -767,7 +770,8 @@ def _read(document: Message, *, detectors: bool) -> Feedback:
         if _is_auto_reply(document):
             return Feedback(kind=FeedbackKind.AUTO_REPLY, format="rfc3834")
         return Feedback(
-            kind=FeedbackKind.UNRECOGNIZED, header_tokens=tuple(_tokens(document, parts, text))
+            kind=FeedbackKind.UNRECOGNIZED,
+            header_tokens=tuple(_tokens(document, parts, full_text)),
         )
     if fmt == "rfc3464":
         fmt = "rfc3464" if not text else f"rfc3464/{_format(text, document)}"
@@ -779,7 +783,7 @@ def _read(document: Message, *, detectors: bool) -> Feedback:
         findings=tuple(findings),
         format=fmt,
         provider=domain[:100],
-        header_tokens=tuple(_tokens(document, parts, text)),
+        header_tokens=tuple(_tokens(document, parts, full_text)),
     )
 
 
