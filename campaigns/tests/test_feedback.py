@@ -282,6 +282,7 @@ def test_a_decompression_bomb_is_read_in_bounded_memory() -> None:
 )
 def test_auto_replies_are_never_bounces(headers: str) -> None:
     raw = (
+        "Return-Path: <>\r\n"  # RFC 3834 §3.3: auto-replies go to the null sender too
         f"From: Patient <patient@example.test>\r\nTo: news@clinic.example\r\n{headers}\r\n"
         "Content-Type: text/plain; charset=utf-8\r\n\r\n"
         "I am away until Monday; mail to colleague@example.test is not delivered to me.\r\n"
@@ -315,6 +316,9 @@ def _hostile() -> dict[str, bytes]:
     )
     return {
         "deep nesting": b"From: a@b.test\r\nSubject: x\r\nMIME-Version: 1.0\r\n" + deep,
+        "deep attached messages": b"From: a@b.test\r\nSubject: x\r\n"
+        + b"Content-Type: message/rfc822\r\n\r\n" * 20_000
+        + b"Subject: y\r\n\r\nbody",
         "many parts": b"From: MAILER-DAEMON@b.test\r\nSubject: x\r\nContent-Type: multipart/report;"
         b" boundary=b\r\n\r\n" + many + b"--b--\r\n",
         "huge header": b"From: MAILER-DAEMON@b.test\r\nSubject: "

@@ -638,12 +638,16 @@ def _is_auto_reply(document: Message) -> bool:
 
 
 def _looks_like_bounce(document: Message) -> bool:
+    """A mailer daemon / postmaster sender, or a delivery-failure subject."""
     _, sender = parseaddr(str(document.get("From", "")))
     if not sender or _is_daemon(sender):
         return True
-    if _clean(document.get("Return-Path", ""), 10) == "<>":
-        return True
     return bool(_BOUNCE_SUBJECT.search(_subject(document).lower()))
+
+
+def _null_sender(document: Message) -> bool:
+    """Sent with a null return path: reports, but auto-replies too (RFC 3834 §3.3)."""
+    return _clean(document.get("Return-Path", ""), 10) == "<>"
 
 
 def _subject(document: Message) -> str:
@@ -759,6 +763,7 @@ def _read(document: Message, *, detectors: bool) -> Feedback:
         return Feedback(
             kind=FeedbackKind.AUTO_REPLY, format="rfc3834", provider=_provider(document)
         )
+    bounce_like = bounce_like or _null_sender(document)
     if not findings:
         returned = _returned_headers(parts)
         if bounce_like or returned is not None:
