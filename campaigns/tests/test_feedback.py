@@ -377,3 +377,20 @@ def test_tokens_from_returned_headers_and_inline_quotes() -> None:
     assert read.format == "qmail" and read.header_tokens == (token,)
     assert [f.recipient for f in read.findings] == ["patient@example.test"]
     assert read.findings[0].classification.reason is Reason.USER_UNKNOWN
+
+
+def test_an_address_named_alone_takes_the_reply_quoted_further_down() -> None:
+    raw = (
+        b"From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>\r\n"
+        b"To: news@clinic.example\r\nSubject: Delivery Status Notification (Failure)\r\n\r\n"
+        b"Delivery to the following recipient failed permanently:\r\n\r\n"
+        b"     patient@example.test\r\n\r\nTechnical details of permanent failure:\r\n"
+        b"Google tried to deliver your message, but it was rejected by the server for the"
+        b" recipient domain example.test by mx.example.test. [192.0.2.1].\r\n\r\n"
+        b"The error that the other server returned was:\r\n"
+        b"550 5.1.1 <patient@example.test>: Recipient address rejected: User unknown\r\n"
+    )
+    (finding,) = parse(raw).findings
+    assert finding.recipient == "patient@example.test"
+    assert finding.status == "5.1.1"
+    assert finding.classification.reason is Reason.USER_UNKNOWN

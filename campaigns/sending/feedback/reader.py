@@ -351,20 +351,29 @@ def _tokens(document: Message, parts: list[tuple[Message, int, bool]], text: str
 
 def _context(text: str, address: str, lowered: str = "") -> str:
     """The reply text next to an address in the human-readable report: the address's
-    line and the lines that follow it up to a blank line (at most 6)."""
+    line and the lines that follow it up to a blank line (at most 6). Of the address's
+    first few occurrences, the first that stands beside an SMTP reply code (Gmail names the
+    recipient alone, then quotes "550 5.1.1 <address>: ..." further down)."""
     lowered = lowered or text.lower()
+    first = ""
     at = lowered.find(address)
-    if at < 0:
-        return ""
-    start = lowered.rfind("\n", 0, at) + 1
-    lines: list[str] = []
-    for line in text[start : start + 1500].splitlines():
-        if lines and not line.strip():
+    for _ in range(5):
+        if at < 0:
             break
-        lines.append(line.strip())
-        if len(lines) >= 6:
-            break
-    return _clean(" ".join(lines))
+        start = lowered.rfind("\n", 0, at) + 1
+        lines: list[str] = []
+        for line in text[start : start + 1500].splitlines():
+            if lines and not line.strip():
+                break
+            lines.append(line.strip())
+            if len(lines) >= 6:
+                break
+        block = _clean(" ".join(lines))
+        if reply_class(block):
+            return block
+        first = first or block
+        at = lowered.find(address, at + len(address))
+    return first
 
 
 def _dsn_findings(part: Message, text: str) -> tuple[list[Finding], str]:
@@ -499,13 +508,17 @@ def _text_findings(
 def _summary(text: str) -> str:
     """The report's own lines that state a failure (first few), for addresses that stand
     alone in a list."""
-    keep = []
+    replies: list[str] = []  # lines quoting an SMTP reply come first
+    keep: list[str] = []
     for line in text[:6000].splitlines():
-        if line.strip() and _FAILURE_WORDS.search(line.lower()):
-            keep.append(line.strip())
-            if len(keep) == 4:
-                break
-    return " ".join(keep)[:600]
+        line = line.strip()
+        if line and reply_class(line):
+            replies.append(line)
+        elif line and len(keep) < 4 and _FAILURE_WORDS.search(line.lower()):
+            keep.append(line)
+        if len(replies) == 2:
+            break
+    return " ".join(replies + keep)[:600]
 
 
 # --- ARF, DMARC, auto-replies --------------------------------------------------------------
