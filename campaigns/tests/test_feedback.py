@@ -59,6 +59,8 @@ def _report(report_type: str, parts: list[tuple[str, str]], headers: str = "") -
         ("5.7.1", "550 5.7.1 Relaying denied", "relaying_denied"),
         ("5.3.4", "552 5.3.4 Message size exceeds fixed limit", "message_too_big"),
         ("5.2.1", "550 5.2.1 The email account that you tried to reach is disabled", "suspended"),
+        ("5.7.1", "554 5.7.1 <a@b.test>: Recipient address rejected: Access denied", "policy"),
+        ("5.1.1", "550 5.1.1 <a@b.test>: Recipient address rejected: b.test", "user_unknown"),
     ],
 )
 def test_classify_reads_text_before_status(status: str, reply: str, reason: str) -> None:

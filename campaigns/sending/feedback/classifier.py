@@ -145,12 +145,12 @@ _TEXT_RULES: tuple[tuple[Reason, str, str], ...] = (
         "unknown",
         r"user unknown|unknown user|(?:no such|unknown|invalid|bad|illegal) (?:user|mailbox"
         r"|recipient|address|account|local ?part|addressee|e-?mail)|recipient (?:address )?"
-        r"(?:unknown|not found|invalid|does not exist|rejected)|(?:user|mailbox|address|account"
+        r"(?:unknown|not found|invalid|does not exist)|(?:user|mailbox|address|account"
         r"|recipient|addressee) (?:\S+ )?(?:does ?n[o']t exist|not found|unknown|not exist"
         r"|is unknown|nonexistent|non-existent)|does not exist|doesn't exist|doesn't have an?"
         r" [^\s]+ account|no mailbox|not a valid (?:user|mailbox|recipient)|recipnotfound"
         r"|unrouteable address|undeliverable address|no such person|not listed in|unknown "
-        r"(?:local|or illegal)|addressee unknown|user not found|address rejected|mailbox "
+        r"(?:local|or illegal)|addressee unknown|user not found|mailbox "
         r"unavailable|mailbox not available|not our customer|invalid address"
         r"|unknown address|no account|isn't a valid|is not a valid|doesn't have a mailbox"
         r"|not a known user|is not an active (?:address|user|mailbox)|no mail ?box|bad_recipient"
@@ -209,6 +209,10 @@ _TEXT_RULES: tuple[tuple[Reason, str, str], ...] = (
     # RFC 3834 auto-replies quoted in a report ("I am out of the office").
     (Reason.VACATION, "vacation", r"out of (?:the )?office|on vacation|on holiday|auto-?reply"),
 )
+
+# Catch-all wording ("rejected", "denied", "not accepted") that only decides when the
+# status code is generic: "550 5.1.1 <a>: Recipient address rejected" is an unknown user.
+_WEAK = frozenset({"text:policy:policy"})
 
 _TEXT = tuple(
     # Matched against the lower-cased reply: case-insensitive alternations are several times
@@ -343,6 +347,7 @@ def _classify(status: str, reply: str, delayed: bool) -> Classification:
         klass = "4"
     detail = status[2:] if len(status) > 2 and status[1] == "." else ""
     transient = klass == "4"
+    specific = bool(detail) and detail not in _GENERIC
     if reply:
         lowered = reply.lower()
         for reason, rule, pattern in _TEXT:
@@ -350,11 +355,13 @@ def _classify(status: str, reply: str, delayed: bool) -> Classification:
                 if transient and reason in _TRANSIENT_OVERRIDE:
                     # "4.x.x user unknown" (greylisting, a directory outage): not for good.
                     continue
+                if rule in _WEAK and specific:
+                    break  # "rejected", "denied": the specific status code says more
                 return _make(reason, rule)
     if delayed:
         # A delay notice (RFC 3464 action "delayed") says the message is still queued.
         return _make(Reason.EXPIRED, "action:delayed")
-    if detail and detail not in _GENERIC:
+    if specific:
         by_status = _STATUS_DETAIL.get(detail) or _STATUS_SUBJECT.get(detail.split(".")[0])
         if by_status is not None:
             if transient:
