@@ -62,6 +62,10 @@ _ADDRESS = re.compile(
 )
 
 
+# A MIME part as _walk yields it: (part, content type, inside a returned message).
+Part = tuple[Message, str, bool]
+
+
 class FeedbackError(Exception):
     """The document is not mail LuxMail can read (not mail at all, or too large)."""
 
@@ -214,23 +218,24 @@ def _decode(part: Message) -> str:
         return payload.decode("latin-1")
 
 
-def _walk(message: Message) -> list[tuple[Message, int, bool]]:
-    """Parts as (part, depth, inside a returned message), at most MAX_PARTS, iteratively."""
-    out: list[tuple[Message, int, bool]] = []
+def _walk(message: Message) -> list[Part]:
+    """Parts as (part, content type, inside a returned message), at most MAX_PARTS and
+    MAX_DEPTH deep, iteratively (the content type is computed once: it is not cheap)."""
+    out: list[Part] = []
     stack: list[tuple[Message, int, bool]] = [(message, 0, False)]
     while stack and len(out) < MAX_PARTS:
         part, depth, quoted = stack.pop()
-        out.append((part, depth, quoted))
+        ctype = part.get_content_type()
+        out.append((part, ctype, quoted))
         if depth >= MAX_DEPTH:
             continue
         payload = part.get_payload()
         if not isinstance(payload, list):
             continue
-        ctype = part.get_content_type()
         if ctype in ("message/delivery-status", "message/global-delivery-status"):
             continue
         inner_quoted = quoted or (
-            part.get_content_maintype() == "message" and ctype != "message/feedback-report"
+            ctype.startswith("message/") and ctype != "message/feedback-report"
         )
         children = [p for p in payload if isinstance(p, Message)]
         stack.extend((child, depth + 1, inner_quoted) for child in reversed(children))
@@ -273,14 +278,13 @@ def _text_blocks(text: str) -> list[list[tuple[str, str]]]:
 # --- the parts of a report ----------------------------------------------------------------
 
 
-def _human_text(parts: list[tuple[Message, int, bool]]) -> tuple[str, str]:
+def _human_text(parts: list[Part]) -> tuple[str, str]:
     """The first human-readable part (text/plain, else stripped HTML) of the report, cut
     where the returned message starts, and uncut (it may quote the returned headers)."""
     html = ""
-    for part, _, quoted in parts:
+    for part, ctype, quoted in parts:
         if quoted or part.is_multipart():
             continue
-        ctype = part.get_content_type()
         if ctype == "text/plain" or (ctype == "text" or not ctype):
             text = _decode(part)[:TEXT_WINDOW]
             if text.strip():
@@ -306,9 +310,8 @@ def _cut_quote(text: str) -> str:
     return text
 
 
-def _returned_headers(parts: list[tuple[Message, int, bool]]) -> Message | None:
-    for part, _, _ in parts:
-        ctype = part.get_content_type()
+def _returned_headers(parts: list[Part]) -> Message | None:
+    for part, ctype, _ in parts:
         if ctype == "message/rfc822":
             inner = part.get_payload()
             if isinstance(inner, list) and inner and isinstance(inner[0], Message):
@@ -323,13 +326,12 @@ def _returned_headers(parts: list[tuple[Message, int, bool]]) -> Message | None:
 _TOKEN_HEADERS = ("Return-Path", "Message-ID", "Sender", "Errors-To", "References", "In-Reply-To")
 
 
-def _tokens(document: Message, parts: list[tuple[Message, int, bool]], text: str) -> list[str]:
+def _tokens(document: Message, parts: list[Part], text: str) -> list[str]:
     found: list[str] = []
     for name in ("To", "Delivered-To", "X-Original-To", "Envelope-To"):
         for value in document.get_all(name, []):
             found += _VERP.findall(str(value))
-    for part, _, _ in parts:
-        ctype = part.get_content_type()
+    for part, ctype, _ in parts:
         block = ""
         if ctype == "message/rfc822":
             inner = part.get_payload()
@@ -524,7 +526,7 @@ def _summary(text: str) -> str:
 # --- ARF, DMARC, auto-replies --------------------------------------------------------------
 
 
-def _arf(document: Message, part: Message, parts: list[tuple[Message, int, bool]]) -> Feedback:
+def _arf(document: Message, part: Message, parts: list[Part]) -> Feedback:
     fields: dict[str, list[str]] = {}
     for block in _fields(part):
         for name, value in block:
@@ -565,7 +567,7 @@ def _provider(document: Message, reporting: str = "") -> str:
     return ".".join(domain.split(".")[-2:])[:100] if domain else ""
 
 
-def _jmrp_or_header_abuse(document: Message, parts: list[tuple[Message, int, bool]]) -> bool:
+def _jmrp_or_header_abuse(document: Message, parts: list[Part]) -> bool:
     """Microsoft JMRP (a returned message from the Outlook.com/Hotmail feedback loop) and
     abuse reports quoting only headers: a returned message plus an abuse/complaint sender
     or subject, and no delivery-status part."""
@@ -606,10 +608,10 @@ _DMARC_TYPES = frozenset(
 )
 
 
-def _is_dmarc(document: Message, parts: list[tuple[Message, int, bool]]) -> bool:
+def _is_dmarc(document: Message, parts: list[Part]) -> bool:
     subject = _clean(document.get("Subject", ""), 300).lower()
-    for part, _, quoted in parts:
-        if quoted or part.get_content_type() not in _DMARC_TYPES:
+    for part, ctype, quoted in parts:
+        if quoted or ctype not in _DMARC_TYPES:
             continue
         filename = (part.get_filename() or "").lower()
         if not (filename.endswith((".zip", ".gz", ".xml")) or "report domain" in subject):
@@ -747,15 +749,14 @@ def parse(raw: bytes) -> Feedback:
 
 def _read(document: Message, *, detectors: bool) -> Feedback:
     parts = _walk(document)
-    for part, _, quoted in parts:
-        if not quoted and part.get_content_type() == "message/feedback-report":
+    for part, ctype, quoted in parts:
+        if not quoted and ctype == "message/feedback-report":
             return _arf(document, part, parts)
     text, full_text = _human_text(parts)
     dsn = [
         p
-        for p, _, quoted in parts
-        if not quoted
-        and p.get_content_type() in ("message/delivery-status", "message/global-delivery-status")
+        for p, ctype, quoted in parts
+        if not quoted and ctype in ("message/delivery-status", "message/global-delivery-status")
     ]
     findings: list[Finding] = []
     reporting = ""
@@ -805,7 +806,7 @@ def _read(document: Message, *, detectors: bool) -> Feedback:
     )
 
 
-def _arf_like(document: Message, parts: list[tuple[Message, int, bool]]) -> Feedback:
+def _arf_like(document: Message, parts: list[Part]) -> Feedback:
     returned = _returned_headers(parts)
     recipients: list[str] = []
     if returned is not None:
