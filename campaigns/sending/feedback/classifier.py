@@ -118,9 +118,9 @@ _TEXT_RULES: tuple[tuple[Reason, str, str], ...] = (
         r"|accepts?|employed|with|at|here)|closed account|account (?:has been )?(?:closed"
         r"|removed|deleted|terminated)",
     ),
-    # Domain-level failures (RFC 3463 X.1.2/X.4.4, RFC 7505 null MX, resolver replies).
     # Temporary resolver trouble (Postfix "Name service error ... try again"): no verdict
-    # on the domain yet.
+    # on the domain yet; then domain-level failures (RFC 3463 X.1.2/X.4.4, RFC 7505 null
+    # MX, resolver replies).
     (
         Reason.NETWORK_ERROR,
         "dns-temporary",
@@ -164,6 +164,8 @@ _TEXT_RULES: tuple[tuple[Reason, str, str], ...] = (
         r"|deactivated|inactive|locked|frozen|expired|not active|unavailable for)\b"
         r"|\b(?:suspended|disabled|deactivated|inactive) (?:account|mailbox|user)",
     ),
+    # Queue lifetime exceeded (RFC 3463 X.4.7; Exim "retry timeout exceeded", qmail "I'm not
+    # going to try again", Sendmail "could not be delivered for 5 days").
     (
         Reason.EXPIRED,
         "expired",
@@ -174,6 +176,7 @@ _TEXT_RULES: tuple[tuple[Reason, str, str], ...] = (
         r"|failing for a long time|not been collected|(?:failed"
         r"|after) \d+ (?:delivery )?(?:attempts|days)",
     ),
+    # Transport trouble on the way (RFC 3463 X.4.x: no answer, bad connection, routing loop).
     (
         Reason.NETWORK_ERROR,
         "network",
@@ -183,6 +186,7 @@ _TEXT_RULES: tuple[tuple[Reason, str, str], ...] = (
         r"|failed) to connect"
         r"|timed out|tls (?:handshake|negotiation) fail|temporary lookup failure|timeout",
     ),
+    # The receiver's own trouble (RFC 3463 X.3.x: system full, not accepting, misconfigured).
     (
         Reason.SYSTEM_ERROR,
         "system",
@@ -193,18 +197,21 @@ _TEXT_RULES: tuple[tuple[Reason, str, str], ...] = (
         r"|try again later|transaction failed|i/o error|out of memory|system full|loops back to"
         r"|service (?:is )?currently unavailable|command died|not unique",
     ),
+    # Protocol errors of the sending side (RFC 5321 500/501/503 replies, RFC 3463 X.5.x).
     (
         Reason.SYNTAX_ERROR,
         "syntax",
         r"syntax error|command (?:unrecognized|not (?:recognized|implemented))|bad sequence"
         r"|line too long|bare lf|unrecognized command|protocol error",
     ),
+    # Catch-all refusal wording (RFC 3463 X.7.1 "delivery not authorized"; recipient-side
+    # filters, challenge-response systems). Weak: a specific status code beats it (_WEAK).
     (
         Reason.POLICY,
         "policy",
         r"polic|not authori[sz]ed|administrative prohibition|prohibited|not permitted|denied"
         r"|rejected by|refused|not accepted|\bfilter|\bblocked\b|rejected|(?:not"
-        r"|un)[ -]?(?:pre-?)?approved",
+        r"|un)[ -]?(?:pre-?)?approved|permission",
     ),
     # RFC 3834 auto-replies quoted in a report ("I am out of the office").
     (Reason.VACATION, "vacation", r"out of (?:the )?office|on vacation|on holiday|auto-?reply"),
