@@ -467,7 +467,9 @@ def _text_findings(
     failing = unaliased([a for a, ctx in candidates.items() if _FAILURE_WORDS.search(ctx.lower())])
     # Every address the report names stands beside failure wording: no layout knowledge
     # needed (and Mailman's line-by-line detectors are the costliest step here).
-    obvious = bool(failing) and len(failing) == len(candidates)
+    obvious = (bool(failing) and len(failing) == len(candidates)) or (
+        len(candidates) == 1 and bool(summary)
+    )
     if not recipients and detectors and not obvious:
         # Mailman's detectors know the layouts of many MTAs' reports.
         recipients = unaliased(
