@@ -738,7 +738,7 @@ def parse(raw: bytes) -> Feedback:
     mail (or is larger than :data:`MAX_BYTES`)."""
     if len(raw) > MAX_BYTES:
         raise FeedbackError("The report is larger than 2 MB.")
-    head = raw.lstrip()[:1000]
+    head = raw[:8192].lstrip()[:1000]
     if not head or not _HEADER_LINE.match(head):
         raise FeedbackError("This is not an email message.")
     try:
