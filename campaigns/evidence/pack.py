@@ -204,7 +204,9 @@ def _recipients(campaign: Campaign) -> Iterator[list[Any]]:
         ).order_by("-granted_at", "-id"):
             by_contact.setdefault(consent.contact_id, []).append(consent)
         for message in chunk:
-            consent = _consent_in_force(by_contact.get(message.contact_id or 0, []), message.queued_at)
+            # Consent is checked when a worker claims the message (campaigns/sending/queue.py).
+            at = message.sending_at or message.finished_at or message.queued_at
+            consent = _consent_in_force(by_contact.get(message.contact_id or 0, []), at)
             yield [
                 message.pk,
                 message.contact_id,
