@@ -286,9 +286,7 @@ def write_results(*, token: uuid.UUID, results: list[Result], durable: bool = Tr
         if not durable and _postgres():
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        written = _write(token, results)
-        _write_proofs(results)
-        return written
+        return _write(token, results)
 
 
 _PROOF_FIELDS = [
@@ -332,6 +330,7 @@ def _write_proofs(results: list[Result]) -> None:
 
 
 def _write(token: uuid.UUID, results: list[Result]) -> int:
+    _write_proofs(results)
     if _postgres():
         with connection.cursor() as cursor:
             cursor.execute(
