@@ -308,9 +308,7 @@ def campaign_evidence_pack(request: HttpRequest, pk: int) -> FileResponse:
         campaign=campaign, out=out, actor=request.user, request=request
     )
     out.seek(0)
-    return FileResponse(
-        out, as_attachment=True, filename=f"{evidence_pack.folder(campaign)}.zip"
-    )
+    return FileResponse(out, as_attachment=True, filename=f"{evidence_pack.folder(campaign)}.zip")
 
 
 @login_required

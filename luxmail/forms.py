@@ -89,4 +89,6 @@ class LegalHoldForm(forms.Form):
 
 
 class LegalHoldReleaseForm(forms.Form):
-    reason = forms.CharField(max_length=500, help_text="Why the hold ends (no patient information).")
+    reason = forms.CharField(
+        max_length=500, help_text="Why the hold ends (no patient information)."
+    )

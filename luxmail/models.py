@@ -240,4 +240,3 @@ class LegalHold(models.Model):
     @property
     def active(self) -> bool:
         return self.released_at is None
-

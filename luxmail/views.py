@@ -9,10 +9,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.templatetags.static import static
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_POST
-
-from django.utils.http import url_has_allowed_host_and_scheme
 
 from luxmail import audit, holds, org, selectors
 from luxmail.api import services as api_services

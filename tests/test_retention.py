@@ -20,8 +20,8 @@ from contacts.models import ImportJob
 from luxmail import crypto, holds, org, retention
 from luxmail.models import AuditEvent, HoldScope, LegalHold
 from luxmail.testing import require
-from reporting.models import Event, MessageStat
 from portal.models import PortalMessage
+from reporting.models import Event, MessageStat
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -212,7 +212,12 @@ def test_holds_are_visible_and_managed_on_the_pages(world, staff_client) -> None
     admin = staff_client("Admin")
     response = admin.post(
         "/settings/legal-holds/place/",
-        {"scope": "organization", "object_id": "0", "reason": "Regulator inquiry", "next": "/settings/"},
+        {
+            "scope": "organization",
+            "object_id": "0",
+            "reason": "Regulator inquiry",
+            "next": "/settings/",
+        },
     )
     assert response.status_code == 302
     settings_page = admin.get("/settings/").content.decode()

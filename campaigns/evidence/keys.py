@@ -33,7 +33,8 @@ def evidence_key_current() -> EvidenceKey:
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
     )
-    row = EvidenceKey(public_pem=public_pem, fingerprint=hashlib.sha256(_public_raw(private)).hexdigest())
+    fingerprint = hashlib.sha256(_public_raw(private)).hexdigest()
+    row = EvidenceKey(public_pem=public_pem, fingerprint=fingerprint)
     raw = private.private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
     )

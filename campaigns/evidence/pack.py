@@ -93,10 +93,8 @@ def _csv(header: list[str], rows: Iterable[list[Any]]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
-    count = 0
-    for row in rows:
+    for count, row in enumerate(rows, start=1):
         writer.writerow(["" if cell is None else cell for cell in row])
-        count += 1
         if count % 500 == 0:
             yield buffer.getvalue()
             buffer.seek(0)
@@ -199,10 +197,9 @@ def _recipients(campaign: Campaign) -> Iterator[list[Any]]:
     for chunk in _message_chunks(campaign):
         contact_ids = {m.contact_id for m in chunk if m.contact_id}
         by_contact: dict[int, list[Consent]] = {}
-        for consent in Consent.objects.filter(
-            contact_id__in=contact_ids, purpose=purpose
-        ).order_by("-granted_at", "-id"):
-            by_contact.setdefault(consent.contact_id, []).append(consent)
+        grants = Consent.objects.filter(contact_id__in=contact_ids, purpose=purpose)
+        for grant in grants.order_by("-granted_at", "-id"):
+            by_contact.setdefault(grant.contact_id, []).append(grant)
         for message in chunk:
             # Consent is checked when a worker claims the message (campaigns/sending/queue.py).
             at = message.sending_at or message.finished_at or message.queued_at
@@ -345,7 +342,8 @@ def _audit(campaign: Campaign) -> Iterator[str]:
 
 def _readme(campaign: Campaign, key_fingerprint: str, created: datetime) -> str:
     return (
-        f"Evidence pack of campaign #{campaign.pk} ({campaign.uuid}), made {created.isoformat()}.\n\n"
+        f"Evidence pack of campaign #{campaign.pk} ({campaign.uuid}), "
+        f"made {created.isoformat()}.\n\n"
         "Check it offline, in this folder, with standard tools only (OpenSSL 3, coreutils):\n\n"
         f"    {VERIFY_COMMAND}\n\n"
         "The first command proves MANIFEST was signed by the key in pubkey.pem; the second\n"

@@ -7,47 +7,97 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('campaigns', '0005_send_chain_slots'),
+        ("campaigns", "0005_send_chain_slots"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DeliveryProof',
+            name="DeliveryProof",
             fields=[
-                ('message', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='delivery_proof', serialize=False, to='campaigns.message')),
-                ('host', models.CharField(help_text='The relay or MX host that answered.', max_length=253)),
-                ('port', models.PositiveIntegerField(default=25)),
-                ('route', models.CharField(help_text='relay or direct (MX).', max_length=8)),
-                ('tls_version', models.CharField(blank=True, help_text='Empty: no TLS.', max_length=16)),
-                ('tls_cipher', models.CharField(blank=True, max_length=100)),
-                ('peer_cert_sha256', models.CharField(blank=True, max_length=64)),
-                ('cert_verified', models.BooleanField(default=False)),
-                ('mta_sts', models.CharField(blank=True, help_text='MTA-STS mode that applied (direct delivery).', max_length=10)),
-                ('dane', models.CharField(blank=True, help_text='DANE outcome; empty: not checked (not supported).', max_length=16)),
-                ('secured_at', models.DateTimeField(blank=True, null=True)),
-                ('replied_at', models.DateTimeField()),
+                (
+                    "message",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="delivery_proof",
+                        serialize=False,
+                        to="campaigns.message",
+                    ),
+                ),
+                (
+                    "host",
+                    models.CharField(
+                        help_text="The relay or MX host that answered.", max_length=253
+                    ),
+                ),
+                ("port", models.PositiveIntegerField(default=25)),
+                ("route", models.CharField(help_text="relay or direct (MX).", max_length=8)),
+                (
+                    "tls_version",
+                    models.CharField(blank=True, help_text="Empty: no TLS.", max_length=16),
+                ),
+                ("tls_cipher", models.CharField(blank=True, max_length=100)),
+                ("peer_cert_sha256", models.CharField(blank=True, max_length=64)),
+                ("cert_verified", models.BooleanField(default=False)),
+                (
+                    "mta_sts",
+                    models.CharField(
+                        blank=True,
+                        help_text="MTA-STS mode that applied (direct delivery).",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "dane",
+                    models.CharField(
+                        blank=True,
+                        help_text="DANE outcome; empty: not checked (not supported).",
+                        max_length=16,
+                    ),
+                ),
+                ("secured_at", models.DateTimeField(blank=True, null=True)),
+                ("replied_at", models.DateTimeField()),
             ],
         ),
         migrations.AlterModelOptions(
-            name='campaign',
-            options={'ordering': ['-created_at', '-id'], 'permissions': [('send_campaign', 'Can schedule, send, pause and cancel campaigns'), ('export_evidence', "Can download a campaign's evidence pack")]},
+            name="campaign",
+            options={
+                "ordering": ["-created_at", "-id"],
+                "permissions": [
+                    ("send_campaign", "Can schedule, send, pause and cancel campaigns"),
+                    ("export_evidence", "Can download a campaign's evidence pack"),
+                ],
+            },
         ),
         migrations.CreateModel(
-            name='EvidenceKey',
+            name="EvidenceKey",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('uuid', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ('private_key', luxmail.crypto.EncryptedField(kind='bytes', phi=False)),
-                ('public_pem', models.TextField()),
-                ('fingerprint', models.CharField(help_text='SHA-256 of the raw public key.', max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('retired_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("uuid", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                ("private_key", luxmail.crypto.EncryptedField(kind="bytes", phi=False)),
+                ("public_pem", models.TextField()),
+                (
+                    "fingerprint",
+                    models.CharField(help_text="SHA-256 of the raw public key.", max_length=64),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("retired_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('retired_at__isnull', True)), fields=('retired_at',), name='evidencekey_one_current')],
+                "ordering": ["-created_at", "-id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("retired_at__isnull", True)),
+                        fields=("retired_at",),
+                        name="evidencekey_one_current",
+                    )
+                ],
             },
         ),
     ]

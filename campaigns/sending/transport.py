@@ -130,7 +130,9 @@ class TlsSession:
     secured_at: datetime | None = None
 
 
-def tls_session(smtp: smtplib.SMTP, *, host: str, port: int, route: str, mta_sts: str = "") -> TlsSession:
+def tls_session(
+    smtp: smtplib.SMTP, *, host: str, port: int, route: str, mta_sts: str = ""
+) -> TlsSession:
     """Read the TLS details of an open session from its socket (after STARTTLS or an
     implicit-TLS connect). Called once per connection, never per message."""
     sock = getattr(smtp, "sock", None)

@@ -76,7 +76,8 @@ def test_tls_session_reads_the_socket(untrusted_tls_sink) -> None:
     from campaigns.sending.transport import Connection, RelayConfig
 
     ca = str(untrusted_tls_sink.cert_path)
-    connection = Connection(RelayConfig("localhost", untrusted_tls_sink.port, "starttls", ca_file=ca))
+    config = RelayConfig("localhost", untrusted_tls_sink.port, "starttls", ca_file=ca)
+    connection = Connection(config)
     try:
         session = connection.session
         sock = connection.smtp.sock

@@ -37,7 +37,7 @@ def _documented_command() -> str:
 
 
 def _verify(folder: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603  (fixed command from our docs, test-made files)
+    return subprocess.run(
         ["bash", "-c", _documented_command()],
         cwd=folder,
         capture_output=True,

@@ -7,45 +7,92 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('luxmail', '0004_secure_delivery_settings'),
+        ("luxmail", "0004_secure_delivery_settings"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='orgsettings',
-            name='bounce_retention_days',
-            field=models.PositiveIntegerField(default=730, help_text='Bounce and complaint records (no addresses) are kept this long.'),
+            model_name="orgsettings",
+            name="bounce_retention_days",
+            field=models.PositiveIntegerField(
+                default=730,
+                help_text="Bounce and complaint records (no addresses) are kept this long.",
+            ),
         ),
         migrations.AddField(
-            model_name='orgsettings',
-            name='import_retention_days',
-            field=models.PositiveIntegerField(default=90, help_text='Finished contact imports (counts and row errors, no values) are kept this long; their uploaded files are deleted as soon as the import ends.'),
+            model_name="orgsettings",
+            name="import_retention_days",
+            field=models.PositiveIntegerField(
+                default=90,
+                help_text="Finished contact imports (counts and row errors, no values) are kept this long; their uploaded files are deleted as soon as the import ends.",
+            ),
         ),
         migrations.AddField(
-            model_name='orgsettings',
-            name='portal_retention_days',
-            field=models.PositiveIntegerField(default=180, help_text='Secure portal messages (bodies and replies) are deleted this long after they expire.'),
+            model_name="orgsettings",
+            name="portal_retention_days",
+            field=models.PositiveIntegerField(
+                default=180,
+                help_text="Secure portal messages (bodies and replies) are deleted this long after they expire.",
+            ),
         ),
         migrations.CreateModel(
-            name='LegalHold',
+            name="LegalHold",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('uuid', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ('scope', models.CharField(choices=[('organization', 'The whole organization'), ('campaign', 'One campaign'), ('contact', 'One contact')], max_length=16)),
-                ('object_id', models.BigIntegerField(default=0)),
-                ('reason', models.CharField(max_length=500)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('released_at', models.DateTimeField(blank=True, null=True)),
-                ('release_reason', models.CharField(blank=True, max_length=500)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('released_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("uuid", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                (
+                    "scope",
+                    models.CharField(
+                        choices=[
+                            ("organization", "The whole organization"),
+                            ("campaign", "One campaign"),
+                            ("contact", "One contact"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("object_id", models.BigIntegerField(default=0)),
+                ("reason", models.CharField(max_length=500)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("released_at", models.DateTimeField(blank=True, null=True)),
+                ("release_reason", models.CharField(blank=True, max_length=500)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "released_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'permissions': [('manage_legal_hold', 'Can place and release legal holds')],
-                'indexes': [models.Index(condition=models.Q(('released_at__isnull', True)), fields=['scope', 'object_id'], name='legalhold_active')],
+                "ordering": ["-created_at", "-id"],
+                "permissions": [("manage_legal_hold", "Can place and release legal holds")],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("released_at__isnull", True)),
+                        fields=["scope", "object_id"],
+                        name="legalhold_active",
+                    )
+                ],
             },
         ),
     ]
