@@ -66,6 +66,7 @@ def register() -> None:
             model=Message,
             expired=_messages_expired,
             exclude_held=_messages_unheld,
+            order=90,  # after events, bounces and portal messages that point at messages
         )
     )
     retention.register(
