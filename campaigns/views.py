@@ -226,6 +226,7 @@ def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "progress": selectors.campaign_progress(campaign),
             "unknown": selectors.unknown_messages(campaign)[:200],
             "skipped": selectors.skipped_messages(campaign),
+            "latest": selectors.latest_messages(campaign),
             "title": campaign.name,
         },
     )

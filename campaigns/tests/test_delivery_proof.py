@@ -54,6 +54,10 @@ def test_verified_starttls_session_is_recorded_per_message(
     assert message.channel_reason in page
     assert "250" in page
 
+    campaign_page = client.get(f"/campaigns/{campaign.pk}/").content.decode()
+    assert f'href="/campaigns/messages/{message.pk}/"' in campaign_page
+    assert "verified" in campaign_page
+
     export = client.get(f"/campaigns/{campaign.pk}/delivery.csv")
     body = b"".join(export.streaming_content).decode()
     header, *rows = body.strip().splitlines()
