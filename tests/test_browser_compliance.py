@@ -1,4 +1,4 @@
-"""Legal hold, delivery proof and the evidence pack in a real browser (issue 17 §1–3):
+"""Legal hold, delivery proof and the evidence pack in a real browser (issue 17 §1 to 3):
 a Compliance Officer places a hold from the campaign page and sees its banner, opens a
 message's delivery proof, downloads the evidence pack; the settings page publishes the
 signing key.
