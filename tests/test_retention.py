@@ -229,3 +229,17 @@ def test_holds_are_visible_and_managed_on_the_pages(world, staff_client) -> None
         "/settings/legal-holds/place/", {"scope": "contact", "object_id": "1", "reason": "x"}
     )
     assert denied.status_code == 403
+
+
+def test_a_held_contact_cannot_be_deleted(world, staff_client) -> None:
+    from contacts.models import Contact
+
+    contact = Contact.objects.get(pk=world["held_contact"])
+    admin = staff_client("Admin")
+    response = admin.post(f"/contacts/{contact.uuid}/delete/")
+    assert response.status_code == 302
+    assert Contact.objects.filter(pk=contact.pk).exists()
+    assert "legal hold" in admin.get(f"/contacts/{contact.uuid}/").content.decode()
+    free = Contact.objects.get(pk=world["others"][0])
+    admin.post(f"/contacts/{free.uuid}/delete/")
+    assert not Contact.objects.filter(pk=free.pk).exists()
