@@ -243,3 +243,11 @@ def test_a_held_contact_cannot_be_deleted(world, staff_client) -> None:
     free = Contact.objects.get(pk=world["others"][0])
     admin.post(f"/contacts/{free.uuid}/delete/")
     assert not Contact.objects.filter(pk=free.pk).exists()
+
+
+def test_the_beat_task_runs_the_purge(world) -> None:
+    from luxmail import tasks
+
+    tasks.retention_purge.delay()  # eager in unit tests: runs here, as a worker would
+    assert not Message.objects.filter(pk=world["messages"][1].pk).exists()
+    assert AuditEvent.objects.filter(action="retention.purge").exists()
