@@ -15,6 +15,7 @@ from campaigns import services
 from campaigns.models import DeliveryProof, Message, MessageState
 from campaigns.sending import delivery
 from campaigns.tests.factories import make_campaign, make_contacts
+from campaigns.tests.test_channels_mx import mx_servers  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.smtp, pytest.mark.django_db]
 
@@ -91,3 +92,35 @@ def test_tls_session_reads_the_socket(untrusted_tls_sink) -> None:
         assert session.verified
     finally:
         connection.close()
+
+
+def test_direct_delivery_records_each_mx_session(
+    postgres,
+    sink,
+    admin,
+    mx_servers,  # noqa: F811  (the fixture imported above)
+) -> None:
+    """Direct to MX: the verified session, the opportunistic (unverified) one and the
+    plaintext one are told apart in the proof."""
+    import uuid
+
+    from luxmail import org
+    from luxmail.models import DeliveryMode
+    from portal.tests.helpers import make_patient, phi_campaign, start_and_drain
+
+    domains, _servers = mx_servers
+    org.org_settings_update(actor=admin, delivery_mode=DeliveryMode.DIRECT)
+    patients = {
+        name: make_patient(f"patient.{uuid.uuid4().hex[:6]}@{domain}", actor=admin)
+        for name, domain in domains.items()
+    }
+    campaign = phi_campaign(list(patients.values()), actor=admin, policy="tls_or_better")
+    start_and_drain(campaign, actor=admin)
+    proof = {
+        name: DeliveryProof.objects.get(message__campaign=campaign, message__contact=patient)
+        for name, patient in patients.items()
+    }
+    assert all(p.route == "direct" for p in proof.values())
+    assert proof["tls"].cert_verified and proof["tls"].tls_version.startswith("TLS")
+    assert proof["untrusted"].tls_version and not proof["untrusted"].cert_verified
+    assert proof["plain"].tls_version == "" and not proof["plain"].cert_verified
