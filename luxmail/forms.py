@@ -80,7 +80,9 @@ class LegalHoldForm(forms.Form):
     """Place a hold: what (scope and id come from the page) and why (no PHI)."""
 
     scope = forms.ChoiceField(choices=HoldScope.choices, widget=forms.HiddenInput)
-    object_id = forms.IntegerField(min_value=0, required=False, widget=forms.HiddenInput)
+    object_id = forms.IntegerField(
+        min_value=0, max_value=2**63 - 1, required=False, widget=forms.HiddenInput
+    )
     reason = forms.CharField(
         max_length=500,
         help_text="The matter or ticket, e.g. 'Litigation hold, matter 2026-014'. No patient "

@@ -251,3 +251,27 @@ def test_the_beat_task_runs_the_purge(world) -> None:
     tasks.retention_purge.delay()  # eager in unit tests: runs here, as a worker would
     assert not Message.objects.filter(pk=world["messages"][1].pk).exists()
     assert AuditEvent.objects.filter(action="retention.purge").exists()
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"scope": "contact", "object_id": str(2**70), "reason": "x"},
+        {"scope": "contact", "object_id": "-1", "reason": "x"},
+        {"scope": "contact", "object_id": "0", "reason": "x"},
+        {"scope": "planet", "object_id": "1", "reason": "x"},
+        {"scope": "contact", "object_id": "1", "reason": "   "},
+        {"scope": "contact", "object_id": "1", "reason": "x" * 5000},
+        {"scope": "contact", "object_id": "abc", "reason": "x"},
+    ],
+)
+def test_hostile_hold_requests_are_refused_politely(pg, staff_client, form) -> None:
+    admin = staff_client("Admin")
+    response = admin.post("/settings/legal-holds/place/", {**form, "next": "https://evil.example/"})
+    assert response.status_code == 302
+    assert response["Location"] == "/settings/"  # never an open redirect
+    assert not LegalHold.objects.exists()
+    release = admin.post(
+        "/settings/legal-holds/00000000-0000-0000-0000-000000000000/release/", {"reason": "x"}
+    )
+    assert release.status_code == 404
