@@ -10,7 +10,9 @@ from django.contrib import admin
 from campaigns.models import (
     BounceEvent,
     Campaign,
+    DeliveryProof,
     EmailTemplate,
+    EvidenceKey,
     Message,
     OrgSigningKey,
     SendChain,
@@ -65,6 +67,19 @@ class BounceEventAdmin(ReadOnlyAdmin):
     list_display = ("id", "kind", "status", "source", "suppressed", "received_at")
     list_filter = ("kind", "source")
     raw_id_fields = ("message", "contact")
+
+
+@admin.register(DeliveryProof)
+class DeliveryProofAdmin(ReadOnlyAdmin):
+    list_display = ("message_id", "host", "tls_version", "cert_verified", "replied_at")
+    raw_id_fields = ("message",)
+    show_full_result_count = False
+
+
+@admin.register(EvidenceKey)
+class EvidenceKeyAdmin(ReadOnlyAdmin):
+    list_display = ("fingerprint", "created_at", "retired_at")
+    exclude = ("private_key",)
 
 
 # Journeys (campaigns/journeys/), read-only like the rest.

@@ -1,5 +1,7 @@
 """Demo data for ``make run``: a sender identity with DKIM, two templates (one
-PHI-bearing) and a campaign really sent through the pipeline into the dev sink.
+PHI-bearing) and a campaign really sent through the pipeline into the dev sink (over
+verified STARTTLS, so its messages show delivery proof), with a legal hold on one of
+its recipients.
 
 Idempotent. ``make run`` prepares the demo before the SMTP sink process starts, so
 the campaign is delivered through a short-lived in-process sink that writes the same
@@ -8,10 +10,18 @@ the campaign is delivered through a short-lived in-process sink that writes the 
 
 from __future__ import annotations
 
+import datetime as dt
+import ipaddress
 import socket
+import ssl
+import tempfile
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from django.conf import settings
 
 from campaigns import services
@@ -20,8 +30,9 @@ from campaigns.models import Campaign, EmailTemplate, SenderIdentity
 from campaigns.sending import delivery
 from campaigns.sending.transport import RelayConfig, pool
 from contacts.models import ContactList, Segment
-from luxmail import demo
+from luxmail import demo, holds
 from luxmail.actors import Actor
+from luxmail.models import HoldScope, LegalHold
 
 SENDER = "Demo Health newsletter"
 WELCOME = "Autumn newsletter"
@@ -79,7 +90,9 @@ def populate(*, actor: Actor) -> None:
             actor=actor,
         )
     journeys_demo.populate(actor=actor)  # the "Appointment reminder" journey
-    if Campaign.objects.filter(name=CAMPAIGN).exists():
+    existing = Campaign.objects.filter(name=CAMPAIGN).first()
+    if existing is not None:
+        _hold_one_recipient(existing, actor)
         return
     audience = ContactList.objects.filter(name="Patient newsletter").first()
     segment = Segment.objects.order_by("name").first()
@@ -95,6 +108,59 @@ def populate(*, actor: Actor) -> None:
         segments=[] if audience else [segment],
     )
     _send_now(campaign, actor)
+    _hold_one_recipient(campaign, actor)
+
+
+def _hold_one_recipient(campaign: Campaign, actor: Actor) -> None:
+    """A legal hold on the campaign's first recipient: the contact page and the settings
+    show it, and ``retention_purge --dry-run`` reports it held."""
+    contact_id = (
+        campaign.messages.exclude(contact=None).order_by("pk").values_list("contact_id", flat=True)
+    ).first()
+    if contact_id is None or LegalHold.objects.filter(scope=HoldScope.CONTACT).exists():
+        return
+    holds.legal_hold_place(
+        scope=HoldScope.CONTACT,
+        object_id=contact_id,
+        reason="Demo: records request REQ-2026-042 (example)",
+        actor=actor,
+    )
+
+
+def _self_signed(directory: Path) -> tuple[ssl.SSLContext, str]:
+    """A throwaway certificate for 127.0.0.1: the demo sink speaks STARTTLS, so the
+    demo messages carry real delivery proof (TLS version, cipher, fingerprint)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "LuxMail demo sink")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path = directory / "demo-sink.crt"
+    key_path = directory / "demo-sink.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_path, key_path)
+    return context, str(cert_path)
 
 
 def _send_now(campaign: Campaign, actor: Actor) -> None:
@@ -103,14 +169,18 @@ def _send_now(campaign: Campaign, actor: Actor) -> None:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
     sink = demo.EmlWriter(Path(settings.LUXMAIL_SINK_DIR))
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        services.campaign_start(campaign=campaign, actor=actor)
-        config = RelayConfig("127.0.0.1", port, "none", timeout=10)
-        while delivery.send_batch(campaign_id=campaign.pk, config=config).claimed:
-            pass
-        services.campaign_finish_if_done(campaign_id=campaign.pk)
-    finally:
-        pool().close_all()
-        controller.stop()
+    with tempfile.TemporaryDirectory() as directory:
+        tls, ca_file = _self_signed(Path(directory))
+        controller = Controller(
+            sink, hostname="127.0.0.1", port=port, tls_context=tls, require_starttls=True
+        )
+        controller.start()
+        try:
+            services.campaign_start(campaign=campaign, actor=actor)
+            config = RelayConfig("127.0.0.1", port, "starttls", ca_file=ca_file, timeout=10)
+            while delivery.send_batch(campaign_id=campaign.pk, config=config).claimed:
+                pass
+            services.campaign_finish_if_done(campaign_id=campaign.pk)
+        finally:
+            pool().close_all()
+            controller.stop()

@@ -350,3 +350,13 @@ def skipped_messages(campaign: Campaign, *, limit: int = 200) -> list[Message]:
         .only("id", "contact_id", "smtp_reply", "finished_at")
         .order_by("id")[:limit]
     )
+
+
+def latest_messages(campaign: Campaign, *, limit: int = 50) -> list[Message]:
+    """The campaign's most recently finished messages with their delivery proof (the
+    campaign page links each to its message page)."""
+    return list(
+        Message.objects.filter(campaign=campaign, finished_at__isnull=False)
+        .select_related("delivery_proof")
+        .order_by("-finished_at", "-id")[:limit]
+    )

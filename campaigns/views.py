@@ -6,13 +6,14 @@ Views parse input, call one service or selector and render (docs/architecture.md
 
 from __future__ import annotations
 
+import tempfile
 from typing import Any
 
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from csp.decorators import csp_replace
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_sameorigin
@@ -20,6 +21,7 @@ from django.views.decorators.http import require_POST
 
 from campaigns import selectors, services
 from campaigns.content import templating
+from campaigns.evidence import pack as evidence_pack
 from campaigns.forms import (
     CampaignForm,
     ScheduleForm,
@@ -43,6 +45,7 @@ from luxmail import org
 VIEW = "campaigns.view_campaign"
 CHANGE = "campaigns.change_campaign"
 SEND = "campaigns.send_campaign"
+EVIDENCE = "campaigns.export_evidence"
 
 
 def _page(request: HttpRequest, template: str, context: dict[str, Any], **kw: Any) -> HttpResponse:
@@ -223,6 +226,7 @@ def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "progress": selectors.campaign_progress(campaign),
             "unknown": selectors.unknown_messages(campaign)[:200],
             "skipped": selectors.skipped_messages(campaign),
+            "latest": selectors.latest_messages(campaign),
             "title": campaign.name,
         },
     )
@@ -262,6 +266,50 @@ def campaign_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     else:
         messages.success(request, done)
     return redirect("campaigns:detail", pk=pk)
+
+
+@login_required
+@permission_required(VIEW, raise_exception=True)
+def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One message's delivery record and proof (no content, no address)."""
+    message = get_object_or_404(
+        Message.objects.select_related("campaign", "contact", "delivery_proof"), pk=pk
+    )
+    return _page(
+        request,
+        "campaigns/message_detail.html",
+        {
+            "message": message,
+            "proof": getattr(message, "delivery_proof", None),
+            "title": f"Message #{message.pk}",
+        },
+    )
+
+
+@login_required
+@permission_required(VIEW, raise_exception=True)
+def campaign_delivery_csv(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+    campaign = get_object_or_404(Campaign, pk=pk)
+    response = StreamingHttpResponse(
+        evidence_pack.delivery_export(campaign=campaign, actor=request.user, request=request),
+        content_type="text/csv; charset=utf-8",
+    )
+    response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-delivery.csv"'
+    return response
+
+
+@login_required
+@permission_required(EVIDENCE, raise_exception=True)
+@require_POST
+def campaign_evidence_pack(request: HttpRequest, pk: int) -> FileResponse:
+    """Build the signed evidence pack into a temporary file and send it (audited)."""
+    campaign = get_object_or_404(Campaign, pk=pk)
+    out = tempfile.TemporaryFile()  # noqa: SIM115  (FileResponse closes it)
+    evidence_pack.evidence_pack_write(
+        campaign=campaign, out=out, actor=request.user, request=request
+    )
+    out.seek(0)
+    return FileResponse(out, as_attachment=True, filename=f"{evidence_pack.folder(campaign)}.zip")
 
 
 @login_required

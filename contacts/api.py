@@ -64,7 +64,7 @@ def _error_response(error: Exception) -> Response:
             {"detail": str(error), "errors": [p.as_dict() for p in error.problems]},
             status=status.HTTP_400_BAD_REQUEST,
         )
-    if isinstance(error, services.ContactExists):
+    if isinstance(error, services.ContactExists | services.ContactHeld):
         return Response({"detail": error.message}, status=status.HTTP_409_CONFLICT)
     if isinstance(error, services.ContactsError):
         return Response({"detail": error.message}, status=status.HTTP_400_BAD_REQUEST)
@@ -294,10 +294,15 @@ class ContactDetailApi(APIView):
             return _error_response(error)
         return Response(_render_contacts(request, [contact])[0])
 
-    @extend_schema(responses={204: None})
+    @extend_schema(responses={204: None, 409: ERRORS[400]})
     def delete(self, request: Request, pk: int) -> Response:
         contact = get_object_or_404(Contact, pk=pk)
-        services.contact_delete(contact=contact, actor=_actor(request), request=request._request)
+        try:
+            services.contact_delete(
+                contact=contact, actor=_actor(request), request=request._request
+            )
+        except services.ContactsError as error:
+            return _error_response(error)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

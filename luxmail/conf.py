@@ -140,3 +140,21 @@ def portal_max_attempts() -> int:
 def portal_idle_seconds() -> int:
     """Idle limit of a recipient's portal session."""
     return int(settings.LUXMAIL_PORTAL_IDLE_SECONDS)
+
+
+# --- retention (luxmail/retention.py) ------------------------------------------------------
+
+
+def retention_batch() -> int:
+    """Rows deleted per retention batch, each batch its own transaction."""
+    return max(int(settings.LUXMAIL_RETENTION_BATCH), 1)
+
+
+def retention_max_batches() -> int:
+    """Batches one purge may run per retention run; the next run continues."""
+    return max(int(settings.LUXMAIL_RETENTION_MAX_BATCHES), 1)
+
+
+def retention_lock_seconds() -> int:
+    """How long a retention run's lock lasts if its process dies mid-run."""
+    return max(int(settings.LUXMAIL_RETENTION_SECONDS), 60)

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from luxmail import org
 from luxmail.api.scopes import SCOPE_CHOICES
-from luxmail.models import OrgSettings
+from luxmail.models import HoldScope, OrgSettings
 
 
 class OrgSettingsForm(forms.ModelForm):
@@ -28,6 +28,9 @@ class OrgSettingsForm(forms.ModelForm):
             "portal_require_dob",
             "message_retention_days",
             "event_retention_days",
+            "bounce_retention_days",
+            "portal_retention_days",
+            "import_retention_days",
         ]
         widgets = {
             "postal_address": forms.Textarea(attrs={"rows": 3}),
@@ -71,3 +74,23 @@ class AuditFilterForm(forms.Form):
     action = forms.CharField(required=False)
     actor = forms.CharField(required=False)
     phi_only = forms.BooleanField(required=False, label="PHI access only")
+
+
+class LegalHoldForm(forms.Form):
+    """Place a hold: what (scope and id come from the page) and why (no PHI)."""
+
+    scope = forms.ChoiceField(choices=HoldScope.choices, widget=forms.HiddenInput)
+    object_id = forms.IntegerField(
+        min_value=0, max_value=2**63 - 1, required=False, widget=forms.HiddenInput
+    )
+    reason = forms.CharField(
+        max_length=500,
+        help_text="The matter or ticket, e.g. 'Litigation hold, matter 2026-014'. No patient "
+        "information.",
+    )
+
+
+class LegalHoldReleaseForm(forms.Form):
+    reason = forms.CharField(
+        max_length=500, help_text="Why the hold ends (no patient information)."
+    )

@@ -108,6 +108,19 @@ class OrgSettings(models.Model):
     event_retention_days = models.PositiveIntegerField(
         default=730, help_text="Raw open and click events are kept this long."
     )
+    bounce_retention_days = models.PositiveIntegerField(
+        default=730, help_text="Bounce and complaint records (no addresses) are kept this long."
+    )
+    import_retention_days = models.PositiveIntegerField(
+        default=90,
+        help_text="Finished contact imports (counts and row errors, no values) are kept this "
+        "long; their uploaded files are deleted as soon as the import ends.",
+    )
+    portal_retention_days = models.PositiveIntegerField(
+        default=180,
+        help_text="Secure portal messages (bodies and replies) are deleted this long after "
+        "they expire.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -178,3 +191,52 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class HoldScope(models.TextChoices):
+    ORGANIZATION = "organization", "The whole organization"
+    CAMPAIGN = "campaign", "One campaign"
+    CONTACT = "contact", "One contact"
+
+
+class LegalHold(models.Model):
+    """A legal hold: while it is active (``released_at`` is null) no retention purge
+    deletes anything it covers (``luxmail/retention.py``).
+
+    ``scope`` says what is held; ``object_id`` is the campaign's or contact's id (0 for
+    the organization). Holds are never deleted: releasing one stamps ``released_at``.
+    ``reason`` is free text written by staff and must not contain PHI (the form says so).
+    Writes: ``luxmail/holds.py`` (audited).
+    """
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    scope = models.CharField(max_length=16, choices=HoldScope.choices)
+    object_id = models.BigIntegerField(default=0)
+    reason = models.CharField(max_length=500)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    release_reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["scope", "object_id"],
+                name="legalhold_active",
+                condition=models.Q(released_at__isnull=True),
+            )
+        ]
+        permissions = [("manage_legal_hold", "Can place and release legal holds")]
+
+    def __str__(self) -> str:
+        return f"Legal hold #{self.pk} on {self.scope} {self.object_id or ''}".rstrip()
+
+    @property
+    def active(self) -> bool:
+        return self.released_at is None

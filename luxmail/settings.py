@@ -602,6 +602,17 @@ CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {
     "schedule": float(LUXMAIL_AUDIT_CHECKPOINT_SECONDS),
 }
 
+# --- Retention (luxmail/retention.py, docs/operations.md "Retention") -------------------
+# Beat runs the purge every LUXMAIL_RETENTION_SECONDS; each purge deletes at most
+# LUXMAIL_RETENTION_MAX_BATCHES batches of LUXMAIL_RETENTION_BATCH rows per run.
+LUXMAIL_RETENTION_SECONDS = env.integer("LUXMAIL_RETENTION_SECONDS", 3600)
+LUXMAIL_RETENTION_BATCH = env.integer("LUXMAIL_RETENTION_BATCH", 1000)
+LUXMAIL_RETENTION_MAX_BATCHES = env.integer("LUXMAIL_RETENTION_MAX_BATCHES", 200)
+CELERY_BEAT_SCHEDULE["retention-purge"] = {
+    "task": "luxmail.retention_purge",
+    "schedule": float(LUXMAIL_RETENTION_SECONDS),
+}
+
 # --- Contact import (contacts/imports/) ------------------------------------------------
 # Uploaded files wait here between upload and import and are deleted after it. Web and
 # worker processes must share this directory (docs/operations.md).

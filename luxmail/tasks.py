@@ -10,7 +10,7 @@ from typing import Any
 from celery import shared_task
 from celery.signals import beat_init
 
-from luxmail import audit, health, jobs
+from luxmail import audit, health, jobs, retention
 
 
 @shared_task(name=jobs.HEALTHCHECK.name, ignore_result=True)
@@ -40,3 +40,9 @@ def audit_checkpoint() -> None:
     if not result.ok:
         # Ids, counts and times only (no PHI); the failure is for the operators' alerts.
         raise audit.AuditChainError(result.message)
+
+
+@shared_task(name="luxmail.retention_purge", ignore_result=True)
+def retention_purge() -> None:
+    """Sent by Celery beat: apply the retention settings (``luxmail/retention.py``)."""
+    retention.retention_run()

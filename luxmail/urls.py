@@ -15,6 +15,12 @@ urlpatterns = [
     path("audit/verify/", views.audit_verify, name="audit_verify"),
     path("settings/", views.org_settings, name="settings"),
     path("settings/api-keys/", views.api_keys, name="api_keys"),
+    path("settings/legal-holds/place/", views.legal_hold_place, name="legal_hold_place"),
+    path(
+        "settings/legal-holds/<uuid:hold_uuid>/release/",
+        views.legal_hold_release,
+        name="legal_hold_release",
+    ),
     path("settings/api-keys/<uuid:key_uuid>/revoke/", views.api_key_revoke, name="api_key_revoke"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -9,13 +9,20 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.templatetags.static import static
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_POST
 
-from luxmail import audit, org, selectors
+from luxmail import audit, holds, org, selectors
 from luxmail.api import services as api_services
-from luxmail.forms import ApiKeyForm, AuditFilterForm, OrgSettingsForm
-from luxmail.models import ApiKey
+from luxmail.forms import (
+    ApiKeyForm,
+    AuditFilterForm,
+    LegalHoldForm,
+    LegalHoldReleaseForm,
+    OrgSettingsForm,
+)
+from luxmail.models import ApiKey, LegalHold
 
 
 @cache_control(max_age=86400)
@@ -112,3 +119,58 @@ def api_key_revoke(request: HttpRequest, key_uuid: str) -> HttpResponse:
     api_services.api_key_revoke(key=key, actor=request.user, request=request)
     messages.success(request, f"API key {key.prefix}… revoked.")
     return redirect("api_keys")
+
+
+# --- legal holds ----------------------------------------------------------------------------
+
+
+def _back(request: HttpRequest) -> HttpResponse:
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = "/settings/" if request.user.has_perm("luxmail.manage_settings") else "/"
+    return redirect(target)
+
+
+@login_required
+@permission_required("luxmail.manage_legal_hold", raise_exception=True)
+@require_POST
+def legal_hold_place(request: HttpRequest) -> HttpResponse:
+    form = LegalHoldForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "A hold needs a reason (up to 500 characters).")
+        return _back(request)
+    try:
+        holds.legal_hold_place(
+            scope=form.cleaned_data["scope"],
+            object_id=form.cleaned_data["object_id"] or 0,
+            reason=form.cleaned_data["reason"],
+            actor=request.user,
+            request=request,
+        )
+    except holds.HoldError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, "Legal hold placed: retention purges skip this data.")
+    return _back(request)
+
+
+@login_required
+@permission_required("luxmail.manage_legal_hold", raise_exception=True)
+@require_POST
+def legal_hold_release(request: HttpRequest, hold_uuid: str) -> HttpResponse:
+    hold = get_object_or_404(LegalHold, uuid=hold_uuid)
+    form = LegalHoldReleaseForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Say why the hold ends.")
+        return _back(request)
+    try:
+        holds.legal_hold_release(
+            hold=hold, reason=form.cleaned_data["reason"], actor=request.user, request=request
+        )
+    except holds.HoldError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, "Legal hold released.")
+    return _back(request)

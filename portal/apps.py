@@ -11,3 +11,7 @@ class PortalConfig(AppConfig):
         from portal import channel
 
         hooks.register_portal(channel)  # the portal plugs into sending (campaigns.sending.hooks)
+
+        from portal import retention  # in ready(): imports models, loaded only now
+
+        retention.register()  # portal messages in the retention purge

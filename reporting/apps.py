@@ -20,6 +20,10 @@ class ReportingConfig(AppConfig):
 
         segments.register()  # engagement conditions in contacts' segment registry
 
+        from reporting import retention  # in ready(): imports models, loaded only now
+
+        retention.register()  # tracking events in the retention purge
+
         # in ready(): these modules import models, loaded only now
         from django.core import checks
 

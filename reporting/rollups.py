@@ -333,6 +333,10 @@ PG_INSTALL = "\n".join(
         ),
         _pg_function(
             "reporting_message_del",
+            # A retention purge (luxmail/retention.py) deletes delivery records but keeps
+            # what they added to reports: the message's report row and the rollups stay.
+            "IF current_setting('luxmail.retention_purge', true) = 'on' THEN RETURN NULL; "
+            "END IF;\n"
             "DELETE FROM reporting_messagestat WHERE message_id IN (SELECT id FROM old_rows);",
         ),
         _pg_trigger(

@@ -25,6 +25,10 @@ from campaigns.models.journeys import (
     JourneyVersion,
     StepState,
 )
+from campaigns.models.proof import (
+    DeliveryProof,
+    EvidenceKey,
+)
 from campaigns.models.senders import (
     DkimAlgorithm,
     OrgSigningKey,
@@ -44,9 +48,11 @@ __all__ = [
     "BounceKind",
     "Campaign",
     "CampaignStatus",
+    "DeliveryProof",
     "DkimAlgorithm",
     "EmailTemplate",
     "EnrollmentState",
+    "EvidenceKey",
     "Journey",
     "JourneyEnrollment",
     "JourneyEvent",

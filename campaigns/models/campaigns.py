@@ -79,7 +79,10 @@ class Campaign(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        permissions = [("send_campaign", "Can schedule, send, pause and cancel campaigns")]
+        permissions = [
+            ("send_campaign", "Can schedule, send, pause and cancel campaigns"),
+            ("export_evidence", "Can download a campaign's evidence pack"),
+        ]
         indexes = [models.Index(fields=["status", "scheduled_at"], name="campaign_due")]
 
     def __str__(self) -> str:

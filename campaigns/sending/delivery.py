@@ -35,7 +35,14 @@ from campaigns.secure.errors import EncryptionError
 from campaigns.senders import signing
 from campaigns.sending import bounces, channels, mail, queue, tokens
 from campaigns.sending.direct import DirectConnections
-from campaigns.sending.transport import Connection, Outcome, RelayConfig, TransportError, pool
+from campaigns.sending.transport import (
+    Connection,
+    Outcome,
+    RelayConfig,
+    TlsSession,
+    TransportError,
+    pool,
+)
 from luxmail import conf, crypto, org
 from luxmail.models import SecurePolicy
 
@@ -602,7 +609,9 @@ def _transmit(
             outcome = direct.send(
                 route, mail_from=built.mail_from, recipient=built.recipient, data=built.data
             )
-            results.append(_result(built, outcome, attempts[built.message_id]))
+            results.append(
+                _result(built, outcome, attempts[built.message_id], direct.session(route))
+            )
             if _refused(outcome):
                 refusals.append((built.message_id, outcome))
             continue
@@ -617,7 +626,7 @@ def _transmit(
                 results.append(_result(built, outcome, attempts[built.message_id]))
                 continue
         outcome = current.send(built.mail_from, built.recipient, built.data)
-        results.append(_result(built, outcome, attempts[built.message_id]))
+        results.append(_result(built, outcome, attempts[built.message_id], current.session))
         if _refused(outcome):
             refusals.append((built.message_id, outcome))
     return current, results, refusals
@@ -628,7 +637,9 @@ def _refused(outcome: Outcome) -> bool:
     return outcome.kind == "permanent" and outcome.stage in ("RCPT", "DATA")
 
 
-def _result(built: Built, outcome: Outcome, attempts: int) -> queue.Result:
+def _result(
+    built: Built, outcome: Outcome, attempts: int, session: TlsSession | None = None
+) -> queue.Result:
     next_at = None
     state: str
     if outcome.kind == "sent":
@@ -650,6 +661,7 @@ def _result(built: Built, outcome: Outcome, attempts: int) -> queue.Result:
         next_attempt_at=next_at,
         channel=built.channel.channel,
         channel_reason=built.channel.reason,
+        session=session if outcome.code is not None else None,  # a server answered
     )
 
 

@@ -23,7 +23,14 @@ from dataclasses import dataclass
 
 from campaigns.secure import tls
 from campaigns.secure.tls import domain_of
-from campaigns.sending.transport import Connection, Outcome, RelayConfig, TransportError, pool
+from campaigns.sending.transport import (
+    Connection,
+    Outcome,
+    RelayConfig,
+    TlsSession,
+    TransportError,
+    pool,
+)
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,11 @@ class DirectConnections:
             self._open[key] = connection
         return connection.send(mail_from, recipient, data)
 
+    def session(self, route: Route) -> TlsSession | None:
+        """The TLS details of the session that carried ``route``'s last message."""
+        connection = self._open.get((route.domain, route.verified))
+        return connection.session if connection is not None else None
+
     def close(self) -> None:
         for connection in self._open.values():
             connection.close()
@@ -70,11 +82,13 @@ def _connect(route: Route) -> Connection:
     if route.verified:
         smtp, capability = tls.mx_connect(route.domain)
         host = capability.mx_host or route.domain
-        return Connection.from_smtp(smtp, RelayConfig(host, 25, "starttls"))
+        return Connection.from_smtp(
+            smtp, RelayConfig(host, 25, "starttls"), mta_sts=capability.mta_sts_mode or ""
+        )
     smtp, encrypted = tls.mx_connect_opportunistic(route.domain)
-    return Connection.from_smtp(
-        smtp, RelayConfig(route.domain, 25, "starttls" if encrypted else "none")
-    )
+    # The MX host that answered (``_DirectSMTP`` keeps the name it connected to).
+    host = str(getattr(smtp, "_host", "") or route.domain)
+    return Connection.from_smtp(smtp, RelayConfig(host, 25, "starttls" if encrypted else "none"))
 
 
 def deliver_one(*, mail_from: str, recipient: str, data: bytes, direct: bool) -> Outcome:

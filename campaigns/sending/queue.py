@@ -24,14 +24,18 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from campaigns.models import Campaign, Message, MessageState, SendChain
+from campaigns.models import Campaign, DeliveryProof, Message, MessageState, SendChain
 from contacts.models import Suppression
 from contacts.selectors import consent_present
+
+if TYPE_CHECKING:
+    from campaigns.sending.transport import TlsSession
 
 CLAIMABLE = (MessageState.QUEUED, MessageState.DEFERRED)
 OPEN_STATES = (MessageState.QUEUED, MessageState.SENDING, MessageState.DEFERRED)
@@ -56,6 +60,8 @@ class Result:
     channel_reason: str = ""
     # 1 when this try was not counted by mark_sending (nothing was transmitted).
     bump: int = 0
+    # The SMTP session that answered, for the message's delivery proof.
+    session: TlsSession | None = None
 
 
 def _postgres() -> bool:
@@ -283,7 +289,48 @@ def write_results(*, token: uuid.UUID, results: list[Result], durable: bool = Tr
         return _write(token, results)
 
 
+_PROOF_FIELDS = [
+    "host",
+    "port",
+    "route",
+    "tls_version",
+    "tls_cipher",
+    "peer_cert_sha256",
+    "cert_verified",
+    "mta_sts",
+    "secured_at",
+    "replied_at",
+]
+
+
+def _write_proofs(results: list[Result]) -> None:
+    """Record (or, on a later try, replace) each answered message's delivery proof."""
+    now = timezone.now()
+    proofs = [
+        DeliveryProof(
+            message_id=r.id,
+            host=r.session.host[:253],
+            port=r.session.port,
+            route=r.session.route,
+            tls_version=r.session.version,
+            tls_cipher=r.session.cipher[:100],
+            peer_cert_sha256=r.session.cert_sha256,
+            cert_verified=r.session.verified,
+            mta_sts=r.session.mta_sts,
+            secured_at=r.session.secured_at,
+            replied_at=now,
+        )
+        for r in results
+        if r.session is not None
+    ]
+    if proofs:
+        DeliveryProof.objects.bulk_create(
+            proofs, update_conflicts=True, unique_fields=["message"], update_fields=_PROOF_FIELDS
+        )
+
+
 def _write(token: uuid.UUID, results: list[Result]) -> int:
+    _write_proofs(results)
     if _postgres():
         with connection.cursor() as cursor:
             cursor.execute(

@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import smtplib
 import socket
@@ -27,9 +28,11 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from django.conf import settings
+from django.utils import timezone
 
 from campaigns.secure.errors import TlsRefused, TransportError
 from campaigns.secure.tls import verifying_context as shared
@@ -107,19 +110,73 @@ def _classify(code: int, reply: bytes | str, stage: str = "") -> Outcome:
     return Outcome("permanent", code, text, stage)
 
 
+@dataclass(frozen=True)
+class TlsSession:
+    """What delivery proof records about one SMTP session (``DeliveryProof``).
+
+    ``version`` is empty when the session is plaintext (dev sink, opportunistic
+    delivery to a server without STARTTLS). ``verified``: the certificate chain and
+    host name were checked (a verifying context), not merely encrypted.
+    """
+
+    host: str
+    port: int
+    route: str  # "relay" or "direct"
+    version: str = ""
+    cipher: str = ""
+    cert_sha256: str = ""
+    verified: bool = False
+    mta_sts: str = ""
+    secured_at: datetime | None = None
+
+
+def tls_session(
+    smtp: smtplib.SMTP, *, host: str, port: int, route: str, mta_sts: str = ""
+) -> TlsSession:
+    """Read the TLS details of an open session from its socket (after STARTTLS or an
+    implicit-TLS connect). Called once per connection, never per message."""
+    sock = getattr(smtp, "sock", None)
+    if not isinstance(sock, ssl.SSLSocket):
+        return TlsSession(host=host, port=port, route=route, mta_sts=mta_sts)
+    cipher = sock.cipher()
+    der = sock.getpeercert(binary_form=True)
+    context = sock.context
+    return TlsSession(
+        host=host,
+        port=port,
+        route=route,
+        version=sock.version() or "",
+        cipher=cipher[0] if cipher else "",
+        cert_sha256=hashlib.sha256(der).hexdigest() if der else "",
+        verified=context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname,
+        mta_sts=mta_sts,
+        secured_at=timezone.now(),
+    )
+
+
 class Connection:
     """One open SMTP session to the relay (or, through :meth:`from_smtp`, to an MX)."""
 
-    def __init__(self, config: RelayConfig, *, smtp: smtplib.SMTP | None = None):
+    def __init__(
+        self,
+        config: RelayConfig,
+        *,
+        smtp: smtplib.SMTP | None = None,
+        route: str = "relay",
+        mta_sts: str = "",
+    ):
         self.config = config
         self.smtp = smtp if smtp is not None else self._open()
+        self.session = tls_session(
+            self.smtp, host=config.host, port=config.port, route=route, mta_sts=mta_sts
+        )
         self.pipelining = self.smtp.has_extn("pipelining")
         self.opened_at = time.monotonic()
         self.used_at = self.opened_at
         self.broken = False
 
     @classmethod
-    def from_smtp(cls, smtp: smtplib.SMTP, config: RelayConfig) -> Connection:
+    def from_smtp(cls, smtp: smtplib.SMTP, config: RelayConfig, *, mta_sts: str = "") -> Connection:
         """Wrap a session already opened and secured elsewhere, ready for ``MAIL FROM``.
 
         Direct-to-MX delivery opens its sessions with ``campaigns.secure.tls.mx_connect``
@@ -127,7 +184,7 @@ class Connection:
         outcome classification are then the same as for the relay. ``config`` only
         describes the session (host, port, security); it is never used to reconnect.
         """
-        return cls(config, smtp=smtp)
+        return cls(config, smtp=smtp, route="direct", mta_sts=mta_sts)
 
     def _open(self) -> smtplib.SMTP:
         config = self.config

@@ -16,9 +16,15 @@ from contacts.models import (
     Contact,
     ContactStatus,
 )
-from contacts.services.errors import MAX_BATCH, ContactExists, ContactInvalid, ContactsError
+from contacts.services.errors import (
+    MAX_BATCH,
+    ContactExists,
+    ContactHeld,
+    ContactInvalid,
+    ContactsError,
+)
 from contacts.upsert import RowError
-from luxmail import audit, crypto
+from luxmail import audit, crypto, holds
 from luxmail.actors import Actor
 
 # --- contacts ---------------------------------------------------------------------------------
@@ -303,7 +309,12 @@ def contact_delete(*, contact: Contact, actor: Actor, request: HttpRequest | Non
 
     Suppressions are kept (they are keyed by address, not contact). Audits
     ``contact.delete`` with the contact's UUID and the number of consents removed.
+    Raises :class:`ContactHeld` while a legal hold covers the contact (or the whole
+    organization): deleting it would orphan the held records.
     """
+    active = holds.active_holds()
+    if active.organization or contact.pk in active.contact_ids:
+        raise ContactHeld("This contact is under legal hold and cannot be deleted.")
     with transaction.atomic():
         consents = Consent.objects.filter(contact=contact).count()
         audit.record(

@@ -29,6 +29,10 @@ class ContactExists(ContactsError):
     pass
 
 
+class ContactHeld(ContactsError):
+    """The contact is under legal hold (luxmail/holds.py): it may not be deleted."""
+
+
 class ConsentError(ContactsError):
     pass
 

@@ -246,7 +246,11 @@ def contact_edit(request: HttpRequest, contact_uuid: Any) -> HttpResponse:
 @require_POST
 def contact_delete(request: HttpRequest, contact_uuid: Any) -> HttpResponse:
     contact = _contact(contact_uuid)
-    services.contact_delete(contact=contact, actor=request.user, request=request)
+    try:
+        services.contact_delete(contact=contact, actor=request.user, request=request)
+    except services.ContactHeld as error:
+        messages.error(request, error.message)
+        return redirect("contacts:detail", contact_uuid=contact.uuid)
     messages.success(request, "Contact deleted. Its suppressions, if any, stay in force.")
     return redirect("contacts:index")
 
