@@ -246,7 +246,8 @@ class CampaignOut(serializers.ModelSerializer):
         fields = ["id", "uuid", "name", "marketing_id", "report_field", "template", "sender",
                   "segments", "lists", "exclude_segments", "exclude_lists", "scheduled_at",
                   "throttle_per_minute", "track_opens", "track_clicks", "secure_policy",
-                  "status", "recipients", "started_at", "finished_at", "created_at"]  # fmt: skip
+                  "status", "auto_pause_reason", "auto_paused_at", "recipients", "started_at",
+                  "finished_at", "created_at"]  # fmt: skip
 
 
 class CampaignIn(serializers.Serializer):
@@ -396,8 +397,22 @@ class CampaignPauseApi(_CampaignAction):
 
 
 class CampaignResumeApi(_CampaignAction):
+    """Resume a paused campaign; one that paused itself (``auto_pause_reason``) needs
+    ``{"confirm": true}``."""
+
+    @extend_schema(
+        request=inline_serializer("ResumeIn", {"confirm": serializers.BooleanField(required=False)}),
+        responses=CampaignOut,
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        return super().post(request, pk)
+
     def perform(self, request: Request, campaign: Campaign) -> Any:
-        return services.campaign_resume(campaign=campaign, actor=request.user, request=request)
+        data: Any = request.data
+        confirm = bool(data.get("confirm") is True) if hasattr(data, "get") else False
+        return services.campaign_resume(
+            campaign=campaign, actor=request.user, request=request, confirm=confirm
+        )
 
 
 class CampaignCancelApi(_CampaignAction):

@@ -255,8 +255,9 @@ def campaign_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     if action not in _ACTIONS:
         return HttpResponse(status=404)
     service, done = _ACTIONS[action]
+    extra = {"confirm": request.POST.get("confirm") == "yes"} if action == "resume" else {}
     try:
-        service(campaign=campaign, actor=request.user, request=request)
+        service(campaign=campaign, actor=request.user, request=request, **extra)
     except services.CampaignError as error:
         messages.error(request, str(error))
     else:

@@ -12,6 +12,13 @@ from campaigns.models.campaigns import (
 from campaigns.models.content import (
     EmailTemplate,
 )
+from campaigns.models.feedback import (
+    FeedbackPolicy,
+    SenderEvent,
+    SenderEventKind,
+    UnparsedFeedback,
+    UnparsedState,
+)
 from campaigns.models.journeys import (
     EnrollmentState,
     Journey,
@@ -47,6 +54,7 @@ __all__ = [
     "DkimAlgorithm",
     "EmailTemplate",
     "EnrollmentState",
+    "FeedbackPolicy",
     "Journey",
     "JourneyEnrollment",
     "JourneyEvent",
@@ -60,7 +68,11 @@ __all__ = [
     "MessageState",
     "OrgSigningKey",
     "SendChain",
+    "SenderEvent",
+    "SenderEventKind",
     "SenderIdentity",
     "SigningKind",
     "StepState",
+    "UnparsedFeedback",
+    "UnparsedState",
 ]
