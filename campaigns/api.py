@@ -401,7 +401,9 @@ class CampaignResumeApi(_CampaignAction):
     ``{"confirm": true}``."""
 
     @extend_schema(
-        request=inline_serializer("ResumeIn", {"confirm": serializers.BooleanField(required=False)}),
+        request=inline_serializer(
+            "ResumeIn", {"confirm": serializers.BooleanField(required=False)}
+        ),
         responses=CampaignOut,
     )
     def post(self, request: Request, pk: int) -> Response:
@@ -492,8 +494,9 @@ class RawMessageParser(BaseParser):
 
 
 class BounceReportApi(APIView):
-    """Submit one DSN (RFC 3464) or ARF (RFC 5965) document, as ``message/rfc822``
-    (raw bytes) or JSON ``{"document": "<the raw message>"}``."""
+    """Submit one mail sent back (DSN, ARF, auth-failure or DMARC report, …) as
+    ``message/rfc822`` (raw bytes) or JSON ``{"document": "<the raw message>"}``. Mail the
+    parser cannot read is kept for reprocessing (``unparsed``); only non-mail is a 400."""
 
     required_scopes = "bounces:write"
     # A report may be MAX_REPORT_BYTES, more once escaped in JSON (docs/api.md "Body limits").
@@ -510,6 +513,10 @@ class BounceReportApi(APIView):
                 "events": serializers.IntegerField(),
                 "suppressed": serializers.IntegerField(),
                 "unmatched": serializers.IntegerField(),
+                "unparsed": serializers.IntegerField(),
+                "sender_events": serializers.IntegerField(),
+                "ignored": serializers.IntegerField(),
+                "kind": serializers.CharField(),
             },
         ),
     )
@@ -532,5 +539,9 @@ class BounceReportApi(APIView):
                 "events": outcome.events,
                 "suppressed": outcome.suppressed,
                 "unmatched": outcome.unmatched,
+                "unparsed": outcome.unparsed,
+                "sender_events": outcome.sender_events,
+                "ignored": outcome.ignored,
+                "kind": str(outcome.kind),
             }
         )

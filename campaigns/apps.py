@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class CampaignsConfig(AppConfig):
     name = "campaigns"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # in ready(): these modules import models, loaded only now
+        from campaigns.contact_panel import bounces_panel
+        from contacts import panels
+
+        panels.register(bounces_panel)  # the contact page lists bounces with their reasons

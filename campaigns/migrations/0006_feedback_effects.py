@@ -7,164 +7,252 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('campaigns', '0005_send_chain_slots'),
-        ('contacts', '0005_importjob_reading_status'),
+        ("campaigns", "0005_send_chain_slots"),
+        ("contacts", "0005_importjob_reading_status"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='FeedbackPolicy',
+            name="FeedbackPolicy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('soft_bounce_limit', models.PositiveSmallIntegerField(help_text='Recipient-transient bounces (mailbox full, suspended) that suppress.')),
-                ('soft_bounce_days', models.PositiveSmallIntegerField(help_text='… within this many days.')),
-                ('reason_actions', models.JSONField(blank=True, default=dict)),
-                ('autopause_min_messages', models.PositiveIntegerField(help_text="Auto-pause looks at a campaign's rates only after this many messages.")),
-                ('autopause_hard_bounce_percent', models.DecimalField(decimal_places=2, max_digits=5)),
-                ('autopause_complaint_percent', models.DecimalField(decimal_places=3, max_digits=5)),
-                ('autopause_provider_blocks', models.PositiveIntegerField(help_text='Sender-side refusals from one receiving provider that pause a campaign.')),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "soft_bounce_limit",
+                    models.PositiveSmallIntegerField(
+                        help_text="Recipient-transient bounces (mailbox full, suspended) that suppress."
+                    ),
+                ),
+                (
+                    "soft_bounce_days",
+                    models.PositiveSmallIntegerField(help_text="… within this many days."),
+                ),
+                ("reason_actions", models.JSONField(blank=True, default=dict)),
+                (
+                    "autopause_min_messages",
+                    models.PositiveIntegerField(
+                        help_text="Auto-pause looks at a campaign's rates only after this many messages."
+                    ),
+                ),
+                (
+                    "autopause_hard_bounce_percent",
+                    models.DecimalField(decimal_places=2, max_digits=5),
+                ),
+                (
+                    "autopause_complaint_percent",
+                    models.DecimalField(decimal_places=3, max_digits=5),
+                ),
+                (
+                    "autopause_provider_blocks",
+                    models.PositiveIntegerField(
+                        help_text="Sender-side refusals from one receiving provider that pause a campaign."
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name_plural': 'feedback policy',
+                "verbose_name_plural": "feedback policy",
             },
         ),
         migrations.CreateModel(
-            name='SenderEvent',
+            name="SenderEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('block', 'Sender-side refusal'), ('auth_failure_report', 'Authentication-failure report (RFC 6591)'), ('dmarc_report', 'DMARC aggregate report')], max_length=24)),
-                ('sending_domain', models.CharField(blank=True, max_length=253)),
-                ('provider', models.CharField(blank=True, max_length=253)),
-                ('reason', models.CharField(blank=True, max_length=32)),
-                ('status', models.CharField(blank=True, max_length=16)),
-                ('rule', models.CharField(blank=True, max_length=120)),
-                ('detail', models.CharField(blank=True, max_length=500)),
-                ('source', models.CharField(max_length=16)),
-                ('received_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("block", "Sender-side refusal"),
+                            ("auth_failure_report", "Authentication-failure report (RFC 6591)"),
+                            ("dmarc_report", "DMARC aggregate report"),
+                        ],
+                        max_length=24,
+                    ),
+                ),
+                ("sending_domain", models.CharField(blank=True, max_length=253)),
+                ("provider", models.CharField(blank=True, max_length=253)),
+                ("reason", models.CharField(blank=True, max_length=32)),
+                ("status", models.CharField(blank=True, max_length=16)),
+                ("rule", models.CharField(blank=True, max_length=120)),
+                ("detail", models.CharField(blank=True, max_length=500)),
+                ("source", models.CharField(max_length=16)),
+                ("received_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['-received_at', '-id'],
+                "ordering": ["-received_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='UnparsedFeedback',
+            name="UnparsedFeedback",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('uuid', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ('body', luxmail.crypto.EncryptedField(kind='bytes', phi=True)),
-                ('digest', models.CharField(help_text='SHA-256 of the body.', max_length=64, unique=True)),
-                ('size', models.PositiveIntegerField()),
-                ('source', models.CharField(max_length=16)),
-                ('envelope_tokens', models.JSONField(blank=True, default=list)),
-                ('received_count', models.PositiveIntegerField(default=1)),
-                ('first_received_at', models.DateTimeField(auto_now_add=True)),
-                ('last_received_at', models.DateTimeField(auto_now_add=True)),
-                ('state', models.CharField(choices=[('pending', 'Not read yet'), ('reprocessed', 'Reprocessed'), ('discarded', 'Discarded')], default='pending', max_length=12)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('last_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('outcome', models.CharField(blank=True, max_length=200)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("uuid", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                ("body", luxmail.crypto.EncryptedField(kind="bytes", phi=True)),
+                (
+                    "digest",
+                    models.CharField(help_text="SHA-256 of the body.", max_length=64, unique=True),
+                ),
+                ("size", models.PositiveIntegerField()),
+                ("source", models.CharField(max_length=16)),
+                ("envelope_tokens", models.JSONField(blank=True, default=list)),
+                ("received_count", models.PositiveIntegerField(default=1)),
+                ("first_received_at", models.DateTimeField(auto_now_add=True)),
+                ("last_received_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Not read yet"),
+                            ("reprocessed", "Reprocessed"),
+                            ("discarded", "Discarded"),
+                        ],
+                        default="pending",
+                        max_length=12,
+                    ),
+                ),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("last_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("outcome", models.CharField(blank=True, max_length=200)),
             ],
             options={
-                'verbose_name_plural': 'unparsed feedback',
-                'ordering': ['-last_received_at', '-id'],
+                "verbose_name_plural": "unparsed feedback",
+                "ordering": ["-last_received_at", "-id"],
             },
         ),
         migrations.AddField(
-            model_name='bounceevent',
-            name='campaign',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='campaigns.campaign'),
+            model_name="bounceevent",
+            name="campaign",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="campaigns.campaign",
+            ),
         ),
         migrations.AddField(
-            model_name='bounceevent',
-            name='feedback_format',
+            model_name="bounceevent",
+            name="feedback_format",
             field=models.CharField(blank=True, max_length=32),
         ),
         migrations.AddField(
-            model_name='bounceevent',
-            name='provider',
+            model_name="bounceevent",
+            name="provider",
             field=models.CharField(blank=True, max_length=253),
         ),
         migrations.AddField(
-            model_name='bounceevent',
-            name='reason',
+            model_name="bounceevent",
+            name="reason",
             field=models.CharField(blank=True, max_length=32),
         ),
         migrations.AddField(
-            model_name='bounceevent',
-            name='recipient_domain',
+            model_name="bounceevent",
+            name="recipient_domain",
             field=models.CharField(blank=True, max_length=253),
         ),
         migrations.AddField(
-            model_name='bounceevent',
-            name='recipient_hash',
+            model_name="bounceevent",
+            name="recipient_hash",
             field=models.CharField(blank=True, max_length=32),
         ),
         migrations.AddField(
-            model_name='bounceevent',
-            name='rule',
-            field=models.CharField(blank=True, help_text='The rule that matched.', max_length=120),
+            model_name="bounceevent",
+            name="rule",
+            field=models.CharField(blank=True, help_text="The rule that matched.", max_length=120),
         ),
         migrations.AddField(
-            model_name='bounceevent',
-            name='scope',
+            model_name="bounceevent",
+            name="scope",
             field=models.CharField(blank=True, max_length=32),
         ),
         migrations.AddField(
-            model_name='bounceevent',
-            name='sender',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='campaigns.senderidentity'),
+            model_name="bounceevent",
+            name="sender",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="campaigns.senderidentity",
+            ),
         ),
         migrations.AddField(
-            model_name='bounceevent',
-            name='sending_domain',
+            model_name="bounceevent",
+            name="sending_domain",
             field=models.CharField(blank=True, max_length=253),
         ),
         migrations.AddField(
-            model_name='campaign',
-            name='auto_pause_reason',
+            model_name="campaign",
+            name="auto_pause_reason",
             field=models.CharField(blank=True, max_length=300),
         ),
         migrations.AddField(
-            model_name='campaign',
-            name='auto_paused_at',
+            model_name="campaign",
+            name="auto_paused_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='campaign',
-            name='health_baseline_at',
+            model_name="campaign",
+            name="health_baseline_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddIndex(
-            model_name='bounceevent',
-            index=models.Index(fields=['campaign', 'kind'], name='bounce_campaign_kind'),
+            model_name="bounceevent",
+            index=models.Index(fields=["campaign", "kind"], name="bounce_campaign_kind"),
         ),
         migrations.AddIndex(
-            model_name='bounceevent',
-            index=models.Index(fields=['sending_domain', 'received_at'], name='bounce_domain_time'),
+            model_name="bounceevent",
+            index=models.Index(fields=["sending_domain", "received_at"], name="bounce_domain_time"),
         ),
         migrations.AddIndex(
-            model_name='bounceevent',
-            index=models.Index(fields=['reason', 'received_at'], name='bounce_reason_time'),
+            model_name="bounceevent",
+            index=models.Index(fields=["reason", "received_at"], name="bounce_reason_time"),
         ),
         migrations.AddConstraint(
-            model_name='feedbackpolicy',
-            constraint=models.CheckConstraint(condition=models.Q(('pk', 1)), name='feedbackpolicy_singleton'),
+            model_name="feedbackpolicy",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("pk", 1)), name="feedbackpolicy_singleton"
+            ),
         ),
         migrations.AddField(
-            model_name='senderevent',
-            name='campaign',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='campaigns.campaign'),
+            model_name="senderevent",
+            name="campaign",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="campaigns.campaign",
+            ),
         ),
         migrations.AddField(
-            model_name='senderevent',
-            name='sender',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='campaigns.senderidentity'),
+            model_name="senderevent",
+            name="sender",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="campaigns.senderidentity",
+            ),
         ),
         migrations.AddIndex(
-            model_name='senderevent',
-            index=models.Index(fields=['sending_domain', 'received_at'], name='senderevent_domain'),
+            model_name="senderevent",
+            index=models.Index(fields=["sending_domain", "received_at"], name="senderevent_domain"),
         ),
     ]

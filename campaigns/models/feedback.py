@@ -17,9 +17,7 @@ class FeedbackPolicy(models.Model):
     soft_bounce_limit = models.PositiveSmallIntegerField(
         help_text="Recipient-transient bounces (mailbox full, suspended) that suppress."
     )
-    soft_bounce_days = models.PositiveSmallIntegerField(
-        help_text="… within this many days."
-    )
+    soft_bounce_days = models.PositiveSmallIntegerField(help_text="… within this many days.")
     # Per-reason overrides for recipient reasons: {"mailbox_full": "never", …}; values
     # "suppress" (at once), "count" (after the soft-bounce limit) or "never". Sender-side
     # and transient reasons never suppress, whatever this says.
@@ -78,7 +76,9 @@ class SenderEvent(models.Model):
 
     class Meta:
         ordering = ["-received_at", "-id"]
-        indexes = [models.Index(fields=["sending_domain", "received_at"], name="senderevent_domain")]
+        indexes = [
+            models.Index(fields=["sending_domain", "received_at"], name="senderevent_domain")
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk}"

@@ -51,11 +51,6 @@ from campaigns.models import (
     UnparsedFeedback,
 )
 from campaigns.sending import health, policy, tokens
-
-# integration: replaced by campaigns.sending.feedback.parse / .classify — the one import of
-# the temporary adapter; point it at campaigns.sending.feedback and map its parse error
-# (non-mail/oversize) onto BounceError in _parse() below.
-from campaigns.sending.legacy_feedback import NotMail, classify, parse
 from campaigns.sending.feedback.types import (
     Classification,
     Feedback,
@@ -63,6 +58,11 @@ from campaigns.sending.feedback.types import (
     Finding,
     Scope,
 )
+
+# integration: replaced by campaigns.sending.feedback.parse / .classify — the one import of
+# the temporary adapter; point it at campaigns.sending.feedback and map its parse error
+# (non-mail/oversize) onto BounceError in _parse() below.
+from campaigns.sending.legacy_feedback import NotMail, classify, parse
 from contacts import services as contact_services
 from contacts import upsert
 from luxmail import audit, crypto
@@ -82,7 +82,8 @@ class BounceError(Exception):
 
 
 def _parse(raw: bytes) -> Feedback:
-    # integration: campaigns.sending.feedback.parse(raw); its error for non-mail/oversize → BounceError
+    # integration: campaigns.sending.feedback.parse(raw); map its non-mail/oversize
+    # error onto BounceError here.
     try:
         return parse(raw)
     except NotMail as error:

@@ -214,8 +214,14 @@ def _badge(item: Health, row: FeedbackPolicy) -> None:
         item.badge, item.badge_why = "good", "rates well below the thresholds"
 
 
-def _fill(item: Health, messages: QuerySet[Message], events: QuerySet[BounceEvent],
-          sender_events: QuerySet[SenderEvent], since: dt.datetime, days: int) -> None:
+def _fill(
+    item: Health,
+    messages: QuerySet[Message],
+    events: QuerySet[BounceEvent],
+    sender_events: QuerySet[SenderEvent],
+    since: dt.datetime,
+    days: int,
+) -> None:
     item.attempted = messages.count()
     counts = events.aggregate(
         hard=Count("id", filter=Q(kind=BounceKind.HARD)),
@@ -299,3 +305,57 @@ def sender_health(*, days: int = 30) -> list[Health]:
 def worst_badge(items: list[Health]) -> str:
     order = {"good": 0, "warning": 1, "critical": 2}
     return max((i.badge for i in items), key=order.__getitem__, default="good")
+
+
+# --- lists (UI and API) ----------------------------------------------------------------
+
+
+def bounce_events(
+    *,
+    kind: str = "",
+    reason: str = "",
+    provider: str = "",
+    campaign_id: int | None = None,
+    sender_id: int | None = None,
+    contact_id: int | None = None,
+) -> QuerySet[BounceEvent]:
+    """Bounce and complaint events, newest first, filtered (empty filters are ignored)."""
+    events = BounceEvent.objects.select_related("campaign", "sender")
+    if kind:
+        events = events.filter(kind=kind)
+    if reason:
+        events = events.filter(reason=reason)
+    if provider:
+        events = events.filter(provider=provider.lower())
+    if campaign_id:
+        events = events.filter(campaign_id=campaign_id)
+    if sender_id:
+        events = events.filter(sender_id=sender_id)
+    if contact_id:
+        events = events.filter(contact_id=contact_id)
+    return events
+
+
+def sender_events(
+    *, kind: str = "", provider: str = "", sender_id: int | None = None
+) -> QuerySet[SenderEvent]:
+    events = SenderEvent.objects.select_related("campaign", "sender")
+    if kind:
+        events = events.filter(kind=kind)
+    if provider:
+        events = events.filter(provider=provider.lower())
+    if sender_id:
+        events = events.filter(sender_id=sender_id)
+    return events
+
+
+def providers() -> list[str]:
+    """Receiving providers seen in the last 90 days (filter choices)."""
+    since = timezone.now() - dt.timedelta(days=90)
+    return list(
+        BounceEvent.objects.filter(received_at__gte=since)
+        .exclude(provider="")
+        .values_list("provider", flat=True)
+        .distinct()
+        .order_by("provider")[:200]
+    )

@@ -103,8 +103,6 @@ def feedback_campaign_auto_paused(
     """Tell every registered listener; a failing listener never undoes the pause."""
     for listener in list(_feedback_listeners):
         try:
-            listener.campaign_auto_paused(
-                campaign_id=campaign_id, marketing_id=marketing_id, at=at
-            )
+            listener.campaign_auto_paused(campaign_id=campaign_id, marketing_id=marketing_id, at=at)
         except Exception:
             logger.exception("feedback listener failed for campaign %s", campaign_id)

@@ -84,8 +84,11 @@ _TEXT: tuple[tuple[re.Pattern[str], Reason], ...] = tuple(
         (r"virus|attachment|content", Reason.CONTENT_REJECTED),
         (r"relay(ing)? (access )?denied|not permitted to relay", Reason.RELAYING_DENIED),
         (r"too many|rate limit|try again later", Reason.RATE_LIMITED),
-        (r"user unknown|no such user|does not exist|unknown user|invalid recipient"
-         r"|recipient address rejected|mailbox unavailable|not found", Reason.USER_UNKNOWN),
+        (
+            r"user unknown|no such user|does not exist|unknown user|invalid recipient"
+            r"|recipient address rejected|mailbox unavailable|not found",
+            Reason.USER_UNKNOWN,
+        ),
         (r"mailbox (is )?full|quota|over ?quota|insufficient storage", Reason.MAILBOX_FULL),
         (r"disabled|deactivated|inactive|suspended", Reason.MAILBOX_DISABLED),
     )
@@ -180,6 +183,9 @@ def _domain(value: str) -> str:
     return address.rsplit("@", 1)[-1].lower() if "@" in address else ""
 
 
+_ARCHIVES = ("application/zip", "application/gzip", "application/x-gzip")
+
+
 def parse(raw: bytes) -> Feedback:
     """Read one mail; never raises for mail (``UNRECOGNIZED`` when nothing is read)."""
     if len(raw) > MAX_REPORT_BYTES:
@@ -189,9 +195,6 @@ def parse(raw: bytes) -> Feedback:
         raise NotMail("This is not an e-mail message.")
     document = email.message_from_bytes(raw, policy=email.policy.compat32)
     tokens = _header_tokens(document)
-    auto = _text(document.get("Auto-Submitted")).lower()
-    if auto.startswith("auto-replied") or document.get("X-Autoreply"):
-        return Feedback(FeedbackKind.AUTO_REPLY, format="rfc3834", header_tokens=tokens)
     subject = _text(document.get("Subject"))
     findings: list[Finding] = []
     for part in document.walk():
@@ -213,15 +216,17 @@ def parse(raw: bytes) -> Feedback:
                 header_tokens=tokens,
                 complained_recipients=recipients,
             )
-        elif content_type in ("application/zip", "application/gzip", "application/x-gzip"):
-            if subject.lower().startswith("report domain:"):
-                return Feedback(
-                    FeedbackKind.DMARC_REPORT,
-                    format="dmarc",
-                    provider=_domain(_text(document.get("From"))),
-                )
+        elif content_type in _ARCHIVES and subject.lower().startswith("report domain:"):
+            return Feedback(
+                FeedbackKind.DMARC_REPORT,
+                format="dmarc",
+                provider=_domain(_text(document.get("From"))),
+            )
     has_dsn = any(p.get_content_type() == "message/delivery-status" for p in document.walk())
     if not has_dsn:
+        auto = _text(document.get("Auto-Submitted")).lower()
+        if auto.startswith("auto-replied") or document.get("X-Autoreply"):
+            return Feedback(FeedbackKind.AUTO_REPLY, format="rfc3834", header_tokens=tokens)
         return Feedback(FeedbackKind.UNRECOGNIZED, header_tokens=tokens)
     if not findings:
         return Feedback(FeedbackKind.DELIVERED, format="rfc3464", header_tokens=tokens)
