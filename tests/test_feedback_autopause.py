@@ -46,7 +46,10 @@ def test_hard_bounce_rate_pauses_notifies_and_resume_needs_confirmation(
     postgres, sink, admin
 ) -> None:
     reporting_services.webhook_endpoint_create(
-        name="Ops", url="https://ops.example/hook", event_types=["campaign_auto_paused"], actor=admin
+        name="Ops",
+        url="https://ops.example/hook",
+        event_types=["campaign_auto_paused"],
+        actor=admin,
     )
     services.feedback_policy_update(
         actor=admin, autopause_min_messages=20, autopause_hard_bounce_percent="5"
