@@ -12,13 +12,18 @@ import smtplib
 import pytest
 from aiosmtpd.controller import Controller
 
+from campaigns import feedback_samples as mails
 from campaigns import services
 from campaigns.management.commands.run_bounce_server import BounceHandler
 from campaigns.models import Campaign, CampaignStatus
-from campaigns.tests import feedback_mails as mails
-from campaigns.tests.conftest import admin, postgres, sink  # noqa: F401 - fixtures
+from campaigns.tests import conftest as campaigns_fixtures
 from campaigns.tests.factories import make_campaign, make_contacts, make_sender
 from luxmail.testing import free_port, screenshot, sign_in
+
+# The campaigns app's fixtures (a PostgreSQL check, an Admin, an SMTP sink as relay).
+postgres = campaigns_fixtures.postgres
+admin = campaigns_fixtures.admin
+sink = campaigns_fixtures.sink
 
 pytestmark = [
     pytest.mark.browser,

@@ -8,15 +8,20 @@ from typing import Any
 
 import pytest
 
+from campaigns import feedback_samples as mails
 from campaigns import services
 from campaigns.models import Campaign, CampaignStatus
 from campaigns.sending import bounces
-from campaigns.tests.conftest import admin, postgres, sink  # noqa: F401 - fixtures
-from campaigns.tests import feedback_mails as mails
+from campaigns.tests import conftest as campaigns_fixtures
 from campaigns.tests.factories import make_campaign, make_contacts, make_sender
 from luxmail.models import AuditEvent, Notification
 from reporting import services as reporting_services
 from reporting.models import WebhookDelivery
+
+# The campaigns app's fixtures (a PostgreSQL check, an Admin, an SMTP sink as relay).
+postgres = campaigns_fixtures.postgres
+admin = campaigns_fixtures.admin
+sink = campaigns_fixtures.sink
 
 pytestmark = [pytest.mark.postgres, pytest.mark.smtp, pytest.mark.django_db(transaction=True)]
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
+from campaigns import feedback_samples as mails
 from campaigns import services
 from campaigns.management.commands.run_bounce_server import BounceHandler
 from campaigns.models import (
@@ -23,7 +24,6 @@ from campaigns.models import (
     UnparsedState,
 )
 from campaigns.sending import bounces, policy
-from campaigns.tests import feedback_mails as mails
 from campaigns.tests.factories import make_campaign, make_contacts, make_sender
 from contacts.models import Contact, ContactStatus, Suppression
 from luxmail.models import AuditEvent

@@ -1,4 +1,5 @@
-"""Feedback mail as real MTAs and providers send it (shapes of public corpora: Postfix,
+"""Feedback mail as real MTAs and providers send it, for the demo (``make run``) and the
+tests (shapes of public corpora: Postfix,
 McAfee/Trellix gateways, Gmail, an ISP behind Spamhaus, Yahoo/AOL-style ARF, an RFC 6591
 auth-failure report, an Exchange out-of-office). Hand-written here from the RFC layouts
 and the reply texts those systems use; only example.test/example.net hosts.
