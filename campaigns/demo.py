@@ -9,6 +9,7 @@ the campaign is delivered through a short-lived in-process sink that writes the 
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
@@ -130,7 +131,7 @@ def _verp(message: Message) -> str:
 def _feedback(campaign: Campaign, actor: Actor) -> None:
     """Mail the receivers "sent back" about the newsletter, through the real processing."""
     messages = list(Message.objects.filter(campaign=campaign, state="sent").order_by("pk")[:8])
-    builders = [
+    builders: list[Callable[..., bytes]] = [
         feedback_mails.multi_group_user_unknown,
         feedback_mails.dmarc_refusal,
         feedback_mails.spamhaus_block,

@@ -6,6 +6,7 @@ Views parse input, call one service or selector and render (docs/architecture.md
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from csp.constants import NONE, SELF, UNSAFE_INLINE
@@ -240,7 +241,7 @@ def campaign_progress(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-_ACTIONS = {
+_ACTIONS: dict[str, tuple[Callable[..., Campaign], str]] = {
     "pause": (services.campaign_pause, "Paused: workers stop after the messages in flight."),
     "resume": (services.campaign_resume, "Resumed."),
     "cancel": (services.campaign_cancel, "Cancelled: unsent messages will not be sent."),
