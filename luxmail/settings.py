@@ -518,6 +518,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "WebhookDeliveryStatusEnum": "reporting.models.WebhookDelivery.Status",
         "ContactStatusEnum": "contacts.models.ContactStatus",
+        "BounceKindEnum": "campaigns.models.sending.BounceKind",
+        "SenderEventKindEnum": "campaigns.models.feedback.SenderEventKind",
+        "EncryptionKeyKindEnum": "contacts.models.EncryptionKeyKind",
     },
 }
 
