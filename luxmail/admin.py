@@ -36,7 +36,7 @@ from luxmail.accounts import selectors as account_selectors
 from luxmail.accounts import services as account_services
 from luxmail.admin_site import ReadOnlyAdmin
 from luxmail.api import services as api_services
-from luxmail.models import ApiKey, AuditEvent, OrgSettings, User
+from luxmail.models import ApiKey, AuditEvent, Notification, OrgSettings, User
 from luxmail.templatetags.audit_details import detail_lines
 
 
@@ -413,3 +413,9 @@ class OrgSettingsAdmin(admin.ModelAdmin):
         changes = {name: form.cleaned_data[name] for name in form.changed_data}
         updated = org.org_settings_update(actor=request.user, request=request, **changes)
         obj.updated_at = updated.updated_at
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    list_display = ("id", "kind", "title", "created_at", "read_at")
+    list_filter = ("kind",)
