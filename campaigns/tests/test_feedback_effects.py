@@ -264,3 +264,41 @@ def test_contact_page_shows_each_bounce_with_reason_and_evidence(
     assert "status:4.2.2" in page or "text:" in page
     deliverability = client.get("/campaigns/deliverability/?reason=mailbox_full")
     assert deliverability.status_code == 200 and "mailbox_full" in deliverability.content.decode()
+
+
+def test_hostile_reports_stay_bounded_and_never_error(postgres, sink, admin) -> None:
+    """A DSN with thousands of recipient groups, garbage statuses and a huge diagnostic:
+    one event for the one message, nothing but redacted, bounded text stored."""
+    ids = make_contacts(1)
+    services.campaign_start(campaign=make_campaign(contact_ids=ids, actor=admin), actor=admin)
+    verp, headers = _sent(sink)["p0@example.test"]
+    groups = [
+        f"Final-Recipient: rfc822; x{i}@example.net\nAction: failed\nStatus: 9.{i}.{i}\n"
+        f"Diagnostic-Code: smtp; {'A' * 2000} p0@example.test"
+        for i in range(3000)
+    ]
+    raw = mails._dsn(verp=verp, headers=headers, groups=groups, reporting_mta="mx.example.net")
+    assert len(raw) < bounces.MAX_REPORT_BYTES * 4
+    if len(raw) > bounces.MAX_REPORT_BYTES:
+        with pytest.raises(bounces.BounceError):
+            bounces.bounce_process(raw=raw, source="api")
+        raw = mails._dsn(
+            verp=verp, headers=headers, groups=groups[:500], reporting_mta="mx.example.net"
+        )
+    outcome = bounces.bounce_process(raw=raw, source="api", envelope_recipients=[verp])
+    assert outcome.events == 1 and outcome.suppressed == 0
+    event = BounceEvent.objects.get()
+    assert len(event.diagnostic) <= 480 and "p0@example.test" not in event.diagnostic
+    assert Contact.objects.get(pk=ids[0]).status == ContactStatus.ACTIVE
+
+
+def test_notifications_list_and_mark_read(postgres, staff_client) -> None:
+    from luxmail import notifications  # test-only
+
+    notifications.notify(kind="campaign_auto_paused", title="Campaign paused itself", link="/x/")
+    client = staff_client()
+    page = client.get("/notifications/").content.decode()
+    assert "Campaign paused itself" in page and "1 unread" in page
+    client.post("/notifications/")
+    assert notifications.unread_count() == 0
+    assert AuditEvent.objects.filter(action="notification.read").count() == 1
