@@ -49,6 +49,7 @@ from campaigns.models import (
     SenderEvent,
     SenderEventKind,
     UnparsedFeedback,
+    UnparsedState,
 )
 from campaigns.sending import health, policy, tokens
 from campaigns.sending.feedback.types import (
@@ -73,6 +74,9 @@ logger = logging.getLogger(__name__)
 
 _VERP = re.compile(r"bounces\+([a-z2-7]{29})@", re.IGNORECASE)
 MAX_REPORT_BYTES = 2 * 1024 * 1024
+# Unread mail kept at most (pending); beyond, new ones are only counted (audited), so a
+# flood of junk to the bounce address cannot fill the database.
+MAX_UNPARSED_PENDING = 10_000
 SYNC_SOURCE = "smtp-dialogue"
 REPROCESS_SOURCE = "reprocess"
 
@@ -449,8 +453,11 @@ def _sender_report(feedback: Feedback, message: Message | None, *, source: str) 
 # --- mail LuxMail could not read ---------------------------------------------------------
 
 
-def unparsed_store(*, raw: bytes, source: str, envelope_tokens: list[str]) -> UnparsedFeedback:
-    """Keep an unreadable mail encrypted, counted once per distinct body."""
+def unparsed_store(
+    *, raw: bytes, source: str, envelope_tokens: list[str]
+) -> UnparsedFeedback | None:
+    """Keep an unreadable mail encrypted, counted once per distinct body; ``None`` when
+    :data:`MAX_UNPARSED_PENDING` are already waiting (the mail is then only counted)."""
     # Keyed, so the digest of a short mail cannot be confirmed by guessing its text.
     digest = crypto.blind_index("unparsed_feedback", raw.decode("latin-1")).hex()
     with transaction.atomic():
@@ -460,6 +467,12 @@ def unparsed_store(*, raw: bytes, source: str, envelope_tokens: list[str]) -> Un
                 received_count=F("received_count") + 1, last_received_at=timezone.now()
             )
             return existing
+        pending = UnparsedFeedback.objects.filter(state=UnparsedState.PENDING)
+        if pending.count() >= MAX_UNPARSED_PENDING:
+            audit.record(
+                "bounce.unparsed_dropped", actor=f"bounces:{source}", details={"size": len(raw)}
+            )
+            return None
         item = UnparsedFeedback(
             digest=digest,
             size=len(raw),

@@ -302,3 +302,12 @@ def test_notifications_list_and_mark_read(postgres, staff_client) -> None:
     client.post("/notifications/")
     assert notifications.unread_count() == 0
     assert AuditEvent.objects.filter(action="notification.read").count() == 1
+
+
+def test_a_flood_of_unread_mail_is_counted_but_not_all_kept(postgres, monkeypatch) -> None:
+    monkeypatch.setattr(bounces, "MAX_UNPARSED_PENDING", 2)
+    for i in range(4):
+        outcome = bounces.bounce_process(raw=f"Subject: junk {i}\r\n\r\nx".encode(), source="api")
+        assert outcome.unparsed == 1
+    assert UnparsedFeedback.objects.count() == 2
+    assert AuditEvent.objects.filter(action="bounce.unparsed_dropped").count() == 2
