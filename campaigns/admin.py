@@ -13,10 +13,13 @@ from campaigns.models import (
     DeliveryProof,
     EmailTemplate,
     EvidenceKey,
+    FeedbackPolicy,
     Message,
     OrgSigningKey,
     SendChain,
+    SenderEvent,
     SenderIdentity,
+    UnparsedFeedback,
 )
 from luxmail.admin_site import ReadOnlyAdmin
 
@@ -64,9 +67,38 @@ class MessageAdmin(ReadOnlyAdmin):
 
 @admin.register(BounceEvent)
 class BounceEventAdmin(ReadOnlyAdmin):
-    list_display = ("id", "kind", "status", "source", "suppressed", "received_at")
-    list_filter = ("kind", "source")
-    raw_id_fields = ("message", "contact")
+    list_display = (
+        "id",
+        "kind",
+        "reason",
+        "status",
+        "provider",
+        "source",
+        "suppressed",
+        "received_at",
+    )
+    list_filter = ("kind", "scope", "reason", "source")
+    raw_id_fields = ("message", "contact", "campaign")
+
+
+@admin.register(SenderEvent)
+class SenderEventAdmin(ReadOnlyAdmin):
+    list_display = ("id", "kind", "reason", "provider", "sending_domain", "received_at")
+    list_filter = ("kind", "reason")
+    raw_id_fields = ("campaign",)
+
+
+@admin.register(UnparsedFeedback)
+class UnparsedFeedbackAdmin(ReadOnlyAdmin):
+    # The body stays encrypted; reprocess from Campaigns → Deliverability.
+    list_display = ("id", "state", "size", "received_count", "last_received_at", "attempts")
+    list_filter = ("state",)
+    exclude = ("body",)
+
+
+@admin.register(FeedbackPolicy)
+class FeedbackPolicyAdmin(ReadOnlyAdmin):
+    list_display = ("id", "soft_bounce_limit", "soft_bounce_days", "updated_at")
 
 
 @admin.register(DeliveryProof)

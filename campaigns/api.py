@@ -246,7 +246,8 @@ class CampaignOut(serializers.ModelSerializer):
         fields = ["id", "uuid", "name", "marketing_id", "report_field", "template", "sender",
                   "segments", "lists", "exclude_segments", "exclude_lists", "scheduled_at",
                   "throttle_per_minute", "track_opens", "track_clicks", "secure_policy",
-                  "status", "recipients", "started_at", "finished_at", "created_at"]  # fmt: skip
+                  "status", "auto_pause_reason", "auto_paused_at", "recipients", "started_at",
+                  "finished_at", "created_at"]  # fmt: skip
 
 
 class CampaignIn(serializers.Serializer):
@@ -396,8 +397,24 @@ class CampaignPauseApi(_CampaignAction):
 
 
 class CampaignResumeApi(_CampaignAction):
+    """Resume a paused campaign; one that paused itself (``auto_pause_reason``) needs
+    ``{"confirm": true}``."""
+
+    @extend_schema(
+        request=inline_serializer(
+            "ResumeIn", {"confirm": serializers.BooleanField(required=False)}
+        ),
+        responses=CampaignOut,
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        return super().post(request, pk)
+
     def perform(self, request: Request, campaign: Campaign) -> Any:
-        return services.campaign_resume(campaign=campaign, actor=request.user, request=request)
+        data: Any = request.data
+        confirm = bool(data.get("confirm") is True) if hasattr(data, "get") else False
+        return services.campaign_resume(
+            campaign=campaign, actor=request.user, request=request, confirm=confirm
+        )
 
 
 class CampaignCancelApi(_CampaignAction):
@@ -477,8 +494,9 @@ class RawMessageParser(BaseParser):
 
 
 class BounceReportApi(APIView):
-    """Submit one DSN (RFC 3464) or ARF (RFC 5965) document, as ``message/rfc822``
-    (raw bytes) or JSON ``{"document": "<the raw message>"}``."""
+    """Submit one mail sent back (DSN, ARF, auth-failure or DMARC report, …) as
+    ``message/rfc822`` (raw bytes) or JSON ``{"document": "<the raw message>"}``. Mail the
+    parser cannot read is kept for reprocessing (``unparsed``); only non-mail is a 400."""
 
     required_scopes = "bounces:write"
     # A report may be MAX_REPORT_BYTES, more once escaped in JSON (docs/api.md "Body limits").
@@ -495,6 +513,10 @@ class BounceReportApi(APIView):
                 "events": serializers.IntegerField(),
                 "suppressed": serializers.IntegerField(),
                 "unmatched": serializers.IntegerField(),
+                "unparsed": serializers.IntegerField(),
+                "sender_events": serializers.IntegerField(),
+                "ignored": serializers.IntegerField(),
+                "kind": serializers.CharField(),
             },
         ),
     )
@@ -517,5 +539,9 @@ class BounceReportApi(APIView):
                 "events": outcome.events,
                 "suppressed": outcome.suppressed,
                 "unmatched": outcome.unmatched,
+                "unparsed": outcome.unparsed,
+                "sender_events": outcome.sender_events,
+                "ignored": outcome.ignored,
+                "kind": str(outcome.kind),
             }
         )

@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from campaigns import api
+from campaigns import api, feedback_api
 from campaigns.transactional import api as transactional_api
 
 urlpatterns = [
@@ -45,5 +45,16 @@ urlpatterns = [
     path("messages/<int:pk>/", transactional_api.MessageStatusApi.as_view(), name="api-message"),
     path("messages/<int:pk>/resend/", api.MessageResendApi.as_view(), name="api-message-resend"),
     path("bounces/", api.BounceReportApi.as_view(), name="api-bounces"),
+    path("bounce-events/", feedback_api.BounceEventListApi.as_view(), name="api-bounce-events"),
+    path("complaints/", feedback_api.ComplaintListApi.as_view(), name="api-complaints"),
+    path("sender-events/", feedback_api.SenderEventListApi.as_view(), name="api-sender-events"),
+    path("sender-health/", feedback_api.SenderHealthApi.as_view(), name="api-sender-health"),
+    path("feedback-policy/", feedback_api.FeedbackPolicyApi.as_view(), name="api-feedback-policy"),
+    path("unparsed-feedback/", feedback_api.UnparsedListApi.as_view(), name="api-unparsed"),
+    path(
+        "unparsed-feedback/<int:pk>/reprocess/",
+        feedback_api.UnparsedReprocessApi.as_view(),
+        name="api-unparsed-reprocess",
+    ),
     path("", include("campaigns.journeys.api_urls")),
 ]

@@ -6,7 +6,10 @@ class CampaignsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # in ready(): the module imports models, loaded only now
+        # in ready(): these modules import models, loaded only now
         from campaigns import retention
+        from campaigns.contact_panel import bounces_panel
+        from contacts import panels
 
         retention.register()  # messages and bounces in the retention purge
+        panels.register(bounces_panel)  # the contact page lists bounces with their reasons

@@ -15,6 +15,7 @@ import ipaddress
 import socket
 import ssl
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
@@ -24,10 +25,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from django.conf import settings
 
+from campaigns import feedback_samples as feedback_mails
 from campaigns import services
 from campaigns.journeys import demo as journeys_demo
-from campaigns.models import Campaign, EmailTemplate, SenderIdentity
-from campaigns.sending import delivery
+from campaigns.models import Campaign, EmailTemplate, Message, SenderIdentity
+from campaigns.sending import bounces, delivery, policy, tokens
 from campaigns.sending.transport import RelayConfig, pool
 from contacts.models import ContactList, Segment
 from luxmail import demo, holds
@@ -38,6 +40,7 @@ SENDER = "Demo Health newsletter"
 WELCOME = "Autumn newsletter"
 PHI_TEMPLATE = "Check-up reminder (PHI)"
 CAMPAIGN = "Autumn newsletter 2026"
+PAUSED_CAMPAIGN = "Flu clinic reminder"
 
 WELCOME_HTML = """<html><head><style>
 h1 { color: #1b4d7a; font-family: Georgia, serif; }
@@ -109,6 +112,8 @@ def populate(*, actor: Actor) -> None:
     )
     _send_now(campaign, actor)
     _hold_one_recipient(campaign, actor)
+    _feedback(campaign, actor)
+    _auto_paused(welcome, sender, audience, segment, actor)
 
 
 def _hold_one_recipient(campaign: Campaign, actor: Actor) -> None:
@@ -184,3 +189,64 @@ def _send_now(campaign: Campaign, actor: Actor) -> None:
         finally:
             pool().close_all()
             controller.stop()
+
+
+# --- feedback (issue 14): bounces with reasons, sender health, unread mail, auto-pause ----
+
+
+def _verp(message: Message) -> str:
+    return f"bounces+{tokens.make(tokens.BOUNCE, message.pk)}@demo-health.example"
+
+
+def _feedback(campaign: Campaign, actor: Actor) -> None:
+    """Mail the receivers "sent back" about the newsletter, through the real processing."""
+    messages = list(Message.objects.filter(campaign=campaign, state="sent").order_by("pk")[:8])
+    builders: list[Callable[..., bytes]] = [
+        feedback_mails.multi_group_user_unknown,
+        feedback_mails.dmarc_refusal,
+        feedback_mails.spamhaus_block,
+        feedback_mails.mailbox_full,
+        feedback_mails.mailbox_full,
+        feedback_mails.arf_abuse,
+        feedback_mails.auth_failure_report,
+        feedback_mails.unreadable,
+    ]
+    for message, build in zip(messages, builders, strict=False):
+        verp = _verp(message)
+        headers = f"Return-Path: <{verp}>\r\nSubject: {campaign.name}"
+        # The demo names no real address: the VERP token alone binds the report.
+        raw = build(verp=verp, headers=headers, recipient=f"patient{message.pk}@demo-isp.example")
+        bounces.bounce_process(raw=raw, source="demo", envelope_recipients=[verp])
+
+
+def _auto_paused(
+    template: EmailTemplate,
+    sender: SenderIdentity,
+    audience: ContactList | None,
+    segment: Segment | None,
+    actor: Actor,
+) -> None:
+    """A second campaign one provider refuses for sender-side reasons until it pauses
+    itself (its queued messages stay queued; ``make run``'s workers see it paused)."""
+    campaign = services.campaign_create(
+        name=PAUSED_CAMPAIGN,
+        actor=actor,
+        marketing_id="FLU-2026",
+        template=template,
+        sender=sender,
+        lists=[audience] if audience else [],
+        segments=[] if audience else [segment],
+    )
+    services.campaign_start(campaign=campaign, actor=actor)
+    limit = policy.current().autopause_provider_blocks
+    for message in Message.objects.filter(campaign=campaign).order_by("pk")[:limit]:
+        verp = _verp(message)
+        raw = feedback_mails.spamhaus_block(
+            verp=verp,
+            headers=f"Return-Path: <{verp}>",
+            recipient=f"patient{message.pk}@demo-isp.example",
+            mta="mx1.demo-isp.example",
+        )
+        bounces.bounce_process(raw=raw, source="demo", envelope_recipients=[verp])
+        if Campaign.objects.get(pk=campaign.pk).status != "sending":
+            break

@@ -8,7 +8,8 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
-from campaigns.models import DkimAlgorithm, EmailTemplate, SenderIdentity, SigningKind
+from campaigns.models import Campaign, DkimAlgorithm, EmailTemplate, SenderIdentity, SigningKind
+from campaigns.sending.feedback.types import Reason
 from campaigns.services import past_time_message
 from contacts.models import ContactList, Segment
 from luxmail import org
@@ -194,3 +195,61 @@ class SigningKeyForm(forms.Form):
         if not cleaned["private_key"].strip():
             raise forms.ValidationError("Paste the private key or choose its file.")
         return cleaned
+
+
+class BounceFilterForm(forms.Form):
+    """Filters of the bounce and complaint list (GET)."""
+
+    kind = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("", "Bounces and complaints"),
+            ("hard", "Hard bounces"),
+            ("soft", "Soft bounces"),
+            ("complaint", "Complaints"),
+        ],
+    )
+    reason = forms.ChoiceField(required=False)
+    provider = forms.ChoiceField(required=False)
+    campaign: forms.ModelChoiceField[Campaign] = forms.ModelChoiceField(
+        required=False, queryset=Campaign.objects.none(), empty_label="Any campaign"
+    )
+    sender = forms.ModelChoiceField(
+        required=False,
+        queryset=SenderIdentity.objects.order_by("name"),
+        label="Identity",
+        empty_label="Any identity",
+    )
+
+    def __init__(self, *args: Any, providers: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        reason_field: Any = self.fields["reason"]
+        reason_field.choices = [("", "Any reason"), ("complaint", "complaint")] + [
+            (r.value, r.value.replace("_", " ")) for r in Reason
+        ]
+        provider_field: Any = self.fields["provider"]
+        provider_field.choices = [("", "Any provider")] + [(p, p) for p in providers]
+        campaign_field: Any = self.fields["campaign"]
+        campaign_field.queryset = Campaign.objects.filter(transactional=False).order_by("-id")[:200]
+
+
+class FeedbackPolicyForm(forms.Form):
+    soft_bounce_limit = forms.IntegerField(
+        min_value=1, max_value=50, label="Soft bounces that suppress"
+    )
+    soft_bounce_days = forms.IntegerField(min_value=1, max_value=365, label="… within days")
+    autopause_min_messages = forms.IntegerField(
+        min_value=1, label="Auto-pause: look at rates after messages"
+    )
+    autopause_hard_bounce_percent = forms.DecimalField(
+        min_value=0.01,
+        max_value=100,
+        decimal_places=2,
+        label="Auto-pause: hard-bounce rate above %",
+    )
+    autopause_complaint_percent = forms.DecimalField(
+        min_value=0.001, max_value=100, decimal_places=3, label="Auto-pause: complaint rate above %"
+    )
+    autopause_provider_blocks = forms.IntegerField(
+        min_value=1, label="Auto-pause: sender-side refusals from one provider"
+    )

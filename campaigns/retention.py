@@ -6,6 +6,11 @@
 * ``bounces`` — bounce and complaint records (``BounceEvent``: status and a redacted
   diagnostic, no addresses). Suppressions they caused are not touched: a suppression
   is a standing instruction, not a record.
+* ``feedback_mail`` — mail the bounce server kept because no parser could read it
+  (``UnparsedFeedback``, encrypted), by its last arrival; it names no campaign or
+  contact, so no hold but an organization hold covers it.
+* ``sender_events`` — sender-health evidence (sender-side refusals, authentication-failure
+  and DMARC reports: counts and redacted text, no addresses).
 
 A hold on a campaign or a contact keeps its rows.
 """
@@ -17,7 +22,13 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
-from campaigns.models import BounceEvent, Message, MessageState
+from campaigns.models import (
+    BounceEvent,
+    Message,
+    MessageState,
+    SenderEvent,
+    UnparsedFeedback,
+)
 from luxmail import retention
 from luxmail.holds import ActiveHolds
 
@@ -57,6 +68,20 @@ def _bounces_unheld(rows: QuerySet[Any], holds: ActiveHolds) -> QuerySet[Any]:
     return rows
 
 
+def _feedback_mail_expired(cutoff: datetime) -> QuerySet[Any]:
+    return UnparsedFeedback.objects.filter(last_received_at__lt=cutoff)
+
+
+def _sender_events_expired(cutoff: datetime) -> QuerySet[Any]:
+    return SenderEvent.objects.filter(received_at__lt=cutoff)
+
+
+def _sender_events_unheld(rows: QuerySet[Any], holds: ActiveHolds) -> QuerySet[Any]:
+    if holds.campaign_ids:
+        rows = rows.exclude(Q(campaign_id__isnull=False) & Q(campaign_id__in=holds.campaign_ids))
+    return rows
+
+
 def register() -> None:
     retention.register(
         retention.Purge(
@@ -77,5 +102,24 @@ def register() -> None:
             model=BounceEvent,
             expired=_bounces_expired,
             exclude_held=_bounces_unheld,
+        )
+    )
+    retention.register(
+        retention.Purge(
+            name="feedback_mail",
+            label="Unread mail kept by the bounce server",
+            days="bounce_retention_days",
+            model=UnparsedFeedback,
+            expired=_feedback_mail_expired,
+        )
+    )
+    retention.register(
+        retention.Purge(
+            name="sender_events",
+            label="Sender-health evidence",
+            days="bounce_retention_days",
+            model=SenderEvent,
+            expired=_sender_events_expired,
+            exclude_held=_sender_events_unheld,
         )
     )

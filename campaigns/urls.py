@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from campaigns import views
+from campaigns import feedback_views, views
 
 app_name = "campaigns"
 
@@ -9,6 +9,18 @@ urlpatterns = [
     path("journeys/", include("campaigns.journeys.urls")),
     path("new/", views.campaign_new, name="new"),
     path("audience-count/", views.audience_count, name="audience_count"),
+    path("deliverability/", feedback_views.deliverability, name="deliverability"),
+    path("deliverability/policy/", feedback_views.feedback_policy, name="feedback_policy"),
+    path(
+        "deliverability/unparsed/reprocess/",
+        feedback_views.unparsed_reprocess_pending,
+        name="unparsed_reprocess_pending",
+    ),
+    path(
+        "deliverability/unparsed/<int:pk>/reprocess/",
+        feedback_views.unparsed_reprocess,
+        name="unparsed_reprocess",
+    ),
     path("<int:pk>/", views.campaign_detail, name="detail"),
     path("<int:pk>/edit/", views.campaign_edit, name="edit"),
     path("<int:pk>/review/", views.campaign_review, name="review"),

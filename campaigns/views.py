@@ -7,6 +7,7 @@ Views parse input, call one service or selector and render (docs/architecture.md
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 from csp.constants import NONE, SELF, UNSAFE_INLINE
@@ -244,7 +245,7 @@ def campaign_progress(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-_ACTIONS = {
+_ACTIONS: dict[str, tuple[Callable[..., Campaign], str]] = {
     "pause": (services.campaign_pause, "Paused: workers stop after the messages in flight."),
     "resume": (services.campaign_resume, "Resumed."),
     "cancel": (services.campaign_cancel, "Cancelled: unsent messages will not be sent."),
@@ -259,8 +260,9 @@ def campaign_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     if action not in _ACTIONS:
         return HttpResponse(status=404)
     service, done = _ACTIONS[action]
+    extra = {"confirm": request.POST.get("confirm") == "yes"} if action == "resume" else {}
     try:
-        service(campaign=campaign, actor=request.user, request=request)
+        service(campaign=campaign, actor=request.user, request=request, **extra)
     except services.CampaignError as error:
         messages.error(request, str(error))
     else:

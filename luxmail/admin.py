@@ -36,7 +36,7 @@ from luxmail.accounts import selectors as account_selectors
 from luxmail.accounts import services as account_services
 from luxmail.admin_site import ReadOnlyAdmin
 from luxmail.api import services as api_services
-from luxmail.models import ApiKey, AuditEvent, LegalHold, OrgSettings, User
+from luxmail.models import ApiKey, AuditEvent, LegalHold, Notification, OrgSettings, User
 from luxmail.templatetags.audit_details import detail_lines
 
 
@@ -422,3 +422,9 @@ class OrgSettingsAdmin(admin.ModelAdmin):
 class LegalHoldAdmin(ReadOnlyAdmin):
     list_display = ["id", "scope", "object_id", "created_by", "created_at", "released_at"]
     list_filter = ["scope"]
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    list_display = ("id", "kind", "title", "created_at", "read_at")
+    list_filter = ("kind",)

@@ -11,6 +11,8 @@ the default in settings.py; ``tests/test_conf.py`` keeps it that way.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.conf import settings
 
 # --- platform -----------------------------------------------------------------------------
@@ -98,6 +100,26 @@ def send_retry_base_seconds() -> int:
 
 def soft_bounce_limit() -> int:
     return int(settings.LUXMAIL_SOFT_BOUNCE_LIMIT)
+
+
+def soft_bounce_days() -> int:
+    return int(settings.LUXMAIL_SOFT_BOUNCE_DAYS)
+
+
+def autopause_min_messages() -> int:
+    return int(settings.LUXMAIL_AUTOPAUSE_MIN_MESSAGES)
+
+
+def autopause_hard_bounce_percent() -> Decimal:
+    return Decimal(str(settings.LUXMAIL_AUTOPAUSE_HARD_BOUNCE_PERCENT))
+
+
+def autopause_complaint_percent() -> Decimal:
+    return Decimal(str(settings.LUXMAIL_AUTOPAUSE_COMPLAINT_PERCENT))
+
+
+def autopause_provider_blocks() -> int:
+    return int(settings.LUXMAIL_AUTOPAUSE_PROVIDER_BLOCKS)
 
 
 # --- journeys --------------------------------------------------------------------------------

@@ -240,3 +240,27 @@ class LegalHold(models.Model):
     @property
     def active(self) -> bool:
         return self.released_at is None
+
+
+class Notification(models.Model):
+    """Something an Admin should look at (e.g. a campaign that paused itself).
+
+    Organization-wide (one deployment per organization), read by anyone who may see the
+    link; ``title`` is a sentence without PHI; ``link`` a path inside LuxMail.
+    """
+
+    kind = models.CharField(max_length=40)
+    title = models.CharField(max_length=300)
+    link = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    read_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["read_at", "created_at"], name="notification_unread")]
+
+    def __str__(self) -> str:
+        return self.title

@@ -315,6 +315,13 @@ LUXMAIL_SEND_RECOVERY_SECONDS = env.integer("LUXMAIL_SEND_RECOVERY_SECONDS", 5)
 LUXMAIL_SEND_MAX_ATTEMPTS = env.integer("LUXMAIL_SEND_MAX_ATTEMPTS", 8)
 LUXMAIL_SEND_RETRY_BASE_SECONDS = env.integer("LUXMAIL_SEND_RETRY_BASE_SECONDS", 60)
 LUXMAIL_SOFT_BOUNCE_LIMIT = env.integer("LUXMAIL_SOFT_BOUNCE_LIMIT", 3)
+# Defaults of the organization's feedback policy (campaigns FeedbackPolicy, editable in
+# the UI): soft-bounce window, and the campaign auto-pause thresholds.
+LUXMAIL_SOFT_BOUNCE_DAYS = env.integer("LUXMAIL_SOFT_BOUNCE_DAYS", 15)
+LUXMAIL_AUTOPAUSE_MIN_MESSAGES = env.integer("LUXMAIL_AUTOPAUSE_MIN_MESSAGES", 500)
+LUXMAIL_AUTOPAUSE_HARD_BOUNCE_PERCENT = env.get("LUXMAIL_AUTOPAUSE_HARD_BOUNCE_PERCENT", "5")
+LUXMAIL_AUTOPAUSE_COMPLAINT_PERCENT = env.get("LUXMAIL_AUTOPAUSE_COMPLAINT_PERCENT", "0.1")
+LUXMAIL_AUTOPAUSE_PROVIDER_BLOCKS = env.integer("LUXMAIL_AUTOPAUSE_PROVIDER_BLOCKS", 50)
 CELERY_BEAT_SCHEDULE["campaigns-start-due"] = {
     "task": "campaigns.tasks.start_due_campaigns",
     "schedule": 30.0,
@@ -511,6 +518,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "WebhookDeliveryStatusEnum": "reporting.models.WebhookDelivery.Status",
         "ContactStatusEnum": "contacts.models.ContactStatus",
+        "BounceKindEnum": "campaigns.models.sending.BounceKind",
+        "SenderEventKindEnum": "campaigns.models.feedback.SenderEventKind",
+        "EncryptionKeyKindEnum": "contacts.models.EncryptionKeyKind",
     },
 }
 

@@ -13,7 +13,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_POST
 
-from luxmail import audit, holds, org, selectors
+from luxmail import audit, holds, notifications, org, selectors
 from luxmail.api import services as api_services
 from luxmail.forms import (
     ApiKeyForm,
@@ -40,6 +40,16 @@ def healthz(request: HttpRequest) -> HttpResponse:
 @permission_required("luxmail.use_app", raise_exception=True)
 def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard.html", {"settings_obj": org.get_settings()})
+
+
+@login_required
+@permission_required("luxmail.use_app", raise_exception=True)
+def notification_list(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        notifications.mark_all_read(actor=request.user, request=request)
+        return redirect("notifications")
+    context = {"items": notifications.listed(), "nav": "notifications"}
+    return render(request, "notifications.html", context)
 
 
 @login_required

@@ -8,9 +8,10 @@ class ReportingConfig(AppConfig):
     def ready(self) -> None:
         # Models are loaded only now: these modules import them.
         from campaigns.sending import hooks
-        from reporting import segments, signals, tracking  # noqa: F401  (signals: receivers)
+        from reporting import feedback_hook, segments, signals, tracking  # noqa: F401  (signals: receivers)
 
         hooks.register_tracker(tracking)  # link and open tracking plug into sending
+        hooks.register_feedback_listener(feedback_hook.LISTENER)  # auto-pause webhook
 
         # in ready(): these modules import models, loaded only now
         from luxmail import startup

@@ -84,6 +84,7 @@ class WebhookEventType(models.TextChoices):
     COMPLAINED = "complained", "Complained"
     PORTAL_READ = "portal_read", "Portal read"
     PORTAL_REPLY = "portal_reply", "Portal reply"
+    CAMPAIGN_AUTO_PAUSED = "campaign_auto_paused", "Campaign paused itself (sender health)"
 
 
 # Sent only by "send test event"; endpoints cannot subscribe to it.

@@ -12,6 +12,13 @@ from campaigns.models.campaigns import (
 from campaigns.models.content import (
     EmailTemplate,
 )
+from campaigns.models.feedback import (
+    FeedbackPolicy,
+    SenderEvent,
+    SenderEventKind,
+    UnparsedFeedback,
+    UnparsedState,
+)
 from campaigns.models.journeys import (
     EnrollmentState,
     Journey,
@@ -53,6 +60,7 @@ __all__ = [
     "EmailTemplate",
     "EnrollmentState",
     "EvidenceKey",
+    "FeedbackPolicy",
     "Journey",
     "JourneyEnrollment",
     "JourneyEvent",
@@ -66,7 +74,11 @@ __all__ = [
     "MessageState",
     "OrgSigningKey",
     "SendChain",
+    "SenderEvent",
+    "SenderEventKind",
     "SenderIdentity",
     "SigningKind",
     "StepState",
+    "UnparsedFeedback",
+    "UnparsedState",
 ]

@@ -71,6 +71,12 @@ class Campaign(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     last_batch_at = models.DateTimeField(null=True, blank=True)
+    # Set when the campaign paused itself on its bounce/complaint rates (sender health):
+    # the sentence shown on the campaign page; resuming needs an explicit confirmation.
+    auto_pause_reason = models.CharField(max_length=300, blank=True)
+    auto_paused_at = models.DateTimeField(null=True, blank=True)
+    # Rates for auto-pause count from here (set on a confirmed resume).
+    health_baseline_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -100,7 +100,13 @@ class BounceKind(models.TextChoices):
 
 
 class BounceEvent(models.Model):
-    """A DSN or ARF report about one message (no addresses; diagnostic redacted)."""
+    """A refusal or complaint about one message (no addresses; diagnostic redacted).
+
+    ``reason``/``scope``/``rule`` are the classification (``campaigns.sending.feedback``
+    types) and its evidence; the recipient is kept only as its domain and a keyed hash
+    (``recipient_hash``: the same address always gives the same hash, and the hash
+    cannot be reversed without the deployment's keys).
+    """
 
     message = models.ForeignKey(
         Message, null=True, on_delete=models.SET_NULL, related_name="bounces"
@@ -108,8 +114,26 @@ class BounceEvent(models.Model):
     contact = models.ForeignKey(
         "contacts.Contact", null=True, on_delete=models.SET_NULL, related_name="+"
     )
+    campaign = models.ForeignKey(
+        Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    sender = models.ForeignKey(
+        "campaigns.SenderIdentity",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    sending_domain = models.CharField(max_length=253, blank=True)
     kind = models.CharField(max_length=10, choices=BounceKind.choices)
     status = models.CharField(max_length=16, blank=True, help_text="RFC 3463 status, e.g. 5.1.1.")
+    reason = models.CharField(max_length=32, blank=True)
+    scope = models.CharField(max_length=32, blank=True)
+    rule = models.CharField(max_length=120, blank=True, help_text="The rule that matched.")
+    provider = models.CharField(max_length=253, blank=True)
+    feedback_format = models.CharField(max_length=32, blank=True)
+    recipient_domain = models.CharField(max_length=253, blank=True)
+    recipient_hash = models.CharField(max_length=32, blank=True)
     diagnostic = models.CharField(max_length=500, blank=True)
     source = models.CharField(max_length=16, help_text="smtp (bounce server) or api.")
     suppressed = models.BooleanField(default=False)
@@ -117,7 +141,12 @@ class BounceEvent(models.Model):
 
     class Meta:
         ordering = ["-received_at", "-id"]
-        indexes = [models.Index(fields=["contact", "kind"], name="bounce_contact_kind")]
+        indexes = [
+            models.Index(fields=["contact", "kind"], name="bounce_contact_kind"),
+            models.Index(fields=["campaign", "kind"], name="bounce_campaign_kind"),
+            models.Index(fields=["sending_domain", "received_at"], name="bounce_domain_time"),
+            models.Index(fields=["reason", "received_at"], name="bounce_reason_time"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} bounce #{self.pk}"

@@ -1,180 +1,112 @@
-"""Bounces (RFC 3464 DSNs) and complaints (RFC 5965 ARF reports).
+"""Applying mail feedback: bounces, complaints, sender-health evidence, unread mail.
 
 Reports reach LuxMail two ways: the bounce server (``manage.py run_bounce_server``)
 receiving mail for the VERP return path ``bounces+<token>@<domain>``, or the API
-(``POST /api/v1/bounces/``) fed by an upstream relay. Both call
-:func:`bounce_process`.
+(``POST /api/v1/bounces/``) fed by an upstream relay. Both call :func:`bounce_process`;
+a 5xx during the SMTP dialogue calls :func:`refusal_record`. Reading is the parser's
+job (``campaigns.sending.feedback``): bytes in, a ``Feedback`` out.
 
 The message a report is about is found from, in order: the VERP token of the envelope
-recipient, the VERP address in the report's own headers (To, Delivered-To,
-X-Original-To), then the returned original headers (Return-Path, Message-ID). Tokens
-are signed, so a forged report cannot name an arbitrary message.
+recipient, the VERP address in the report's own headers, then the returned original
+headers (Return-Path, Message-ID). Tokens are signed, so a forged report cannot name an
+arbitrary message.
 
-Effects (one rule, :func:`classify`, for DSNs and for 5xx replies received during the
-SMTP dialogue): an address-level hard bounce (5.1.x) or a complaint suppresses the
-address at once (contacts' ``suppression_add``: status ``bounced``/``complained``)
-and marks the message ``bounced``; any other hard bounce (policy, content) marks it
-``failed`` without suppressing; soft bounces are counted per contact and suppress
-after ``LUXMAIL_SOFT_BOUNCE_LIMIT`` within 30 days.
+Effects, by the reason's scope (policy: :mod:`campaigns.sending.policy`, documented in
+docs/operations.md "Bounces, complaints and sender health"):
+
+* recipient-permanent (user unknown, host unknown, mailbox disabled): suppress at once;
+* recipient-transient (mailbox full, suspended): suppress after N in D days;
+* sender-side (DMARC, blocklists, content, rate limits, …): never suppress; a
+  sender-health event (:class:`~campaigns.models.SenderEvent`) instead;
+* transient (expired, network, system, undefined): never suppress;
+* complaint (ARF): suppress for marketing, audited; auth-failure (RFC 6591) and DMARC
+  aggregate reports are sender-health evidence only, never complaints;
+* auto-replies and success DSNs: nothing.
+
+Mail that yields nothing is never refused: it is kept encrypted
+(:class:`~campaigns.models.UnparsedFeedback`) for reprocessing. After each event the
+campaign's rates are checked for auto-pause (:mod:`campaigns.sending.health`).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
-from email.message import Message as EmailMessage
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
 
-from campaigns.models import BounceEvent, BounceKind, Message, MessageState
-from campaigns.sending import feedback, tokens
+from campaigns.models import (
+    BounceEvent,
+    BounceKind,
+    Message,
+    MessageState,
+    SenderEvent,
+    SenderEventKind,
+    UnparsedFeedback,
+    UnparsedState,
+)
+from campaigns.sending import health, policy, tokens
+from campaigns.sending.feedback import MAX_BYTES, FeedbackError, classify, enhanced_status, parse
+from campaigns.sending.feedback.types import (
+    Classification,
+    Feedback,
+    FeedbackKind,
+    Finding,
+    Scope,
+)
 from contacts import services as contact_services
-from luxmail import audit, conf
+from contacts import upsert
+from luxmail import audit, crypto
 from luxmail.actors import Actor
 from luxmail.logging import redact
 
+logger = logging.getLogger(__name__)
+
 _VERP = re.compile(r"bounces\+([a-z2-7]{29})@", re.IGNORECASE)
-_MESSAGE_ID = re.compile(r"<([a-z2-7]{29})\.\d+@", re.IGNORECASE)
-MAX_REPORT_BYTES = 2 * 1024 * 1024
-SOFT_WINDOW = timedelta(days=30)
+MAX_REPORT_BYTES = MAX_BYTES
+# Unread mail kept at most (pending); beyond, new ones are only counted (audited), so a
+# flood of junk to the bounce address cannot fill the database.
+MAX_UNPARSED_PENDING = 10_000
+SYNC_SOURCE = "smtp-dialogue"
+REPROCESS_SOURCE = "reprocess"
 
 
 class BounceError(Exception):
-    """The document is not a delivery-status or feedback report LuxMail can use."""
+    """The bytes are not an e-mail message LuxMail can keep (not mail, or oversize)."""
 
 
-@dataclass
-class Report:
-    kind: str  # BounceKind
-    status: str
-    diagnostic: str
-
-
-@dataclass
-class Parsed:
-    reports: list[Report]
-    header_tokens: list[str]
-
-
-def _text(value: Any) -> str:
-    return " ".join(str(value or "").split())
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What a refusal means, whether it came in a DSN or during the SMTP dialogue."""
-
-    kind: str  # BounceKind.HARD or BounceKind.SOFT
-    # The reason is the address itself (RFC 3463 class 5.1.x: bad mailbox or domain):
-    # suppress it at once. Other permanent refusals (policy, content, …) fail the message
-    # without suppressing the address.
-    address_level: bool
-
-
-_ENHANCED = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
-
-
-def enhanced_status(reply: str) -> str:
-    """The RFC 3463 status in an SMTP reply text (``"5.1.1"``), or ``""``."""
-    return feedback.enhanced_status(reply)
-
-
-def classify(*, status: str, action: str = "failed", reply: str = "") -> Verdict | None:
-    """The one classification of refusals, used by the DSN path (:func:`bounce_process`)
-    and the synchronous path (:func:`refusal_record`, a 5xx at RCPT or DATA).
-
-    ``None`` when the report is not a refusal (delivered, relayed, expanded).
-    """
-    action = action.lower()
-    found = feedback.classify(status=status, reply=reply, action=action)
-    if found is None:
-        return None
-    if status.startswith("5"):
-        # Address-level = the reason is the recipient's for good (feedback.is_hard).
-        return Verdict(BounceKind.HARD, found.hard)
-    if status.startswith("4") or action == "delayed":
-        return Verdict(BounceKind.SOFT, False)
-    if action == "failed":
-        return Verdict(BounceKind.HARD, False)
-    return None
-
-
-def _status_kind(action: str, status: str) -> str | None:
-    verdict = classify(status=status, action=action)
-    return verdict.kind if verdict else None
-
-
-def _delivery_status(part: EmailMessage) -> list[Report]:
-    reports: list[Report] = []
-    groups = part.get_payload()
-    if not isinstance(groups, list):
-        return reports
-    for group in groups[1:] if len(groups) > 1 else groups:
-        if not isinstance(group, EmailMessage):
-            continue
-        action = _text(group.get("Action"))
-        status = _text(group.get("Status")).split(" ")[0]
-        kind = _status_kind(action, status)
-        if kind is None:
-            continue
-        diagnostic = redact(_text(group.get("Diagnostic-Code")))[:480]
-        reports.append(Report(kind, status[:16], diagnostic))
-    return reports
-
-
-def _feedback(part: EmailMessage) -> list[Report]:
-    groups = part.get_payload()
-    fields = groups[0] if isinstance(groups, list) and groups else part
-    if not isinstance(fields, EmailMessage):
-        fields = part
-    feedback_type = _text(fields.get("Feedback-Type")).lower() or "abuse"
-    if feedback_type in ("not-spam",):
-        return []
-    return [Report(BounceKind.COMPLAINT, "", f"feedback-type: {feedback_type}"[:480])]
-
-
-def _header_tokens(document: EmailMessage) -> list[str]:
-    found: list[str] = []
-    for name in ("To", "Delivered-To", "X-Original-To", "Envelope-To"):
-        for value in document.get_all(name, []):
-            found += _VERP.findall(str(value))
-    for part in document.walk():
-        content_type = part.get_content_type()
-        if content_type in ("text/rfc822-headers", "message/rfc822"):
-            if content_type == "message/rfc822":
-                inner = part.get_payload()
-                original = inner[0] if isinstance(inner, list) and inner else None
-                text = original.as_string() if isinstance(original, EmailMessage) else ""
-            else:
-                raw = part.get_payload(decode=True) or b""
-                text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-            header_block = text.split("\n\n", 1)[0]
-            found += _VERP.findall(header_block)
-            found += _MESSAGE_ID.findall(header_block)
-    return [t.lower() for t in found]
-
-
-def parse(raw: bytes) -> Parsed:
-    """Read a DSN or ARF document; raises :class:`BounceError` when it is neither."""
+def _parse(raw: bytes) -> Feedback:
     try:
-        read = feedback.parse(raw)
-    except feedback.FeedbackError as error:
-        raise BounceError(str(error)) from error
-    if read.kind is feedback.FeedbackKind.UNRECOGNIZED:
-        raise BounceError("This is not a bounce or a feedback report LuxMail can read.")
-    reports: list[Report] = []
-    if read.kind is feedback.FeedbackKind.COMPLAINT and read.feedback_type != "not-spam":
-        reports.append(Report(BounceKind.COMPLAINT, "", f"feedback-type: {read.feedback_type}"))
-    for finding in read.findings:
-        kind = _status_kind(finding.action, finding.status)
-        if kind is not None:
-            reports.append(Report(kind, finding.status[:16], redact(finding.reply)[:480]))
-    return Parsed(reports, list(read.header_tokens))
+        return parse(raw)
+    except FeedbackError as error:
+        raise BounceError(str(error)) from None
+
+
+def recipient_hash(address: str) -> str:
+    """A keyed hash of the address (hex, 32 chars): groups bounces without the address."""
+    return crypto.blind_index("bounce_recipient", address)[:16].hex()
+
+
+def _domain(address: str) -> str:
+    return address.rsplit("@", 1)[-1].lower()[:253] if "@" in address else ""
+
+
+def _provider(feedback: Feedback, finding: Finding | None) -> str:
+    """The receiving provider: the parser's, else the refusing host's domain (its last
+    two labels), else the recipient's domain."""
+    if feedback.provider:
+        return feedback.provider.lower()[:253]
+    if finding is not None and finding.remote_mta:
+        labels = finding.remote_mta.strip(" .[]").lower().split(".")
+        if len(labels) >= 2 and not labels[-1].isdigit():
+            return ".".join(labels[-2:])[:253]
+    return _domain(finding.recipient) if finding is not None else ""
 
 
 def _message_for(tokens_found: Iterable[str]) -> Message | None:
@@ -183,7 +115,11 @@ def _message_for(tokens_found: Iterable[str]) -> Message | None:
             message_id = tokens.read(tokens.BOUNCE, token.lower())
         except tokens.InvalidToken:
             continue
-        message = Message.objects.filter(pk=message_id).select_related("contact").first()
+        message = (
+            Message.objects.filter(pk=message_id)
+            .select_related("contact", "campaign", "campaign__sender")
+            .first()
+        )
         if message is not None:
             return message
     return None
@@ -194,6 +130,10 @@ class Outcome:
     events: int = 0
     suppressed: int = 0
     unmatched: int = 0
+    unparsed: int = 0
+    sender_events: int = 0
+    ignored: int = 0
+    kind: str = ""
 
 
 def bounce_process(
@@ -203,119 +143,198 @@ def bounce_process(
     envelope_recipients: Iterable[str] = (),
     actor: Actor = None,
     request: HttpRequest | None = None,
+    keep_unparsed: bool = True,
 ) -> Outcome:
-    """Record what a DSN/ARF document reports and suppress where needed. Idempotent per
-    message and kind for hard bounces and complaints (the address is suppressed once).
-
-    Raises :class:`BounceError` for documents that are not reports. Audits
-    ``bounce.record`` per event (ids, kind and status only).
+    """Apply what one mail sent back reports. Raises :class:`BounceError` only for bytes
+    that are not mail (or over 2 MB); mail that yields nothing is kept encrypted
+    (``keep_unparsed``) and counted. Audits ``bounce.record`` per event (ids, reason).
     """
-    parsed = parse(raw)
+    feedback = _parse(raw)
     envelope_tokens = [t.lower() for r in envelope_recipients for t in _VERP.findall(r)]
-    message = _message_for([*envelope_tokens, *parsed.header_tokens])
-    outcome = Outcome()
+    outcome = Outcome(kind=feedback.kind)
+    if feedback.kind is FeedbackKind.UNRECOGNIZED:
+        outcome.unparsed = 1
+        if keep_unparsed:
+            unparsed_store(raw=raw, source=source, envelope_tokens=envelope_tokens)
+        return outcome
+    if feedback.kind in (FeedbackKind.AUTO_REPLY, FeedbackKind.DELIVERED):
+        outcome.ignored = 1
+        return outcome
+    if feedback.kind is FeedbackKind.COMPLAINT and feedback.feedback_type == "not-spam":
+        outcome.ignored = 1
+        return outcome
+    message = _message_for([*envelope_tokens, *feedback.header_tokens])
+    if feedback.kind in (FeedbackKind.AUTH_FAILURE_REPORT, FeedbackKind.DMARC_REPORT):
+        _sender_report(feedback, message, source=source)
+        outcome.sender_events = 1
+        return outcome
     if message is None:
-        outcome.unmatched = len(parsed.reports) or 1
+        outcome.unmatched = len(feedback.findings) or 1
         audit.record(
             "bounce.unmatched",
             actor=actor or f"bounces:{source}",
             request=request,
-            details={"reports": len(parsed.reports), "source": source},
+            details={"kind": feedback.kind, "source": source, "format": feedback.format},
         )
         return outcome
-    for report in parsed.reports:
-        if _record(message, report, source=source, actor=actor, request=request):
-            outcome.suppressed += 1
-        outcome.events += 1
+    if feedback.kind is FeedbackKind.COMPLAINT:
+        suppressed = _complaint(message, feedback, source=source, actor=actor, request=request)
+        outcome.events, outcome.suppressed = 1, int(suppressed)
+    else:
+        finding = _finding_for(message, feedback.findings)
+        if finding is not None:
+            suppressed = _record(
+                message,
+                finding,
+                provider=_provider(feedback, finding),
+                feedback_format=feedback.format,
+                source=source,
+                actor=actor,
+                request=request,
+            )
+            outcome.events, outcome.suppressed = 1, int(suppressed)
+    if outcome.events and message.campaign_id:
+        health.campaign_check(campaign_id=message.campaign_id)
     return outcome
 
 
-SYNC_SOURCE = "smtp-dialogue"
+def _finding_for(message: Message, findings: tuple[Finding, ...]) -> Finding | None:
+    """The finding about this message's recipient (VERP: one recipient per message).
+
+    Prefers the group naming the contact's address, then failures over delays.
+    """
+    if not findings:
+        return None
+    ranked = sorted(findings, key=lambda f: f.action != "failed")
+    contact = message.contact
+    if contact is not None:
+        wanted = bytes(contact.email_bidx)
+        for finding in ranked:
+            if finding.recipient and upsert.email_bidx(finding.recipient) == wanted:
+                return finding
+    return ranked[0]
 
 
 def sync_state(*, code: int | None, reply: str) -> str | None:
     """The state of a message refused with ``code``/``reply`` during the SMTP dialogue:
-    ``bounced`` when the refusal is address-level, ``failed`` for any other 5xx, and
-    ``None`` when it is not a permanent refusal. Same rule as a DSN (:func:`classify`).
+    ``bounced`` when the reason is the recipient's address for good, ``failed`` for any
+    other 5xx, ``None`` when it is not a permanent refusal. Same classifier as a DSN.
     """
     if code is None or not 500 <= code < 600:
         return None
-    verdict = classify(status=enhanced_status(reply) or "5")
-    return MessageState.BOUNCED if verdict and verdict.address_level else MessageState.FAILED
+    verdict = classify(status=enhanced_status(reply) or "5.0.0", reply=reply)
+    if verdict is not None and verdict.scope is Scope.RECIPIENT_PERMANENT:
+        return MessageState.BOUNCED
+    return MessageState.FAILED
 
 
 def refusal_record(*, message_id: int, code: int, reply: str) -> bool:
-    """Record a 5xx received at RCPT or DATA like the same refusal arriving as a DSN:
-    a hard bounce event, and suppression when it is address-level. The message's state
-    is written by the send pipeline (:func:`sync_state`). Returns whether the address
-    was suppressed.
+    """Record a 5xx received at RCPT or DATA like the same refusal arriving as a DSN
+    (same classifier, same policy). The message's state is written by the send pipeline
+    (:func:`sync_state`). Returns whether the address was suppressed.
     """
-    message = Message.objects.filter(pk=message_id).select_related("contact", "campaign").first()
+    message = (
+        Message.objects.filter(pk=message_id)
+        .select_related("contact", "campaign", "campaign__sender")
+        .first()
+    )
     if message is None:
         return False
-    status = enhanced_status(reply) or str(code)
-    report = Report(BounceKind.HARD, status[:16], redact(reply)[:480])
-    return _record(message, report, source=SYNC_SOURCE, actor=None, request=None, set_state=False)
+    status = enhanced_status(reply) or f"{code // 100}.0.0"
+    verdict = classify(status=status, reply=reply)
+    if verdict is None:
+        return False
+    finding = Finding("", "failed", status[:16], reply, verdict)
+    suppressed = _record(
+        message,
+        finding,
+        provider="",
+        feedback_format="smtp",
+        source=SYNC_SOURCE,
+        actor=None,
+        request=None,
+        set_state=False,
+    )
+    if message.campaign_id:
+        health.campaign_check(campaign_id=message.campaign_id)
+    return suppressed
+
+
+def _sender_of(message: Message | None) -> tuple[Any, str]:
+    sender = message.campaign.sender if message is not None and message.campaign_id else None
+    return sender, _domain(sender.from_email) if sender is not None else ""
 
 
 def _record(
     message: Message,
-    report: Report,
+    finding: Finding,
     *,
+    provider: str,
+    feedback_format: str,
     source: str,
     actor: Actor,
     request: HttpRequest | None,
     set_state: bool = True,
 ) -> bool:
-
+    verdict: Classification = finding.classification
     contact = message.contact
     label = actor or f"bounces:{source}"
-    verdict = classify(status=report.status) if report.kind == BounceKind.HARD else None
-    address_level = verdict.address_level if verdict else False
+    sender, sending_domain = _sender_of(message)
+    permanent = finding.action == "failed" or finding.status.startswith("5")
+    diagnostic = redact(" ".join(finding.reply.split()))[:480]
     with transaction.atomic():
         event = BounceEvent.objects.create(
             message=message,
             contact=contact,
-            kind=report.kind,
-            status=report.status,
-            diagnostic=report.diagnostic,
+            campaign_id=message.campaign_id,
+            sender=sender,
+            sending_domain=sending_domain,
+            kind=BounceKind.HARD if verdict.hard else BounceKind.SOFT,
+            status=finding.status[:16],
+            reason=verdict.reason,
+            scope=verdict.scope,
+            rule=verdict.rule[:120],
+            provider=provider,
+            feedback_format=feedback_format[:32],
+            recipient_domain=_domain(finding.recipient),
+            recipient_hash=recipient_hash(finding.recipient) if finding.recipient else "",
+            diagnostic=diagnostic,
             source=source,
         )
-        suppress_reason = None
-        if report.kind == BounceKind.HARD and address_level:
-            suppress_reason = "hard_bounce"
-        elif report.kind == BounceKind.COMPLAINT:
-            suppress_reason = "complaint"
-        elif contact is not None:
-            recent = BounceEvent.objects.filter(
-                contact=contact,
-                kind=BounceKind.SOFT,
-                received_at__gte=timezone.now() - SOFT_WINDOW,
-            ).count()
-            if recent >= conf.soft_bounce_limit():
-                suppress_reason = "hard_bounce"
-        # A complaint is about a delivered message; anything else that suppresses means
-        # the message did not arrive. A hard refusal that is not address-level (policy,
-        # content) fails the message without suppressing the address.
+        suppress = contact is not None and policy.should_suppress(
+            reason=verdict.reason, scope=verdict.scope, contact_id=contact.pk
+        )
+        if verdict.scope is Scope.SENDER:
+            SenderEvent.objects.create(
+                kind=SenderEventKind.BLOCK,
+                sender=sender,
+                sending_domain=sending_domain,
+                campaign_id=message.campaign_id,
+                provider=provider,
+                reason=verdict.reason,
+                status=finding.status[:16],
+                rule=verdict.rule[:120],
+                detail=diagnostic,
+                source=source,
+            )
         state = None
-        if suppress_reason is not None and report.kind != BounceKind.COMPLAINT:
+        if permanent and (suppress or verdict.scope is Scope.RECIPIENT_PERMANENT):
             state = MessageState.BOUNCED
-        elif report.kind == BounceKind.HARD:
+        elif permanent:
             state = MessageState.FAILED
         if (
             set_state
             and state is not None
             and message.state in (MessageState.SENT, MessageState.UNKNOWN, MessageState.DEFERRED)
         ):
-            Message.objects.filter(pk=message.pk).update(state=state, smtp_reply=report.diagnostic)
-        if suppress_reason and contact is not None:
-            note = (
-                f"{report.kind} bounce {report.status}".strip()
-                if report.kind != BounceKind.SOFT
-                else "repeated soft bounces"
-            )
+            Message.objects.filter(pk=message.pk).update(state=state, smtp_reply=diagnostic)
+        if suppress and contact is not None:
             contact_services.suppression_add(
-                reason=suppress_reason, contact=contact, actor=label, note=note, request=request
+                reason="hard_bounce",
+                contact=contact,
+                actor=label,
+                note=f"bounce: {verdict.reason} {finding.status}".strip()[:500],
+                request=request,
             )
             BounceEvent.objects.filter(pk=event.pk).update(suppressed=True)
         audit.record(
@@ -325,10 +344,129 @@ def _record(
             target=message.campaign,
             details={
                 "message_id": message.pk,
-                "kind": report.kind,
-                "status": report.status,
+                "kind": event.kind,
+                "status": event.status,
+                "reason": verdict.reason,
+                "scope": verdict.scope,
+                "rule": verdict.rule[:120],
                 "source": source,
-                "suppressed": bool(suppress_reason),
+                "suppressed": suppress,
             },
         )
-    return bool(suppress_reason)
+    return suppress
+
+
+def _complaint(
+    message: Message,
+    feedback: Feedback,
+    *,
+    source: str,
+    actor: Actor,
+    request: HttpRequest | None,
+) -> bool:
+    """An ARF complaint: suppressed for marketing (status ``complained``), audited."""
+    contact = message.contact
+    label = actor or f"bounces:{source}"
+    sender, sending_domain = _sender_of(message)
+    with transaction.atomic():
+        event = BounceEvent.objects.create(
+            message=message,
+            contact=contact,
+            campaign_id=message.campaign_id,
+            sender=sender,
+            sending_domain=sending_domain,
+            kind=BounceKind.COMPLAINT,
+            reason="complaint",
+            scope="recipient",
+            rule=f"arf:{feedback.feedback_type or 'abuse'}"[:120],
+            provider=_provider(feedback, None),
+            feedback_format=feedback.format[:32],
+            diagnostic=f"feedback-type: {feedback.feedback_type or 'abuse'}"[:480],
+            source=source,
+        )
+        if contact is not None:
+            contact_services.suppression_add(
+                reason="complaint",
+                contact=contact,
+                actor=label,
+                note=f"complaint ({feedback.feedback_type or 'abuse'})",
+                request=request,
+            )
+            BounceEvent.objects.filter(pk=event.pk).update(suppressed=True)
+        audit.record(
+            "bounce.complaint",
+            actor=label,
+            request=request,
+            target=message.campaign,
+            details={
+                "message_id": message.pk,
+                "feedback_type": feedback.feedback_type,
+                "source": source,
+                "suppressed": contact is not None,
+            },
+        )
+    return contact is not None
+
+
+def _sender_report(feedback: Feedback, message: Message | None, *, source: str) -> None:
+    """RFC 6591 auth-failure and DMARC aggregate reports: evidence, never complaints."""
+    sender, sending_domain = _sender_of(message)
+    kind = (
+        SenderEventKind.AUTH_FAILURE_REPORT
+        if feedback.kind is FeedbackKind.AUTH_FAILURE_REPORT
+        else SenderEventKind.DMARC_REPORT
+    )
+    event = SenderEvent.objects.create(
+        kind=kind,
+        sender=sender,
+        sending_domain=sending_domain,
+        campaign_id=message.campaign_id if message is not None else None,
+        provider=_provider(feedback, None),
+        reason="auth_failure" if kind == SenderEventKind.AUTH_FAILURE_REPORT else "",
+        rule=f"{feedback.format}:{feedback.feedback_type}"[:120],
+        detail=f"{feedback.format} {feedback.feedback_type}".strip()[:480],
+        source=source,
+    )
+    audit.record(
+        "bounce.sender_report",
+        actor=f"bounces:{source}",
+        target=event,
+        details={"kind": kind, "message_id": message.pk if message is not None else None},
+    )
+
+
+# --- mail LuxMail could not read ---------------------------------------------------------
+
+
+def unparsed_store(
+    *, raw: bytes, source: str, envelope_tokens: list[str]
+) -> UnparsedFeedback | None:
+    """Keep an unreadable mail encrypted, counted once per distinct body; ``None`` when
+    :data:`MAX_UNPARSED_PENDING` are already waiting (the mail is then only counted)."""
+    # Keyed, so the digest of a short mail cannot be confirmed by guessing its text.
+    digest = crypto.blind_index("unparsed_feedback", raw.decode("latin-1")).hex()
+    with transaction.atomic():
+        existing = UnparsedFeedback.objects.select_for_update().filter(digest=digest).first()
+        if existing is not None:
+            UnparsedFeedback.objects.filter(pk=existing.pk).update(
+                received_count=F("received_count") + 1, last_received_at=timezone.now()
+            )
+            return existing
+        pending = UnparsedFeedback.objects.filter(state=UnparsedState.PENDING)
+        if pending.count() >= MAX_UNPARSED_PENDING:
+            audit.record(
+                "bounce.unparsed_dropped", actor=f"bounces:{source}", details={"size": len(raw)}
+            )
+            return None
+        item = UnparsedFeedback(
+            digest=digest,
+            size=len(raw),
+            source=source[:16],
+            envelope_tokens=envelope_tokens[:4],
+        )
+        crypto.seal(item, "body", raw)
+        item.save()
+        audit.record(
+            "bounce.unparsed", actor=f"bounces:{source}", target=item, details={"size": len(raw)}
+        )
+    return item

@@ -6,6 +6,8 @@ calls an implementation that the higher app registers from its ``AppConfig.ready
 
 * :class:`LinkTracker` — ``reporting.apps`` registers ``reporting.tracking``.
 * :class:`PortalChannel` — ``portal.apps`` registers ``portal.channel``.
+* :class:`FeedbackListener` — ``reporting.apps`` registers ``reporting.feedback_hook``
+  (the ``campaign_auto_paused`` webhook event).
 
 Without a registration, tracking is off (links stay plain) and the portal channel is
 unavailable (:class:`PortalUnavailable`); nothing is looked up by name.
@@ -13,7 +15,11 @@ unavailable (:class:`PortalUnavailable`); nothing is looked up by name.
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from campaigns.models import Message
@@ -47,12 +53,19 @@ class PortalChannel(Protocol):
         ...
 
 
+class FeedbackListener(Protocol):
+    def campaign_auto_paused(
+        self, *, campaign_id: int, marketing_id: str | None, at: datetime
+    ) -> None: ...
+
+
 class PortalUnavailable(RuntimeError):
     """The portal channel was chosen but no portal app registered itself."""
 
 
 _tracker: LinkTracker | None = None
 _portal: PortalChannel | None = None
+_feedback_listeners: list[FeedbackListener] = []
 
 
 def register_tracker(tracker: LinkTracker) -> None:
@@ -77,3 +90,19 @@ def portal() -> PortalChannel:
 
 def portal_installed() -> bool:
     return _portal is not None
+
+
+def register_feedback_listener(listener: FeedbackListener) -> None:
+    if listener not in _feedback_listeners:
+        _feedback_listeners.append(listener)
+
+
+def feedback_campaign_auto_paused(
+    *, campaign_id: int, marketing_id: str | None, at: datetime
+) -> None:
+    """Tell every registered listener; a failing listener never undoes the pause."""
+    for listener in list(_feedback_listeners):
+        try:
+            listener.campaign_auto_paused(campaign_id=campaign_id, marketing_id=marketing_id, at=at)
+        except Exception:
+            logger.exception("feedback listener failed for campaign %s", campaign_id)

@@ -39,6 +39,12 @@ from campaigns.services.errors import (
     TransitionError,
     _user,
 )
+from campaigns.services.feedback import (
+    FeedbackPolicyError,
+    feedback_policy_update,
+    unparsed_reprocess,
+    unparsed_reprocess_pending,
+)
 from campaigns.services.identities import (
     sender_allow_without_dkim,
     sender_create,
@@ -58,6 +64,7 @@ from campaigns.services.templates import (
 __all__ = [
     "MAX_SEED_ADDRESSES",
     "CampaignError",
+    "FeedbackPolicyError",
     "TransitionError",
     "_enqueue_chains",
     "_user",
@@ -75,6 +82,7 @@ __all__ = [
     "campaign_update",
     "campaigns_recover",
     "campaigns_start_due",
+    "feedback_policy_update",
     "message_resend",
     "org_signing_key_remove",
     "org_signing_key_set",
@@ -86,4 +94,6 @@ __all__ = [
     "template_create",
     "template_preview",
     "template_update",
+    "unparsed_reprocess",
+    "unparsed_reprocess_pending",
 ]

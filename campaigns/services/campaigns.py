@@ -330,17 +330,45 @@ def campaign_pause(
 
 
 def campaign_resume(
-    *, campaign: Campaign, actor: Actor, request: HttpRequest | None = None
+    *,
+    campaign: Campaign,
+    actor: Actor,
+    request: HttpRequest | None = None,
+    confirm: bool = False,
 ) -> Campaign:
-    """paused → sending, and the send chains start again. Audits ``campaign.resumed``."""
-    campaign = _transition(
-        campaign=campaign,
-        actor=actor,
-        allowed_from=(CampaignStatus.PAUSED,),
-        to=CampaignStatus.SENDING,
-        action="resumed",
-        request=request,
-    )
+    """paused → sending, and the send chains start again. Audits ``campaign.resumed``.
+
+    A campaign that paused itself on its bounce/complaint rates
+    (``auto_pause_reason``) resumes only with ``confirm=True``; its rates then count
+    afresh from now (``health_baseline_at``) and the reason is cleared.
+    """
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        auto_reason = locked.auto_pause_reason if locked.status == CampaignStatus.PAUSED else ""
+        if auto_reason and not confirm:
+            raise TransitionError(
+                f"This campaign paused itself: {auto_reason} "
+                "Confirm that you have looked into it to resume."
+            )
+        campaign = _transition(
+            campaign=locked,
+            actor=actor,
+            allowed_from=(CampaignStatus.PAUSED,),
+            to=CampaignStatus.SENDING,
+            action="resumed",
+            request=request,
+        )
+        if auto_reason:
+            campaign.auto_pause_reason = ""
+            campaign.health_baseline_at = timezone.now()
+            campaign.save(update_fields=["auto_pause_reason", "health_baseline_at", "updated_at"])
+            audit.record(
+                "campaign.auto_pause_confirmed",
+                actor=actor,
+                request=request,
+                target=campaign,
+                details={"reason": auto_reason[:200]},
+            )
     campaign_id = campaign.pk
     transaction.on_commit(lambda: _enqueue_chains(campaign_id))
     return campaign

@@ -105,7 +105,9 @@ def test_bounce_documents_from_an_upstream_relay(postgres, sink, admin) -> None:
     )
     assert raw.status_code == 200 and raw.json()["suppressed"] == 1
     assert Contact.objects.get(pk=ids[0]).status == ContactStatus.COMPLAINED
-    junk = api.post("/api/v1/bounces/", {"document": "Subject: hi\n\nhello"}, format="json")
+    unread = api.post("/api/v1/bounces/", {"document": "Subject: hi\n\nhello"}, format="json")
+    assert unread.status_code == 200 and unread.json()["unparsed"] == 1  # kept, never refused
+    junk = api.post("/api/v1/bounces/", {"document": "\x00 not mail"}, format="json")
     assert junk.status_code == 400
-    assert AuditEvent.objects.filter(action="bounce.record", actor_label__startswith="api-key:")
+    assert AuditEvent.objects.filter(action="bounce.complaint", actor_label__startswith="api-key:")
     assert Message.objects.count() == 1 and Campaign.objects.get().status == CampaignStatus.SENT

@@ -10,7 +10,7 @@ from aiosmtpd.controller import Controller
 
 from campaigns import services
 from campaigns.management.commands.run_bounce_server import BounceHandler
-from campaigns.models import BounceEvent, Message, MessageState
+from campaigns.models import BounceEvent, Message, MessageState, UnparsedFeedback
 from campaigns.sending import bounces
 from campaigns.tests.factories import make_campaign, make_contacts
 from campaigns.tests.reports import arf, dsn
@@ -43,9 +43,12 @@ def test_dsn_on_the_verp_address_bounces_and_suppresses(postgres, sink, admin, b
         smtp.sendmail("", [verp], dsn(to=verp, original_headers=_headers(received)))
         with pytest.raises(smtplib.SMTPRecipientsRefused):
             smtp.sendmail("", ["postmaster@clinic.example"], b"Subject: x\r\n\r\nhi\r\n")
+        # Mail that is not a report is never refused: kept encrypted for reprocessing.
+        smtp.sendmail("", [verp], b"Subject: not a report\r\n\r\nhello\r\n")
         with pytest.raises(smtplib.SMTPDataError) as refused:
-            smtp.sendmail("", [verp], b"Subject: not a report\r\n\r\nhello\r\n")
+            smtp.sendmail("", [verp], b"\x00\x01 no headers at all\r\n")
         assert refused.value.smtp_code == 554
+    assert UnparsedFeedback.objects.get().received_count == 1
     bounced = Message.objects.get(state=MessageState.BOUNCED)
     assert bounced.contact.status == ContactStatus.BOUNCED
     event = BounceEvent.objects.get()
@@ -101,9 +104,15 @@ def test_complaint_suppresses(postgres, sink, admin) -> None:
     assert Message.objects.get().state == MessageState.SENT  # delivered, then complained
 
 
-def test_documents_that_are_not_reports_are_refused(db) -> None:
+def test_only_bytes_that_are_not_mail_are_refused(db) -> None:
     with pytest.raises(bounces.BounceError):
-        bounces.parse(b"Subject: hi\r\n\r\nhello")
-    parsed = bounces.parse(dsn(to="x@y.test", original_headers="Subject: a", action="delivered"))
-    assert parsed.reports == []
+        bounces.bounce_process(raw=b"\x00binary", source="api")
+    with pytest.raises(bounces.BounceError):
+        bounces.bounce_process(raw=b"Subject: x\r\n\r\n" + b"a" * (3 << 20), source="api")
+    unread = bounces.bounce_process(raw=b"Subject: hi\r\n\r\nhello", source="api")
+    assert unread.unparsed == 1 and UnparsedFeedback.objects.count() == 1
+    delivered = bounces.bounce_process(
+        raw=dsn(to="x@y.test", original_headers="Subject: a", action="delivered"), source="api"
+    )
+    assert delivered.ignored == 1 and delivered.events == 0
     assert email.message_from_bytes(arf(original_headers="Subject: a"))

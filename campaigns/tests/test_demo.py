@@ -7,7 +7,15 @@ import email
 import pytest
 
 from campaigns import demo
-from campaigns.models import Campaign, CampaignStatus, EmailTemplate, Message
+from campaigns.models import (
+    BounceEvent,
+    Campaign,
+    CampaignStatus,
+    EmailTemplate,
+    Message,
+    SenderEvent,
+    UnparsedFeedback,
+)
 from contacts import demo as contacts_demo
 
 pytestmark = [pytest.mark.postgres, pytest.mark.smtp, pytest.mark.slow]
@@ -22,10 +30,18 @@ def test_demo_sends_its_campaign_once(postgres, admin, settings, tmp_path) -> No
     files = sorted(tmp_path.glob("*.eml"))
     sent = Message.objects.filter(campaign=campaign, state="sent").count()
     # The sink folder also holds the demo journey's messages (campaigns/journeys/demo.py).
-    assert sent > 0 and len(files) == Message.objects.filter(state="sent").count()
+    # Demo feedback turned a few delivered newsletter messages into bounced/failed ones.
+    delivered = Message.objects.filter(state__in=["sent", "bounced", "failed"]).count()
+    assert sent > 0 and len(files) == delivered
     parsed = email.message_from_bytes(files[0].read_bytes())
     assert parsed["DKIM-Signature"] and parsed["List-Unsubscribe-Post"]
     assert EmailTemplate.objects.get(name=demo.PHI_TEMPLATE).phi_bearing
+    # Feedback (issue 14): bounces with reasons, an unread mail, an auto-paused campaign.
+    assert BounceEvent.objects.filter(campaign=campaign).exclude(reason="").count() >= 5
+    assert UnparsedFeedback.objects.count() == 1
+    assert SenderEvent.objects.filter(kind="auth_failure_report").exists()
+    paused = Campaign.objects.get(name=demo.PAUSED_CAMPAIGN)
+    assert paused.status == CampaignStatus.PAUSED and paused.auto_pause_reason
     demo.populate(actor=admin)
-    assert Campaign.objects.filter(journey_step__isnull=True).count() == 1
+    assert Campaign.objects.filter(journey_step__isnull=True).count() == 2
     assert len(list(tmp_path.glob("*.eml"))) == len(files)

@@ -75,7 +75,11 @@ def test_synchronous_5xx_is_handled_like_a_dsn(
     assert reply[4:9] in refused.smtp_reply and "p1@example.test" not in refused.smtp_reply
     assert Suppression.objects.filter(removed_at__isnull=True).exists() is suppressed
     event: Any = BounceEvent.objects.get(message=refused)
-    assert event.kind == "hard" and event.status == reply[4:9] and event.source == "smtp-dialogue"
+    # Hard means "the recipient's address, for good" (issue 14): a content refusal is
+    # sender-side, so a soft event that never suppresses, though the message failed.
+    assert event.kind == ("hard" if suppressed else "soft")
+    assert event.status == reply[4:9] and event.source == "smtp-dialogue"
+    assert event.reason == ("user_unknown" if suppressed else "content_rejected")
     assert event.suppressed is suppressed
     assert set(Message.objects.exclude(pk=refused.pk).values_list("state", flat=True)) == {
         MessageState.SENT

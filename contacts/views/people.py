@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from contacts import selectors, services
+from contacts import panels, selectors, services
 from contacts.forms import (
     ConsentGrantForm,
     ConsentRevokeForm,
@@ -111,6 +111,7 @@ def _detail_context(request: HttpRequest, contact: Contact, **extra: Any) -> dic
         "list_form": _list_form(member_ids),
         "phi": _may_see_phi(request),
         "revealed": None,
+        "panels": panels.rendered(contact=contact, request=request),
     }
     context.update(extra)
     return context

@@ -34,7 +34,7 @@ SCOPES: dict[str, tuple[str, str]] = {
     "webhooks:manage": ("Manage outbound webhooks", "luxmail.manage_settings"),
     "journeys:write": ("Manage journeys and push trigger events", "campaigns.change_journey"),
     "bounces:write": (
-        "Submit DSN and ARF documents from an upstream relay",
+        "Submit feedback mail from a relay, reprocess unread mail, set the feedback policy",
         "luxmail.manage_settings",
     ),
 }

@@ -1,9 +1,10 @@
 """Receive DSNs and ARF complaints on the VERP return path (``bounces+<token>@<domain>``).
 
 An aiosmtpd server: RCPT is accepted only for ``bounces+…`` addresses, DATA is
-parsed by ``campaigns.sending.bounces.bounce_process`` in a worker thread (the ORM is
-synchronous). A document that is not a report is refused with 554 so the sending MTA
-does not keep retrying it; a database failure answers 451 (try again later).
+handled by ``campaigns.sending.bounces.bounce_process`` in a worker thread (the ORM is
+synchronous). Mail is never refused: what the parser cannot read is kept encrypted for
+reprocessing. Only bytes that are not mail at all are refused with 554 (so the sending
+MTA does not keep retrying them); a database failure answers 451 (try again later).
 Point the MX of the bounce domain (or the relay's bounce routing) at this server.
 """
 
@@ -44,15 +45,19 @@ class BounceHandler:
         try:
             outcome = await asyncio.to_thread(_process, raw, list(envelope.rcpt_tos))
         except bounces.BounceError:
-            return "554 5.6.0 Not a delivery status or feedback report"
+            return "554 5.6.0 Not an e-mail message"
         except DatabaseError:
             logger.exception("bounce report could not be stored")
             return "451 4.3.0 Temporary failure, try again later"
         logger.info(
-            "bounce report: %d events, %d suppressed, %d unmatched",
+            "bounce report (%s): %d events, %d suppressed, %d unmatched, %d unparsed, "
+            "%d sender-health",
+            outcome.kind,
             outcome.events,
             outcome.suppressed,
             outcome.unmatched,
+            outcome.unparsed,
+            outcome.sender_events,
         )
         return "250 Report accepted"
 
