@@ -98,14 +98,15 @@ def _domain(address: str) -> str:
 
 
 def _provider(feedback: Feedback, finding: Finding | None) -> str:
-    """The receiving provider: the parser's, else the refusing host's domain (its last
-    two labels), else the recipient's domain."""
-    if feedback.provider:
-        return feedback.provider.lower()[:253]
+    """The receiving provider: the refusing host's domain (its last two labels) when the
+    report names it, else the parser's (for a DSN that is who reported it, possibly our
+    own relay; for a complaint the mailbox provider), else the recipient's domain."""
     if finding is not None and finding.remote_mta:
         labels = finding.remote_mta.strip(" .[]").lower().split(".")
         if len(labels) >= 2 and not labels[-1].isdigit():
             return ".".join(labels[-2:])[:253]
+    if feedback.provider:
+        return feedback.provider.lower()[:253]
     return _domain(finding.recipient) if finding is not None else ""
 
 

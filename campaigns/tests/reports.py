@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 
-def dsn(*, to: str, original_headers: str, status: str = "5.1.1", action: str = "failed") -> bytes:
+def dsn(
+    *,
+    to: str,
+    original_headers: str,
+    status: str = "5.1.1",
+    action: str = "failed",
+    diagnostic: str = "",
+) -> bytes:
+    # The reply text is evidence too (the classifier reads it before the status), so by
+    # default it says what the status says.
+    diagnostic = diagnostic or ("mailbox unknown" if status.startswith("5.1.") else "refused")
     return (
         "From: MAILER-DAEMON@mx.example.test\r\n"
         f"To: {to}\r\n"
@@ -21,7 +31,7 @@ def dsn(*, to: str, original_headers: str, status: str = "5.1.1", action: str = 
         "Final-Recipient: rfc822; someone@example.test\r\n"
         f"Action: {action}\r\n"
         f"Status: {status}\r\n"
-        f"Diagnostic-Code: smtp; 550 {status} <someone@example.test>: mailbox unknown\r\n"
+        f"Diagnostic-Code: smtp; 550 {status} <someone@example.test>: {diagnostic}\r\n"
         "\r\n"
         "--b1\r\n"
         "Content-Type: text/rfc822-headers\r\n\r\n"
