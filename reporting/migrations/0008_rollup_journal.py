@@ -7,7 +7,8 @@ def _install(apps, schema_editor):
     from reporting import rollups
 
     rollups.install_triggers()  # PostgreSQL: append to the journal instead of upserting
-    rollups.rebuild()
+    # The rebuild that followed here now runs in 0010 (the live rebuild code needs its
+    # columns).
 
 
 def _uninstall(apps, schema_editor):
