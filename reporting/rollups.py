@@ -203,6 +203,9 @@ def _kind_count_sql(kind: str, automation: str) -> str:
 def engagement_select(where: str) -> str:
     """``SELECT message_id, <engagement columns> FROM reporting_event e WHERE … GROUP BY``.
 
+    Automated opens by kind (``opens_auto_<kind>``) count the open events of that kind
+    plus an implied automated open, at the kind of the click that implies it.
+
     Total opens per label count the open events plus the open a click implies: a
     message whose best label (``open_label``, clicks included) has no open event of
     that label counts one open at it. So for every label, and every set of counted
@@ -219,9 +222,21 @@ def engagement_select(where: str) -> str:
         for kind in ("open", "click")
         for label in EVENT_LABELS[kind]
     ]
+    # The open an automated click implies takes that click's kind (the alphabetically
+    # first when several), so automated opens by kind add up to opens_automated.
+    implied_kind = (
+        f"CASE WHEN MAX({_RANK_SQL}) = {_RANKS['automated']} "
+        f"AND {_event_count_sql('open', 'automated')} = 0 "
+        "THEN MIN(CASE WHEN e.kind = 'click' AND e.label = 'automated' "
+        "THEN e.automation_kind END) END"
+    )
     counts += [
-        f"{_kind_count_sql(kind, automation)} AS {kind}s_auto_{automation}"
-        for kind in ("open", "click")
+        f"{_kind_count_sql('open', automation)} + CASE WHEN {implied_kind} = '{automation}' "
+        f"THEN 1 ELSE 0 END AS opens_auto_{automation}"
+        for automation in AUTOMATION_KINDS
+    ]
+    counts += [
+        f"{_kind_count_sql('click', automation)} AS clicks_auto_{automation}"
         for automation in AUTOMATION_KINDS
     ]
     columns = ",\n       ".join(counts)
