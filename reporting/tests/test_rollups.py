@@ -20,6 +20,7 @@ from contacts.models import Contact
 from reporting import buffer, ingest, rollups
 from reporting.classification import message_engagement
 from reporting.models import (
+    LABEL_RANK,
     CampaignRollup,
     DomainDayRollup,
     DomainMonthRollup,
@@ -28,7 +29,6 @@ from reporting.models import (
     DomainWeekRollup,
     Event,
     EventRollup,
-    LABEL_RANK,
     MessageStat,
 )
 from reporting.tests.helpers import (
