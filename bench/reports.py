@@ -163,8 +163,8 @@ def _report_rows(started: float, skew: float) -> None:
                    m.state = 'sent' AND h.e > 0.995,
                    m.state = 'sent' AND h.e > 0.999,
                    CASE WHEN m.state = 'sent' AND h.e BETWEEN 0.38 AND 0.50 THEN 1 ELSE 0 END,
-                   CASE WHEN m.state = 'sent' AND h.e < 0.60 AND m.id % 2 = 0 THEN 1 ELSE 0 END,
-                   CASE WHEN m.state = 'sent' AND h.e < 0.60 AND m.id % 2 = 1 THEN 1 ELSE 0 END,
+                   CASE WHEN m.state = 'sent' AND h.e < 0.60 AND m.id %% 2 = 0 THEN 1 ELSE 0 END,
+                   CASE WHEN m.state = 'sent' AND h.e < 0.60 AND m.id %% 2 = 1 THEN 1 ELSE 0 END,
                    CASE WHEN m.state = 'sent' AND h.e < 0.10 THEN 3 ELSE 0 END
               FROM campaigns_message m,
                    LATERAL (SELECT ((hashint8(m.id) & 2147483647)::float8 / 2147483647) AS u,
