@@ -11,13 +11,14 @@ import io
 
 import openpyxl
 import pytest
+from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
-from campaigns.models import Message
+from campaigns.models import Campaign, Message
 from luxmail import org
 from luxmail.api import services as api_services
-from reporting import buffer, exports, ingest, reports, selectors
+from reporting import buffer, demo, exports, ingest, proxy_ranges, reports, selectors, services
 from reporting.classification import Kind, Label, Verdict
 from reporting.models import Event, MessageStat
 from reporting.segments import counted_ranks
@@ -52,8 +53,6 @@ def _entry(
 def engaged(tracking_buffer, make_user, django_capture_on_commit_callbacks):
     """One campaign of 8 delivered messages: a person, an MPP-only open, a person behind
     MPP, a link preview, a crawler, a prefetch, a scanner, and nothing."""
-    from reporting import demo, proxy_ranges, services
-
     admin = make_user("Admin")
     with django_capture_on_commit_callbacks(execute=True):  # the index rebuilds on commit
         services.proxy_ranges_replace(
@@ -88,10 +87,6 @@ def engaged(tracking_buffer, make_user, django_capture_on_commit_callbacks):
 
 def forget_ranges():
     """The ranges roll back with the test; make every process's index follow."""
-    from django.core.cache import cache
-
-    from reporting import proxy_ranges
-
     proxy_ranges.bump_version(cache)
     selectors.RANGE_CACHE.expire()
 
@@ -264,9 +259,6 @@ def test_segments_never_count_a_privacy_proxy_fetch_as_an_open_when_human_only()
 
 
 def test_demo_shows_every_label_and_kind(engaged, make_user):
-    from campaigns.models import Campaign
-    from reporting import demo
-
     campaign, ids = started_campaign(40, actor=engaged["admin"], domain="demo.example")
     built_html(campaign, ids[0])
     sent = timezone.now() - dt.timedelta(hours=8)
