@@ -12,7 +12,8 @@ In the dedicated database ``luxmail_bench_reports``:
    trigger is off during the load);
 2. fills the per-message report rows (``reporting_messagestat``) with a recipient
    domain drawn from 20,000 domains (skewed: a few large mailbox providers and a long
-   tail) and engagement labels, then builds every rollup directly from them with the
+   tail) and engagement labels (human, unknown, privacy proxy, automated by kind), then
+   builds every rollup directly from them with the
    same SQL ``manage.py rebuild_rollups`` uses;
 3. times each split report through ``reporting.reports`` as the page asks for it (the
    first 200 rows, sorted in SQL) — over everything, over the last 90 days, and for one
@@ -140,15 +141,18 @@ def _report_rows(started: float, skew: float) -> None:
             """
             INSERT INTO reporting_messagestat (message_id, campaign_id, hour, domain, channel,
                 state, open_label, click_label, opens_human, opens_unknown, opens_automated,
-                clicks_human, clicks_unknown, clicks_automated, unsubscribed, complained)
+                clicks_human, clicks_unknown, clicks_automated, unsubscribed, complained,
+                opens_privacy_proxy, opens_auto_crawler, opens_auto_prefetch,
+                clicks_auto_scanner)
             SELECT m.id, m.campaign_id, date_trunc('hour', m.queued_at, 'UTC'),
                    'd' || floor(%s * power(h.u, %s))::int || '.example',
                    m.channel,
                    CASE WHEN m.state IN ('queued', 'sending', 'deferred') THEN 'queued'
                         ELSE m.state END,
-                   CASE WHEN m.state <> 'sent' THEN 0 WHEN h.e < 0.35 THEN 3
-                        WHEN h.e < 0.38 THEN 2 WHEN h.e < 0.60 THEN 1 ELSE 0 END,
-                   CASE WHEN m.state <> 'sent' THEN 0 WHEN h.e < 0.08 THEN 3
+                   CASE WHEN m.state <> 'sent' THEN 0 WHEN h.e < 0.35 THEN 4
+                        WHEN h.e < 0.38 THEN 3 WHEN h.e < 0.50 THEN 2
+                        WHEN h.e < 0.60 THEN 1 ELSE 0 END,
+                   CASE WHEN m.state <> 'sent' THEN 0 WHEN h.e < 0.08 THEN 4
                         WHEN h.e < 0.10 THEN 1 ELSE 0 END,
                    CASE WHEN m.state = 'sent' AND h.e < 0.35 THEN 1 + (h.e * 10)::int ELSE 0 END,
                    CASE WHEN m.state = 'sent' AND h.e BETWEEN 0.35 AND 0.38 THEN 1 ELSE 0 END,
@@ -157,7 +161,11 @@ def _report_rows(started: float, skew: float) -> None:
                    0,
                    CASE WHEN m.state = 'sent' AND h.e < 0.10 THEN 3 ELSE 0 END,
                    m.state = 'sent' AND h.e > 0.995,
-                   m.state = 'sent' AND h.e > 0.999
+                   m.state = 'sent' AND h.e > 0.999,
+                   CASE WHEN m.state = 'sent' AND h.e BETWEEN 0.38 AND 0.50 THEN 1 ELSE 0 END,
+                   CASE WHEN m.state = 'sent' AND h.e < 0.60 AND m.id %% 2 = 0 THEN 1 ELSE 0 END,
+                   CASE WHEN m.state = 'sent' AND h.e < 0.60 AND m.id %% 2 = 1 THEN 1 ELSE 0 END,
+                   CASE WHEN m.state = 'sent' AND h.e < 0.10 THEN 3 ELSE 0 END
               FROM campaigns_message m,
                    LATERAL (SELECT ((hashint8(m.id) & 2147483647)::float8 / 2147483647) AS u,
                                    ((hashint8(m.id + 7919) & 2147483647)::float8 / 2147483647)
@@ -180,6 +188,10 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10_000_000)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--reload", action="store_true")
+    parser.add_argument("--database", default=DATABASE, help="The bench database to use.")
+    parser.add_argument(
+        "--events", choices=("human", "all"), default="human", help="The report switch."
+    )
     parser.add_argument(
         "--domain-skew",
         type=float,
@@ -190,7 +202,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    setup_django(DATABASE)
+    setup_django(args.database)
     from django.db import connection
     from django.utils import timezone
 
@@ -216,7 +228,7 @@ def main() -> None:
         ):
             cursor.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 - fixed names
             sizes[table] = cursor.fetchone()[0]
-    counting = reports.Counting()
+    counting = reports.Counting().override(args.events)
     today = timezone.localdate()
     one = Campaign.objects.filter(name__startswith="bench ").order_by("-started_at").first()
     assert one is not None
@@ -234,6 +246,7 @@ def main() -> None:
     log(f"machine load: {system_load()}")
     log(f"{total:,} messages; rollup rows: " + ", ".join(f"{k} {v:,}" for k, v in sizes.items()))
     log(f"mid-month = {mid_start} to {mid_end}; domain skew {args.domain_skew}")
+    log(f"events: {counting.describe()}")
     log(f"median of {args.runs} runs (ms); the page: first {PAGE_ROWS} rows sorted by sent")
     header = f"{'split':16s}" + "".join(f"{name:>15s}" for name in scopes) + f"{'all rows':>12s}"
     log(header)

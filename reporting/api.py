@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 
 from luxmail.api.pagination import CursorPagination
 from reporting import reports, selectors, services
-from reporting.models import WebhookDelivery, WebhookEndpoint, WebhookEventType
+from reporting.models import AUTOMATION_KINDS, WebhookDelivery, WebhookEndpoint, WebhookEventType
 
 SCOPE = "webhooks:manage"
 
@@ -261,6 +261,13 @@ class ReportQuery(serializers.Serializer):
     sort = serializers.ChoiceField(choices=sorted(reports.SORTABLE), required=False)
     order = serializers.ChoiceField(choices=["asc", "desc"], required=False)
     limit = serializers.IntegerField(min_value=1, max_value=100_000, required=False)
+    events = serializers.ChoiceField(
+        choices=list(reports.EVENT_SCOPES),
+        required=False,
+        help_text="human: human events only (unknown ones too when the organization counts "
+        "them); all: include automated and privacy-proxy events. Default: the "
+        "organization's setting.",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs.get("start") and attrs.get("end") and attrs["end"] < attrs["start"]:
@@ -278,7 +285,7 @@ def _query(request: Request) -> tuple[reports.Filters, dict[str, Any]]:
         values = request.query_params.getlist(key)
         if values:
             params[key] = values
-    for key in ("sort", "order", "limit"):
+    for key in ("sort", "order", "limit", "events"):
         if request.query_params.get(key):
             params[key] = request.query_params[key]
     data = ReportQuery(data=params)
@@ -297,6 +304,11 @@ def _query(request: Request) -> tuple[reports.Filters, dict[str, Any]]:
     return filters, values
 
 
+def _counting_of(values: dict[str, Any]) -> reports.Counting:
+    """The organization's counting, switched by ``?events=`` when given."""
+    return reports.Counting.from_settings(values.get("events"))
+
+
 class ReportRowOutput(serializers.Serializer):
     key = serializers.CharField()
     label = serializers.CharField()  # type: ignore[assignment]  # a field named like Field.label
@@ -304,9 +316,10 @@ class ReportRowOutput(serializers.Serializer):
     metrics = serializers.DictField(
         child=serializers.IntegerField(),
         help_text="Raw sums: messages, queued, sent, delivered, failed, bounced, unknown, "
-        "skipped, cancelled, opened_*/clicked_* (unique messages by best label), opens_*/"
-        "clicks_* (events; opens_* include the open a click implies), unsubscribed, "
-        "complained.",
+        "skipped, cancelled, opened_*/clicked_* (unique messages by best label: human, "
+        "unknown, privacy_proxy (opens only), automated), opens_*/clicks_* (events; opens_* "
+        "include the open a click implies), opens_auto_<kind>/clicks_auto_<kind> (automated "
+        "events by kind: scanner, link_preview, crawler, prefetch), unsubscribed, complained.",
     )
     opened = serializers.IntegerField(help_text="Unique opens that count under the setting.")
     clicked = serializers.IntegerField()
@@ -315,6 +328,17 @@ class ReportRowOutput(serializers.Serializer):
     open_rate = serializers.FloatField(allow_null=True)
     click_rate = serializers.FloatField(allow_null=True, help_text="Unique clicks / delivered.")
     click_to_open_rate = serializers.FloatField(allow_null=True)
+    automated_share = serializers.FloatField(
+        allow_null=True, help_text="Automated opens and clicks / all opens and clicks."
+    )
+    privacy_proxy_share = serializers.FloatField(
+        allow_null=True, help_text="Privacy-proxy opens / all opens and clicks."
+    )
+    automation_kinds = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="Automated opens and clicks by kind (scanner, link_preview, crawler, "
+        "prefetch, other).",
+    )
 
 
 def _row(row: reports.Row) -> dict[str, Any]:
@@ -330,11 +354,22 @@ def _row(row: reports.Row) -> dict[str, Any]:
         "open_rate": row.open_rate,
         "click_rate": row.click_rate,
         "click_to_open_rate": row.click_to_open_rate,
+        "automated_share": row.automated_share,
+        "privacy_proxy_share": row.privacy_proxy_share,
+        "automation_kinds": {
+            **{
+                kind: row.metrics[f"opens_auto_{kind}"] + row.metrics[f"clicks_auto_{kind}"]
+                for kind in AUTOMATION_KINDS
+            },
+            "other": row.opens_auto_other + row.clicks_auto_other,
+        },
     }
 
 
 def _counting(counting: reports.Counting) -> dict[str, Any]:
     return {
+        "events": counting.events,
+        "overridden": counting.overridden,
         "exclude_automated": counting.exclude_automated,
         "count_unknown": counting.count_unknown,
         "labels": list(counting.labels),
@@ -352,6 +387,13 @@ _REPORT_PARAMETERS = [
     OpenApiParameter("marketing_id", str),
     OpenApiParameter("from_address", str),
     OpenApiParameter("report_field", str),
+    OpenApiParameter(
+        "events",
+        str,
+        enum=list(reports.EVENT_SCOPES),
+        description="human = human events only; all = include automated and privacy-proxy "
+        "events. Default: the organization's setting.",
+    ),
 ]
 
 
@@ -368,6 +410,8 @@ class ReportSummaryApi(APIView):
                 "counting": inline_serializer(
                     "ReportCounting",
                     {
+                        "events": serializers.ChoiceField(choices=list(reports.EVENT_SCOPES)),
+                        "overridden": serializers.BooleanField(),
                         "exclude_automated": serializers.BooleanField(),
                         "count_unknown": serializers.BooleanField(),
                         "labels": serializers.ListField(child=serializers.CharField()),
@@ -380,8 +424,8 @@ class ReportSummaryApi(APIView):
         ),
     )
     def get(self, request: Request) -> Response:
-        filters, _ = _query(request)
-        counting = reports.Counting.from_settings()
+        filters, values = _query(request)
+        counting = _counting_of(values)
         by_channel = reports.secured_by_channel(filters=filters, counting=counting)
         return Response(
             {
@@ -421,7 +465,7 @@ class ReportSplitApi(APIView):
         if by not in reports.SPLITS:
             raise ValidationError({"by": f"Use one of {', '.join(reports.SPLITS)}."})
         filters, values = _query(request)
-        counting = reports.Counting.from_settings()
+        counting = _counting_of(values)
         page = reports.split_page(
             filters=filters,
             by=by,
@@ -447,6 +491,10 @@ class EventOutput(serializers.Serializer):
     occurred_at = serializers.DateTimeField()
     link_index = serializers.IntegerField(allow_null=True)
     label = serializers.CharField()  # type: ignore[assignment]  # a field named like Field.label
+    automation_kind = serializers.CharField(
+        help_text="For automated events: scanner, link_preview, crawler or prefetch "
+        "(empty when the verdict named none)."
+    )
     reason = serializers.CharField()
     detail = serializers.CharField()
     ruleset_version = serializers.CharField()

@@ -13,11 +13,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from reporting.reports import Row
+from reporting.reports import Counting, Row
 
 HUMAN = "#1f6f5c"
 AUTOMATED = "#c2410c"
 UNKNOWN = "#7c7c8a"
+PRIVACY_PROXY = "#a16207"
 NEUTRAL = "#3b5b92"
 LIGHT = "#9db4d9"
 DAY_MS = 86_400_000  # date axes count in milliseconds
@@ -59,8 +60,10 @@ def _figure(data: list[Any], layout: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def timeseries(rows: Sequence[Row]) -> dict[str, Any] | None:
-    """Sent, delivered, opened and clicked per day the messages were queued."""
+def timeseries(rows: Sequence[Row], *, counting: Counting | None = None) -> dict[str, Any] | None:
+    """Sent, delivered, opened and clicked per day the messages were queued. "Opened" and
+    "Clicked" follow the switch; when it says human only, the messages that only a privacy
+    proxy or only machines opened are drawn as their own series, not added to "Opened"."""
     # plotly is heavy to import; only the report pages draw charts
     import plotly.graph_objects as go
 
@@ -91,6 +94,23 @@ def timeseries(rows: Sequence[Row]) -> dict[str, Any] | None:
             line={"color": HUMAN, "dash": "dot"},
         ),
     ]
+    if counting is not None and counting.exclude_automated:
+        traces += [
+            go.Scatter(
+                x=days,
+                y=[r.opened_privacy_proxy for r in ordered],
+                name="Opened: privacy proxy only (not counted)",
+                mode=mode,
+                line={"color": PRIVACY_PROXY, "dash": "dash"},
+            ),
+            go.Scatter(
+                x=days,
+                y=[r.opened_automated for r in ordered],
+                name="Opened: automated only (not counted)",
+                mode=mode,
+                line={"color": AUTOMATED, "dash": "dash"},
+            ),
+        ]
     return _figure(
         traces,
         _layout("Messages by day queued", hovermode="x unified", xaxis=_day_axis(days)),
@@ -108,10 +128,15 @@ def activity(events: Sequence[tuple[dt.date, str, str, int]]) -> dict[str, Any] 
     days = sorted({day.isoformat() for day, _, _, _ in events})
     for day, kind, label, count in events:
         series[(kind, label)][day.isoformat()] = count
-    colors = {"human": HUMAN, "unknown": UNKNOWN, "automated": AUTOMATED}
+    colors = {
+        "human": HUMAN,
+        "unknown": UNKNOWN,
+        "privacy_proxy": PRIVACY_PROXY,
+        "automated": AUTOMATED,
+    }
     traces = []
     for kind in ("open", "click"):
-        for label in ("human", "unknown", "automated"):
+        for label in ("human", "unknown", "privacy_proxy", "automated"):
             values = series.get((kind, label))
             if not values:
                 continue
@@ -119,7 +144,7 @@ def activity(events: Sequence[tuple[dt.date, str, str, int]]) -> dict[str, Any] 
                 go.Bar(
                     x=days,
                     y=[values.get(day, 0) for day in days],
-                    name=f"{kind.capitalize()}s: {label}",
+                    name=f"{kind.capitalize()}s: {label.replace('_', ' ')}",
                     marker={
                         "color": colors[label],
                         "pattern": {"shape": "/" if kind == "click" else ""},
@@ -135,7 +160,8 @@ def activity(events: Sequence[tuple[dt.date, str, str, int]]) -> dict[str, Any] 
 
 
 def split_bars(rows: Sequence[Row], *, split_label: str, limit: int = 15) -> dict[str, Any] | None:
-    """Human and automated unique opens and clicks for the top values of the split."""
+    """Human, privacy-proxy and automated unique opens and clicks for the top values of
+    the split (side by side whatever the switch says)."""
     # plotly is heavy to import; only the report pages draw charts
     import plotly.graph_objects as go
 
@@ -149,6 +175,12 @@ def split_bars(rows: Sequence[Row], *, split_label: str, limit: int = 15) -> dic
             y=[r.opened_human for r in shown],
             name="Opened: human",
             marker={"color": HUMAN},
+        ),
+        go.Bar(
+            x=labels,
+            y=[r.opened_privacy_proxy for r in shown],
+            name="Opened: privacy proxy only",
+            marker={"color": PRIVACY_PROXY},
         ),
         go.Bar(
             x=labels,

@@ -32,6 +32,14 @@ class Label(StrEnum):
     HUMAN = "human"
     AUTOMATED = "automated"
     UNKNOWN = "unknown"
+    PRIVACY_PROXY = "privacy_proxy"
+
+
+class AutomationKind(StrEnum):
+    SCANNER = "scanner"
+    LINK_PREVIEW = "link_preview"
+    CRAWLER = "crawler"
+    PREFETCH = "prefetch"
 
 
 class Scope(StrEnum):
@@ -137,6 +145,7 @@ class Verdict:
     device_unknown: bool = False
     detail: str = ""
     implicates: tuple[int, ...] = ()
+    automation_kind: str = ""
 
     def as_dict(self) -> dict[str, object]:
         return {

@@ -3,9 +3,13 @@ demo's sent campaign, so the reports show something.
 
 The events go through the real classifier (``ingest.ingest_entries``): people opening
 and clicking in ordinary browsers and mail apps, Apple Mail Privacy Protection fetching
-every pixel, Gmail's image proxy, and a link scanner sweeping every link of one message
-seconds after delivery — followed, forty minutes later, by the recipient's own click,
-which counts as human. Idempotent: every event has a fixed source id.
+every pixel (labelled privacy_proxy: delivered to a mail client, not proof of reading),
+Gmail's image proxy, a link scanner sweeping every link of one message seconds after
+delivery — followed, forty minutes later, by the recipient's own click, which counts as
+human — and the other kinds of machines the reports break automated events into: chat
+apps unfurling a forwarded link (link preview), a crawler, and a browser prefetching a
+link. The report page's "human only / include automated" switch visibly changes the
+numbers. Idempotent: every event has a fixed source id.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from campaigns.models import Campaign, Message
 from luxmail import demo
 from luxmail.actors import Actor
 from reporting import ingest, proxy_ranges, services, tracking
+from reporting.models import ProxyRange
 
 CAMPAIGN = "Autumn newsletter 2026"  # campaigns/demo.py
 BROWSERS = (
@@ -30,13 +35,26 @@ GOOGLE_PROXY = (
     "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
 )
 APPLE_MPP = "Mozilla/5.0"
+# Two prefixes of Apple's published egress list (mask-api.icloud.com/egress-ip-ranges.csv):
+# the demo's Apple MPP fetches come from here, so they are labelled privacy_proxy. A real
+# installation loads the whole list (``manage.py load_proxy_ranges --apple``), which
+# replaces these rows.
+APPLE_EGRESS_SAMPLE = "172.224.224.0/27,US,US-CA,Cupertino,\n172.224.226.0/27,US,US-CA,Cupertino,\n"
 SCANNER_IP = "40.92.12.34"  # a Microsoft Exchange Online Protection range (seed list)
+LINK_PREVIEW = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"
+CRAWLER = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 
 
 @demo.register
 def populate(*, actor: Actor) -> None:
     """Load the seed ranges, then demo events for the demo campaign (if it was sent)."""
     services.proxy_ranges_replace(source="seed", specs=proxy_ranges.read_seed().ranges, actor=actor)
+    if not ProxyRange.objects.filter(source="apple_egress").exists():
+        services.proxy_ranges_replace(
+            source="apple_egress",
+            specs=proxy_ranges.parse_apple_egress(APPLE_EGRESS_SAMPLE).ranges,
+            actor=actor,
+        )
 
     campaign = Campaign.objects.filter(name=CAMPAIGN, started_at__isnull=False).first()
     if campaign is None:
@@ -59,6 +77,7 @@ def populate(*, actor: Actor) -> None:
         ua: str,
         ip: str,
         link: int | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         entry: dict[str, Any] = {
             "k": kind,
@@ -70,6 +89,8 @@ def populate(*, actor: Actor) -> None:
         }
         if link is not None:
             entry["l"] = link
+        if headers:
+            entry["h"] = headers
         entries.append((f"demo:{message_id}:{number}", entry))
 
     for position, (message_id, finished) in enumerate(messages):
@@ -112,4 +133,20 @@ def populate(*, actor: Actor) -> None:
                 )
             # …and the recipient clicks forty minutes later: a human click.
             add(message_id, 20, "c", sent + dt.timedelta(minutes=40), BROWSERS[1], ip, link=1)
+        if position % 5 == 2 and links:  # forwarded into a chat: the app unfurls the link
+            later = sent + dt.timedelta(hours=3)
+            add(message_id, 30, "c", later, LINK_PREVIEW, "3.208.10.20", link=1)
+        if position % 11 == 4:  # a crawler fetches the pixel of a message posted online
+            add(message_id, 31, "o", sent + dt.timedelta(hours=5), CRAWLER, "66.249.66.1")
+        if position % 9 == 5 and links:  # the mail app's browser prefetches the first link
+            add(
+                message_id,
+                32,
+                "c",
+                sent + dt.timedelta(minutes=20),
+                BROWSERS[0],
+                ip,
+                link=1,
+                headers={"sec_purpose": "prefetch"},
+            )
     ingest.ingest_entries(entries)

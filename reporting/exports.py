@@ -13,7 +13,7 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
-from reporting.reports import COLUMNS, RATE_COLUMNS, Row
+from reporting.reports import COLUMNS, RATE_COLUMNS, Counting, Row
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -25,8 +25,14 @@ def neutralize(value: Any) -> Any:
     return value
 
 
-def _header(split_label: str) -> list[str]:
-    return [split_label] + [heading for _, heading in COLUMNS]
+def _header(split_label: str, counting: Counting | None = None) -> list[str]:
+    """The column names; with ``counting``, the counted columns say which events count
+    ("Opened (unique, counted: human only)"), so a file states its switch position."""
+    headings = [heading for _, heading in COLUMNS]
+    if counting is not None:
+        scope = "human only" if counting.exclude_automated else "all events"
+        headings = [heading.replace(", counted)", f", counted: {scope})") for heading in headings]
+    return [split_label, *headings]
 
 
 def _cells(row: Row) -> list[Any]:
@@ -39,10 +45,16 @@ def _cells(row: Row) -> list[Any]:
     return cells
 
 
-def to_csv(rows: Sequence[Row], *, split_label: str, total: Row | None = None) -> bytes:
+def to_csv(
+    rows: Sequence[Row],
+    *,
+    split_label: str,
+    total: Row | None = None,
+    counting: Counting | None = None,
+) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(_header(split_label))
+    writer.writerow(_header(split_label, counting))
     for row in rows:
         writer.writerow(["" if cell is None else cell for cell in _cells(row)])
     if total is not None:
@@ -52,7 +64,12 @@ def to_csv(rows: Sequence[Row], *, split_label: str, total: Row | None = None) -
 
 
 def to_xlsx(
-    rows: Sequence[Row], *, split_label: str, total: Row | None = None, title: str = "Report"
+    rows: Sequence[Row],
+    *,
+    split_label: str,
+    total: Row | None = None,
+    title: str = "Report",
+    counting: Counting | None = None,
 ) -> bytes:
     # heavy import, needed only when an .xlsx file is written
     from openpyxl import Workbook
@@ -62,7 +79,7 @@ def to_xlsx(
     sheet = workbook.active
     assert sheet is not None
     sheet.title = title[:31]
-    sheet.append(_header(split_label))
+    sheet.append(_header(split_label, counting))
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     rate_columns = [i + 2 for i, (name, _) in enumerate(COLUMNS) if name in RATE_COLUMNS]
@@ -79,6 +96,20 @@ def to_xlsx(
             cell.font = Font(bold=True)
     sheet.freeze_panes = "B2"
     sheet.column_dimensions["A"].width = 40
+    if counting is not None:
+        about = workbook.create_sheet("About")
+        about.append(["Events counted", counting.describe()])
+        switch = "human only" if counting.exclude_automated else "include automated"
+        about.append(["Switch", switch])
+        about.append(
+            [
+                "Note",
+                "Opened/clicked/opens/clicks (counted) follow the switch; the human, unknown, "
+                "privacy-proxy and automated columns are always shown side by side.",
+            ]
+        )
+        about.column_dimensions["A"].width = 18
+        about.column_dimensions["B"].width = 100
     output = io.BytesIO()
     workbook.save(output)
     return output.getvalue()

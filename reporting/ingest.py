@@ -47,14 +47,67 @@ from reporting.classification import (
     Kind,
     Label,
     PriorEvent,
+    Verdict,
     classify,
 )
-from reporting.models import Event, EventRollup, PendingEvent, TrackedLink
+from reporting.models import AUTOMATION_KINDS, Event, EventRollup, PendingEvent, TrackedLink
 
 logger = logging.getLogger(__name__)
 
 BATCH = 2000
 MAX_USER_AGENT = 400
+
+
+# --- what is stored of a verdict ---------------------------------------------------------
+
+# Rulesets before the privacy_proxy label (2026.11.x) called a privacy proxy's fetch
+# automated with these reasons; stored as privacy_proxy so reports treat every ruleset's
+# events alike (migration 0010 relabelled the rows stored before).
+LEGACY_PRIVACY_PROXY_REASONS = frozenset({"apple_mpp"})
+# The kind of machine behind an automated verdict that names none (rulesets before
+# 2026.12), by reason; a reason not listed is stored without a kind ("other").
+KIND_BY_REASON = {
+    "security_scanner_agent": "scanner",
+    "gateway_network": "scanner",
+    "click_too_soon": "scanner",
+    "rapid_multi_link": "scanner",
+    "all_links_clicked": "scanner",
+    "multi_ip_burst": "scanner",
+    "honeypot": "scanner",
+    SWEEP_MEMBER: "scanner",
+    "head_request": "scanner",
+    "non_get_method": "scanner",
+    "headless_browser_agent": "scanner",
+    "image_proxy_click": "scanner",
+    "link_preview_agent": "link_preview",
+    "bot_agent": "crawler",
+    "http_library_agent": "crawler",
+    "missing_user_agent": "crawler",
+    "bare_user_agent": "crawler",
+    "prefetch_header": "prefetch",
+    "gmail_prefetch": "prefetch",
+}
+
+
+def stored_label(verdict: Verdict, kind: Kind) -> tuple[str, str]:
+    """``(label, automation_kind)`` to store for a verdict on an event of ``kind``.
+
+    A click is never privacy_proxy: proxies fetch images, they do not follow links, so a
+    click verdict saying so (a person behind iCloud Private Relay) is stored unknown.
+    """
+    label = verdict.label
+    if (
+        label is Label.AUTOMATED
+        and kind is Kind.OPEN
+        and verdict.reason in LEGACY_PRIVACY_PROXY_REASONS
+    ):
+        label = Label.PRIVACY_PROXY
+    if label is Label.PRIVACY_PROXY and kind is Kind.CLICK:
+        return Label.UNKNOWN.value, ""
+    if label is not Label.AUTOMATED:
+        return label.value, ""
+    automation = verdict.automation_kind or KIND_BY_REASON.get(verdict.reason, "")
+    return label.value, automation if automation in AUTOMATION_KINDS else ""
 
 
 # --- client addresses -------------------------------------------------------------------
@@ -391,6 +444,7 @@ def _classify_all(
             **raw.headers,
         )
         verdict = classify(facts)
+        label, automation_kind = stored_label(verdict, raw.kind)
         temp_id = -number
         event = Event(
             message_id=raw.message_id,
@@ -398,7 +452,8 @@ def _classify_all(
             kind=raw.kind.value,
             occurred_at=raw.occurred_at,
             link_index=raw.link_index if raw.kind is Kind.CLICK else None,
-            label=verdict.label.value,
+            label=label,
+            automation_kind=automation_kind,
             reason=verdict.reason,
             detail=verdict.detail[:100],
             ruleset_version=verdict.ruleset_version,
@@ -420,6 +475,7 @@ def _classify_all(
                 if earlier_event.label != Label.AUTOMATED:
                     earlier_event.relabeled_from = f"{earlier_event.label}:{earlier_event.reason}"
                     earlier_event.label = Label.AUTOMATED.value
+                    earlier_event.automation_kind = KIND_BY_REASON[SWEEP_MEMBER]
                     earlier_event.reason = SWEEP_MEMBER
                     earlier_event.device_unknown = True
                     report.relabeled += 1
@@ -486,6 +542,7 @@ def _store(
             row = context.prior_rows[event_id]
             Event.objects.filter(pk=event_id).exclude(label=Label.AUTOMATED).update(
                 label=Label.AUTOMATED.value,
+                automation_kind=KIND_BY_REASON[SWEEP_MEMBER],
                 reason=SWEEP_MEMBER,
                 device_unknown=True,
                 relabeled_from=previous[:60],

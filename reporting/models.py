@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from luxmail.crypto import EncryptedField
-from reporting.classification import NetworkKind, Scope
+from reporting.classification import AutomationKind, NetworkKind, Scope
 
 
 class ProxyRange(models.Model):
@@ -260,7 +260,19 @@ class EventKind(models.TextChoices):
 class EventLabel(models.TextChoices):
     HUMAN = "human", "Human"
     UNKNOWN = "unknown", "Unknown"
+    PRIVACY_PROXY = "privacy_proxy", "Privacy proxy"
     AUTOMATED = "automated", "Automated"
+
+
+# What kind of machine made an automated event (``Event.automation_kind``); "" = not
+# automated, or a verdict that named no kind (reports show it as "other").
+AUTOMATION_KIND_CHOICES = [
+    (AutomationKind.SCANNER.value, "Security scanner"),
+    (AutomationKind.LINK_PREVIEW.value, "Link preview"),
+    (AutomationKind.CRAWLER.value, "Crawler / bot"),
+    (AutomationKind.PREFETCH.value, "Prefetch"),
+]
+AUTOMATION_KINDS = tuple(value for value, _ in AUTOMATION_KIND_CHOICES)
 
 
 class Event(models.Model):
@@ -283,7 +295,10 @@ class Event(models.Model):
     kind = models.CharField(max_length=8, choices=EventKind.choices)
     occurred_at = models.DateTimeField()
     link_index = models.PositiveSmallIntegerField(null=True, blank=True)
-    label = models.CharField(max_length=10, choices=EventLabel.choices)
+    label = models.CharField(max_length=16, choices=EventLabel.choices)
+    automation_kind = models.CharField(
+        max_length=16, blank=True, default="", choices=AUTOMATION_KIND_CHOICES
+    )
     reason = models.CharField(max_length=40)
     detail = models.CharField(max_length=100, blank=True)
     ruleset_version = models.CharField(max_length=20)
@@ -314,8 +329,13 @@ class Event(models.Model):
         return f"{self.kind} #{self.pk} ({self.label})"
 
 
-# Label ranks stored in MessageStat.open_label / click_label (0 = no such event).
-LABEL_RANK = {"automated": 1, "unknown": 2, "human": 3}
+# Label ranks stored in MessageStat.open_label / click_label (0 = no such event): a
+# message's best event decides. A privacy proxy's fetch proves delivery to a mail client,
+# which is more than a scanner's (so it ranks above automated) but less than no evidence
+# either way (so below unknown: a message with an unclassified open and an MPP fetch counts
+# as opened when unknown events count). Clicks never carry privacy_proxy (proxies fetch
+# images, they do not follow links): reporting.ingest stores such a verdict as unknown.
+LABEL_RANK = {"automated": 1, "privacy_proxy": 2, "unknown": 3, "human": 4}
 
 
 class MessageStat(models.Model):
@@ -344,9 +364,19 @@ class MessageStat(models.Model):
     opens_human = models.IntegerField(default=0)
     opens_unknown = models.IntegerField(default=0)
     opens_automated = models.IntegerField(default=0)
+    opens_privacy_proxy = models.IntegerField(default=0, db_default=0)
     clicks_human = models.IntegerField(default=0)
     clicks_unknown = models.IntegerField(default=0)
     clicks_automated = models.IntegerField(default=0)
+    # Automated events by kind (AUTOMATION_KINDS); the rest of *_automated is "other".
+    opens_auto_scanner = models.IntegerField(default=0, db_default=0)
+    opens_auto_link_preview = models.IntegerField(default=0, db_default=0)
+    opens_auto_crawler = models.IntegerField(default=0, db_default=0)
+    opens_auto_prefetch = models.IntegerField(default=0, db_default=0)
+    clicks_auto_scanner = models.IntegerField(default=0, db_default=0)
+    clicks_auto_link_preview = models.IntegerField(default=0, db_default=0)
+    clicks_auto_crawler = models.IntegerField(default=0, db_default=0)
+    clicks_auto_prefetch = models.IntegerField(default=0, db_default=0)
     unsubscribed = models.BooleanField(default=False)
     complained = models.BooleanField(default=False)
 
@@ -376,15 +406,25 @@ class RollupMetrics(models.Model):
     opened_human = models.IntegerField(default=0)
     opened_unknown = models.IntegerField(default=0)
     opened_automated = models.IntegerField(default=0)
+    opened_privacy_proxy = models.IntegerField(default=0)
     clicked_human = models.IntegerField(default=0)
     clicked_unknown = models.IntegerField(default=0)
     clicked_automated = models.IntegerField(default=0)
     opens_human = models.IntegerField(default=0)
     opens_unknown = models.IntegerField(default=0)
     opens_automated = models.IntegerField(default=0)
+    opens_privacy_proxy = models.IntegerField(default=0)
     clicks_human = models.IntegerField(default=0)
     clicks_unknown = models.IntegerField(default=0)
     clicks_automated = models.IntegerField(default=0)
+    opens_auto_scanner = models.IntegerField(default=0)
+    opens_auto_link_preview = models.IntegerField(default=0)
+    opens_auto_crawler = models.IntegerField(default=0)
+    opens_auto_prefetch = models.IntegerField(default=0)
+    clicks_auto_scanner = models.IntegerField(default=0)
+    clicks_auto_link_preview = models.IntegerField(default=0)
+    clicks_auto_crawler = models.IntegerField(default=0)
+    clicks_auto_prefetch = models.IntegerField(default=0)
     unsubscribed = models.IntegerField(default=0)
     complained = models.IntegerField(default=0)
 
@@ -516,7 +556,7 @@ class EventRollup(models.Model):
     hour = models.DateTimeField()
     campaign_id = models.BigIntegerField()
     kind = models.CharField(max_length=8)
-    label = models.CharField(max_length=10)
+    label = models.CharField(max_length=16)
     events = models.BigIntegerField(default=0)
 
     class Meta:

@@ -2,9 +2,12 @@
 
 Every report is one ``GROUP BY`` over ``reporting_campaignrollup`` (or
 ``reporting_domainrollup`` when the recipient domain is split or filtered), joined
-to the campaign (and its sender) for the campaign-level splits. The organization's
-setting decides what counts as opened and clicked (:class:`Counting`): reports add
-up the matching label columns; the event log still shows every event.
+to the campaign (and its sender) for the campaign-level splits. What counts as opened
+and clicked (:class:`Counting`) is the organization's default ("human only" or "include
+automated", ``OrgSettings``), which every report, chart, download and API call can
+override (``?events=human|all``): reports add up the matching label columns, and every
+row also carries the human, privacy-proxy and automated columns side by side and the
+automated events by kind. The event log still shows every event.
 
 Dates are the organization's local dates (``TIME_ZONE``) of when messages were
 queued: a campaign's numbers stay on the day it went out, also for opens that
@@ -22,7 +25,7 @@ import time
 import zoneinfo
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
@@ -31,7 +34,8 @@ from django.db import connection, transaction
 from campaigns.models import Campaign
 from luxmail import org
 from reporting.classification import label_counts
-from reporting.rollups import JOURNAL, METRIC_NAMES
+from reporting.models import AUTOMATION_KIND_CHOICES
+from reporting.rollups import EVENT_LABELS, JOURNAL, METRIC_NAMES
 
 SECURED_CHANNELS = ("smime", "pgp", "tls", "portal")
 CHANNEL_LABELS = {
@@ -49,18 +53,48 @@ class ReportFilterError(ValueError):
     """A filter value is not acceptable (message says why)."""
 
 
+# The "human only / include automated" switch: ?events=… on pages, downloads and the API.
+EVENT_SCOPES = {"human": "Human only", "all": "Include automated"}
+ALL_LABELS = ("human", "unknown", "privacy_proxy", "automated")
+
+
 @dataclass(frozen=True)
 class Counting:
-    """Which labels count in statistics (``OrgSettings``)."""
+    """Which labels count as opened and clicked.
+
+    ``exclude_automated`` is the switch: *human only* counts human events (and
+    ``unknown`` ones when ``count_unknown``); privacy-proxy fetches (Apple MPP, image
+    proxies that fetch on delivery) prove delivery to a mail client, not reading, so they
+    are shown beside the human numbers but never counted as human opens. *Include
+    automated* counts every event. The organization's default lives in ``OrgSettings``;
+    :meth:`override` applies a view's choice (``overridden`` then says so).
+    """
 
     exclude_automated: bool = True
     count_unknown: bool = True
+    overridden: bool = False
 
     @classmethod
-    def from_settings(cls) -> Counting:
+    def from_settings(cls, events: str | None = None) -> Counting:
+        """The organization's default, overridden by ``events`` (``human``/``all``) if given."""
 
         row = org.get_settings()
-        return cls(bool(row.exclude_automated_events), bool(row.count_unknown_events))
+        return cls(bool(row.exclude_automated_events), bool(row.count_unknown_events)).override(
+            events
+        )
+
+    def override(self, events: str | None) -> Counting:
+        """This counting with the view's switch applied; an empty value keeps the default."""
+        if not events:
+            return self
+        if events not in EVENT_SCOPES:
+            raise ReportFilterError(f"events must be one of {', '.join(EVENT_SCOPES)}.")
+        return replace(self, exclude_automated=events == "human", overridden=True)
+
+    @property
+    def events(self) -> str:
+        """The switch position: ``human`` or ``all``."""
+        return "human" if self.exclude_automated else "all"
 
     def counts(self, label: str) -> bool:
         return label_counts(
@@ -69,14 +103,25 @@ class Counting:
 
     @property
     def labels(self) -> tuple[str, ...]:
-        return tuple(label for label in ("human", "unknown", "automated") if self.counts(label))
+        return tuple(label for label in ALL_LABELS if self.counts(label))
+
+    def labels_of(self, kind: str) -> tuple[str, ...]:
+        """The counted labels that events of ``kind`` (open/click) can carry."""
+        return tuple(label for label in self.labels if label in EVENT_LABELS[kind])
 
     def describe(self) -> str:
         if not self.exclude_automated:
-            return "all opens and clicks, automated ones included"
+            return "all opens and clicks, automated and privacy-proxy ones included"
         if self.count_unknown:
-            return "human and unclassified opens and clicks (automated ones excluded)"
-        return "human opens and clicks only"
+            return (
+                "human and unclassified opens and clicks (automated events and "
+                "privacy-proxy fetches excluded)"
+            )
+        return "human opens and clicks only (privacy-proxy fetches excluded)"
+
+
+# A/B winners and journey decisions: people only, whatever the organization's default.
+HUMAN_ONLY = Counting(exclude_automated=True, count_unknown=False)
 
 
 @dataclass(frozen=True)
@@ -134,7 +179,53 @@ class Row:
         raise AttributeError(name)
 
     def _counted(self, prefix: str) -> int:
-        return sum(self.metrics[f"{prefix}_{label}"] for label in self.counting.labels)
+        kind = "open" if prefix.startswith("open") else "click"
+        return sum(self.metrics[f"{prefix}_{label}"] for label in self.counting.labels_of(kind))
+
+    @property
+    def events_all(self) -> int:
+        """Every open and click event, whatever its label."""
+        return sum(self.metrics[f"opens_{label}"] for label in EVENT_LABELS["open"]) + sum(
+            self.metrics[f"clicks_{label}"] for label in EVENT_LABELS["click"]
+        )
+
+    @property
+    def automated_share(self) -> float | None:
+        """Automated opens and clicks / all opens and clicks."""
+        events = self.events_all
+        automated = self.metrics["opens_automated"] + self.metrics["clicks_automated"]
+        return automated / events if events else None
+
+    @property
+    def privacy_proxy_share(self) -> float | None:
+        """Privacy-proxy opens / all opens and clicks."""
+        events = self.events_all
+        return self.metrics["opens_privacy_proxy"] / events if events else None
+
+    @property
+    def opens_auto_other(self) -> int:
+        """Automated opens whose verdict named no kind."""
+        return self.metrics["opens_automated"] - sum(
+            self.metrics[f"opens_auto_{kind}"] for kind, _ in AUTOMATION_KIND_CHOICES
+        )
+
+    @property
+    def clicks_auto_other(self) -> int:
+        return self.metrics["clicks_automated"] - sum(
+            self.metrics[f"clicks_auto_{kind}"] for kind, _ in AUTOMATION_KIND_CHOICES
+        )
+
+    @property
+    def automation_kinds(self) -> list[tuple[str, int]]:
+        """(kind label, automated opens + clicks) for every kind seen, largest first."""
+        found = [
+            (label, self.metrics[f"opens_auto_{kind}"] + self.metrics[f"clicks_auto_{kind}"])
+            for kind, label in AUTOMATION_KIND_CHOICES
+        ]
+        found.append(("Other", self.opens_auto_other + self.clicks_auto_other))
+        return sorted(
+            ((label, count) for label, count in found if count), key=lambda item: -item[1]
+        )
 
     @property
     def opened(self) -> int:
@@ -185,9 +276,12 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("opened", "Opened (unique, counted)"),
     ("opened_human", "Opened: human"),
     ("opened_unknown", "Opened: unknown"),
+    ("opened_privacy_proxy", "Opened: privacy proxy only"),
     ("opened_automated", "Opened: automated only"),
     ("opens", "Opens (total, counted)"),
     ("opens_human", "Opens: human"),
+    ("opens_unknown", "Opens: unknown"),
+    ("opens_privacy_proxy", "Opens: privacy proxy"),
     ("opens_automated", "Opens: automated"),
     ("clicked", "Clicked (unique, counted)"),
     ("clicked_human", "Clicked: human"),
@@ -195,14 +289,28 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("clicked_automated", "Clicked: automated only"),
     ("clicks", "Clicks (total, counted)"),
     ("clicks_human", "Clicks: human"),
+    ("clicks_unknown", "Clicks: unknown"),
     ("clicks_automated", "Clicks: automated"),
+    ("automated_share", "Automated share of events"),
+    ("privacy_proxy_share", "Privacy-proxy share of events"),
+    *(
+        (f"{kind}s_auto_{code}", f"Automated {kind}s: {label.lower()}")
+        for kind in ("open", "click")
+        for code, label in [*AUTOMATION_KIND_CHOICES, ("other", "Other")]
+    ),
     ("unsubscribed", "Unsubscribes"),
     ("complained", "Complaints"),
     ("open_rate", "Open rate"),
     ("click_rate", "Click-through rate"),
     ("click_to_open_rate", "Click-to-open rate"),
 )
-RATE_COLUMNS = {"open_rate", "click_rate", "click_to_open_rate"}
+RATE_COLUMNS = {
+    "open_rate",
+    "click_rate",
+    "click_to_open_rate",
+    "automated_share",
+    "privacy_proxy_share",
+}
 SORTABLE = {"label", *(name for name, _ in COLUMNS)}
 
 
@@ -561,9 +669,27 @@ def _order_sql(spec: Split, sort: str, descending: bool, counting: Counting) -> 
     label = "c.name" if spec.name == "campaign" else spec.group[0]
 
     def total(prefix: str) -> str:
-        return " + ".join(f"SUM(r.{prefix}_{name})" for name in counting.labels) or "0"
+        kind = "open" if prefix.startswith("open") else "click"
+        return " + ".join(f"SUM(r.{prefix}_{name})" for name in counting.labels_of(kind)) or "0"
 
+    def plus(*names: str) -> str:
+        return " + ".join(f"SUM(r.{name})" for name in names)
+
+    events = plus(
+        *(f"opens_{label}" for label in EVENT_LABELS["open"]),
+        *(f"clicks_{label}" for label in EVENT_LABELS["click"]),
+    )
+    kinds = [code for code, _ in AUTOMATION_KIND_CHOICES]
     expressions = {
+        "automated_share": f"({plus('opens_automated', 'clicks_automated')}) * 1.0 "
+        f"/ NULLIF({events}, 0)",
+        "privacy_proxy_share": f"SUM(r.opens_privacy_proxy) * 1.0 / NULLIF({events}, 0)",
+        "opens_auto_other": (
+            f"SUM(r.opens_automated) - ({plus(*(f'opens_auto_{k}' for k in kinds))})"
+        ),
+        "clicks_auto_other": (
+            f"SUM(r.clicks_automated) - ({plus(*(f'clicks_auto_{k}' for k in kinds))})"
+        ),
         "opened": total("opened"),
         "clicked": total("clicked"),
         "opens": total("opens"),
@@ -728,3 +854,34 @@ def campaign_choices() -> list[tuple[int, str]]:
         .order_by("-started_at")
         .values_list("id", "name", "marketing_id")[:500]
     ]
+
+
+WINNER_METRICS = ("open_rate", "click_rate", "click_to_open_rate")
+
+
+def human_winner(
+    *, campaign_ids: Iterable[int], metric: str = "click_rate", min_delivered: int = 1
+) -> Row | None:
+    """The variant (one campaign per variant) with the best rate counting **human events
+    only** (:data:`HUMAN_ONLY`: no unknown, privacy-proxy or automated event), for A/B
+    tests: a link scanner that clicks every link of one variant must not make it win.
+
+    ``None`` when no variant has ``min_delivered`` delivered messages or the best rate is
+    shared (no winner yet). Reads the rollups, like every report.
+    """
+    if metric not in WINNER_METRICS:
+        raise ReportFilterError(f"metric must be one of {', '.join(WINNER_METRICS)}.")
+    ids = tuple(sorted(set(campaign_ids)))
+    if not ids:
+        return None
+    rows = [
+        row
+        for row in split(filters=Filters(campaign_ids=ids), by="campaign", counting=HUMAN_ONLY)
+        if row.delivered >= min_delivered and getattr(row, metric) is not None
+    ]
+    if not rows:
+        return None
+    rows.sort(key=lambda row: getattr(row, metric), reverse=True)
+    if len(rows) > 1 and getattr(rows[0], metric) == getattr(rows[1], metric):
+        return None
+    return rows[0]

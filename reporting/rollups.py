@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 from django.db import connection, transaction
 
+from reporting.models import AUTOMATION_KINDS, LABEL_RANK
+
 # --- the formulas (one place; triggers, rebuild and tests use them) -----------------------
 
 STATE_SQL = "CASE WHEN {state} IN ('queued', 'sending', 'deferred') THEN 'queued' ELSE {state} END"
@@ -57,18 +59,25 @@ METRICS: tuple[tuple[str, str], ...] = (
     ("unknown", _state_is("unknown")),
     ("skipped", _state_is("skipped")),
     ("cancelled", _state_is("cancelled")),
-    ("opened_human", _label_is("open_label", 3)),
-    ("opened_unknown", _label_is("open_label", 2)),
-    ("opened_automated", _label_is("open_label", 1)),
-    ("clicked_human", _label_is("click_label", 3)),
-    ("clicked_unknown", _label_is("click_label", 2)),
-    ("clicked_automated", _label_is("click_label", 1)),
+    ("opened_human", _label_is("open_label", LABEL_RANK["human"])),
+    ("opened_unknown", _label_is("open_label", LABEL_RANK["unknown"])),
+    ("opened_automated", _label_is("open_label", LABEL_RANK["automated"])),
+    ("opened_privacy_proxy", _label_is("open_label", LABEL_RANK["privacy_proxy"])),
+    ("clicked_human", _label_is("click_label", LABEL_RANK["human"])),
+    ("clicked_unknown", _label_is("click_label", LABEL_RANK["unknown"])),
+    ("clicked_automated", _label_is("click_label", LABEL_RANK["automated"])),
     ("opens_human", "{s}.opens_human"),
     ("opens_unknown", "{s}.opens_unknown"),
     ("opens_automated", "{s}.opens_automated"),
+    ("opens_privacy_proxy", "{s}.opens_privacy_proxy"),
     ("clicks_human", "{s}.clicks_human"),
     ("clicks_unknown", "{s}.clicks_unknown"),
     ("clicks_automated", "{s}.clicks_automated"),
+    *(
+        (f"{kind}s_auto_{automation}", f"{{s}}.{kind}s_auto_{automation}")
+        for kind in ("open", "click")
+        for automation in AUTOMATION_KINDS
+    ),
     ("unsubscribed", "CASE WHEN {s}.unsubscribed THEN 1 ELSE 0 END"),
     ("complained", "CASE WHEN {s}.complained THEN 1 ELSE 0 END"),
 )
@@ -149,17 +158,34 @@ ROLLUPS = (
 
 # Engagement of a message from its events, in SQL (the same fold as
 # classification.message_engagement: a click implies an open, the best label wins).
-_RANK_SQL = "CASE e.label WHEN 'human' THEN 3 WHEN 'unknown' THEN 2 ELSE 1 END"
-_RANKS = {"human": 3, "unknown": 2, "automated": 1}
+_RANK_SQL = (
+    "CASE e.label "
+    + " ".join(
+        f"WHEN '{label}' THEN {rank}" for label, rank in LABEL_RANK.items() if label != "automated"
+    )
+    + f" ELSE {LABEL_RANK['automated']} END"
+)
+_RANKS = LABEL_RANK
+# Labels with per-message event counts (``<kind>s_<label>``); no click is ever labelled
+# privacy_proxy (image proxies do not follow links: ingest stores such a verdict unknown).
+EVENT_LABELS = {
+    "open": ("human", "unknown", "automated", "privacy_proxy"),
+    "click": ("human", "unknown", "automated"),
+}
+KIND_COLUMNS = tuple(
+    f"{kind}s_auto_{automation}" for kind in ("open", "click") for automation in AUTOMATION_KINDS
+)
 ENGAGEMENT_COLUMNS = (
     "open_label",
     "click_label",
     "opens_human",
     "opens_unknown",
     "opens_automated",
+    "opens_privacy_proxy",
     "clicks_human",
     "clicks_unknown",
     "clicks_automated",
+    *KIND_COLUMNS,
 )
 
 
@@ -167,8 +193,18 @@ def _event_count_sql(kind: str, label: str) -> str:
     return f"SUM(CASE WHEN e.kind = '{kind}' AND e.label = '{label}' THEN 1 ELSE 0 END)"
 
 
+def _kind_count_sql(kind: str, automation: str) -> str:
+    return (
+        f"SUM(CASE WHEN e.kind = '{kind}' AND e.label = 'automated' "
+        f"AND e.automation_kind = '{automation}' THEN 1 ELSE 0 END)"
+    )
+
+
 def engagement_select(where: str) -> str:
     """``SELECT message_id, <engagement columns> FROM reporting_event e WHERE … GROUP BY``.
+
+    Automated opens by kind (``opens_auto_<kind>``) count the open events of that kind
+    plus an implied automated open, at the kind of the click that implies it.
 
     Total opens per label count the open events plus the open a click implies: a
     message whose best label (``open_label``, clicks included) has no open event of
@@ -184,7 +220,24 @@ def engagement_select(where: str) -> str:
             f"AND {_event_count_sql(kind, label)} = 0 THEN 1 ELSE 0 END AS {kind}s_{label}"
         )
         for kind in ("open", "click")
-        for label in ("human", "unknown", "automated")
+        for label in EVENT_LABELS[kind]
+    ]
+    # The open an automated click implies takes that click's kind (the alphabetically
+    # first when several), so automated opens by kind add up to opens_automated.
+    implied_kind = (
+        f"CASE WHEN MAX({_RANK_SQL}) = {_RANKS['automated']} "
+        f"AND {_event_count_sql('open', 'automated')} = 0 "
+        "THEN MIN(CASE WHEN e.kind = 'click' AND e.label = 'automated' "
+        "THEN e.automation_kind END) END"
+    )
+    counts += [
+        f"{_kind_count_sql('open', automation)} + CASE WHEN {implied_kind} = '{automation}' "
+        f"THEN 1 ELSE 0 END AS opens_auto_{automation}"
+        for automation in AUTOMATION_KINDS
+    ]
+    counts += [
+        f"{_kind_count_sql('click', automation)} AS clicks_auto_{automation}"
+        for automation in AUTOMATION_KINDS
     ]
     columns = ",\n       ".join(counts)
     return (

@@ -44,6 +44,11 @@ def _report(request: HttpRequest, *, full: bool = False) -> dict[str, Any]:
     sort = data.get("sort") or "sent"
     descending = (data.get("dir") or "desc") == "desc"
     counting = reports.Counting.from_settings()
+    try:
+        # The per-view "human only / include automated" switch (?events=human|all).
+        counting = counting.override(request.GET.get("events") or None)
+    except reports.ReportFilterError as error:
+        form.add_error(None, str(error))
     limit = None if full else ROWS_SHOWN
     try:
         page = reports.split_page(
@@ -63,6 +68,8 @@ def _report(request: HttpRequest, *, full: bool = False) -> dict[str, Any]:
         "sort": sort,
         "descending": descending,
         "counting": counting,
+        "org_counting": reports.Counting.from_settings(),
+        "event_scopes": reports.EVENT_SCOPES,
     }
 
 
@@ -93,7 +100,7 @@ def index(request: HttpRequest) -> HttpResponse:
             "base_query": query.urlencode(),
             "download_query": request.GET.urlencode(),
             "charts": {
-                "timeseries": charts.timeseries(days),
+                "timeseries": charts.timeseries(days, counting=counting),
                 "activity": charts.activity(reports.activity(filters=filters)),
                 "split": charts.split_bars(report["rows"], split_label=report["split"].label),
             },
@@ -108,10 +115,12 @@ TABLE_COLUMNS = (
     ("bounced", "Bounced"),
     ("opened", "Opened"),
     ("opened_human", "Human"),
+    ("opened_privacy_proxy", "Privacy proxy only"),
     ("opened_automated", "Automated only"),
     ("clicked", "Clicked"),
     ("clicked_human", "Human"),
     ("clicked_automated", "Automated only"),
+    ("automated_share", "Automated share"),
     ("unsubscribed", "Unsub."),
     ("complained", "Compl."),
     ("open_rate", "Open rate"),
@@ -131,21 +140,35 @@ def export(request: HttpRequest, fmt: str) -> HttpResponse:
         return HttpResponse("Fix the report filters first.", status=400)
     total = reports.totals(filters=report["filters"], counting=report["counting"])
     split = report["split"]
+    counting = report["counting"]
     stamp = timezone.localdate().isoformat()
-    name = f"luxmail-report-{split.name}-{stamp}.{fmt}"
+    # The switch position is in the name: a "human only" file is never mistaken for
+    # one with automated events (and the XLSX says so on its "About" sheet).
+    name = f"luxmail-report-{split.name}-{counting.events}-{stamp}.{fmt}"
     if fmt == "csv":
-        body = exports.to_csv(report["rows"], split_label=split.label, total=total)
+        body = exports.to_csv(
+            report["rows"], split_label=split.label, total=total, counting=counting
+        )
         content_type = "text/csv; charset=utf-8"
     else:
         body = exports.to_xlsx(
-            report["rows"], split_label=split.label, total=total, title=f"By {split.label}"
+            report["rows"],
+            split_label=split.label,
+            total=total,
+            title=f"By {split.label}",
+            counting=counting,
         )
         content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     audit.record(
         "reports.export",
         actor=request.user,
         request=request,
-        details={"format": fmt, "split": split.name, "rows": len(report["rows"])},
+        details={
+            "format": fmt,
+            "split": split.name,
+            "rows": len(report["rows"]),
+            "events": counting.events,
+        },
     )
     response = HttpResponse(body, content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="{name}"'

@@ -4,10 +4,9 @@ from django.db import migrations, models
 
 
 def _install(apps, schema_editor):
-    from reporting import rollups
-
-    rollups.install_triggers()  # PostgreSQL: append to the journal instead of upserting
-    rollups.rebuild()
+    # Superseded by 0010 (the trigger SQL and the rebuild now name 0010's privacy-proxy
+    # and automation-kind columns): it installs the triggers and rebuilds.
+    pass
 
 
 def _uninstall(apps, schema_editor):

@@ -51,7 +51,7 @@ def report_summary(context: dict[str, Any], days: int = 30) -> dict[str, Any]:
         "total": total,
         "secured": reports.secured_count(by_channel),
         "counting": counting,
-        "chart": charts.timeseries(per_day),
+        "chart": charts.timeseries(per_day, counting=counting),
         "start": filters.start,
         "end": filters.end,
     }

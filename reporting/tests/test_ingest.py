@@ -93,7 +93,7 @@ def test_no_event_is_lost_while_the_event_store_is_locked(client, tracking_buffe
     assert Event.objects.filter(kind="open").count() == 5
     assert Event.objects.filter(kind="click", label="human").count() == 5
     assert buffer.stream_length() == 0
-    assert MessageStat.objects.filter(message_id__in=ids, click_label=3, open_label=3).count() == 5
+    assert MessageStat.objects.filter(message_id__in=ids, click_label=4, open_label=4).count() == 5
 
 
 @pytest.mark.django_db(transaction=True)
@@ -214,7 +214,7 @@ def test_a_scanner_sweep_then_a_person_two_hours_later(tracking_buffer):
     last = Event.objects.order_by("-occurred_at").first()
     assert (last.label, last.reason) == ("human", "no_automation_signal")
     stat.refresh_from_db()
-    assert (stat.open_label, stat.click_label) == (3, 3)  # human click ⇒ human open
+    assert (stat.open_label, stat.click_label) == (4, 4)  # human click ⇒ human open
     # Apple's fetch, plus the human open the click implies (unique ≤ total).
     assert (stat.opens_automated, stat.opens_human) == (1, 1)
 

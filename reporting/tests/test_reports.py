@@ -359,6 +359,8 @@ def test_api_summary_split_and_events(scenario, reports_api):
     summary = reports_api.get("/api/v1/reports/summary/").json()
     assert summary["total"]["metrics"]["messages"] == 10
     assert summary["counting"] == {
+        "events": "human",
+        "overridden": False,
         "exclude_automated": True,
         "count_unknown": True,
         "labels": ["human", "unknown"],

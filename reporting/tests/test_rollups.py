@@ -20,6 +20,7 @@ from contacts.models import Contact
 from reporting import buffer, ingest, rollups
 from reporting.classification import message_engagement
 from reporting.models import (
+    LABEL_RANK,
     CampaignRollup,
     DomainDayRollup,
     DomainMonthRollup,
@@ -260,7 +261,7 @@ def test_engagement_in_sql_equals_message_engagement():
     """The SQL fold (triggers, rebuild) and classification.message_engagement agree."""
     rng = random.Random(6)
     campaign, ids = started_campaign(30)
-    rank = {"automated": 1, "unknown": 2, "human": 3}
+    rank = LABEL_RANK
     expected = {}
     events = []
     now = timezone.now()

@@ -21,10 +21,10 @@
 
   function start() {
     document.querySelectorAll("[data-chart]").forEach(draw);
-    // Filters apply as soon as the split, campaign or channel changes.
+    // Filters apply as soon as the split, campaign, channel or events switch changes.
     const form = document.getElementById("report-filters");
     if (form) {
-      form.querySelectorAll("select").forEach(function (select) {
+      form.querySelectorAll("select, input[type=radio]").forEach(function (select) {
         select.addEventListener("change", function () {
           form.requestSubmit();
         });
