@@ -15,7 +15,7 @@ def _install(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("reporting", "0009_rebuild_with_implied_opens"),
+        ("reporting", "0010_privacy_proxy_and_automation_kinds"),
     ]
 
     operations = [migrations.RunPython(_install, migrations.RunPython.noop)]
