@@ -114,8 +114,7 @@ def _date_now() -> str:
 
 
 _PART_HEAD = (
-    b"Content-Type: text/%s; charset=utf-8\r\n"
-    b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    b"Content-Type: text/%s; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
 )
 
 
