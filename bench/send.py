@@ -403,6 +403,12 @@ def run_workers(
 SINK_PID = [0]
 
 
+def _split_line(split: dict[str, float], sent: int) -> str:
+    total = sum(split.values())
+    parts = ", ".join(f"{stage} {seconds / sent * 1e6:,.0f}" for stage, seconds in split.items())
+    return f"{total / sent * 1e6:,.0f} us per message over {sent:,}: {parts} (us)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -418,6 +424,11 @@ def main() -> None:
     parser.add_argument("--baseline", type=int, default=10_000, help="messages in the naive loop")
     parser.add_argument(
         "--split", type=int, default=5_000, help="messages sent in-process for the CPU split"
+    )
+    parser.add_argument(
+        "--only-split",
+        action="store_true",
+        help="only the in-process send (for a profiler: py-spy record -- … --only-split)",
     )
     parser.add_argument("--dkim", choices=["rsa-sha256", "ed25519-sha256"], default="rsa-sha256")
     parser.add_argument(
@@ -445,6 +456,13 @@ def main() -> None:
     sink, sink_name = start_sink(args.port, count_file)
     SINK_PID[0] = sink.pid
     time.sleep(0.5)
+    if args.only_split:
+        split, split_sent = run_split(contact_ids[: args.split], args.dkim, args.port)
+        sink.send_signal(signal.SIGTERM)
+        sink.wait(timeout=10)
+        log(f"in-process split ({args.dkim}): {_split_line(split, split_sent)}")
+        log(f"load: {system_load()}")
+        return
     runs = [
         run_workers(contact_ids[: args.contacts], args, count, logs)
         for count in range(1 if args.workers > 1 else args.workers, args.workers + 1)
@@ -503,14 +521,7 @@ def main() -> None:
         f"PostgreSQL {run['pg_us']:,.0f} us (all backends), sink {run['sink_us']:,.0f} us"
     )
     if split_sent:
-        total = sum(split.values())
-        parts = ", ".join(
-            f"{stage} {seconds / split_sent * 1e6:,.0f}" for stage, seconds in split.items()
-        )
-        log(
-            f"in-process split:    {total / split_sent * 1e6:,.0f} us per message "
-            f"over {split_sent:,}: {parts} (us)"
-        )
+        log(f"in-process split:    {_split_line(split, split_sent)}")
     if len(runs) > 1:
         log("scaling:")
         for each in runs:

@@ -3,12 +3,15 @@
 Keys are generated in the app; the private key is stored encrypted
 (``SenderIdentity.dkim_private_key``, ``EncryptedField(phi=False)``) and read through
 ``crypto.secret_access``. Signing uses ``relaxed`` header and ``simple`` body
-canonicalization (``c=relaxed/simple``; our bodies are quoted-printable with short
-lines, which relays do not rewrap, and ``simple`` costs nothing per message where
-``relaxed`` body canonicalization costs regex passes over every body), written here,
-and the ``cryptography`` package for the signature itself: dkimpy's pure-Python RSA
-costs tens of milliseconds per message, OpenSSL a fraction of one. The tests prove
-every signature with ``dkim.verify``.
+canonicalization by default (``c=relaxed/simple``; our bodies are quoted-printable with
+short lines, which relays do not rewrap, and ``simple`` costs nothing per message where
+``relaxed`` body canonicalization costs regex passes over every body);
+``relaxed/relaxed``, ``simple/simple`` and ``simple/relaxed`` are available. The
+canonicalization is written here, and the ``cryptography`` package makes the signature
+itself: dkimpy's pure-Python RSA costs tens of milliseconds per message, OpenSSL a
+fraction of one. The send pipeline hands :meth:`Signer.header` the header fields it
+built, so nothing is parsed back; :meth:`Signer.sign` takes finished bytes (S/MIME and
+PGP messages). The tests prove every form with ``dkim.verify``.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import F, Q
@@ -237,7 +238,7 @@ def _step_postgres(
     lease_seconds: int,
     renew: list[int] | None,
 ) -> list[int]:
-    params = {
+    params: dict[str, Any] = {
         **_outcome_arrays(results),
         "token": token,
         "lease": lease_seconds,
@@ -252,7 +253,7 @@ def _step_postgres(
         return [row[0] for row in cursor.fetchall()]
 
 
-def _outcome_arrays(results: list[Result]) -> dict[str, list]:
+def _outcome_arrays(results: list[Result]) -> dict[str, list[Any]]:
     return {
         "ids": [r.id for r in results],
         "states": [r.state for r in results],

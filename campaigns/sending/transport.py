@@ -15,7 +15,8 @@
   server's reply was read is ``ambiguous``: the server may have accepted it, so the
   pipeline marks the message ``unknown`` instead of retrying (never twice).
 * **PIPELINING** (RFC 2920) is used when the server offers it: MAIL, RCPT and DATA go
-  in one write, saving two round trips per message.
+  in one write, and :meth:`Connection.send_many` sends each body together with the next
+  message's MAIL, RCPT and DATA, so a run of messages costs one round trip each.
 """
 
 from __future__ import annotations
