@@ -85,18 +85,22 @@ def new_boundary() -> str:
 
 def fold(name: str, value: str) -> str:
     """``value`` folded at spaces so that lines stay within 78 characters where a space
-    allows (RFC 5322 §2.2.3); a word longer than that stays whole (up to 998)."""
+    allows (RFC 5322 §2.2.3); a word longer than that stays whole (up to 998).
+    Unfolding (removing the CRLFs) gives ``value`` back exactly."""
     if len(name) + 2 + len(value) <= 78 or " " not in value:
         return value
+    words = value.split(" ")
     lines: list[str] = []
-    line = ""
+    line = words[0]
     width = 78 - len(name) - 2
-    for word in value.split(" "):
-        if line and len(line) + 1 + len(word) > width:
+    for word in words[1:]:
+        # Never before an empty word (a run of spaces): a folded line of only
+        # whitespace is not allowed.
+        if line.strip() and word and len(line) + 1 + len(word) > width:
             lines.append(line)
-            line, width = word, 77  # continuation lines start with one space
+            line, width = word, 77  # the continuation line starts with the space
         else:
-            line = f"{line} {word}" if line else word
+            line = f"{line} {word}"
     lines.append(line)
     return "\r\n ".join(lines)
 

@@ -7,6 +7,8 @@ import email.policy
 
 import dkim
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from campaigns.senders import signing
 from campaigns.sending import mail
@@ -196,3 +198,14 @@ def test_headers_are_folded_and_encoded() -> None:
     assert parsed["Message-ID"] == "<abc.1@clinic.example>"
     assert parsed["Date"] is not None
     assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+@given(st.lists(st.sampled_from(["", "a", "word", "x" * 40, "y" * 90]), max_size=40))
+def test_folding_unfolds_to_the_value(words: list[str]) -> None:
+    value = " ".join(words)
+    folded = mail.fold("Subject", value)
+    assert folded.replace("\r\n", "") == value
+    lines = ("Subject: " + folded).split("\r\n")
+    assert all(line.strip() for line in lines[1:])  # no whitespace-only line
+    # A line is longer than 78 only when it is one word that cannot be split.
+    assert all(len(line) <= 78 or " " not in line.strip() for line in lines[1:])
