@@ -422,6 +422,13 @@ class CompiledTemplate:
         self._subject = self._compile(TEXT_ENV, subject, "subject")
         self._html = self._compile(HTML_ENV, html, "HTML body")
         self._text = self._compile(TEXT_ENV, text, "text body")
+        # A part without any Jinja delimiter renders to its source (trailing newline
+        # kept): most text parts and many subjects; they are not rendered per message.
+        self._constant = {
+            part: source
+            for part, source in (("subject", subject), ("html", html), ("text", text))
+            if "{" not in source and len(source) <= MAX_OUTPUT_CHARS
+        }
 
     @staticmethod
     def _compile(env: LuxMailSandbox, source: str, part: str) -> jinja2.Template:
@@ -435,11 +442,18 @@ class CompiledTemplate:
     def render(
         self, context: dict[str, Any], *, time_limit: float = DEFAULT_TIME_LIMIT
     ) -> Rendered:
+        constant = self._constant
         with sandbox.limits(time_limit):  # one budget for the whole message
             return Rendered(
-                subject=_render_part(self._subject, context, "subject", time_limit),
-                html=_render_part(self._html, context, "HTML body", time_limit),
-                text=_render_part(self._text, context, "text body", time_limit),
+                subject=constant["subject"]
+                if "subject" in constant
+                else _render_part(self._subject, context, "subject", time_limit),
+                html=constant["html"]
+                if "html" in constant
+                else _render_part(self._html, context, "HTML body", time_limit),
+                text=constant["text"]
+                if "text" in constant
+                else _render_part(self._text, context, "text body", time_limit),
             )
 
 

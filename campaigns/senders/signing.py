@@ -3,12 +3,15 @@
 Keys are generated in the app; the private key is stored encrypted
 (``SenderIdentity.dkim_private_key``, ``EncryptedField(phi=False)``) and read through
 ``crypto.secret_access``. Signing uses ``relaxed`` header and ``simple`` body
-canonicalization (``c=relaxed/simple``; our bodies are quoted-printable with short
-lines, which relays do not rewrap, and ``simple`` costs nothing per message where
-``relaxed`` body canonicalization costs regex passes over every body), written here,
-and the ``cryptography`` package for the signature itself: dkimpy's pure-Python RSA
-costs tens of milliseconds per message, OpenSSL a fraction of one. The tests prove
-every signature with ``dkim.verify``.
+canonicalization by default (``c=relaxed/simple``; our bodies are quoted-printable with
+short lines, which relays do not rewrap, and ``simple`` costs nothing per message where
+``relaxed`` body canonicalization costs regex passes over every body);
+``relaxed/relaxed``, ``simple/simple`` and ``simple/relaxed`` are available. The
+canonicalization is written here, and the ``cryptography`` package makes the signature
+itself: dkimpy's pure-Python RSA costs tens of milliseconds per message, OpenSSL a
+fraction of one. The send pipeline hands :meth:`Signer.header` the header fields it
+built, so nothing is parsed back; :meth:`Signer.sign` takes finished bytes (S/MIME and
+PGP messages). The tests prove every form with ``dkim.verify``.
 """
 
 from __future__ import annotations
@@ -140,10 +143,32 @@ def split_message(message: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
     return fields, body
 
 
-class Signer:
-    """Signs messages for one domain/selector; load once per batch, sign per message."""
+CANONICALIZATIONS = ("relaxed/simple", "relaxed/relaxed", "simple/simple", "simple/relaxed")
 
-    def __init__(self, *, domain: str, selector: str, algorithm: str, private_pem: bytes):
+
+def simple_header(name: bytes, value: bytes) -> bytes:
+    """Simple header canonicalization (RFC 6376 §3.4.1): the field unchanged."""
+    return name + b":" + value
+
+
+class Signer:
+    """Signs messages for one domain/selector; load once per batch, sign per message.
+
+    ``canonicalization`` is ``header/body`` (RFC 6376 §3.4): ``relaxed/simple`` by
+    default, or ``relaxed/relaxed``, ``simple/simple``, ``simple/relaxed``.
+    """
+
+    def __init__(
+        self,
+        *,
+        domain: str,
+        selector: str,
+        algorithm: str,
+        private_pem: bytes,
+        canonicalization: str = "relaxed/simple",
+    ):
+        if canonicalization not in CANONICALIZATIONS:
+            raise ValueError(f"Unknown DKIM canonicalization {canonicalization!r}")
         self.domain = domain
         self.selector = selector
         self.algorithm = algorithm
@@ -153,7 +178,10 @@ class Signer:
         if algorithm == ED25519 and not isinstance(key, ed25519.Ed25519PrivateKey):
             raise ValueError("The stored DKIM key is not an Ed25519 key.")
         self._key = key
-        self._prefix = f"v=1; a={algorithm}; c=relaxed/simple; d={domain}; s={selector}; "
+        header_c, body_c = canonicalization.split("/")
+        self._header = canonical_header if header_c == "relaxed" else simple_header
+        self._body = canonical_body if body_c == "relaxed" else simple_body
+        self._prefix = f"v=1; a={algorithm}; c={canonicalization}; d={domain}; s={selector}; "
 
     def _sign(self, data: bytes) -> bytes:
         if isinstance(self._key, rsa.RSAPrivateKey):
@@ -164,18 +192,24 @@ class Signer:
     def sign(self, message: bytes, *, timestamp: int | None = None) -> bytes:
         """``message`` (CRLF) with a ``DKIM-Signature`` header field prepended."""
         fields, body = split_message(message)
-        body_hash = base64.b64encode(hashlib.sha256(simple_body(body)).digest()).decode()
-        present: dict[bytes, bytes] = {}
+        return self.header(fields, body, timestamp=timestamp) + message
+
+    def header(
+        self, fields: list[tuple[bytes, bytes]], body: bytes, *, timestamp: int | None = None
+    ) -> bytes:
+        """The ``DKIM-Signature`` field (with its CRLF) for a message given as its header
+        ``fields`` — (name, raw value after the colon, folding included) — and ``body``;
+        the send pipeline builds both itself and so never parses its messages back."""
+        body_hash = base64.b64encode(hashlib.sha256(self._body(body)).digest()).decode()
+        present: dict[bytes, tuple[bytes, bytes]] = {}
         for name, value in fields:
-            lowered = name.strip().lower()
             # The last instance is signed first (RFC 6376 §5.4.2); we never repeat fields.
-            present[lowered] = value
+            present[name.strip().lower()] = (name, value)
         names = [n for n in SIGNED_HEADERS if n.encode() in present]
-        canonical = b"\r\n".join(canonical_header(n.encode(), present[n.encode()]) for n in names)
+        canonical = b"".join(self._header(*present[n.encode()]) + b"\r\n" for n in names)
         stamp = int(time.time()) if timestamp is None else timestamp
-        header_value = f"{self._prefix}t={stamp}; h={':'.join(names)}; bh={body_hash}; b="
-        to_sign = canonical + b"\r\n" + canonical_header(b"DKIM-Signature", header_value.encode())
+        header_value = f" {self._prefix}t={stamp}; h={':'.join(names)}; bh={body_hash}; b="
+        to_sign = canonical + self._header(b"DKIM-Signature", header_value.encode())
         signature = base64.b64encode(self._sign(to_sign)).decode()
         folded = "\r\n\t".join(signature[i : i + 72] for i in range(0, len(signature), 72))
-        header = f"DKIM-Signature: {header_value}\r\n\t{folded}\r\n".encode()
-        return header + message
+        return f"DKIM-Signature:{header_value}\r\n\t{folded}\r\n".encode()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, formataddr
@@ -34,7 +35,8 @@ def encode_word(value: str) -> str:
     words: list[str] = []
     chunk = ""
     for char in value:
-        if len((chunk + char).encode()) > 45:
+        # 39 bytes are 52 base64 characters: each line stays within RFC 2047's 76.
+        if len((chunk + char).encode()) > 39:
             words.append(chunk)
             chunk = ""
         chunk += char
@@ -81,43 +83,104 @@ def new_boundary() -> str:
     return "=_lm_" + secrets.token_hex(12)
 
 
-def build(envelope: Envelope) -> bytes:
-    """The complete message: a multipart/alternative of text and HTML (CRLF bytes)."""
+def fold(name: str, value: str) -> str:
+    """``value`` folded at spaces so that lines stay within 78 characters where a space
+    allows (RFC 5322 §2.2.3); a word longer than that stays whole (up to 998).
+    Unfolding (removing the CRLFs) gives ``value`` back exactly."""
+    if len(name) + 2 + len(value) <= 78 or " " not in value:
+        return value
+    words = value.split(" ")
+    lines: list[str] = []
+    line = words[0]
+    width = 78 - len(name) - 2
+    for word in words[1:]:
+        # Never before an empty word (a run of spaces): a folded line of only
+        # whitespace is not allowed.
+        if line.strip() and word and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line, width = word, 77  # the continuation line starts with the space
+        else:
+            line = f"{line} {word}"
+    lines.append(line)
+    return "\r\n ".join(lines)
+
+
+_date_cache: tuple[int, str] = (0, "")
+
+
+def _date_now() -> str:
+    """RFC 5322 date of the current second (cached: thousands of messages share one)."""
+    global _date_cache
+    second = int(time.time())
+    if _date_cache[0] != second:
+        _date_cache = (second, format_datetime(datetime.fromtimestamp(second, UTC)))
+    return _date_cache[1]
+
+
+_PART_HEAD = (
+    b"Content-Type: text/%s; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+)
+
+
+@dataclass
+class Built:
+    """A message as header fields and body: ``fields`` are (name, value) with the value
+    exactly as written after the colon (leading space and folding included), so the
+    DKIM signer canonicalizes them without parsing the message back."""
+
+    fields: list[tuple[str, str]]
+    body: bytes
+
+    def head(self) -> bytes:
+        return "".join(f"{name}:{value}\r\n" for name, value in self.fields).encode()
+
+    def message(self) -> bytes:
+        return self.head() + b"\r\n" + self.body
+
+
+def _subject(value: str) -> str:
+    encoded = encode_word(value)
+    # Encoded words come folded already; plain ASCII is folded at spaces.
+    return encoded if encoded.startswith("=?") else fold("Subject", encoded)
+
+
+def build_parts(envelope: Envelope) -> Built:
+    """The complete message as :class:`Built`: a multipart/alternative of text and HTML."""
     boundary = new_boundary()
-    date = format_datetime(envelope.date or datetime.now(UTC))
-    lines = [
-        "From: " + address(envelope.from_name, envelope.from_email),
-        "To: " + header_text(envelope.to_email),
-        "Subject: " + encode_word(envelope.subject),
-        "Date: " + date,
-        "Message-ID: " + header_text(envelope.message_id),
+    date = format_datetime(envelope.date) if envelope.date else _date_now()
+    fields = [
+        ("From", " " + address(envelope.from_name, envelope.from_email)),
+        ("To", " " + header_text(envelope.to_email)),
+        ("Subject", " " + _subject(envelope.subject)),
+        ("Date", " " + date),
+        ("Message-ID", " " + header_text(envelope.message_id)),
     ]
     if envelope.reply_to:
-        lines.append("Reply-To: " + header_text(envelope.reply_to))
+        fields.append(("Reply-To", " " + header_text(envelope.reply_to)))
     if envelope.list_unsubscribe:
-        lines.append("List-Unsubscribe: <" + header_text(envelope.list_unsubscribe) + ">")
-        lines.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
+        fields.append(("List-Unsubscribe", " <" + header_text(envelope.list_unsubscribe) + ">"))
+        fields.append(("List-Unsubscribe-Post", " List-Unsubscribe=One-Click"))
     if envelope.feedback_id:
-        lines.append("Feedback-ID: " + header_text(envelope.feedback_id))
-    lines.append("MIME-Version: 1.0")
-    lines.append(f'Content-Type: multipart/alternative; boundary="{boundary}"')
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+        fields.append(("Feedback-ID", " " + header_text(envelope.feedback_id)))
+    fields.append(("MIME-Version", " 1.0"))
+    fields.append(("Content-Type", f' multipart/alternative; boundary="{boundary}"'))
     sep = f"--{boundary}\r\n".encode()
-    part_head = (
-        b"Content-Type: text/%s; charset=utf-8\r\n"
-        b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-    )
-    return b"".join(
+    body = b"".join(
         (
-            head,
             sep,
-            part_head % b"plain",
+            _PART_HEAD % b"plain",
             quoted_printable(envelope.text),
             b"\r\n",
             sep,
-            part_head % b"html",
+            _PART_HEAD % b"html",
             quoted_printable(envelope.html),
             b"\r\n",
             f"--{boundary}--\r\n".encode(),
         )
     )
+    return Built(fields, body)
+
+
+def build(envelope: Envelope) -> bytes:
+    """The complete message: a multipart/alternative of text and HTML (CRLF bytes)."""
+    return build_parts(envelope).message()

@@ -30,14 +30,35 @@ def _key(purpose: str, secret: str) -> bytes:
     return hashlib.sha256(f"luxmail.campaigns.token|{purpose}|{secret}".encode()).digest()
 
 
+@cache
+def _keyed(purpose: str, secret: str) -> hmac.HMAC:
+    # Copying a keyed HMAC skips hashing the key again for every token.
+    return hmac.new(_key(purpose, secret), digestmod=hashlib.sha256)
+
+
 def _mac(purpose: str, raw_id: bytes) -> bytes:
-    key = _key(purpose, settings.SECRET_KEY)
-    return hmac.new(key, raw_id, hashlib.sha256).digest()[:_MAC_BYTES]
+    mac = _keyed(purpose, settings.SECRET_KEY).copy()
+    mac.update(raw_id)
+    return mac.digest()[:_MAC_BYTES]
+
+
+_BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
+_BASE32_PAIRS = [a + b for a in _BASE32 for b in _BASE32]
+
+
+def _base32(raw: bytes) -> str:
+    """Lower-case base32 of the 18 token bytes without padding, as
+    ``base64.b32encode(raw).rstrip("=").lower()`` (tested) but a few times faster: the
+    144 bits, padded to 150, are read ten bits (two characters) at a time."""
+    number = int.from_bytes(raw, "big") << 6
+    return "".join([_BASE32_PAIRS[(number >> shift) & 1023] for shift in range(140, -1, -10)])[
+        :_LENGTH
+    ]
 
 
 def make(purpose: str, message_id: int) -> str:
     raw_id = message_id.to_bytes(_ID_BYTES, "big")
-    return base64.b32encode(raw_id + _mac(purpose, raw_id)).decode().rstrip("=").lower()
+    return _base32(raw_id + _mac(purpose, raw_id))
 
 
 def read(purpose: str, token: str) -> int:

@@ -7,6 +7,8 @@ import email.policy
 
 import dkim
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from campaigns.senders import signing
 from campaigns.sending import mail
@@ -93,3 +95,117 @@ def test_canonical_header_matches_dkimpy() -> None:
     ]:
         expected = Relaxed.canonicalize_headers([(name, value + b"\r\n")])[0]
         assert signing.canonical_header(name, value) + b"\r\n" == expected[0] + b":" + expected[1]
+
+
+# --- canonicalizations and edge cases, proved by dkimpy --------------------------------
+
+_KEYS = {algorithm: signing.generate_key(algorithm) for algorithm in (signing.RSA, signing.ED25519)}
+
+
+def _verify(signed: bytes, algorithm: str) -> bool:
+    record = signing.dns_record_value(algorithm, _KEYS[algorithm].public_b64).encode()
+    return bool(dkim.verify(signed, dnsfunc=lambda name, timeout=5: record))
+
+
+def _signer(algorithm: str, canonicalization: str) -> signing.Signer:
+    if algorithm == signing.ED25519:
+        import nacl  # noqa: F401  # dkimpy verifies Ed25519 with PyNaCl (dev dependency)
+    return signing.Signer(
+        domain="clinic.example",
+        selector="lm1",
+        algorithm=algorithm,
+        private_pem=_KEYS[algorithm].private_pem,
+        canonicalization=canonicalization,
+    )
+
+
+_EDGE_CASES = {
+    "trailing whitespace": b"From: a@clinic.example\r\nTo: b@example.test\r\n"
+    b"Subject: x\r\n\r\nline with spaces   \r\ntab\t\r\n\r\n\r\n",
+    "empty body": b"From: a@clinic.example\r\nTo: b@example.test\r\nSubject: x\r\n\r\n",
+    "no body separator": b"From: a@clinic.example\r\nTo: b@example.test\r\nSubject: x\r\n",
+    "folded headers": b"From: a@clinic.example\r\nTo: b@example.test,\r\n\tc@example.test\r\n"
+    b"Subject:  a  subject\r\n  folded   twice\r\n \there\r\n\r\nbody\r\n",
+    "duplicated headers": b"From: a@clinic.example\r\nTo: first@example.test\r\n"
+    b"Subject: one\r\nTo: second@example.test\r\nSubject: two\r\n\r\nbody\r\n",
+    "long lines": b"From: a@clinic.example\r\nTo: b@example.test\r\nSubject: "
+    + b"word " * 300
+    + b"\r\n\r\n"
+    + b"x" * 5000
+    + b"\r\n"
+    + b"y  " * 2000
+    + b"\r\n",
+    "whitespace-only body": b"From: a@clinic.example\r\nSubject: x\r\n\r\n  \r\n\t\r\n",
+}
+
+
+@pytest.mark.parametrize("canonicalization", signing.CANONICALIZATIONS)
+@pytest.mark.parametrize("algorithm", [signing.RSA, signing.ED25519])
+@pytest.mark.parametrize("case", sorted(_EDGE_CASES))
+def test_every_canonicalization_verifies_on_edge_cases(
+    case: str, algorithm: str, canonicalization: str
+) -> None:
+    message = _EDGE_CASES[case]
+    signed = _signer(algorithm, canonicalization).sign(message)
+    assert f"c={canonicalization};".encode() in signed.split(b"\r\n", 1)[0]
+    assert _verify(signed, algorithm)
+    # Changing the signed (last) Subject or the body breaks it.
+    at = signed.partition(b"\r\n\r\n")[0].rfind(b"Subject:") + len(b"Subject:")
+    assert not _verify(signed[:at] + b" re:" + signed[at:], algorithm)
+    separator = b"" if b"\r\n\r\n" in message else b"\r\n"
+    assert not _verify(signed + separator + b"more\r\n", algorithm)
+    # Extra spaces in a header value: forgiven by "relaxed" headers, not by "simple".
+    spaced = signed[:at] + b"   " + signed[at:]
+    assert _verify(spaced, algorithm) == canonicalization.startswith("relaxed/")
+
+
+@pytest.mark.parametrize("canonicalization", signing.CANONICALIZATIONS)
+def test_signing_built_fields_equals_signing_the_bytes(canonicalization: str) -> None:
+    """The send pipeline signs the fields it built (no parsing back): same signature."""
+    signer = _signer(signing.RSA, canonicalization)
+    built = mail.build_parts(
+        mail.Envelope(
+            from_name="Clinique Saint-Éloi",
+            from_email="news@clinic.example",
+            to_email="ann@example.test",
+            subject="Ihre Untersuchung — bitte bestätigen Sie den Termin " * 3,
+            html="<p>Hello</p>   \n\n",
+            text="Hello  \n",
+            message_id="<abc.1@clinic.example>",
+            list_unsubscribe="https://lux.example/u/token/",
+            feedback_id="1:campaign:luxmail",
+        )
+    )
+    fields = [(n.encode(), v.encode()) for n, v in built.fields]
+    header = signer.header(fields, built.body, timestamp=1_700_000_000)
+    assert header + built.message() == signer.sign(built.message(), timestamp=1_700_000_000)
+    assert _verify(header + built.message(), signing.RSA)
+
+
+def test_headers_are_folded_and_encoded() -> None:
+    long_ascii = "Your yearly check-up is due: " + "book a visit this month " * 6
+    for subject in (long_ascii, "Ihre Untersuchung — bitte bestätigen " * 4):
+        raw = _message(subject=subject)
+        head = raw.split(b"\r\n\r\n", 1)[0]
+        assert all(len(line) <= 78 for line in head.split(b"\r\n") if b"ubject" in line)
+        parsed = email.message_from_bytes(raw, policy=email.policy.default)
+        assert parsed["Subject"] == subject.strip()
+    raw = _message(subject="Ihre Untersuchung — bitte bestätigen " * 4)
+    lines = raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    encoded = [line for line in lines if b"=?utf-8?b?" in line]
+    assert len(encoded) > 1 and all(len(line) <= 76 for line in encoded)  # RFC 2047 §2
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert parsed["Message-ID"] == "<abc.1@clinic.example>"
+    assert parsed["Date"] is not None
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+@given(st.lists(st.sampled_from(["", "a", "word", "x" * 40, "y" * 90]), max_size=40))
+def test_folding_unfolds_to_the_value(words: list[str]) -> None:
+    value = " ".join(words)
+    folded = mail.fold("Subject", value)
+    assert folded.replace("\r\n", "") == value
+    lines = ("Subject: " + folded).split("\r\n")
+    assert all(line.strip() for line in lines[1:])  # no whitespace-only line
+    # A line is longer than 78 only when it is one word that cannot be split.
+    assert all(len(line) <= 78 or " " not in line.strip() for line in lines[1:])
