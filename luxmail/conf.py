@@ -140,3 +140,19 @@ def portal_max_attempts() -> int:
 def portal_idle_seconds() -> int:
     """Idle limit of a recipient's portal session."""
     return int(settings.LUXMAIL_PORTAL_IDLE_SECONDS)
+
+
+def signup_confirm_hours() -> int:
+    return int(settings.LUXMAIL_SIGNUP_CONFIRM_HOURS)
+
+
+def signup_rate_ip() -> str:
+    return str(settings.LUXMAIL_SIGNUP_RATE_IP)
+
+
+def signup_rate_address() -> str:
+    return str(settings.LUXMAIL_SIGNUP_RATE_ADDRESS)
+
+
+def signup_confirmations_per_day() -> int:
+    return int(settings.LUXMAIL_SIGNUP_CONFIRMATIONS_PER_DAY)

@@ -7,7 +7,7 @@
 
 from django.urls import path
 
-from portal import staff_views, views
+from portal import signup_views, staff_views, views
 
 app_name = "portal"
 
@@ -19,6 +19,11 @@ urlpatterns = [
     path("portal/<str:token>/read/", views.read, name="read"),
     path("portal/<str:token>/reply/", views.reply, name="reply"),
     path("portal/<str:token>/sign-out/", views.sign_out, name="sign_out"),
+    # Sign-up forms and their double opt-in (public).
+    path("f/confirm/<str:token>/", signup_views.confirm, name="signup_confirm"),
+    path("f/<slug:slug>/", signup_views.form_page, name="signup_form"),
+    path("f/<slug:slug>/brand.css", signup_views.brand_css, name="signup_brand"),
+    path("f/<slug:slug>/embed.js", signup_views.embed_js, name="signup_embed"),
     # Staff.
     path("secure-messages/", staff_views.index, name="index"),
     path("secure-messages/replies/", staff_views.replies, name="replies"),

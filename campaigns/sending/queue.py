@@ -30,7 +30,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from campaigns.models import Campaign, Message, MessageState, SendChain
-from contacts.models import Suppression
+from contacts.models import ContactPreference, Suppression
 from contacts.selectors import consent_present
 
 CLAIMABLE = (MessageState.QUEUED, MessageState.DEFERRED)
@@ -88,6 +88,9 @@ SELECT claimed.id, claimed.contact_id, claimed.attempts,
              WHERE k.contact_id = c.id AND k.purpose = %(purpose)s AND k.revoked_at IS NULL
                AND k.granted_at <= statement_timestamp()
                AND (k.expires_at IS NULL OR k.expires_at > statement_timestamp()))
+        OR (%(purpose)s <> 'transactional' AND EXISTS (
+            SELECT 1 FROM contacts_contactpreference p
+             WHERE p.contact_id = c.id AND p.paused_until > statement_timestamp()))
        ) AS blocked
   FROM claimed LEFT JOIN contacts_contact c ON c.id = claimed.contact_id
  ORDER BY claimed.id
@@ -100,7 +103,8 @@ def claim(
     """Claim up to ``limit`` messages for one batch; returns the claim token and rows.
 
     A row is ``blocked`` (to be skipped) when its contact is gone, no longer active,
-    suppressed, or lacks a present consent for ``purpose`` — checked at claim time so
+    suppressed, lacks a present consent for ``purpose``, or paused marketing in the
+    preference center — checked at claim time so
     an unsubscribe or revocation takes effect within the current campaign.
     """
     token = uuid.uuid4()
@@ -144,6 +148,12 @@ def claim(
                     email_bidx=contact.email_bidx, removed_at__isnull=True
                 ).exists()
                 or not consent_present(contact=contact, purpose=purpose)
+                or (
+                    purpose != "transactional"
+                    and ContactPreference.objects.filter(
+                        contact_id=contact.pk, paused_until__gt=now
+                    ).exists()
+                )
             )
             rows.append(Claimed(message.id, message.contact_id, message.attempts, blocked))
     return token, rows
