@@ -224,6 +224,6 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
         {
             "form": form,
             "resubscribe": submission.kind == "resubscribe",
-            "preferences_url": confirmations.preferences_url(submission.contact_id),
+            "preferences_url": confirmations.preferences_path(submission.contact_id),
         },
     )

@@ -47,9 +47,9 @@ def read_confirm_token(token: str) -> int:
     return tokens.read(CONFIRM, token)
 
 
-def preferences_url(contact_id: int) -> str:
+def preferences_path(contact_id: int) -> str:
     """A preference-center link naming the contact (not a message), for sign-up pages."""
-    return f"{settings.LUXMAIL_BASE_URL}/u/{tokens.make(PREFERENCES, contact_id)}/preferences/"
+    return f"/u/{tokens.make(PREFERENCES, contact_id)}/preferences/"
 
 
 def _sender() -> SenderIdentity | None:
