@@ -61,8 +61,8 @@ _PAUSES = {"pause30": 30, "pause90": 90, "resume": 0}
 def preferences(request: HttpRequest, token: str) -> HttpResponse:
     try:
         link = recipients.link_for_token(token)
-    except tokens.InvalidToken as error:
-        return _invalid(request, error)
+    except tokens.InvalidToken as invalid:
+        return _invalid(request, invalid)
     notice = ""
     error = ""
     if request.method == "POST" and not link.is_test:

@@ -48,8 +48,8 @@ def _axe_violations(page, url: str) -> list[str]:
     ]
 
 
-def _mail_count(sink) -> int:
-    return len(sink.messages)
+def _mail_count(received) -> int:
+    return len(received.messages)
 
 
 def test_patient_signs_up_confirms_and_manages_preferences(
