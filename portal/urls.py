@@ -7,7 +7,7 @@
 
 from django.urls import path
 
-from portal import signup_views, staff_views, views
+from portal import signup_staff, signup_views, staff_views, views
 
 app_name = "portal"
 
@@ -26,6 +26,20 @@ urlpatterns = [
     path("f/<slug:slug>/embed.js", signup_views.embed_js, name="signup_embed"),
     # Staff.
     path("secure-messages/", staff_views.index, name="index"),
+    path("signup-forms/", signup_staff.index, name="signup_forms"),
+    path("signup-forms/new/", signup_staff.form_edit, name="signup_form_new"),
+    path("signup-forms/<int:pk>/", signup_staff.form_edit, name="signup_form_edit"),
+    path("signup-forms/<int:pk>/publish/", signup_staff.form_publish, name="signup_form_publish"),
+    path("signup-forms/settings/", signup_staff.settings_edit, name="signup_settings"),
+    path("signup-forms/authorizations/new/", signup_staff.authorization_edit, name="auth_new"),
+    path(
+        "signup-forms/authorizations/<int:pk>/", signup_staff.authorization_edit, name="auth_edit"
+    ),
+    path(
+        "signup-forms/authorizations/<int:pk>/publish/",
+        signup_staff.authorization_publish,
+        name="auth_publish",
+    ),
     path("secure-messages/replies/", staff_views.replies, name="replies"),
     path("secure-messages/replies/<uuid:uuid>/", staff_views.reply_detail, name="reply"),
     path("secure-messages/<uuid:uuid>/", staff_views.detail, name="detail"),

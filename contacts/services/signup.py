@@ -545,3 +545,62 @@ def preferences_save(
             },
         )
     return pref
+
+
+# --- forms and settings (staff) ---------------------------------------------------------------
+
+
+def contrast_ratio(color: str) -> float:
+    """WCAG 2.1 contrast of white text on ``#rrggbb``."""
+
+    def channel(value: int) -> float:
+        c = value / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    luminance = 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+    return 1.05 / (luminance + 0.05)
+
+
+def form_save(*, form: SignupForm, actor: Actor) -> SignupForm:
+    """Save a form built by staff. The brand colour must keep white text at WCAG AA
+    contrast (4.5:1); a published form asking for PHI marketing keeps a published
+    authorization. Audits ``signup_form.save``. Raises :class:`SignupError`."""
+    color = form.brand_color
+    if not (
+        len(color) == 7
+        and color[0] == "#"
+        and all(c in "0123456789abcdefABCDEF" for c in color[1:])
+    ):
+        raise SignupError("The brand colour is a hex colour such as #0b5394.")
+    if contrast_ratio(color) < 4.5:
+        raise SignupError("The brand colour is too light for white text (WCAG AA needs 4.5:1).")
+    if form.request_phi_marketing and (
+        form.authorization is None or form.authorization.published_at is None
+    ):
+        form.published = False
+    with transaction.atomic():
+        if form.created_by_id is None and getattr(actor, "pk", None):
+            form.created_by = actor  # type: ignore[assignment]
+        form.save()
+        if form.published and form.authorization is not None and form.authorization.used_at is None:
+            AuthorizationVersion.objects.filter(pk=form.authorization.pk).update(
+                used_at=timezone.now()
+            )
+        audit.record("signup_form.save", actor=actor, target=form)
+    return form
+
+
+def form_unpublish(*, form: SignupForm, actor: Actor) -> SignupForm:
+    form.published = False
+    form.save(update_fields=["published"])
+    audit.record("signup_form.unpublish", actor=actor, target=form)
+    return form
+
+
+def settings_save(*, settings_row: Any, actor: Actor) -> Any:
+    """Save the organization's sign-up settings (one row). Audits ``signup_settings.save``."""
+    with transaction.atomic():
+        settings_row.save()
+        audit.record("signup_settings.save", actor=actor)
+    return settings_row

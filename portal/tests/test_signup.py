@@ -251,3 +251,55 @@ def test_ledger_api_and_contact_page(admin, sink, staff_client):
     assert all(r["evidence"] == {} for r in rows)
     page = staff_client(roles.ADMIN).get(f"/contacts/{contact.uuid}/")
     assert page.status_code == 200 and b"Consent ledger" in page.content
+
+
+def test_demo_shows_a_published_form_with_confirmed_and_pending_signups(admin):
+    from portal import signup_demo
+
+    signup_demo.populate(actor=admin)
+    signup_demo.populate(actor=admin)  # idempotent
+    statuses = sorted(SignupSubmission.objects.values_list("status", flat=True))
+    assert statuses == ["confirmed", "confirmed", "pending", "pending"]
+    assert Contact.objects.count() == 2
+    assert Client().get(f"/f/{signup_demo.SLUG}/").status_code == 200
+
+
+def test_staff_build_a_form_and_an_authorization(admin, staff_client):
+    from contacts.models import AuthorizationVersion, SignupForm
+
+    client = staff_client(roles.ADMIN)
+    assert client.get("/signup-forms/").status_code == 200
+    response = client.post(
+        "/signup-forms/authorizations/new/",
+        {"name": "Auth", "text": "Text", **{f"element_{k}": "on" for k in CORE_ELEMENTS}},
+    )
+    assert response.status_code == 302
+    version = AuthorizationVersion.objects.get()
+    client.post(f"/signup-forms/authorizations/{version.pk}/publish/")
+    version.refresh_from_db()
+    assert version.published_at is not None
+    data = {
+        "name": "Flu",
+        "slug": "flu",
+        "title": "Flu shots",
+        "fields": ["first_name", "birth_date"],
+        "marketing_text": "Send me news",
+        "request_phi_marketing": "on",
+        "authorization": version.pk,
+        "thank_you_text": "Thanks",
+        "confirmed_text": "Done",
+    }
+    too_light = client.post("/signup-forms/new/", {**data, "brand_color": "#ffff00"})
+    assert too_light.status_code == 200 and b"too light" in too_light.content
+    assert client.post("/signup-forms/new/", {**data, "brand_color": "#0b5394"}).status_code == 302
+    form = SignupForm.objects.get()
+    client.post(f"/signup-forms/{form.pk}/publish/")
+    assert Client().get("/f/flu/").status_code == 200
+    assert client.get("/signup-forms/").status_code == 200
+    # A used version cannot change: saving it creates version 2.
+    client.post(
+        f"/signup-forms/authorizations/{version.pk}/",
+        {"name": "Auth", "text": "Changed", **{f"element_{k}": "on" for k in CORE_ELEMENTS}},
+    )
+    version.refresh_from_db()
+    assert version.text == "Text" and AuthorizationVersion.objects.count() == 2
