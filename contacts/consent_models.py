@@ -134,7 +134,7 @@ class SignupSubmission(models.Model):
     """A sign-up waiting for its double opt-in; becomes (or updates) a contact on confirm.
 
     Everything the patient typed — and the IP and user agent kept as evidence — is in
-    ``payload``, encrypted. ``email_bidx`` counts confirmation mails per address without
+    ``phi_payload``, encrypted. ``email_bidx`` counts confirmation mails per address without
     holding the address. Unconfirmed rows are purged after ``expires_at``.
     """
 
@@ -144,7 +144,7 @@ class SignupSubmission(models.Model):
         SignupForm, null=True, blank=True, on_delete=models.CASCADE, related_name="submissions"
     )
     email_bidx = models.BinaryField(max_length=32, editable=False)
-    payload = EncryptedField(kind="json")
+    phi_payload = EncryptedField(kind="json")
     status = models.CharField(
         max_length=12, choices=SubmissionStatus.choices, default=SubmissionStatus.PENDING
     )
@@ -175,7 +175,7 @@ class LedgerKind(models.TextChoices):
 class ConsentLedgerEntry(models.Model):
     """One consent event of a contact with its evidence (append-only).
 
-    Queried by ``contact_id``; ``evidence`` (IP, user agent, typed signature, staff
+    Queried by ``contact_id``; ``phi_evidence`` (IP, user agent, typed signature, staff
     note) is encrypted because an IP address and a name are identifiers.
     """
 
@@ -196,7 +196,7 @@ class ConsentLedgerEntry(models.Model):
     )
     actor = models.CharField(max_length=100, help_text="Who: a staff user or 'recipient'.")
     source = models.CharField(max_length=32, blank=True)
-    evidence = EncryptedField(kind="json")
+    phi_evidence = EncryptedField(kind="json")
     occurred_at = models.DateTimeField(db_index=True)
 
     class Meta:

@@ -170,7 +170,7 @@ def consent_ledger(
             source=e.source,
             form=e.form.name if e.form else "",
             authorization=str(e.authorization) if e.authorization else "",
-            evidence=(crypto.reveal(e, "evidence", access=access) or {}) if access else {},
+            evidence=(crypto.reveal(e, "phi_evidence", access=access) or {}) if access else {},
         )
         for e in entries
     ]

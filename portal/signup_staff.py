@@ -87,7 +87,7 @@ class AuthorizationForm(forms.Form):
 class SettingsForm(forms.ModelForm):
     class Meta:
         model = SignupSettings
-        fields = ["frame_ancestors", "preferences_intro", "preferences_footer"]
+        fields = ["frame_ancestors", "preferences_intro", "preferences_footer", "languages"]
 
 
 @login_required

@@ -68,7 +68,7 @@ def _address(submission: SignupSubmission) -> str:
     )
     if submission.contact is not None:
         return str(crypto.reveal(submission.contact, "email", access=access))
-    payload = crypto.reveal(submission, "payload", access=access) or {}
+    payload = crypto.reveal(submission, "phi_payload", access=access) or {}
     return str(payload.get("data", {}).get("email", ""))
 
 

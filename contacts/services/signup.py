@@ -3,7 +3,7 @@ opt-in, the consent ledger, recipient preferences and staff revocation.
 
 Guarantees:
 
-* a submission is stored encrypted (``SignupSubmission.payload``) and becomes a contact
+* a submission is stored encrypted (``SignupSubmission.phi_payload``) and becomes a contact
   (or updates the one with the same address, found by its blind index) only when the
   patient confirms — a POST, never a GET;
 * every grant, confirmation, revocation, unsubscribe and resubscribe leaves a
@@ -186,7 +186,7 @@ def ledger_record(
         source=source[:32],
         occurred_at=timezone.now(),
     )
-    crypto.seal(entry, "evidence", dict(evidence or {}))
+    crypto.seal(entry, "phi_evidence", dict(evidence or {}))
     entry.save()
     return entry
 
@@ -278,7 +278,7 @@ def submission_create(
             email_bidx=bidx,
             expires_at=timezone.now() + dt.timedelta(hours=conf.signup_confirm_hours()),
         )
-        crypto.seal(submission, "payload", payload)
+        crypto.seal(submission, "phi_payload", payload)
         submission.save()
         audit.record(
             "signup.submit", actor=SIGNUP_ACTOR, target=form, details={"submission": submission.pk}
@@ -306,7 +306,7 @@ def resubscribe_request(
             expires_at=timezone.now() + dt.timedelta(hours=conf.signup_confirm_hours()),
         )
         crypto.seal(
-            submission, "payload", {"ip": ip, "user_agent": user_agent[:300], "marketing": True}
+            submission, "phi_payload", {"ip": ip, "user_agent": user_agent[:300], "marketing": True}
         )
         submission.save()
         audit.record("signup.resubscribe_request", actor="recipient", target=contact)
@@ -348,7 +348,7 @@ def submission_confirm(*, submission_id: int, ip: str, user_agent: str) -> Signu
         access = crypto.phi_access(
             actor=SIGNUP_ACTOR, purpose="signup.confirm", details={"submission": submission.pk}
         )
-        payload = crypto.reveal(submission, "payload", access=access) or {}
+        payload = crypto.reveal(submission, "phi_payload", access=access) or {}
         evidence = {
             "submitted_ip": payload.get("ip", ""),
             "submitted_user_agent": payload.get("user_agent", ""),
@@ -439,8 +439,8 @@ def submission_confirm(*, submission_id: int, ip: str, user_agent: str) -> Signu
         submission.status = SubmissionStatus.CONFIRMED
         submission.confirmed_at = now
         submission.contact = contact
-        submission.payload = None  # the contact and the ledger hold it from now on
-        submission.save(update_fields=["status", "confirmed_at", "contact", "payload"])
+        submission.phi_payload = None  # the contact and the ledger hold it from now on
+        submission.save(update_fields=["status", "confirmed_at", "contact", "phi_payload"])
         audit.record(
             "signup.confirm",
             actor="recipient",

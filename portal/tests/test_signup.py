@@ -101,14 +101,14 @@ def test_submit_confirm_creates_contact_with_consents_and_ledger(admin, sink):
     assert kinds == ["confirmation", "grant", "grant"]
     grant = ConsentLedgerEntry.objects.get(contact=contact, purpose="phi_marketing")
     access = crypto.phi_access(actor=None, purpose="test")
-    evidence = crypto.reveal(grant, "evidence", access=access)
+    evidence = crypto.reveal(grant, "phi_evidence", access=access)
     assert evidence["signature"] == "Imogen Haverford"
     assert evidence["submitted_user_agent"] == "pytest-browser/1"
     assert grant.authorization_id == form.authorization_id
     assert contact.memberships.count() == 1
     form.authorization.refresh_from_db()
     assert form.authorization.used_at is not None
-    assert SignupSubmission.objects.get().payload is None  # PHI now only in the contact
+    assert SignupSubmission.objects.get().phi_payload is None  # PHI now only in the contact
     # Confirming twice changes nothing.
     assert Client().post(path).status_code == 200
     assert Consent.objects.filter(contact=contact).count() == 2
