@@ -28,13 +28,6 @@ PERMISSION = "contacts.add_consent"
 
 
 class SignupFormForm(forms.ModelForm):
-    fields = forms.MultipleChoiceField(  # type: ignore[assignment]
-        required=False, widget=forms.CheckboxSelectMultiple, label="Fields asked"
-    )
-    required_fields = forms.MultipleChoiceField(
-        required=False, widget=forms.CheckboxSelectMultiple, label="Required fields"
-    )
-
     class Meta:
         model = SignupForm
         fields = [
@@ -60,8 +53,19 @@ class SignupFormForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         options = selectors.field_options()
-        self.fields["fields"].choices = options  # type: ignore[attr-defined]
-        self.fields["required_fields"].choices = options  # type: ignore[attr-defined]
+        # The model keeps these as JSON lists; staff pick them from the known attributes.
+        self.fields["fields"] = forms.MultipleChoiceField(
+            choices=options,
+            required=False,
+            widget=forms.CheckboxSelectMultiple,
+            label="Fields asked",
+        )
+        self.fields["required_fields"] = forms.MultipleChoiceField(
+            choices=options,
+            required=False,
+            widget=forms.CheckboxSelectMultiple,
+            label="Required fields",
+        )
         self.fields["lists"].queryset = ContactList.objects.order_by("name")  # type: ignore[attr-defined]
         self.fields["authorization"].queryset = AuthorizationVersion.objects.filter(  # type: ignore[attr-defined]
             published_at__isnull=False
