@@ -303,3 +303,19 @@ def test_staff_build_a_form_and_an_authorization(admin, staff_client):
     )
     version.refresh_from_db()
     assert version.text == "Text" and AuthorizationVersion.objects.count() == 2
+
+
+@pytest.mark.django_db  # not transactional: the start's on-commit send stays queued
+def test_portal_channel_preference_moves_email_to_the_portal(admin, sink):
+    by_mail, by_portal = (
+        make_patient(f"{name}@example.test", actor=admin) for name in ("mail", "portal")
+    )
+    ContactPreference.objects.create(contact=by_portal, channel="portal")
+    campaign = phi_campaign([by_mail, by_portal], actor=admin)
+    from campaigns import services
+
+    services.campaign_start(campaign=campaign, actor=admin)
+    delivery.send_batch(campaign_id=campaign.pk, limit=50)
+    channels = dict(Message.objects.filter(campaign=campaign).values_list("contact_id", "channel"))
+    assert channels[by_portal.pk] == "portal"
+    assert channels[by_mail.pk] != "portal"
