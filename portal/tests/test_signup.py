@@ -319,3 +319,17 @@ def test_portal_channel_preference_moves_email_to_the_portal(admin, sink):
     channels = dict(Message.objects.filter(campaign=campaign).values_list("contact_id", "channel"))
     assert channels[by_portal.pk] == "portal"
     assert channels[by_mail.pk] != "portal"
+
+
+@pytest.mark.django_db  # not transactional: the start's on-commit send stays queued
+def test_monthly_digest_only_gets_one_marketing_message_per_30_days(admin, sink):
+    monthly = make_patient("monthly@example.test", actor=admin)
+    ContactPreference.objects.create(contact=monthly, frequency="monthly")
+    from campaigns import services
+
+    first, second = (phi_campaign([monthly], actor=admin) for _ in range(2))
+    for campaign in (first, second):
+        services.campaign_start(campaign=campaign, actor=admin)
+        delivery.send_batch(campaign_id=campaign.pk, limit=50)
+    assert Message.objects.get(campaign=first).state == "sent"
+    assert Message.objects.get(campaign=second).state == "skipped"
