@@ -130,8 +130,9 @@ def claim(
 
     A row is ``blocked`` (to be skipped) when its contact is gone, no longer active,
     suppressed, lacks a present consent for ``purpose``, or the preference center holds
-    marketing back (a pause, or "monthly digest only" with a message in the last 30 days) — checked at claim time so
-    an unsubscribe or revocation takes effect within the current campaign.
+    marketing back (a pause, or "monthly digest only" with a message in the last 30
+    days) — checked at claim time so an unsubscribe or revocation takes effect within
+    the current campaign.
     """
     token = uuid.uuid4()
     if _postgres():
