@@ -2,8 +2,9 @@
 HIPAA marketing authorizations, the per-contact consent ledger and recipient preferences.
 
 Imported by ``contacts/models.py`` so Django registers them in the ``contacts`` app.
-Writes: ``contacts/services/signup.py``; reads: ``contacts/selectors.py``. Forms and
-pages are rendered by ``portal/`` (the patient-facing layer).
+Writes: ``contacts/services/signup.py`` and ``contacts/services/authorizations.py``;
+reads: ``contacts/signup_selectors.py``. Forms and pages are rendered by ``portal/``
+(the patient-facing layer).
 """
 
 from __future__ import annotations

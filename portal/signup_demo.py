@@ -12,7 +12,7 @@ from contacts.models import (
     SignupForm,
     SignupSettings,
 )
-from contacts.services import signup
+from contacts.services import authorizations, signup
 from luxmail.actors import Actor
 
 SLUG = "newsletter"
@@ -47,14 +47,14 @@ def populate(*, actor: Actor) -> None:
         return
     auth = AuthorizationVersion.objects.filter(name="Marketing authorization").first()
     if auth is None:
-        auth = signup.authorization_save(
+        auth = authorizations.authorization_save(
             name="Marketing authorization",
             text=AUTHORIZATION,
             checklist=dict.fromkeys(CORE_ELEMENTS, True),
             expires_after_days=730,
             actor=actor,
         )
-        signup.authorization_publish(version=auth, actor=actor)
+        authorizations.authorization_publish(version=auth, actor=actor)
     topic, _ = ContactList.objects.get_or_create(
         name="Diabetes care tips", defaults={"description": "Offered on the sign-up form."}
     )
@@ -75,7 +75,7 @@ def populate(*, actor: Actor) -> None:
         authorization=auth,
     )
     form.lists.add(topic)
-    signup.form_publish(form=form, actor=actor)
+    authorizations.form_publish(form=form, actor=actor)
     for index, (email, first, last, birth, condition, confirm) in enumerate(PEOPLE):
         submission = signup.submission_create(
             form=form,

@@ -22,7 +22,7 @@ from contacts.models import (
     SignupSettings,
     SubmissionStatus,
 )
-from contacts.services import signup
+from contacts.services import authorizations, signup
 
 PERMISSION = "contacts.add_consent"
 
@@ -107,7 +107,8 @@ def index(request: HttpRequest) -> HttpResponse:
         for f in forms_
     ]
     versions = [
-        (v, signup.authorization_missing_elements(v)) for v in AuthorizationVersion.objects.all()
+        (v, authorizations.authorization_missing_elements(v))
+        for v in AuthorizationVersion.objects.all()
     ]
     return render(
         request,
@@ -124,7 +125,7 @@ def form_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             saved = form.save(commit=False)
-            signup.form_save(form=saved, actor=request.user)
+            authorizations.form_save(form=saved, actor=request.user)
             form.save_m2m()
         except signup.SignupError as error:
             form.add_error(None, error.message)
@@ -145,9 +146,9 @@ def form_publish(request: HttpRequest, pk: int) -> HttpResponse:
     form = get_object_or_404(SignupForm, pk=pk)
     try:
         if request.POST.get("publish") == "0":
-            signup.form_unpublish(form=form, actor=request.user)
+            authorizations.form_unpublish(form=form, actor=request.user)
         else:
-            signup.form_publish(form=form, actor=request.user)
+            authorizations.form_publish(form=form, actor=request.user)
     except signup.SignupError as error:
         messages.error(request, error.message)
     return redirect("portal:signup_forms")
@@ -169,7 +170,7 @@ def authorization_edit(request: HttpRequest, pk: int | None = None) -> HttpRespo
     editable = version is None or not (version.published_at or version.used_at)
     if request.method == "POST" and form.is_valid():
         try:
-            signup.authorization_save(
+            authorizations.authorization_save(
                 name=form.cleaned_data["name"],
                 text=form.cleaned_data["text"],
                 checklist=form.checklist(),
@@ -202,7 +203,7 @@ def authorization_edit(request: HttpRequest, pk: int | None = None) -> HttpRespo
 def authorization_publish(request: HttpRequest, pk: int) -> HttpResponse:
     version = get_object_or_404(AuthorizationVersion, pk=pk)
     try:
-        signup.authorization_publish(version=version, actor=request.user)
+        authorizations.authorization_publish(version=version, actor=request.user)
         messages.success(request, "Authorization published.")
     except signup.SignupError as error:
         messages.error(request, error.message)
@@ -214,7 +215,7 @@ def authorization_publish(request: HttpRequest, pk: int) -> HttpResponse:
 def settings_edit(request: HttpRequest) -> HttpResponse:
     form = SettingsForm(request.POST or None, instance=selectors.signup_settings())
     if request.method == "POST" and form.is_valid():
-        signup.settings_save(settings_row=form.save(commit=False), actor=request.user)
+        authorizations.settings_save(settings_row=form.save(commit=False), actor=request.user)
         messages.success(request, "Settings saved.")
         return redirect("portal:signup_forms")
     return render(

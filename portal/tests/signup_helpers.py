@@ -6,7 +6,7 @@ import re
 import uuid
 
 from contacts.models import CORE_ELEMENTS, ContactList, SignupForm
-from contacts.services import signup
+from contacts.services import authorizations
 from luxmail.actors import Actor
 
 AUTHORIZATION_TEXT = (
@@ -19,14 +19,14 @@ AUTHORIZATION_TEXT = (
 
 
 def make_form(actor: Actor, *, slug: str | None = None, phi: bool = True) -> SignupForm:
-    auth = signup.authorization_save(
+    auth = authorizations.authorization_save(
         name=f"Marketing authorization {uuid.uuid4().hex[:6]}",
         text=AUTHORIZATION_TEXT,
         checklist=dict.fromkeys(CORE_ELEMENTS, True),
         expires_after_days=730,
         actor=actor,
     )
-    signup.authorization_publish(version=auth, actor=actor)
+    authorizations.authorization_publish(version=auth, actor=actor)
     topic = ContactList.objects.create(name=f"Diabetes tips {uuid.uuid4().hex[:4]}")
     form = SignupForm.objects.create(
         slug=slug or f"join-{uuid.uuid4().hex[:6]}",
@@ -45,7 +45,7 @@ def make_form(actor: Actor, *, slug: str | None = None, phi: bool = True) -> Sig
         authorization=auth if phi else None,
     )
     form.lists.add(topic)
-    signup.form_publish(form=form, actor=actor)
+    authorizations.form_publish(form=form, actor=actor)
     return form
 
 

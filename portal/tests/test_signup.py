@@ -21,7 +21,7 @@ from contacts.models import (
     ContactPreference,
     SignupSubmission,
 )
-from contacts.services import signup
+from contacts.services import authorizations, signup
 from luxmail import crypto, roles
 from portal.tests.helpers import make_patient, phi_campaign
 from portal.tests.signup_helpers import confirm_path, make_form
@@ -53,24 +53,24 @@ def _post(form, **overrides):
 
 
 def test_authorization_needs_every_core_element_and_is_immutable_once_used(admin):
-    draft = signup.authorization_save(
+    draft = authorizations.authorization_save(
         name="Auth", text="Some text", checklist={"information": True}, actor=admin
     )
     with pytest.raises(signup.SignupError, match="core element"):
-        signup.authorization_publish(version=draft, actor=admin)
-    signup.authorization_save(
+        authorizations.authorization_publish(version=draft, actor=admin)
+    authorizations.authorization_save(
         version=draft,
         name="Auth",
         text="Full text",
         checklist=dict.fromkeys(CORE_ELEMENTS, True),
         actor=admin,
     )
-    signup.authorization_publish(version=draft, actor=admin)
+    authorizations.authorization_publish(version=draft, actor=admin)
     with pytest.raises(signup.SignupError, match="new version"):
-        signup.authorization_save(
+        authorizations.authorization_save(
             version=draft, name="Auth", text="Changed", checklist={}, actor=admin
         )
-    second = signup.authorization_save(name="Auth", text="v2", checklist={}, actor=admin)
+    second = authorizations.authorization_save(name="Auth", text="v2", checklist={}, actor=admin)
     assert second.number == 2
 
 
