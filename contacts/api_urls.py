@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from contacts import api
+from contacts import api, ledger_api
 from contacts.keys import api as keys_api
 
 urlpatterns = [
@@ -19,6 +19,11 @@ urlpatterns = [
         "contacts/<int:pk>/consents/",
         api.ConsentListGrantApi.as_view(),
         name="api-contact-consents",
+    ),
+    path(
+        "contacts/<int:pk>/consent-ledger/",
+        ledger_api.ConsentLedgerApi.as_view(),
+        name="api-contact-consent-ledger",
     ),
     path(
         "contacts/<int:pk>/consents/revoke/",

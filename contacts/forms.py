@@ -237,6 +237,9 @@ class ConsentGrantForm(forms.Form):
 
 class ConsentRevokeForm(forms.Form):
     purpose = forms.ChoiceField(choices=ConsentPurpose.choices)
+    note = forms.CharField(
+        max_length=500, required=False, help_text="Why (required for a PHI authorization)."
+    )
 
 
 class SuppressionAddForm(forms.Form):

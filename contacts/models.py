@@ -512,3 +512,34 @@ class ContactEncryptionKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.fingerprint[:16]} of contact #{self.contact_id}"
+
+
+# Consent capture (issue 18) lives in its own module to keep this one readable; imported
+# here so Django registers the models in this app.
+from contacts.consent_models import (  # noqa: E402
+    CORE_ELEMENTS,
+    AuthorizationVersion,
+    ChannelPreference,
+    ConsentLedgerEntry,
+    ContactPreference,
+    Frequency,
+    LedgerKind,
+    SignupForm,
+    SignupSettings,
+    SignupSubmission,
+    SubmissionStatus,
+)
+
+__all__ = [
+    "CORE_ELEMENTS",
+    "AuthorizationVersion",
+    "ChannelPreference",
+    "ConsentLedgerEntry",
+    "ContactPreference",
+    "Frequency",
+    "LedgerKind",
+    "SignupForm",
+    "SignupSettings",
+    "SignupSubmission",
+    "SubmissionStatus",
+]

@@ -180,3 +180,19 @@ def retention_max_batches() -> int:
 def retention_lock_seconds() -> int:
     """How long a retention run's lock lasts if its process dies mid-run."""
     return max(int(settings.LUXMAIL_RETENTION_SECONDS), 60)
+
+
+def signup_confirm_hours() -> int:
+    return int(settings.LUXMAIL_SIGNUP_CONFIRM_HOURS)
+
+
+def signup_rate_ip() -> str:
+    return str(settings.LUXMAIL_SIGNUP_RATE_IP)
+
+
+def signup_rate_address() -> str:
+    return str(settings.LUXMAIL_SIGNUP_RATE_ADDRESS)
+
+
+def signup_confirmations_per_day() -> int:
+    return int(settings.LUXMAIL_SIGNUP_CONFIRMATIONS_PER_DAY)

@@ -332,12 +332,17 @@ CELERY_BEAT_SCHEDULE["campaigns-recover-sending"] = {
 }
 # Journeys (campaigns/journeys/, docs/architecture.md "Journeys"): beat advances due
 # enrollments and evaluates segment/list/date triggers, each in bounded batches.
-CELERY_IMPORTS = ("campaigns.journeys.tasks",)
+CELERY_IMPORTS = ("campaigns.journeys.tasks", "campaigns.transactional.confirmations")
 LUXMAIL_JOURNEY_BATCH = env.integer("LUXMAIL_JOURNEY_BATCH", 200)
 LUXMAIL_JOURNEY_LEASE_SECONDS = env.integer("LUXMAIL_JOURNEY_LEASE_SECONDS", 300)
 LUXMAIL_JOURNEY_TICK_SECONDS = env.integer("LUXMAIL_JOURNEY_TICK_SECONDS", 30)
 LUXMAIL_JOURNEY_TRIGGER_BATCH = env.integer("LUXMAIL_JOURNEY_TRIGGER_BATCH", 1000)
 LUXMAIL_JOURNEY_TRIGGER_SECONDS = env.integer("LUXMAIL_JOURNEY_TRIGGER_SECONDS", 60)
+# Unconfirmed sign-ups are purged once expired (contacts/services/signup.py).
+CELERY_BEAT_SCHEDULE["signup-purge-expired"] = {
+    "task": "campaigns.transactional.confirmations.purge_expired_signups",
+    "schedule": 3600.0,
+}
 CELERY_BEAT_SCHEDULE["journeys-advance"] = {
     "task": "journeys.advance",
     "schedule": float(LUXMAIL_JOURNEY_TICK_SECONDS),
@@ -391,6 +396,11 @@ LUXMAIL_PORTAL_CODE_INTERVAL_SECONDS = env.integer("LUXMAIL_PORTAL_CODE_INTERVAL
 LUXMAIL_PORTAL_CODES_PER_HOUR = env.integer("LUXMAIL_PORTAL_CODES_PER_HOUR", 5)
 LUXMAIL_PORTAL_MAX_ATTEMPTS = env.integer("LUXMAIL_PORTAL_MAX_ATTEMPTS", 5)
 LUXMAIL_PORTAL_IDLE_SECONDS = env.integer("LUXMAIL_PORTAL_IDLE_SECONDS", 600)
+# Sign-up forms and double opt-in (contacts/services/signup.py, docs/operations.md).
+LUXMAIL_SIGNUP_CONFIRM_HOURS = env.integer("LUXMAIL_SIGNUP_CONFIRM_HOURS", 48)
+LUXMAIL_SIGNUP_RATE_IP = env.get("LUXMAIL_SIGNUP_RATE_IP", "20/h")
+LUXMAIL_SIGNUP_RATE_ADDRESS = env.get("LUXMAIL_SIGNUP_RATE_ADDRESS", "5/h")
+LUXMAIL_SIGNUP_CONFIRMATIONS_PER_DAY = env.integer("LUXMAIL_SIGNUP_CONFIRMATIONS_PER_DAY", 3)
 SESSION_COOKIE_AGE = LUXMAIL_SESSION_IDLE_SECONDS
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True

@@ -35,6 +35,7 @@ from contacts.selectors import contact_by_email
 from luxmail import demo
 from luxmail.actors import Actor
 from portal import services as portal_services
+from portal import signup_demo
 from portal.models import PortalMessage, PortalReply, PortalSession
 
 PORTAL_PATIENT = "portal.patient@demo-health.example"
@@ -186,3 +187,7 @@ def populate(*, actor: Actor) -> None:
             "for me this month.",
         )
         portal_services.portal_session_end(session=session)
+
+
+# Issue 18: a published sign-up form with confirmed and pending sign-ups.
+demo.register(signup_demo.populate)

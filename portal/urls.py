@@ -7,7 +7,7 @@
 
 from django.urls import path
 
-from portal import staff_views, views
+from portal import signup_staff, signup_views, staff_views, views
 
 app_name = "portal"
 
@@ -19,8 +19,27 @@ urlpatterns = [
     path("portal/<str:token>/read/", views.read, name="read"),
     path("portal/<str:token>/reply/", views.reply, name="reply"),
     path("portal/<str:token>/sign-out/", views.sign_out, name="sign_out"),
+    # Sign-up forms and their double opt-in (public).
+    path("f/confirm/<str:token>/", signup_views.confirm, name="signup_confirm"),
+    path("f/<slug:slug>/", signup_views.form_page, name="signup_form"),
+    path("f/<slug:slug>/brand.css", signup_views.brand_css, name="signup_brand"),
+    path("f/<slug:slug>/embed.js", signup_views.embed_js, name="signup_embed"),
     # Staff.
     path("secure-messages/", staff_views.index, name="index"),
+    path("signup-forms/", signup_staff.index, name="signup_forms"),
+    path("signup-forms/new/", signup_staff.form_edit, name="signup_form_new"),
+    path("signup-forms/<int:pk>/", signup_staff.form_edit, name="signup_form_edit"),
+    path("signup-forms/<int:pk>/publish/", signup_staff.form_publish, name="signup_form_publish"),
+    path("signup-forms/settings/", signup_staff.settings_edit, name="signup_settings"),
+    path("signup-forms/authorizations/new/", signup_staff.authorization_edit, name="auth_new"),
+    path(
+        "signup-forms/authorizations/<int:pk>/", signup_staff.authorization_edit, name="auth_edit"
+    ),
+    path(
+        "signup-forms/authorizations/<int:pk>/publish/",
+        signup_staff.authorization_publish,
+        name="auth_publish",
+    ),
     path("secure-messages/replies/", staff_views.replies, name="replies"),
     path("secure-messages/replies/<uuid:uuid>/", staff_views.reply_detail, name="reply"),
     path("secure-messages/<uuid:uuid>/", staff_views.detail, name="detail"),

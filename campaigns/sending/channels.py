@@ -36,6 +36,7 @@ from campaigns.senders.selectors import org_signers
 from campaigns.sending import hooks
 from campaigns.sending.direct import Route
 from contacts.keys.selectors import keys_for_send
+from contacts.models import ContactPreference
 from luxmail import org
 from luxmail.models import DeliveryMode
 from luxmail.securemail import pgp, smime
@@ -86,6 +87,8 @@ class SecureContext:
     capabilities: dict[str, Capability] = field(default_factory=dict)
     settings_row: Any = None
     signers: dict[str, Any] | None = None  # the org's signing keys, loaded on first use
+    # Contacts who chose the secure portal in the preference center (issue 18).
+    portal_preferred: frozenset[int] = frozenset()
 
     @classmethod
     def load(
@@ -95,6 +98,13 @@ class SecureContext:
 
         row = org.get_settings()
         keys = keys_for_send(emails=emails, access=access) if emails and access else {}
+        preferred = (
+            ContactPreference.objects.filter(
+                contact_id__in=list(emails), channel="portal"
+            ).values_list("contact_id", flat=True)
+            if emails
+            else []
+        )
         return cls(
             direct=row.delivery_mode == DeliveryMode.DIRECT,
             relay_enforces_tls=row.relay_enforces_tls,
@@ -102,6 +112,7 @@ class SecureContext:
             org_name=row.name,
             keys=keys,
             settings_row=row,
+            portal_preferred=frozenset(preferred),
         )
 
     def signer(self, channel: str) -> Any:
@@ -172,11 +183,14 @@ def channel_choose(
         )
     except PolicyError as error:
         raise ChannelRefused(str(error)) from None
-    channel = decision.channel
+    channel, reason = decision.channel, decision.reason
+    if channel in (Channel.TLS, Channel.OPPORTUNISTIC) and contact_id in secure.portal_preferred:
+        # The recipient chose the secure portal over plain e-mail (preference center).
+        channel, reason = Channel.PORTAL, "the recipient prefers the secure portal"
     if channel == Channel.DEFER:
-        raise ChannelDeferred(decision.reason)
+        raise ChannelDeferred(reason)
     route = Route(domain, verified=channel == Channel.TLS) if secure.direct else None
-    name, reason = str(channel), decision.reason
+    name = str(channel)
     if (
         not secure.direct
         and relay_security == "none"

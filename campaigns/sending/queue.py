@@ -31,7 +31,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from campaigns.models import Campaign, DeliveryProof, Message, MessageState, SendChain
-from contacts.models import Suppression
+from contacts.models import ContactPreference, Suppression
 from contacts.selectors import consent_present
 
 if TYPE_CHECKING:
@@ -94,10 +94,39 @@ SELECT claimed.id, claimed.contact_id, claimed.attempts,
              WHERE k.contact_id = c.id AND k.purpose = %(purpose)s AND k.revoked_at IS NULL
                AND k.granted_at <= statement_timestamp()
                AND (k.expires_at IS NULL OR k.expires_at > statement_timestamp()))
+        OR (%(purpose)s <> 'transactional' AND EXISTS (
+            SELECT 1 FROM contacts_contactpreference p
+             WHERE p.contact_id = c.id
+               AND (p.paused_until > statement_timestamp()
+                    OR (p.frequency = 'monthly' AND EXISTS (
+                        SELECT 1 FROM campaigns_message r
+                          JOIN campaigns_campaign rc ON rc.id = r.campaign_id
+                         WHERE r.contact_id = c.id AND r.state = 'sent'
+                           AND NOT rc.transactional
+                           AND r.finished_at > statement_timestamp() - interval '30 days')))))
        ) AS blocked
   FROM claimed LEFT JOIN contacts_contact c ON c.id = claimed.contact_id
  ORDER BY claimed.id
 """
+
+
+def _held_back(contact_id: int, now: datetime) -> bool:
+    """The preference center holds marketing back: a running pause, or "monthly digest
+    only" and a marketing message already sent in the last 30 days (SQLite path)."""
+    pref = ContactPreference.objects.filter(contact_id=contact_id).first()
+    if pref is None:
+        return False
+    if pref.paused_until is not None and pref.paused_until > now:
+        return True
+    return (
+        pref.frequency == "monthly"
+        and Message.objects.filter(
+            contact_id=contact_id,
+            state=MessageState.SENT,
+            campaign__transactional=False,
+            finished_at__gt=now - timedelta(days=30),
+        ).exists()
+    )
 
 
 def claim(
@@ -106,8 +135,10 @@ def claim(
     """Claim up to ``limit`` messages for one batch; returns the claim token and rows.
 
     A row is ``blocked`` (to be skipped) when its contact is gone, no longer active,
-    suppressed, or lacks a present consent for ``purpose`` — checked at claim time so
-    an unsubscribe or revocation takes effect within the current campaign.
+    suppressed, lacks a present consent for ``purpose``, or the preference center holds
+    marketing back (a pause, or "monthly digest only" with a message in the last 30
+    days) — checked at claim time so an unsubscribe or revocation takes effect within
+    the current campaign.
     """
     token = uuid.uuid4()
     if _postgres():
@@ -150,6 +181,7 @@ def claim(
                     email_bidx=contact.email_bidx, removed_at__isnull=True
                 ).exists()
                 or not consent_present(contact=contact, purpose=purpose)
+                or (purpose != "transactional" and _held_back(contact.pk, now))
             )
             rows.append(Claimed(message.id, message.contact_id, message.attempts, blocked))
     return token, rows

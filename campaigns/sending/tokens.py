@@ -77,3 +77,7 @@ def read(purpose: str, token: str) -> int:
 
 UNSUBSCRIBE = "unsubscribe"
 BOUNCE = "bounce"
+# Issue 18: a sign-up's double opt-in link (submission id) and a preference-center link
+# that names a contact rather than a message (shown after a confirmed sign-up).
+SIGNUP_CONFIRM = "signup-confirm"
+CONTACT_PREFERENCES = "contact-preferences"

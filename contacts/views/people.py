@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from contacts import panels, selectors, services
+from contacts import panels, selectors, services, signup_selectors
 from contacts.forms import (
     ConsentGrantForm,
     ConsentRevokeForm,
@@ -26,6 +26,7 @@ from contacts.forms import (
     contact_initial,
 )
 from contacts.models import ConsentPurpose, Contact, ContactList, CustomField, Suppression
+from contacts.services import signup
 from contacts.views import selectors as ui
 
 PAGE_SIZE = 50
@@ -114,6 +115,13 @@ def _detail_context(request: HttpRequest, contact: Contact, **extra: Any) -> dic
         "panels": panels.rendered(contact=contact, request=request),
     }
     context.update(extra)
+    # Evidence (IP, user agent, signature, notes) is decrypted with the audited "Show PHI".
+    context["ledger"] = signup_selectors.consent_ledger(
+        contact=contact,
+        actor=request.user,
+        request=request,
+        reveal=context["revealed"] is not None and _may_see_phi(request),
+    )
     return context
 
 
@@ -300,13 +308,27 @@ def consent_revoke(request: HttpRequest, contact_uuid: Any) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Choose the consent to revoke.")
         return redirect("contacts:detail", contact_uuid=contact.uuid)
-    count = services.consent_revoke(
-        contact=contact,
-        purpose=form.cleaned_data["purpose"],
-        actor=request.user,
-        source="staff",
-        request=request,
-    )
+    if form.cleaned_data["purpose"] == "phi_marketing":
+        # A HIPAA authorization's revocation is a ledger event with the staff note.
+        try:
+            count = signup.authorization_revoke(
+                contact=contact,
+                actor=request.user,
+                source="staff",
+                note=form.cleaned_data["note"],
+                request=request,
+            )
+        except signup.SignupError as error:
+            messages.error(request, error.message)
+            return redirect("contacts:detail", contact_uuid=contact.uuid)
+    else:
+        count = services.consent_revoke(
+            contact=contact,
+            purpose=form.cleaned_data["purpose"],
+            actor=request.user,
+            source="staff",
+            request=request,
+        )
     messages.success(request, "Consent revoked." if count else "There was no consent to revoke.")
     return redirect("contacts:detail", contact_uuid=contact.uuid)
 

@@ -35,6 +35,7 @@ PUBLIC_PREFIXES = (
     "/accounts/logout/",
     "/accounts/locked/",
     "/portal/",
+    "/f/",
     "/t/",
     "/u/",
     "/healthz",

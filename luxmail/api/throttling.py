@@ -32,6 +32,25 @@ def parse_rate(rate: str) -> tuple[int, int]:
     return int(count), seconds
 
 
+def window_hit(scope: str, ident: str, rate: str) -> float | None:
+    """Count one hit of ``ident`` in the fixed window of ``rate``; None while within
+    the budget, else the seconds until the window ends. Shared with the public sign-up
+    forms (``contacts/services/signup.py``)."""
+    count, period = parse_rate(rate)
+    now = time.time()
+    window = int(now // period)
+    key = f"api-throttle:{scope}:{ident}:{period}:{window}"
+    cache.add(key, 0, timeout=period + 1)
+    try:
+        used = cache.incr(key)
+    except ValueError:  # expired between add and incr: this request opens the window
+        cache.set(key, 1, timeout=period + 1)
+        used = 1
+    if used <= count:
+        return None
+    return (window + 1) * period - now
+
+
 class _WindowThrottle(BaseThrottle):
     scope = ""
     setting = ""
@@ -46,20 +65,8 @@ class _WindowThrottle(BaseThrottle):
         ident = self.ident(request)
         if ident is None:
             return True
-        count, period = parse_rate(getattr(settings, self.setting))
-        now = time.time()
-        window = int(now // period)
-        key = f"api-throttle:{self.scope}:{ident}:{period}:{window}"
-        cache.add(key, 0, timeout=period + 1)
-        try:
-            used = cache.incr(key)
-        except ValueError:  # expired between add and incr: this request opens the window
-            cache.set(key, 1, timeout=period + 1)
-            used = 1
-        if used <= count:
-            return True
-        self._wait = (window + 1) * period - now
-        return False
+        self._wait = window_hit(self.scope, ident, getattr(settings, self.setting))
+        return self._wait is None
 
     def wait(self) -> float | None:
         return None if self._wait is None else float(max(1, math.ceil(self._wait)))
