@@ -36,7 +36,13 @@ SCANNER_IP = "40.92.12.34"  # a Microsoft Exchange Online Protection range (seed
 @demo.register
 def populate(*, actor: Actor) -> None:
     """Load the seed ranges, then demo events for the demo campaign (if it was sent)."""
-    services.proxy_ranges_replace(source="seed", specs=proxy_ranges.read_seed().ranges, actor=actor)
+    services.proxy_ranges_replace(
+        source="seed",
+        specs=proxy_ranges.read_seed().ranges,
+        actor=actor,
+        location=proxy_ranges.SEED_PATH.name,
+        published=proxy_ranges.seed_published(),
+    )
 
     campaign = Campaign.objects.filter(name=CAMPAIGN, started_at__isnull=False).first()
     if campaign is None:
