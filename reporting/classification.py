@@ -191,6 +191,8 @@ def privacy_proxy(reason: str, detail: str = "") -> Verdict:
     return Verdict(Label.PRIVACY_PROXY, reason, device_unknown=True, detail=detail)
 
 
+_UNRECOGNIZED = Verdict(Label.UNKNOWN, "unrecognized_agent", device_unknown=True)
+
 # Reason for earlier events relabelled because a later event exposed the sweep.
 SWEEP_MEMBER = "sweep_member"
 SWEEP_MEMBER_KIND = AutomationKind.SCANNER.value
@@ -389,6 +391,10 @@ _BARE_MOZILLA = "mozilla/5.0"
 _CLIENT_AGENT = re.compile(
     r"^mozilla/[45]\.0 \(|^opera/|^microsoft office/|^outlook-(?:ios|android)|^ms-office"
 )
+# Current desktop Chrome (≥ 70) and Firefox (≥ 60): the minimum major versions checked.
+_APPENDABLE_FAMILIES = {"Chrome": 70, "Firefox": 60}
+_APPENDED = re.compile(r"(?:safari/537\.36|firefox/[\d.]+)( \S.*)$")
+_MOBILE_AGENT = re.compile(r"android|mobile|iphone|ipad")
 _PREFETCH_VALUES = {"prefetch", "prerender", "preview"}
 AGENT_CACHE_SIZE = 16_384  # distinct agents remembered per process (~1 KB each at most)
 MAX_AGENT_LENGTH = 1_000  # longer agents are cut before matching (bounded regex time)
@@ -399,12 +405,28 @@ _CRAWLER_EXCLUSIONS = get_compiled_exclusions_regex()
 
 @dataclass(frozen=True, slots=True)
 class AgentVerdict:
-    """What the user agent alone says. ``label`` None: it says nothing either way."""
+    """What the user agent alone says. ``label`` None: it says nothing either way.
+
+    ``verdict`` is the event verdict this agent gives when no earlier rule decides,
+    built once per agent (verdicts are immutable, so the cached one is shared).
+    """
 
     label: Label | None
     reason: str
     kind: AutomationKind | None = None
     detail: str = ""
+    verdict: Verdict = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.label is Label.AUTOMATED:
+            verdict = automated(self.reason, self.detail, kind=self.kind or AutomationKind.SCANNER)
+        elif self.label is Label.HUMAN:
+            verdict = Verdict(Label.HUMAN, self.reason, detail=self.detail)
+        elif self.label is Label.PRIVACY_PROXY:
+            verdict = privacy_proxy(self.reason, self.detail)
+        else:
+            verdict = _UNRECOGNIZED
+        object.__setattr__(self, "verdict", verdict)
 
 
 def _vendor(agent: str, table: Iterable[tuple[str, str]]) -> str | None:
@@ -421,6 +443,28 @@ def _crawler_match(agent: str) -> str | None:
         return None
     found = _CRAWLERS.search(stripped)
     return found.group(0)[:60] if found else None
+
+
+def _appended_token(agent: str, parsed: ua_parser.UserAgent | None) -> bool:
+    """A current desktop Chrome/Firefox agent with a product token after the browser's last.
+
+    Browsers that add a token have their own uap-core family (Edge, Opera, Yandex, …);
+    monitoring and audit tools append their name ("… Safari/537.36 NewRelicSynthetics/1.0").
+    Old versions (forks of 2010-2015 appended their names) and mobile agents (in-app
+    browsers append theirs) are left alone, and so is a token that calls itself a browser.
+    """
+    if parsed is None or parsed.family not in _APPENDABLE_FAMILIES:
+        return False
+    if _MOBILE_AGENT.search(agent):
+        return False
+    try:
+        major = int(parsed.major or 0)
+    except ValueError:
+        return False
+    if major < _APPENDABLE_FAMILIES[parsed.family]:
+        return False
+    found = _APPENDED.search(agent)
+    return found is not None and "browser" not in found.group(1)
 
 
 @functools.lru_cache(maxsize=AGENT_CACHE_SIZE)
@@ -468,6 +512,8 @@ def agent_verdict(user_agent: str) -> AgentVerdict:
     if parsed.device is not None and parsed.device.family == "Spider":
         return AgentVerdict(Label.AUTOMATED, "bot_agent", AutomationKind.CRAWLER, "uap-core")
     family = parsed.user_agent.family if parsed.user_agent is not None else "Other"
+    if _appended_token(agent, parsed.user_agent):
+        return AgentVerdict(Label.AUTOMATED, "bot_agent", AutomationKind.CRAWLER, "appended")
     if family.lower() in _MAIL_FAMILIES:
         return AgentVerdict(Label.HUMAN, "mail_client_agent", detail=family[:40])
     if family != "Other" or _CLIENT_AGENT.search(agent):
@@ -590,7 +636,7 @@ def classify(facts: EventFacts) -> Verdict:
 
     agent = agent_verdict(facts.user_agent)
     if agent.label is Label.AUTOMATED and agent.reason != "bare_user_agent":
-        return automated(agent.reason, agent.detail, kind=agent.kind or AutomationKind.SCANNER)
+        return agent.verdict
 
     covered = network is not None and network.scope.covers(kind)
     if agent.reason == "bare_user_agent":
@@ -604,7 +650,7 @@ def classify(facts: EventFacts) -> Verdict:
 
     if agent.label is Label.PRIVACY_PROXY:
         if kind is Kind.OPEN:
-            return privacy_proxy(agent.reason, agent.detail)
+            return agent.verdict
         # Image proxies never follow links.
         return automated("image_proxy_click", agent.reason)
 
@@ -628,9 +674,7 @@ def classify(facts: EventFacts) -> Verdict:
     if sequence is not None:
         return sequence
 
-    if agent.label is Label.HUMAN:
-        return Verdict(Label.HUMAN, agent.reason, detail=agent.detail)
-    return Verdict(Label.UNKNOWN, "unrecognized_agent", device_unknown=True)
+    return agent.verdict
 
 
 # --- message-level engagement -------------------------------------------------------------

@@ -111,8 +111,6 @@ class Target:
 
 # Per-category misses, explained in corpora/ua/README.md ("Known misses").
 KNOWN_MISSES = {
-    ("scanner", "human"): "web-security scanners sending a full, current Chrome agent with "
-    "a product name appended (SecurityHeaders, Assetnote): no rule tells them from Chrome",
     ("browser_desktop", "automated"): "1990s-2000s browsers (NCSA/VMS Mosaic, AmigaVoyager, "
     "OffByOne) whose names crawlerdetect lists or whose agents carry a URL",
 }
