@@ -634,7 +634,8 @@ def classify(facts: EventFacts) -> Verdict:
     if _prefetch(facts):
         return automated("prefetch_header", kind=AutomationKind.PREFETCH)
 
-    agent = agent_verdict(facts.user_agent)
+    # Cut before the cache: the cache key must not hold a hostile megabyte-long agent.
+    agent = agent_verdict(facts.user_agent[:MAX_AGENT_LENGTH])
     if agent.label is Label.AUTOMATED and agent.reason != "bare_user_agent":
         return agent.verdict
 
