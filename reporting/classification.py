@@ -372,9 +372,15 @@ _COMPATIBLE_NON_BROWSER = re.compile(
     r"compatible;\s*+(?!msie|konqueror|ms-office|ibrowse|netpositive|webpositive|u;)[^;)]*[;)]"
 )
 # Shapes no browser sends (checked against the browser fixtures, docs/tracking.md):
-# extra words inside WebKit's "(KHTML, like Gecko)" ("…like Gecko; Google-Assess)"), and
-# a Mozilla agent whose only comment is one name ("Mozilla/5.0 (Google-PhysicalWeb)").
-_NON_BROWSER_SHAPE = re.compile(r"\(khtml, like gecko(?:; |, (?!safari))|^mozilla/5\.0 \([^;)]*\)$")
+# extra words inside WebKit's "(KHTML, like Gecko)" ("…like Gecko; Google-Assess)"), a
+# Mozilla agent whose only comment is one name ("Mozilla/5.0 (Google-PhysicalWeb)"), and
+# a product token before "Mozilla/5.0".
+_NON_BROWSER_SHAPE = re.compile(
+    r"\(khtml, like gecko(?:; |, (?!safari))|^mozilla/5\.0 \([^;)]*\)$"
+    # a tool's name before "Mozilla/5.0" ("page-preview-tool Mozilla/5.0 (…"); phones that
+    # put their model first ("LG-P710 Mozilla/5.0 (Linux; U; Android …") are left alone
+    r"|^(?!mozilla)[^\s(]+ mozilla/5\.0 \((?!.*(?:android|midp|profile/))"
+)
 # A contact address in the agent: bots say where to complain, people's browsers never do.
 _CONTACT = re.compile(r"\+?https?://|www\.[a-z0-9-]+\.[a-z]|[\w.+-]+@[\w-]+\.[a-z]|\(\+http")
 # Gmail's image prefetch (SparkPost/Bird, January 2022): an old Chrome/Edge string with a
@@ -393,7 +399,7 @@ _CLIENT_AGENT = re.compile(
 )
 # Current desktop Chrome (≥ 70) and Firefox (≥ 60): the minimum major versions checked.
 _APPENDABLE_FAMILIES = {"Chrome": 70, "Firefox": 60}
-_APPENDED = re.compile(r"(?:safari/537\.36|firefox/[\d.]+)( \S.*)$")
+_APPENDED = re.compile(r"(?:safari/537\.36|firefox/[\d.]+)[;,]? ?([^\s;,].*)$")
 _MOBILE_AGENT = re.compile(r"android|mobile|iphone|ipad")
 _PREFETCH_VALUES = {"prefetch", "prerender", "preview"}
 AGENT_CACHE_SIZE = 16_384  # distinct agents remembered per process (~1 KB each at most)
