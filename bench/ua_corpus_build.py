@@ -4,10 +4,11 @@
     pip download --no-deps --no-binary :all: crawlerdetect==0.4.2 device-detector==6.5.1
     npm pack crawler-user-agents@1.60.0
     for f in *.tar.gz *.tgz; do mkdir -p "x/${f%%.t*}"; tar xzf "$f" -C "x/${f%%.t*}"; done
-    .venv/bin/python bench/ua_corpus_build.py /tmp/ua/x
+    .venv/bin/pip install device-detector==6.5.1  # build only: settles disputed rows
+    .venv/bin/python bench/ua_corpus_build.py /tmp/ua/x  # ~3 minutes
 
-Labels come from each source's own metadata (a fixture's file and client type, a
-crawler list's membership), never from LuxMail's classifier. The sampling is
+Writes ``reporting/tests/corpora/ua/corpus.tsv``. Labels come from each source's own
+metadata (a fixture's file and client type, a crawler list's membership), never from LuxMail's classifier. The sampling is
 deterministic (every n-th entry), so a rebuild from the same packages gives the same file.
 """
 
