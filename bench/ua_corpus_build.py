@@ -8,8 +8,9 @@
     .venv/bin/python bench/ua_corpus_build.py /tmp/ua/x  # ~3 minutes
 
 Writes ``reporting/tests/corpora/ua/corpus.tsv``. Labels come from each source's own
-metadata (a fixture's file and client type, a crawler list's membership), never from LuxMail's classifier. The sampling is
-deterministic (every n-th entry), so a rebuild from the same packages gives the same file.
+metadata (a fixture's file and client type, a crawler list's membership), never from
+LuxMail's classifier. The sampling is deterministic (every n-th entry), so a rebuild from
+the same packages gives the same file.
 """
 
 from __future__ import annotations
