@@ -11,12 +11,22 @@ from django.http import HttpRequest
 
 from luxmail.admin_site import ReadOnlyAdmin
 from reporting import selectors, services
-from reporting.models import ProxyRange, WebhookDelivery, WebhookEndpoint
+from reporting.models import ProxyRange, ProxyRangeList, WebhookDelivery, WebhookEndpoint
 
 
 @admin.register(ProxyRange)
 class ProxyRangeAdmin(admin.ModelAdmin):
-    list_display = ("cidr", "scope", "kind", "provider", "label", "source", "active", "updated_at")
+    list_display = (
+        "cidr",
+        "scope",
+        "kind",
+        "provider",
+        "label",
+        "source",
+        "list_refreshed",
+        "active",
+        "updated_at",
+    )
     list_filter = ("active", "scope", "kind", "source", "provider")
     search_fields = ("cidr", "provider", "label")
     search_help_text = (
@@ -36,6 +46,15 @@ class ProxyRangeAdmin(admin.ModelAdmin):
     )
     actions = ("activate", "deactivate")
     list_per_page = 100
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ProxyRange]:
+        return selectors.proxy_ranges_with_list_date(super().get_queryset(request))
+
+    @admin.display(description="List refreshed", ordering="list_refreshed")
+    def list_refreshed(self, obj: ProxyRange) -> str:
+        """When this row's list was last loaded (``proxy_ranges_refresh`` / load)."""
+        refreshed = getattr(obj, "list_refreshed", None)
+        return f"{refreshed:%Y-%m-%d %H:%M}" if refreshed else "—"
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[ProxyRange], search_term: str
@@ -72,6 +91,13 @@ class ProxyRangeAdmin(admin.ModelAdmin):
             ranges=queryset, active=False, actor=request.user, request=request
         )
         self.message_user(request, f"{changed} range(s) deactivated.", messages.SUCCESS)
+
+
+@admin.register(ProxyRangeList)
+class ProxyRangeListAdmin(ReadOnlyAdmin):
+    """The loaded range lists and their dates (written by the load/refresh commands)."""
+
+    list_display = ("source", "refreshed_at", "published", "ranges", "location")
 
 
 @admin.register(WebhookEndpoint)

@@ -14,13 +14,20 @@ code and its source are listed in ``docs/tracking.md``. Change a rule → bump
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-RULESET_VERSION = "2026.11.1"
+import ua_parser
+from crawlerdetect.crawlerdetect import (
+    get_compiled_crawler_regex,
+    get_compiled_exclusions_regex,
+)
+
+RULESET_VERSION = "2026.12.1"
 
 
 class Kind(StrEnum):
@@ -31,6 +38,10 @@ class Kind(StrEnum):
 class Label(StrEnum):
     HUMAN = "human"
     AUTOMATED = "automated"
+    # A mail image proxy fetched the pixel (Apple Mail Privacy Protection, Gmail's and
+    # Yahoo's image proxies): the message reached a real mailbox, but this is no proof
+    # that a person read it.
+    PRIVACY_PROXY = "privacy_proxy"
     UNKNOWN = "unknown"
     PRIVACY_PROXY = "privacy_proxy"
 
@@ -40,6 +51,15 @@ class AutomationKind(StrEnum):
     LINK_PREVIEW = "link_preview"
     CRAWLER = "crawler"
     PREFETCH = "prefetch"
+
+
+class AutomationKind(StrEnum):
+    """What sort of machine an automated event came from (``Verdict.automation_kind``)."""
+
+    SCANNER = "scanner"  # security gateways, link scanners, sandboxes, sweeps
+    LINK_PREVIEW = "link_preview"  # chat/social/mail apps drawing a link card
+    CRAWLER = "crawler"  # search and other crawlers, scripts, HTTP libraries
+    PREFETCH = "prefetch"  # fetched ahead of any person (prefetch headers, Gmail prefetch)
 
 
 class Scope(StrEnum):
@@ -133,10 +153,12 @@ class EventFacts:
 class Verdict:
     """The label of one event, why, and under which ruleset.
 
-    ``device_unknown`` is true when the request does not describe the reader's own
-    device (a proxy fetched it, or a machine did). ``implicates`` lists the ids of
-    earlier events of the message that this event shows to be part of the same
-    automated sweep; the ingester relabels them ``automated`` / ``sweep_member``.
+    ``automation_kind`` is an :class:`AutomationKind` value when the label is
+    automated, else ``""``. ``device_unknown`` is true when the request does not
+    describe the reader's own device (a proxy fetched it, or a machine did).
+    ``implicates`` lists the ids of earlier events of the message that this event
+    shows to be part of the same automated sweep; the ingester relabels them
+    ``automated`` / ``sweep_member`` (kind :data:`SWEEP_MEMBER_KIND`).
     """
 
     label: Label
@@ -151,25 +173,48 @@ class Verdict:
         return {
             "label": self.label.value,
             "reason": self.reason,
+            "automation_kind": self.automation_kind,
             "ruleset_version": self.ruleset_version,
             "device_unknown": self.device_unknown,
         }
 
 
-def automated(reason: str, detail: str = "", implicates: tuple[int, ...] = ()) -> Verdict:
+def automated(
+    reason: str,
+    detail: str = "",
+    implicates: tuple[int, ...] = (),
+    kind: AutomationKind = AutomationKind.SCANNER,
+) -> Verdict:
     return Verdict(
-        Label.AUTOMATED, reason, device_unknown=True, detail=detail, implicates=implicates
+        Label.AUTOMATED,
+        reason,
+        device_unknown=True,
+        detail=detail,
+        implicates=implicates,
+        automation_kind=kind.value,
     )
 
 
+def privacy_proxy(reason: str, detail: str = "") -> Verdict:
+    return Verdict(Label.PRIVACY_PROXY, reason, device_unknown=True, detail=detail)
+
+
+_UNRECOGNIZED = Verdict(Label.UNKNOWN, "unrecognized_agent", device_unknown=True)
+
 # Reason for earlier events relabelled because a later event exposed the sweep.
 SWEEP_MEMBER = "sweep_member"
+SWEEP_MEMBER_KIND = AutomationKind.SCANNER.value
 PORTAL_VERIFIED = "portal_verified"
 
 
-# --- user-agent tables --------------------------------------------------------------------
-# (substring, lower-cased) → vendor. Vendors rarely document their scanners' agents;
-# see docs/tracking.md for where each entry comes from and how sure we are.
+# --- the user agent ------------------------------------------------------------------------
+# Libraries first (docs/tracking.md, "User agents"): crawlerdetect's crawler list decides
+# "is this a bot", uap-core's rules (ua-parser) name the browser or mail client. The
+# tables below hold only what the libraries lack or get wrong for mail, each with its
+# source; entries are lower-case substrings of the agent.
+
+# Security gateways and link scanners (kind scanner). Vendors rarely document their
+# agents; sources per vendor in docs/tracking.md ("Own user-agent rules").
 SECURITY_SCANNER_AGENTS: tuple[tuple[str, str], ...] = (
     ("barracuda", "barracuda"),
     ("mimecast", "mimecast"),
@@ -186,7 +231,7 @@ SECURITY_SCANNER_AGENTS: tuple[tuple[str, str], ...] = (
     ("sophos", "sophos"),
     ("fireeye", "trellix"),
     ("trellix", "trellix"),
-    ("mcafee", "trellix"),
+    ("mcafee web gateway", "trellix"),
     ("forcepoint", "forcepoint"),
     ("zscaler", "zscaler"),
     ("fortiguard", "fortinet"),
@@ -205,10 +250,18 @@ SECURITY_SCANNER_AGENTS: tuple[tuple[str, str], ...] = (
     ("bitdefender", "bitdefender"),
     ("kaspersky", "kaspersky"),
     ("google-safety", "google_safe_browsing"),
+    ("virustotal", "virustotal"),
+    ("urlscan", "urlscan"),
 )
+# Link-preview fetchers (kind link_preview): chat, social and mail apps drawing a card.
 LINK_PREVIEW_AGENTS: tuple[tuple[str, str], ...] = (
     ("slackbot", "slack"),
+    ("slack-imgproxy", "slack"),
     ("facebookexternalhit", "meta"),
+    ("facebookcatalog", "meta"),
+    ("facebot", "meta"),
+    ("meta-externalagent", "meta"),
+    ("meta-externalfetcher", "meta"),
     ("whatsapp", "meta"),
     ("twitterbot", "x"),
     ("linkedinbot", "linkedin"),
@@ -216,17 +269,34 @@ LINK_PREVIEW_AGENTS: tuple[tuple[str, str], ...] = (
     ("discordbot", "discord"),
     ("skypeuripreview", "microsoft_teams_skype"),
     ("microsoftpreview", "microsoft"),
+    ("teamsbot", "microsoft_teams_skype"),
     ("microsoft office existence discovery", "microsoft_office"),
     ("bingpreview", "microsoft_bing"),
+    ("yahoo link preview", "yahoo"),
+    ("google web preview", "google"),
+    ("googleother", "google"),
+    ("google-pagerenderer", "google"),
     ("iframely", "iframely"),
     ("embedly", "embedly"),
     ("pinterest", "pinterest"),
     ("redditbot", "reddit"),
+    ("vkshare", "vk"),
+    ("snap url preview", "snap"),
+    ("line-poker", "line"),
+    ("mastodon", "mastodon"),
     ("applebot", "apple"),
-    ("google-pagerenderer", "google"),
-    ("google-inspectiontool", "google"),
-    ("feedfetcher-google", "google"),
 )
+# Headless and automated browsers (kind scanner: in mail, sandboxes detonating links).
+HEADLESS_AGENTS: tuple[str, ...] = (
+    "headlesschrome",
+    "phantomjs",
+    "puppeteer",
+    "playwright",
+    "slimerjs",
+    "selenium",
+    "webdriver",
+)
+# HTTP libraries crawlerdetect does not list (kind crawler): scripts, not people.
 HTTP_LIBRARY_AGENTS: tuple[str, ...] = (
     "python-requests",
     "python-urllib",
@@ -246,23 +316,131 @@ HTTP_LIBRARY_AGENTS: tuple[str, ...] = (
     "powershell",
     "postmanruntime",
     "scrapy",
+    "httpie",
+    "restsharp",
+    "dart:io",
+    "reqwest",
 )
-HEADLESS_AGENTS: tuple[str, ...] = ("headlesschrome", "phantomjs", "puppeteer", "playwright")
+# Mail clients that fetch images themselves (human): product tokens as the clients send
+# them (sources in docs/tracking.md). Checked after the explicit bot evidence below and
+# before the crawler list, whose generic words ("mail", "cfnetwork") catch Apple Mail.
+MAIL_CLIENT_AGENTS: tuple[tuple[str, str], ...] = (
+    # "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.x; Pro)"
+    (r"microsoft outlook \d", "outlook_windows"),
+    (r"microsoft office outlook/", "outlook_mac"),  # Microsoft Office Outlook/16.x (Mac OS/…)
+    (r"outlook-(?:ios|android)/", "outlook_mobile"),
+    (r"^mail/[\d.]+ cfnetwork/", "apple_mail"),  # Apple Mail (macOS) fetching directly
+    (r"thunderbird/|betterbird/|lightning/", "thunderbird"),
+    (r"samsungemail/", "samsung_email"),
+    (r"yahoomobile(?:mail)?/|ymobilemail", "yahoo_mail_app"),
+    (r"(?:^|[ ;(])gmail/|com\.google\.gmail", "gmail_app"),
+    (r"^postbox |postbox/", "postbox"),
+    (r"^the bat! ", "the_bat"),
+    (r"em ?client/", "em_client"),
+    (r"mailbird/", "mailbird"),
+    (r"(?:^|[ ;(])spark/|readdle", "spark"),
+    (r"airmail[/ ]", "airmail"),
+    (r"canary(?:%20| )mail/", "canary_mail"),
+    (r"outlook-express/", "outlook_express"),
+    (r"(?:^|[ ;(])mailapp/", "mail_app"),
+    (r"seamonkey/|iceape/|spicebird/", "seamonkey"),
+)
+_MAIL_CLIENT = re.compile(
+    "|".join(f"(?P<m{n}>{pattern})" for n, (pattern, _) in enumerate(MAIL_CLIENT_AGENTS))
+)
+
+
+def _mail_client(agent: str) -> str | None:
+    found = _MAIL_CLIENT.search(agent)
+    if found is None or found.lastgroup is None:
+        return None
+    return MAIL_CLIENT_AGENTS[int(found.lastgroup[1:])][1]
+
+
+# uap-core family names (ua-parser) of mail clients; everything else it names is a browser.
+_MAIL_FAMILIES = frozenset(
+    {"apple mail", "mail", "outlook", "thunderbird", "windows live mail", "lotus notes"}
+)
+# Apple Mail (macOS) and iOS Mail load remote images in a WebKit view whose agent has no
+# "Safari/" or "Version/" token; a browser always has one. Checked against Apple Mail's
+# agents in Matomo's fixtures and uap-core's "Apple Mail" rule.
+_APPLE_MAIL_WEBKIT = re.compile(
+    r"^mozilla/5\.0 \((?:macintosh|iphone|ipad|ipod)[^)]*\) applewebkit/[\d.]+ "
+    r"\(khtml, like gecko\)(?: mobile/\w+)?$"
+)
 # "bot", "crawler", "spider", "scanner" as a word or product token (Googlebot/2.1,
-# AdsBot-Google, bingbot) — but not inside device names such as "CUBOT X19".
-_BOT_WORD = re.compile(r"(?<!cu)(?:bot|crawler|spider|scanner)(?:[/;)\s-]|$)")
+# AdsBot-Google, bingbot) — but not inside device names such as "CUBOT X19", "M bot 60".
+_BOT_WORD = re.compile(r"(?<!cu)(?:bot|crawler|spider|scanner)(?:[/;)\s_.-]|$)")
+# An Android device model ("; M bot 60 Build/NRD90M", "; XBot Junior)"): not a product
+# token. The whole platform comment after "Android <version>;" goes.
+_ANDROID_MODEL = re.compile(r"(?<=android)[^;)]*;[^)]*")
+# "compatible;" announces a non-browser inside a Mozilla/5.0 agent, except for Internet
+# Explorer ("compatible; MSIE 9.0") and Konqueror, the browsers that used it.
+_COMPATIBLE_NON_BROWSER = re.compile(
+    r"compatible;\s*+(?!msie|konqueror|ms-office|ibrowse|netpositive|webpositive|u;)[^;)]*[;)]"
+)
+# Shapes no browser sends (checked against the browser fixtures, docs/tracking.md):
+# extra words inside WebKit's "(KHTML, like Gecko)" ("…like Gecko; Google-Assess)"), a
+# Mozilla agent whose only comment is one name ("Mozilla/5.0 (Google-PhysicalWeb)"), and
+# a product token before "Mozilla/5.0".
+_NON_BROWSER_SHAPE = re.compile(
+    r"\(khtml, like gecko(?:; |, (?!safari))|^mozilla/5\.0 \([^;)]*\)$"
+    # a tool's name before "Mozilla/5.0" ("page-preview-tool Mozilla/5.0 (…"); phones that
+    # put their model first ("LG-P710 Mozilla/5.0 (Linux; U; Android …") are left alone
+    r"|^(?!mozilla)[^\s(]+ mozilla/5\.0 \((?!.*(?:android|midp|profile/))"
+)
+# A contact address in the agent: bots say where to complain, people's browsers never do.
+_CONTACT = re.compile(r"\+?https?://|www\.[a-z0-9-]+\.[a-z]|[\w.+-]+@[\w-]+\.[a-z]|\(\+http")
 # Gmail's image prefetch (SparkPost/Bird, January 2022): an old Chrome/Edge string with a
 # second "Mozilla/5.0" appended.
 _GMAIL_PREFETCH = re.compile(r"chrome/42\.0\.2311\.135 safari/537\.36 edge/12\.246 mozilla/5\.0$")
-_GOOGLE_IMAGE_PROXY = "googleimageproxy"
-_YAHOO_MAIL_PROXY = "yahoomailproxy"
-_BARE_MOZILLA = "mozilla/5.0"
-# Agents of real mail clients and browsers: "Mozilla/5.0 (platform...)" and the
-# Outlook/Thunderbird families that fetch images without a Mozilla prefix.
-_CLIENT_AGENT = re.compile(
-    r"^mozilla/5\.0 \(|^microsoft office/|^outlook-(?:ios|android)|thunderbird|^ms-office"
+# Mail image proxies: they fetch when a person opens the message (Gmail help 145919;
+# help.yahoo.com SLN28749, the URL in Yahoo's own agent).
+IMAGE_PROXY_AGENTS: tuple[tuple[str, str], ...] = (
+    ("googleimageproxy", "google_image_proxy"),
+    ("yahoomailproxy", "yahoo_mail_proxy"),
 )
+_BARE_MOZILLA = "mozilla/5.0"
+# Agents shaped like a browser's or a mail client's, for agents uap-core cannot name.
+_CLIENT_AGENT = re.compile(
+    r"^mozilla/[45]\.0 \(|^opera/|^microsoft office/|^outlook-(?:ios|android)|^ms-office"
+)
+# Current desktop Chrome (≥ 70) and Firefox (≥ 60): the minimum major versions checked.
+_APPENDABLE_FAMILIES = {"Chrome": 70, "Firefox": 60}
+_APPENDED = re.compile(r"(?:safari/537\.36|firefox/[\d.]+)[;,]? ?([^\s;,].*)$")
+_MOBILE_AGENT = re.compile(r"android|mobile|iphone|ipad")
 _PREFETCH_VALUES = {"prefetch", "prerender", "preview"}
+AGENT_CACHE_SIZE = 16_384  # distinct agents remembered per process (~1 KB each at most)
+MAX_AGENT_LENGTH = 1_000  # longer agents are cut before matching (bounded regex time)
+# crawlerdetect's compiled crawler list and the browser tokens it strips first.
+_CRAWLERS = get_compiled_crawler_regex()
+_CRAWLER_EXCLUSIONS = get_compiled_exclusions_regex()
+
+
+@dataclass(frozen=True, slots=True)
+class AgentVerdict:
+    """What the user agent alone says. ``label`` None: it says nothing either way.
+
+    ``verdict`` is the event verdict this agent gives when no earlier rule decides,
+    built once per agent (verdicts are immutable, so the cached one is shared).
+    """
+
+    label: Label | None
+    reason: str
+    kind: AutomationKind | None = None
+    detail: str = ""
+    verdict: Verdict = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.label is Label.AUTOMATED:
+            verdict = automated(self.reason, self.detail, kind=self.kind or AutomationKind.SCANNER)
+        elif self.label is Label.HUMAN:
+            verdict = Verdict(Label.HUMAN, self.reason, detail=self.detail)
+        elif self.label is Label.PRIVACY_PROXY:
+            verdict = privacy_proxy(self.reason, self.detail)
+        else:
+            verdict = _UNRECOGNIZED
+        object.__setattr__(self, "verdict", verdict)
 
 
 def _vendor(agent: str, table: Iterable[tuple[str, str]]) -> str | None:
@@ -272,8 +450,100 @@ def _vendor(agent: str, table: Iterable[tuple[str, str]]) -> str | None:
     return None
 
 
+def _crawler_match(agent: str) -> str | None:
+    """crawlerdetect's verdict: the crawler-list entry the agent matches, if any."""
+    stripped = _CRAWLER_EXCLUSIONS.sub("", agent)
+    if not stripped.strip():
+        return None
+    found = _CRAWLERS.search(stripped)
+    return found.group(0)[:60] if found else None
+
+
+def _appended_token(agent: str, parsed: ua_parser.UserAgent | None) -> bool:
+    """A current desktop Chrome/Firefox agent with a product token after the browser's last.
+
+    Browsers that add a token have their own uap-core family (Edge, Opera, Yandex, …);
+    monitoring and audit tools append their name ("… Safari/537.36 NewRelicSynthetics/1.0").
+    Old versions (forks of 2010-2015 appended their names) and mobile agents (in-app
+    browsers append theirs) are left alone, and so is a token that calls itself a browser.
+    """
+    if parsed is None or parsed.family not in _APPENDABLE_FAMILIES:
+        return False
+    if _MOBILE_AGENT.search(agent):
+        return False
+    try:
+        major = int(parsed.major or 0)
+    except ValueError:
+        return False
+    if major < _APPENDABLE_FAMILIES[parsed.family]:
+        return False
+    found = _APPENDED.search(agent)
+    return found is not None and "browser" not in found.group(1)
+
+
+@functools.lru_cache(maxsize=AGENT_CACHE_SIZE)
+def agent_verdict(user_agent: str) -> AgentVerdict:
+    """Classify a user agent on its own (cached: the same agent recurs all day)."""
+    raw = user_agent.strip()[:MAX_AGENT_LENGTH]
+    agent = raw.lower()
+    if not agent:
+        return AgentVerdict(Label.AUTOMATED, "missing_user_agent", AutomationKind.CRAWLER)
+    if _GMAIL_PREFETCH.search(agent):
+        return AgentVerdict(Label.AUTOMATED, "gmail_prefetch", AutomationKind.PREFETCH)
+    vendor = _vendor(agent, IMAGE_PROXY_AGENTS)
+    if vendor:
+        return AgentVerdict(Label.PRIVACY_PROXY, vendor, detail=vendor)
+    vendor = _vendor(agent, SECURITY_SCANNER_AGENTS)
+    if vendor:
+        return AgentVerdict(
+            Label.AUTOMATED, "security_scanner_agent", AutomationKind.SCANNER, vendor
+        )
+    vendor = _vendor(agent, LINK_PREVIEW_AGENTS)
+    if vendor:
+        return AgentVerdict(
+            Label.AUTOMATED, "link_preview_agent", AutomationKind.LINK_PREVIEW, vendor
+        )
+    if any(needle in agent for needle in HEADLESS_AGENTS):
+        return AgentVerdict(Label.AUTOMATED, "headless_browser_agent", AutomationKind.SCANNER)
+    if agent == _BARE_MOZILLA:
+        return AgentVerdict(Label.AUTOMATED, "bare_user_agent", AutomationKind.PREFETCH)
+    if any(needle in agent for needle in HTTP_LIBRARY_AGENTS):
+        return AgentVerdict(Label.AUTOMATED, "http_library_agent", AutomationKind.CRAWLER)
+    if (
+        _BOT_WORD.search(_ANDROID_MODEL.sub("", agent))
+        or _CONTACT.search(agent)
+        or _COMPATIBLE_NON_BROWSER.search(agent)
+        or _NON_BROWSER_SHAPE.search(agent)
+    ):
+        return AgentVerdict(Label.AUTOMATED, "bot_agent", AutomationKind.CRAWLER)
+    vendor = _mail_client(agent)
+    if vendor or _APPLE_MAIL_WEBKIT.match(agent):
+        return AgentVerdict(Label.HUMAN, "mail_client_agent", detail=vendor or "apple_mail")
+    matched = _crawler_match(raw)
+    if matched:
+        return AgentVerdict(Label.AUTOMATED, "crawler_agent", AutomationKind.CRAWLER, matched)
+    parsed = ua_parser.parse(raw)
+    if parsed.device is not None and parsed.device.family == "Spider":
+        return AgentVerdict(Label.AUTOMATED, "bot_agent", AutomationKind.CRAWLER, "uap-core")
+    family = parsed.user_agent.family if parsed.user_agent is not None else "Other"
+    if _appended_token(agent, parsed.user_agent):
+        return AgentVerdict(Label.AUTOMATED, "bot_agent", AutomationKind.CRAWLER, "appended")
+    if family.lower() in _MAIL_FAMILIES:
+        return AgentVerdict(Label.HUMAN, "mail_client_agent", detail=family[:40])
+    if family != "Other" or _CLIENT_AGENT.search(agent):
+        return AgentVerdict(Label.HUMAN, "no_automation_signal", detail=family[:40])
+    if parsed.os is None and parsed.device is None and "(" not in agent and "browser" not in agent:
+        # Bare product tokens ("Amazon CloudFront", "venus/fedoraplanet"): no browser's
+        # shape, no platform comment, nothing uap-core knows. A person's client names the
+        # system it runs on; tools and services do not.
+        return AgentVerdict(Label.AUTOMATED, "no_platform_agent", AutomationKind.CRAWLER)
+    return AgentVerdict(None, "unrecognized_agent")
+
+
 def _prefetch(facts: EventFacts) -> bool:
     for value in (facts.purpose, facts.sec_purpose, facts.x_moz, facts.x_purpose):
+        if not value:
+            continue
         tokens = {token.strip().lower() for token in re.split(r"[;,]", value)}
         if tokens & _PREFETCH_VALUES:
             return True
@@ -361,7 +631,6 @@ def _sequence_verdict(facts: EventFacts) -> Verdict | None:
 def classify(facts: EventFacts) -> Verdict:
     """Label one open or click. Pure: same facts, same verdict."""
     kind = facts.kind
-    agent = facts.user_agent.strip().lower()
     network = facts.network
 
     if facts.portal_verified:
@@ -377,54 +646,37 @@ def classify(facts: EventFacts) -> Verdict:
     if method != "GET":
         return automated("non_get_method", method[:10])
     if _prefetch(facts):
-        return automated("prefetch_header")
+        return automated("prefetch_header", kind=AutomationKind.PREFETCH)
 
-    if not agent:
-        return automated("missing_user_agent")
-    if _GMAIL_PREFETCH.search(agent):
-        return automated("gmail_prefetch")
-    vendor = _vendor(agent, SECURITY_SCANNER_AGENTS)
-    if vendor:
-        return automated("security_scanner_agent", vendor)
-    vendor = _vendor(agent, LINK_PREVIEW_AGENTS)
-    if vendor:
-        return automated("link_preview_agent", vendor)
-    if any(needle in agent for needle in HEADLESS_AGENTS):
-        return automated("headless_browser_agent")
-    if any(needle in agent for needle in HTTP_LIBRARY_AGENTS):
-        return automated("http_library_agent")
-    if _BOT_WORD.search(agent):
-        return automated("bot_agent")
+    # Cut before the cache: the cache key must not hold a hostile megabyte-long agent.
+    agent = agent_verdict(facts.user_agent[:MAX_AGENT_LENGTH])
+    if agent.label is Label.AUTOMATED and agent.reason != "bare_user_agent":
+        return agent.verdict
 
-    if agent == _BARE_MOZILLA:
-        # Apple MPP fetches with exactly "Mozilla/5.0"; no mail client or browser a
-        # person uses sends it bare, so it is automated even outside Apple's ranges.
-        if (
-            network is not None
-            and network.kind is NetworkKind.PRIVACY_PROXY
-            and network.scope.covers(kind)
-        ):
-            return automated("apple_mpp", network.provider)
-        return automated("bare_user_agent")
-
-    for needle, reason in (
-        (_GOOGLE_IMAGE_PROXY, "google_image_proxy"),
-        (_YAHOO_MAIL_PROXY, "yahoo_mail_proxy"),
-    ):
-        if needle in agent:
+    covered = network is not None and network.scope.covers(kind)
+    if agent.reason == "bare_user_agent":
+        # Apple MPP fetches with exactly "Mozilla/5.0" from its egress ranges; no mail
+        # client or browser a person uses sends it bare, so elsewhere it is automated.
+        if covered and network is not None and network.kind is NetworkKind.PRIVACY_PROXY:
             if kind is Kind.OPEN:
-                # The proxy fetches when a person opens the message: a human open on a
-                # device we cannot see.
-                return Verdict(Label.HUMAN, reason, device_unknown=True)
-            return automated("image_proxy_click", reason)
+                return privacy_proxy("apple_mpp", network.provider)
+            return automated("image_proxy_click", network.provider)
+        return automated(agent.reason, kind=AutomationKind.PREFETCH)
 
-    if network is not None and network.scope.covers(kind):
+    if agent.label is Label.PRIVACY_PROXY:
+        if kind is Kind.OPEN:
+            return agent.verdict
+        # Image proxies never follow links.
+        return automated("image_proxy_click", agent.reason)
+
+    if covered and network is not None:
         if network.kind is NetworkKind.GATEWAY:
             return automated("gateway_network", network.provider)
         if network.kind is NetworkKind.MAIL_PROXY and kind is Kind.OPEN:
-            return Verdict(
-                Label.HUMAN, "mail_proxy_network", device_unknown=True, detail=network.provider
-            )
+            # A mail image proxy's network fetched the pixel (without its usual agent).
+            return privacy_proxy("mail_proxy_network", network.provider)
+        # An Apple egress address with a full agent is a person behind iCloud Private
+        # Relay (e.g. webmail in Safari): judged on the agent like anyone else.
 
     if (
         kind is Kind.CLICK
@@ -437,14 +689,15 @@ def classify(facts: EventFacts) -> Verdict:
     if sequence is not None:
         return sequence
 
-    if _CLIENT_AGENT.search(agent):
-        return Verdict(Label.HUMAN, "no_automation_signal")
-    return Verdict(Label.UNKNOWN, "unrecognized_agent", device_unknown=True)
+    return agent.verdict
 
 
 # --- message-level engagement -------------------------------------------------------------
 
-_RANK = {Label.AUTOMATED: 1, Label.UNKNOWN: 2, Label.HUMAN: 3}
+# The same order as reporting.models.LABEL_RANK (stored ranks, report SQL): a proxy fetch
+# proves delivery, not reading, so it ranks below unknown — with "count unknown" on, an
+# unknown open still makes the message opened in *human only* even beside a proxy fetch.
+_RANK = {Label.AUTOMATED: 1, Label.PRIVACY_PROXY: 2, Label.UNKNOWN: 3, Label.HUMAN: 4}
 
 
 @dataclass(frozen=True, slots=True)
@@ -515,7 +768,12 @@ def message_engagement(events: Iterable[tuple[Kind | str, Label | str]]) -> Enga
 
 
 def label_counts(label: Label | str, *, exclude_automated: bool, count_unknown: bool) -> bool:
-    """Whether an event with ``label`` counts in statistics under the org settings."""
+    """Whether an event with ``label`` counts in statistics under the org settings.
+
+    A privacy-proxy open proves delivery to a real mailbox, not that a person read it:
+    *human only* never counts it (reports show it beside the human numbers); *include
+    automated* counts everything.
+    """
     label = Label(label)
     if not exclude_automated or label is Label.HUMAN:
         return True

@@ -48,7 +48,13 @@ CRAWLER = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.ht
 @demo.register
 def populate(*, actor: Actor) -> None:
     """Load the seed ranges, then demo events for the demo campaign (if it was sent)."""
-    services.proxy_ranges_replace(source="seed", specs=proxy_ranges.read_seed().ranges, actor=actor)
+    services.proxy_ranges_replace(
+        source="seed",
+        specs=proxy_ranges.read_seed().ranges,
+        actor=actor,
+        location=proxy_ranges.SEED_PATH.name,
+        published=proxy_ranges.seed_published(),
+    )
     if not ProxyRange.objects.filter(source="apple_egress").exists():
         services.proxy_ranges_replace(
             source="apple_egress",

@@ -73,6 +73,32 @@ class ProxyRange(models.Model):
         self.cidr = str(network)
 
 
+class ProxyRangeList(models.Model):
+    """When a source's range list was last loaded, and from where (docs/tracking.md).
+
+    Written by every load (``load_proxy_ranges``, ``proxy_ranges_refresh``); shown in
+    the admin next to the ranges so an Admin sees how fresh each list is.
+    """
+
+    source = models.SlugField(max_length=64, unique=True)
+    refreshed_at = models.DateTimeField(help_text="When the list was last loaded.")
+    location = models.CharField(
+        max_length=500, blank=True, help_text="URL or file the list was loaded from."
+    )
+    published = models.CharField(
+        max_length=40,
+        blank=True,
+        help_text="The date the list itself carries (e.g. the seed snapshot's), if any.",
+    )
+    ranges = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["source"]
+
+    def __str__(self) -> str:
+        return f"{self.source} ({self.refreshed_at:%Y-%m-%d})"
+
+
 class WebhookEventType(models.TextChoices):
     SENT = "sent", "Sent"
     DELIVERED = "delivered", "Delivered"

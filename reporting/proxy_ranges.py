@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import ipaddress
+import json
 import logging
 import socket
 import threading
@@ -38,6 +39,10 @@ logger = logging.getLogger(__name__)
 VERSION_CACHE_KEY = "reporting:proxy_ranges:version"
 SEED_PATH = Path(__file__).resolve().parent / "data" / "proxy_ranges.csv"
 APPLE_EGRESS_URL = "https://mask-api.icloud.com/egress-ip-ranges.csv"
+# Microsoft 365 endpoints web service ("Microsoft 365 IP Address and URL web service",
+# learn.microsoft.com); the client request id is any GUID, made fresh per request.
+MICROSOFT_ENDPOINTS_URL = "https://endpoints.office.com/endpoints/worldwide?clientrequestid={id}"
+_SNAPSHOT_MARK = "# snapshot:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,8 +371,78 @@ def parse_gateway_csv(text: str) -> ParseReport:
     return _parse(csv.reader(io.StringIO(text)), build)
 
 
+def parse_microsoft_endpoints(text: str) -> ParseReport:
+    """Microsoft 365's endpoints JSON: the Exchange Online ranges, as gateway / clicks.
+
+    Mail servers do not browse: a click from Exchange Online's networks is Defender for
+    Office 365 Safe Links. Scoped to clicks so Outlook's own image loading is not caught.
+    """
+    try:
+        entries = json.loads(text)
+    except ValueError as error:
+        return ParseReport([], [f"not JSON: {error}"[:200]], 1)
+    if not isinstance(entries, list):
+        return ParseReport([], ["expected a JSON list of endpoint sets"], 1)
+    cidrs: list[list[str]] = []
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get("serviceArea") == "Exchange":
+            cidrs.extend([str(ip)] for ip in entry.get("ips") or [])
+
+    def build(row: list[str]) -> RangeSpec:
+        return RangeSpec(
+            cidr=_normalize(row[0]),
+            scope=Scope.CLICKS,
+            kind=NetworkKind.GATEWAY,
+            provider="microsoft_defender",
+            label="Microsoft Exchange Online (endpoints web service)",
+        )
+
+    return _parse(cidrs, build)
+
+
+def published_date(text: str) -> str:
+    """The ``# snapshot: YYYY-MM-DD`` date a shipped list carries, or ""."""
+    for line in text.splitlines()[:20]:
+        if line.lower().startswith(_SNAPSHOT_MARK):
+            return line[len(_SNAPSHOT_MARK) :].strip()[:40]
+    return ""
+
+
+@dataclass(frozen=True, slots=True)
+class VendorList:
+    """A vendor's published list that ``manage.py proxy_ranges_refresh`` loads."""
+
+    source: str
+    url: str
+    parse: Callable[[str], ParseReport]
+    documentation: str
+
+    def default_location(self) -> str:
+        return self.url.format(id=uuid.uuid4())
+
+
+VENDOR_LISTS: dict[str, VendorList] = {
+    "apple_egress": VendorList(
+        "apple_egress",
+        APPLE_EGRESS_URL,
+        parse_apple_egress,
+        "developer.apple.com: Prepare your network or web server for iCloud Private Relay",
+    ),
+    "microsoft_exchange": VendorList(
+        "microsoft_exchange",
+        MICROSOFT_ENDPOINTS_URL,
+        parse_microsoft_endpoints,
+        "learn.microsoft.com: Microsoft 365 IP Address and URL web service",
+    ),
+}
+
+
 def read_seed() -> ParseReport:
     return parse_gateway_csv(SEED_PATH.read_text(encoding="utf-8"))
+
+
+def seed_published() -> str:
+    return published_date(SEED_PATH.read_text(encoding="utf-8"))
 
 
 def iter_rows(specs: Iterable[RangeSpec]) -> Iterator[tuple[str, str, str, str, str]]:

@@ -8,13 +8,14 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.cache import cache
-from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
 
 from campaigns.models import Message
 from reporting.classification import NetworkMatch
 from reporting.models import (
     Event,
     ProxyRange,
+    ProxyRangeList,
     TrackedLink,
     TrackingOptions,
     WebhookDelivery,
@@ -41,6 +42,12 @@ def active_range_rows() -> Iterator[tuple[str, str, str, str, str]]:
 
 # One index per process, rebuilt when any process changes the ranges.
 RANGE_CACHE = RangeCache(active_range_rows, cache)
+
+
+def proxy_ranges_with_list_date(ranges: QuerySet[ProxyRange]) -> QuerySet[ProxyRange]:
+    """``ranges`` annotated with ``list_refreshed``: when their source's list was loaded."""
+    refreshed = ProxyRangeList.objects.filter(source=OuterRef("source")).values("refreshed_at")
+    return ranges.annotate(list_refreshed=Subquery(refreshed[:1]))
 
 
 def proxy_range_match(*, ip: str) -> NetworkMatch | None:

@@ -50,6 +50,8 @@ DATA_KEYS = frozenset(
     }
 )
 CLASSIFICATION_KEYS = frozenset({"label", "reason", "ruleset_version", "device_unknown"})
+# Added with ruleset 2026.12.1 (issue #15); "" unless the label is automated.
+OPTIONAL_CLASSIFICATION_KEYS = frozenset({"automation_kind"})
 _MAX_ID_LENGTH = 200
 
 
@@ -84,13 +86,15 @@ def _classification(value: Verdict | Mapping[str, Any] | None) -> dict[str, Any]
     if value is None:
         return None
     data = value.as_dict() if isinstance(value, Verdict) else dict(value)
-    if set(data) != CLASSIFICATION_KEYS:
+    if not CLASSIFICATION_KEYS <= set(data) <= CLASSIFICATION_KEYS | OPTIONAL_CLASSIFICATION_KEYS:
         raise WebhookPayloadError(
-            f"classification must have exactly {sorted(CLASSIFICATION_KEYS)}."
+            f"classification must have exactly {sorted(CLASSIFICATION_KEYS)}"
+            f" (and optionally {sorted(OPTIONAL_CLASSIFICATION_KEYS)})."
         )
     return {
         "label": str(data["label"]),
         "reason": str(data["reason"]),
+        "automation_kind": str(data.get("automation_kind", "")),
         "ruleset_version": str(data["ruleset_version"]),
         "device_unknown": bool(data["device_unknown"]),
     }

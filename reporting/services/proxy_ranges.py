@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from django.core.cache import cache
 from django.db import transaction
@@ -16,6 +17,7 @@ from luxmail.actors import Actor
 from reporting import proxy_ranges, selectors
 from reporting.models import (
     ProxyRange,
+    ProxyRangeList,
 )
 
 # --- proxy ranges -------------------------------------------------------------------------
@@ -38,6 +40,16 @@ class ReplaceResult:
         return self.added + self.updated + self.unchanged
 
 
+def _safe_location(location: str) -> str:
+    """A URL without credentials or query (Microsoft's carries a client id), or a path."""
+    parts = urlsplit(location)
+    if parts.scheme in {"http", "https"}:
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{host}{port}{parts.path}"[:500]
+    return location[:500]
+
+
 def proxy_ranges_changed() -> None:
     """Tell every process to rebuild its range index (after the transaction commits)."""
 
@@ -54,13 +66,17 @@ def proxy_ranges_replace(
     specs: Sequence[proxy_ranges.RangeSpec],
     actor: Actor = None,
     allow_empty: bool = False,
+    location: str = "",
+    published: str = "",
 ) -> ReplaceResult:
     """Make the rows of ``source`` equal ``specs``; other sources are untouched.
 
     Idempotent: loading the same list twice changes nothing the second time. Rows
     keep their ``active`` flag (an Admin's decision survives reloads). Refuses the
     ``admin`` source and, unless ``allow_empty``, an empty list (a truncated download
-    must not wipe a source). Audits ``proxy_ranges.load`` with the counts.
+    must not wipe a source). Audits ``proxy_ranges.load`` with the counts and records
+    the load's date, ``location`` (URL or file) and the list's own ``published`` date in
+    ``ProxyRangeList`` — also when nothing changed: the list was checked today.
     """
     if source == ProxyRange.SOURCE_ADMIN:
         raise ProxyRangeLoadError(
@@ -111,6 +127,15 @@ def proxy_ranges_replace(
         result = ReplaceResult(source, len(new), len(changed), len(removed_ids), unchanged)
         if new or changed or removed_ids:
             proxy_ranges_changed()
+        ProxyRangeList.objects.update_or_create(
+            source=source,
+            defaults={
+                "refreshed_at": timezone.now(),
+                "location": _safe_location(location),
+                "published": published[:40],
+                "ranges": result.total,
+            },
+        )
         audit.record(
             "proxy_ranges.load",
             actor=actor,

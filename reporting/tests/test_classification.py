@@ -11,9 +11,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from reporting.classification import (
+    AGENT_CACHE_SIZE,
     ALL_LINKS_WINDOW_SECONDS,
     LOOKBACK_SECONDS,
     RULESET_VERSION,
+    AutomationKind,
     EventFacts,
     Kind,
     Label,
@@ -22,6 +24,7 @@ from reporting.classification import (
     PriorEvent,
     Scope,
     Verdict,
+    agent_verdict,
     classify,
     label_counts,
     message_engagement,
@@ -172,7 +175,13 @@ RULES = [
         "bot_agent",
         True,
     ),
-    ("Apple MPP", facts(user_agent="Mozilla/5.0", network=APPLE), "automated", "apple_mpp", True),
+    (
+        "Apple MPP",
+        facts(user_agent="Mozilla/5.0", network=APPLE),
+        "privacy_proxy",
+        "apple_mpp",
+        True,
+    ),
     (
         "bare Mozilla/5.0 outside Apple's ranges",
         facts(user_agent="Mozilla/5.0"),
@@ -191,18 +200,30 @@ RULES = [
         "Private Relay person: full agent from an Apple range",
         facts(user_agent=IPHONE_MAIL, network=APPLE),
         "human",
-        "no_automation_signal",
+        "mail_client_agent",
         False,
     ),
-    ("Google image proxy", facts(user_agent=GOOGLE_PROXY), "human", "google_image_proxy", True),
     (
-        "Google image proxy from Google's range, seconds after delivery",
-        facts(user_agent=GOOGLE_PROXY, network=GOOGLE_NET, seconds_since_delivery=1.0),
-        "human",
+        "Google image proxy",
+        facts(user_agent=GOOGLE_PROXY),
+        "privacy_proxy",
         "google_image_proxy",
         True,
     ),
-    ("Yahoo mail proxy", facts(user_agent=YAHOO_PROXY), "human", "yahoo_mail_proxy", True),
+    (
+        "Google image proxy from Google's range, seconds after delivery",
+        facts(user_agent=GOOGLE_PROXY, network=GOOGLE_NET, seconds_since_delivery=1.0),
+        "privacy_proxy",
+        "google_image_proxy",
+        True,
+    ),
+    (
+        "Yahoo mail proxy",
+        facts(user_agent=YAHOO_PROXY),
+        "privacy_proxy",
+        "yahoo_mail_proxy",
+        True,
+    ),
     (
         "image proxy agent clicking",
         facts("click", user_agent=GOOGLE_PROXY),
@@ -234,7 +255,7 @@ RULES = [
     (
         "mail proxy network, open without proxy agent",
         facts(user_agent=CHROME, network=GOOGLE_NET),
-        "human",
+        "privacy_proxy",
         "mail_proxy_network",
         True,
     ),
@@ -267,9 +288,9 @@ RULES = [
         False,
     ),
     ("Chrome click", facts("click"), "human", "no_automation_signal", False),
-    ("iPhone Mail open", facts(user_agent=IPHONE_MAIL), "human", "no_automation_signal", False),
-    ("Outlook open", facts(user_agent=OUTLOOK), "human", "no_automation_signal", False),
-    ("Thunderbird open", facts(user_agent=THUNDERBIRD), "human", "no_automation_signal", False),
+    ("iPhone Mail open", facts(user_agent=IPHONE_MAIL), "human", "mail_client_agent", False),
+    ("Outlook open", facts(user_agent=OUTLOOK), "human", "mail_client_agent", False),
+    ("Thunderbird open", facts(user_agent=THUNDERBIRD), "human", "mail_client_agent", False),
     (
         "a phone named CUBOT is not a bot",
         facts("click", user_agent=CUBOT_PHONE),
@@ -279,7 +300,7 @@ RULES = [
     ),
     (
         "unrecognized agent",
-        facts(user_agent="AcmeMailFetcher 2.1"),
+        facts(user_agent="Kolibri/0.9 (KolibriOS; en)"),
         "unknown",
         "unrecognized_agent",
         True,
@@ -423,7 +444,7 @@ SEQUENCES = [
         "no_automation_signal",
     ),
     (
-        "Gmail proxy opens from many Google addresses stay human",
+        "Gmail proxy opens from many Google addresses stay privacy_proxy",
         facts(
             occurred_at=at(33),
             user_agent=GOOGLE_PROXY,
@@ -433,7 +454,7 @@ SEQUENCES = [
                 prior(32, None, ip="66.249.84.2", kind="open"),
             ),
         ),
-        "human",
+        "privacy_proxy",
         "google_image_proxy",
     ),
 ]
@@ -528,6 +549,7 @@ def test_verdict_as_dict_has_no_internal_fields():
     assert verdict.as_dict() == {
         "label": "human",
         "reason": "no_automation_signal",
+        "automation_kind": "",
         "ruleset_version": RULESET_VERSION,
         "device_unknown": False,
     }
@@ -624,3 +646,174 @@ def test_facts_are_frozen():
     with pytest.raises(AttributeError):
         event.user_agent = "x"  # type: ignore[misc]
     assert replace(event, user_agent="curl/8").user_agent == "curl/8"
+
+
+# --- labels and kinds (issue #15) -----------------------------------------------------------
+
+KINDS = [
+    ("honeypot", facts("click", is_honeypot=True), AutomationKind.SCANNER),
+    ("HEAD", facts("click", method="HEAD"), AutomationKind.SCANNER),
+    ("prefetch header", facts("click", sec_purpose="prefetch"), AutomationKind.PREFETCH),
+    ("Gmail prefetch", facts(user_agent=GMAIL_PREFETCH), AutomationKind.PREFETCH),
+    ("bare agent", facts(user_agent="Mozilla/5.0"), AutomationKind.PREFETCH),
+    ("Mimecast", facts("click", user_agent="Mimecast URL Protect/1.0"), AutomationKind.SCANNER),
+    (
+        "Meta link preview",
+        facts(
+            "click",
+            user_agent="facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+        ),
+        AutomationKind.LINK_PREVIEW,
+    ),
+    (
+        "Yahoo link preview",
+        facts(
+            "click",
+            user_agent="Mozilla/5.0 (compatible; Yahoo Link Preview; "
+            "https://help.yahoo.com/kb/mail/yahoo-link-preview-SLN23615.html)",
+        ),
+        AutomationKind.LINK_PREVIEW,
+    ),
+    (
+        "Google web preview",
+        facts(
+            "click",
+            user_agent="Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) "
+            "AppleWebKit/537.36 (KHTML, like Gecko; Google Web Preview) "
+            "Chrome/41.0.2272.118 Mobile Safari/537.36",
+        ),
+        AutomationKind.LINK_PREVIEW,
+    ),
+    (
+        "headless Chrome",
+        facts(
+            "click",
+            user_agent="Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "HeadlessChrome/131.0.0.0 Safari/537.36",
+        ),
+        AutomationKind.SCANNER,
+    ),
+    (
+        "crawler (crawlerdetect)",
+        facts(user_agent="Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)"),
+        AutomationKind.CRAWLER,
+    ),
+    ("HTTP library", facts("click", user_agent="python-requests/2.32.3"), AutomationKind.CRAWLER),
+    ("gateway network", facts("click", network=MIMECAST_BOTH), AutomationKind.SCANNER),
+    ("click too soon", facts("click", seconds_since_delivery=2.0), AutomationKind.SCANNER),
+    ("image proxy click", facts("click", user_agent=GOOGLE_PROXY), AutomationKind.SCANNER),
+]
+
+
+@pytest.mark.parametrize(("event", "kind"), [row[1:] for row in KINDS], ids=[r[0] for r in KINDS])
+def test_automated_verdicts_carry_their_kind(event, kind):
+    verdict = classify(event)
+    assert verdict.label is Label.AUTOMATED, verdict
+    assert verdict.automation_kind == kind.value
+    assert verdict.as_dict()["automation_kind"] == kind.value
+
+
+@pytest.mark.parametrize(
+    "event",
+    [facts(), facts(user_agent=GOOGLE_PROXY), facts(user_agent="Kolibri/0.9 (KolibriOS; en)")],
+    ids=["human", "privacy_proxy", "unknown"],
+)
+def test_only_automated_verdicts_have_a_kind(event):
+    assert classify(event).automation_kind == ""
+
+
+# Mail clients fetching images themselves: human, never automated or unknown. Agents from
+# Matomo's device-detector fixtures (LGPL-3.0) and the clients' own formats (docs/tracking.md).
+MAIL_CLIENTS = {
+    "Outlook for Windows": OUTLOOK,
+    "Outlook 2010 (Word engine)": "Mozilla/4.0 (compatible; MSIE 7.0; Windows NT 6.1; WOW64; "
+    "Trident/7.0; .NET4.0C; .NET4.0E; Microsoft Outlook 14.0.7113; ms-office; MSOffice 14)",
+    "Outlook for Mac": "Microsoft Office Outlook/16.100.824 (Mac OS/15.6.1; Desktop; en-US; "
+    "NonAppStore; Apple/Mac16,7)",
+    "Apple Mail (macOS WebKit)": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) "
+    "AppleWebKit/605.1.15 (KHTML, like Gecko)",
+    "Apple Mail (CFNetwork)": "Mail/3731.600.7 CFNetwork/1408.0.4 Darwin/22.5.0",
+    "iOS Mail": IPHONE_MAIL,
+    "iPad Mail": "Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Mobile/15E148",
+    "Thunderbird": THUNDERBIRD,
+    "Samsung Email": "Mozilla/5.0 (Linux; Android 14; SM-S918B Build/UP1A.231005.007; wv) "
+    "AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/120.0.6099.230 Mobile "
+    "Safari/537.36 SamsungEmail/6.1.90.16",
+    "Android WebView mail app": "Mozilla/5.0 (Linux; Android 13; VCA-AN00 "
+    "Build/HONORVCA-AN00; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 "
+    "Chrome/99.0.4844.88 Safari/537.36 mailapp/6.5.3",
+}
+
+
+@pytest.mark.parametrize("agent", MAIL_CLIENTS.values(), ids=MAIL_CLIENTS.keys())
+def test_mail_clients_fetching_images_are_human(agent):
+    verdict = classify(facts(user_agent=agent))
+    assert verdict.label is Label.HUMAN, verdict
+
+
+@pytest.mark.parametrize("agent", [GOOGLE_PROXY, YAHOO_PROXY], ids=["Gmail", "Yahoo"])
+def test_image_proxy_opens_are_privacy_proxy_with_device_unknown(agent):
+    verdict = classify(facts(user_agent=agent))
+    assert (verdict.label, verdict.device_unknown) == (Label.PRIVACY_PROXY, True)
+
+
+@pytest.mark.parametrize(
+    "agent",
+    [
+        "Mozilla/5.0 (compatible; Barracuda Sentinel)",
+        "Mimecast URL Protect/1.0",
+        "Mozilla/5.0 Proofpoint URL Defense",
+        "Mozilla/5.0 (compatible; SafeLinks)",
+        "Cisco IronPort URL Scanner",
+        "Mozilla/5.0 (compatible; Trend Micro Email Security)",
+        "Mozilla/5.0 (compatible; Symantec MessageLabs)",
+        "Mozilla/5.0 (compatible; Sophos Email Protection)",
+        "Mozilla/5.0 (compatible; Bitdefender Link Checker)",
+    ],
+)
+def test_security_gateways_are_scanners(agent):
+    verdict = classify(facts("click", user_agent=agent))
+    assert (verdict.reason, verdict.automation_kind) == ("security_scanner_agent", "scanner")
+
+
+@pytest.mark.parametrize(
+    "agent",
+    [
+        "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+        "Twitterbot/1.0",
+        "LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient +http://www.linkedin.com)",
+        "WhatsApp/2.23.20.0 A",
+        "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)",
+        "TelegramBot (like TwitterBot)",
+        "Mozilla/5.0 (Windows NT 6.1; WOW64) SkypeUriPreview Preview/0.5",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0 MicrosoftPreview/2.0 "
+        "+https://aka.ms/MicrosoftPreview",
+    ],
+)
+def test_link_previewers(agent):
+    assert classify(facts("click", user_agent=agent)).automation_kind == "link_preview"
+
+
+def test_an_apple_egress_open_with_a_full_agent_is_a_person():
+    # iCloud Private Relay hides a person's address; only MPP's bare agent is the proxy.
+    verdict = classify(facts(user_agent=CHROME, network=APPLE))
+    assert verdict.label is Label.HUMAN
+
+
+def test_human_click_after_a_privacy_proxy_open_counts_as_human():
+    engagement = message_engagement([("open", "privacy_proxy"), ("click", "human")])
+    assert engagement.open_label is Label.HUMAN
+    only_proxy = message_engagement([("open", "privacy_proxy"), ("open", "automated")])
+    assert only_proxy.open_label is Label.PRIVACY_PROXY
+
+
+def test_hostile_agents_are_cut_and_cached():
+    agent_verdict.cache_clear()
+    huge = "Mozilla/5.0 (" + "a;" * 500_000 + ")"
+    verdict = classify(facts(user_agent=huge))
+    assert verdict.label in (Label.HUMAN, Label.UNKNOWN, Label.AUTOMATED)
+    for n in range(AGENT_CACHE_SIZE + 10):
+        agent_verdict(f"Agent{n}/1.0 (X11)")
+    assert agent_verdict.cache_info().currsize <= AGENT_CACHE_SIZE

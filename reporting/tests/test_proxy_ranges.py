@@ -309,7 +309,7 @@ def test_apple_mpp_open_is_classified_with_the_loaded_ranges(django_capture_on_c
             network=selectors.proxy_range_match(ip=ip),
         )
     )
-    assert (verdict.label.value, verdict.reason) == ("automated", "apple_mpp")
+    assert (verdict.label.value, verdict.reason) == ("privacy_proxy", "apple_mpp")
 
 
 # --- admin ----------------------------------------------------------------------------------

@@ -129,6 +129,7 @@ def test_delivery_request_carries_the_documented_headers_and_payload(hook, recor
         "classification": {
             "label": "automated",
             "reason": "apple_mpp",
+            "automation_kind": "",
             "ruleset_version": body["data"]["classification"]["ruleset_version"],
             "device_unknown": True,
         },
@@ -209,7 +210,9 @@ def test_payloads_contain_no_phi(hook, recording_server, emit):
     document = json.loads(body)
     assert set(document) == webhooks.PAYLOAD_KEYS
     assert set(document["data"]) <= webhooks.DATA_KEYS
-    assert set(document["data"]["classification"]) == webhooks.CLASSIFICATION_KEYS
+    assert set(document["data"]["classification"]) == (
+        webhooks.CLASSIFICATION_KEYS | webhooks.OPTIONAL_CLASSIFICATION_KEYS
+    )
     # The builder only takes identifiers: an e-mail address or free text is refused...
     with pytest.raises(webhooks.WebhookPayloadError):
         payload(contact_external_id=phi["email"])

@@ -76,20 +76,26 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        jobs: list[tuple[str, proxy_ranges.ParseReport]] = []
+        # (source, parsed list, where it came from, the date the list carries)
+        jobs: list[tuple[str, proxy_ranges.ParseReport, str, str]] = []
         if options["seed"]:
-            jobs.append(("seed", proxy_ranges.read_seed()))
+            jobs.append(
+                (
+                    "seed",
+                    proxy_ranges.read_seed(),
+                    str(proxy_ranges.SEED_PATH.name),
+                    proxy_ranges.seed_published(),
+                )
+            )
         if options["apple"]:
-            jobs.append(
-                (options["apple_source"], proxy_ranges.parse_apple_egress(_read(options["apple"])))
-            )
+            report = proxy_ranges.parse_apple_egress(_read(options["apple"]))
+            jobs.append((options["apple_source"], report, options["apple"], ""))
         if options["gateways"]:
-            jobs.append(
-                (options["source"], proxy_ranges.parse_gateway_csv(_read(options["gateways"])))
-            )
+            report = proxy_ranges.parse_gateway_csv(_read(options["gateways"]))
+            jobs.append((options["source"], report, options["gateways"], ""))
         if not jobs:
             raise CommandError("Say what to load: --seed, --apple FILE_OR_URL or --gateways FILE.")
-        for source, report in jobs:
+        for source, report, location, published in jobs:
             for problem in report.skipped:
                 self.stderr.write(f"{source}: skipped {problem}")
             try:
@@ -98,6 +104,8 @@ class Command(BaseCommand):
                     specs=report.ranges,
                     actor=ACTOR,
                     allow_empty=options["allow_empty"],
+                    location="-" if location == "-" else location,
+                    published=published,
                 )
             except services.ProxyRangeLoadError as error:
                 raise CommandError(str(error)) from None
