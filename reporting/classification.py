@@ -43,14 +43,6 @@ class Label(StrEnum):
     # that a person read it.
     PRIVACY_PROXY = "privacy_proxy"
     UNKNOWN = "unknown"
-    PRIVACY_PROXY = "privacy_proxy"
-
-
-class AutomationKind(StrEnum):
-    SCANNER = "scanner"
-    LINK_PREVIEW = "link_preview"
-    CRAWLER = "crawler"
-    PREFETCH = "prefetch"
 
 
 class AutomationKind(StrEnum):
