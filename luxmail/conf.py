@@ -158,3 +158,21 @@ def retention_max_batches() -> int:
 def retention_lock_seconds() -> int:
     """How long a retention run's lock lasts if its process dies mid-run."""
     return max(int(settings.LUXMAIL_RETENTION_SECONDS), 60)
+
+
+# --- staff management (luxmail/staff.py, luxmail/breakglass.py) -------------------------------
+
+
+def invitation_hours() -> int:
+    """How long an invitation link stays valid."""
+    return max(int(settings.LUXMAIL_INVITATION_HOURS), 1)
+
+
+def break_glass_max_minutes() -> int:
+    """The longest break-glass PHI access one request may ask for."""
+    return max(int(settings.LUXMAIL_BREAK_GLASS_MAX_MINUTES), 5)
+
+
+def key_rotation_days() -> int:
+    """Age after which the compliance dashboard calls a key due for rotation."""
+    return max(int(settings.LUXMAIL_KEY_ROTATION_DAYS), 1)

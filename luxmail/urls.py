@@ -11,6 +11,7 @@ urlpatterns = [
     path("favicon.ico", views.favicon, name="favicon"),
     path("accounts/", include("luxmail.accounts.urls")),
     path("webauthn/", include("luxmail.accounts.webauthn_urls", namespace="otp_webauthn")),
+    path("staff/", include("luxmail.staff_urls")),
     path("audit/", views.audit_log, name="audit"),
     path("audit/verify/", views.audit_verify, name="audit_verify"),
     path("settings/", views.org_settings, name="settings"),
