@@ -21,8 +21,8 @@ import time_machine
 from django.core import mail
 from django.utils import timezone
 
-from contacts.models import Contact
 from campaigns.tests.factories import make_contacts
+from contacts.models import Contact
 from luxmail import breakglass, roles
 from luxmail.models import AuditEvent, BreakGlassGrant, User
 from luxmail.testing import screenshot, sign_in
