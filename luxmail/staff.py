@@ -90,14 +90,21 @@ def invitation_link(invitation: Invitation, secret: str) -> str:
 
 
 def invitation_create(
-    *, email: str, role_names: list[str], actor: Actor, request: Any = None
+    *,
+    email: str,
+    role_names: list[str],
+    actor: Actor,
+    request: Any = None,
+    send: bool = True,
 ) -> tuple[Invitation, str]:
     """Invite ``email`` in ``role_names`` and mail the link; returns (invitation, link).
 
     Earlier open invitations of the same address are revoked (one link at a time).
-    Raises ``StaffError`` for an unknown role or an address an active user already has.
-    Audited as ``staff.invite`` (invitation id, roles; the address is a staff address,
-    not PHI, and is kept on the invitation, not in the audit details).
+    Raises ``StaffError`` for an unknown role or an address an active user already has,
+    and when the relay refuses the mail (the invitation stays; invite again once the
+    relay works). Audited as ``staff.invite`` (invitation id, roles; the address is a
+    staff address, not PHI, and is kept on the invitation, not in the audit details).
+    ``send=False`` (demo data) skips the mail.
     """
     email = email.strip().lower()
     chosen = _clean_roles(role_names)
@@ -124,7 +131,15 @@ def invitation_create(
             details={"invitation": invitation.pk, "roles": chosen},
         )
         link = invitation_link(invitation, secret)
-        transaction.on_commit(lambda: _invitation_mail(invitation, link))
+    if send:
+        try:
+            _invitation_mail(invitation, link)
+        except OSError as error:  # smtplib's errors are OSErrors
+            logger.error("invitation mail failed: %s", type(error).__name__)
+            raise StaffError(
+                "The invitation was saved, but the mail could not be sent (mail relay "
+                "error). Fix the relay, then send the invitation again."
+            ) from None
     return invitation, link
 
 
