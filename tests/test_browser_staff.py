@@ -113,6 +113,11 @@ def test_break_glass_request_notice_flagged_access_and_expiry(
     reviewer.goto("/audit/?phi_only=on")
     assert f"break_glass: {grant.pk}" in reviewer.locator("main table").last.inner_text()
     screenshot(reviewer, "staff-06-audit-flagged")
+    # The compliance dashboard lists the open grant and links to where it is reviewed.
+    reviewer.click("nav >> text=Compliance")
+    row = reviewer.locator(f"#compliance-break_glass tr:has-text('#{grant.pk}')")
+    assert row.locator("a").get_attribute("href") == "/staff/break-glass/"
+    screenshot(reviewer, "staff-06b-compliance")
 
     with time_machine.travel(timezone.now() + timedelta(minutes=31), tick=True):
         page.goto(f"/contacts/{contact.uuid}/")
