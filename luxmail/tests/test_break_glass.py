@@ -15,7 +15,7 @@ from django.utils.html import escape
 
 from luxmail import audit, breakglass, crypto, roles
 from luxmail.models import AuditEvent, BreakGlassGrant, User
-from luxmail.testing import verify_session
+from luxmail.testing import free_port, verify_session
 
 pytestmark = pytest.mark.django_db
 
@@ -125,3 +125,18 @@ def test_request_page_and_admin_notice(make_user):
     assert BreakGlassGrant.objects.get().revoked_by == admin
     # Only Admins review.
     assert client.get("/staff/break-glass/").status_code == 403
+
+
+def test_a_relay_failure_does_not_block_the_emergency(
+    make_user, settings, django_capture_on_commit_callbacks
+):
+    make_user(roles.ADMIN)
+    settings.EMAIL_BACKEND = "luxmail.mail.RelayEmailBackend"
+    settings.LUXMAIL_SMTP_HOST = "127.0.0.1"
+    settings.LUXMAIL_SMTP_PORT = free_port()
+    settings.LUXMAIL_SMTP_SECURITY = "none"
+    user = make_user(roles.MARKETER)
+    with django_capture_on_commit_callbacks(execute=True):
+        breakglass.break_glass_request(user=user, justification=WHY, minutes=15)
+    assert _fresh(user).has_perm("luxmail.view_phi")
+    assert breakglass.grants_unacknowledged().count() == 1  # the in-app notice remains

@@ -17,7 +17,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from luxmail import org, roles, staff
 from luxmail.models import AuditEvent, Invitation, StaffSession, User
-from luxmail.testing import verify_session
+from luxmail.testing import free_port, verify_session
 
 pytestmark = pytest.mark.django_db
 
@@ -218,3 +218,14 @@ def test_passkeys_can_be_required_for_phi_roles(make_user):
             assert response["Location"].startswith("/accounts/mfa/passkey/")
         else:
             assert response.status_code == 200
+
+
+def test_a_relay_failure_is_explained_not_a_500(make_user, settings):
+    settings.EMAIL_BACKEND = "luxmail.mail.RelayEmailBackend"
+    settings.LUXMAIL_SMTP_HOST = "127.0.0.1"
+    settings.LUXMAIL_SMTP_PORT = free_port()  # nothing listens there
+    settings.LUXMAIL_SMTP_SECURITY = "none"
+    client = _invite(make_user(roles.ADMIN))
+    response = client.post("/staff/", {"email": "x@staff.example", "roles": ["Viewer"]})
+    assert response.status_code == 200
+    assert "could not be sent" in response.content.decode()
