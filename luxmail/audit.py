@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from luxmail import audit_checkpoints as checkpoints
 from luxmail.actors import Actor, AuditContext
-from luxmail.models import AuditEvent
+from luxmail.models import AuditEvent, BreakGlassGrant
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -77,6 +77,18 @@ def _request_fields(request: HttpRequest | None) -> tuple[str, str]:
     return str(ip)[:45], request.META.get("HTTP_USER_AGENT", "")[:300]
 
 
+def break_glass_grant_id(user_id: int) -> int | None:
+    """The user's open break-glass grant (``luxmail/breakglass.py``), if any."""
+    return (
+        BreakGlassGrant.objects.filter(
+            user_id=user_id, revoked_at__isnull=True, expires_at__gt=timezone.now()
+        )
+        .order_by("-expires_at")
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
 def _lock_chain() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -109,6 +121,12 @@ def record(
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
             actor_id, actor_label = _actor_fields(user)
+    if phi and actor_id is not None:
+        # Issue 17 §6: PHI access under a break-glass grant is flagged. A key added to
+        # details keeps the hash format as it was (details is hashed as a whole).
+        grant_id = break_glass_grant_id(actor_id)
+        if grant_id is not None:
+            details = {**(details or {}), "break_glass": grant_id}
     if target is not None:
         target_type = target._meta.label_lower
         target_id = str(getattr(target, "uuid", None) or target.pk)

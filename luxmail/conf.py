@@ -196,3 +196,21 @@ def signup_rate_address() -> str:
 
 def signup_confirmations_per_day() -> int:
     return int(settings.LUXMAIL_SIGNUP_CONFIRMATIONS_PER_DAY)
+
+
+# --- staff management (luxmail/staff.py, luxmail/breakglass.py) -------------------------------
+
+
+def invitation_hours() -> int:
+    """How long an invitation link stays valid."""
+    return max(int(settings.LUXMAIL_INVITATION_HOURS), 1)
+
+
+def break_glass_max_minutes() -> int:
+    """The longest break-glass PHI access one request may ask for."""
+    return max(int(settings.LUXMAIL_BREAK_GLASS_MAX_MINUTES), 5)
+
+
+def key_rotation_days() -> int:
+    """Age after which the compliance dashboard calls a key due for rotation."""
+    return max(int(settings.LUXMAIL_KEY_ROTATION_DAYS), 1)

@@ -11,8 +11,17 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+from django.contrib.auth.models import Group
+from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from luxmail import breakglass, conf, roles, staff
+from luxmail.api import services as api_services
+from luxmail.models import ApiKey, User
 
 Populate = Callable[..., Any]
 
@@ -44,3 +53,51 @@ class EmlWriter:
         (self.directory / name).write_bytes(envelope.original_content or envelope.content)
         self.count += 1
         return "250 Message accepted for delivery"
+
+
+@register
+def populate_staff(*, actor: Any) -> None:
+    """Staff for the Staff page and the compliance dashboard (issue 17 §6, §8): a
+    Marketer, a Viewer without a second factor who has not signed in for months, a
+    Marketer with open break-glass access, a pending invitation and an unused API key.
+    Idempotent; the demo users have no usable password."""
+    now = timezone.now()
+    people = [
+        ("sam.marketer", roles.MARKETER, True, None),
+        ("pat.viewer", roles.VIEWER, False, now - timedelta(days=140)),
+        ("riley.oncall", roles.MARKETER, True, now - timedelta(days=1)),
+    ]
+    users = {}
+    for username, role, totp, last_login in people:
+        user, created = User.objects.get_or_create(
+            username=username, defaults={"email": f"{username}@demo.luxmail.invalid"}
+        )
+        if created:
+            user.set_unusable_password()
+            user.last_login = last_login
+            if last_login is not None:
+                user.date_joined = last_login - timedelta(days=30)
+            user.save()
+            user.groups.add(Group.objects.get(name=role))
+            if totp:
+                TOTPDevice.objects.create(user=user, name="Demo authenticator", confirmed=True)
+        users[username] = user
+    if not staff.invitations_open().exists():
+        staff.invitation_create(
+            email="new.hire@demo.luxmail.invalid",
+            role_names=[roles.PHI_MARKETER],
+            actor=actor,
+            send=False,
+        )
+    if breakglass.active_grant_id(users["riley.oncall"].pk) is None:
+        breakglass.break_glass_request(
+            user=users["riley.oncall"],
+            justification="Weekend recall of a medication lot: on-call staff must reach "
+            "affected patients before Monday (ticket OPS-2211).",
+            minutes=conf.break_glass_max_minutes(),
+        )
+    if not ApiKey.objects.filter(name="Legacy EHR sync").exists():
+        issued = api_services.api_key_create(
+            name="Legacy EHR sync", scopes=["contacts:read"], expires_at=None, actor=actor
+        )
+        ApiKey.objects.filter(pk=issued.key.pk).update(created_at=now - timedelta(days=200))

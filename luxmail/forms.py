@@ -19,6 +19,7 @@ class OrgSettingsForm(forms.ModelForm):
             "exclude_automated_events",
             "count_unknown_events",
             "require_passkey_for_admins",
+            "require_passkey_for_phi_roles",
             "portal_expiry_days",
             "delivery_mode",
             "relay_enforces_tls",

@@ -27,6 +27,7 @@ class User(AbstractUser):
             ("view_audit", "Can read the audit log"),
             ("manage_settings", "Can change organization settings"),
             ("manage_api_keys", "Can create and revoke API keys"),
+            ("manage_staff", "Can invite staff, assign roles, reset MFA and end sessions"),
         ]
 
 
@@ -63,6 +64,11 @@ class OrgSettings(models.Model):
     )
     require_passkey_for_admins = models.BooleanField(
         default=False, help_text="Admins must register a passkey (WebAuthn) to sign in."
+    )
+    require_passkey_for_phi_roles = models.BooleanField(
+        default=False,
+        help_text="Everyone in a role that may see PHI (Admin, PHI Marketer) must register "
+        "a passkey (WebAuthn) and verify with it to sign in.",
     )
     portal_expiry_days = models.PositiveIntegerField(
         default=30, help_text="Secure portal messages expire after this many days."
@@ -264,3 +270,92 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class Invitation(models.Model):
+    """An invitation to join as staff (``luxmail/staff.py``).
+
+    The link carries a signed value naming this row and a random secret; only the
+    secret's SHA-256 is stored. Single use (``accepted_at``), expiring (``expires_at``)
+    and revocable (``revoked_at``). ``roles`` lists role (group) names.
+    """
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    email = models.EmailField()
+    roles = models.JSONField(default=list)
+    secret_hash = models.CharField(max_length=64)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Invitation #{self.pk}"
+
+
+class BreakGlassGrant(models.Model):
+    """Time-limited PHI access a user asked for in an emergency (``luxmail/breakglass.py``).
+
+    Active while ``revoked_at`` is null and ``expires_at`` is in the future; then the
+    user holds ``luxmail.view_phi`` (``BreakGlassPermissionBackend``) and every PHI
+    audit event they cause carries ``details["break_glass"]`` = this grant's id.
+    ``justification`` is written by staff and must not contain PHI (the form says so).
+    """
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    justification = models.CharField(max_length=1000)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Stamped once by the expiry sweep, which audits ``breakglass.expire``.
+    expiry_recorded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["user", "expires_at"],
+                name="breakglass_open",
+                condition=models.Q(revoked_at__isnull=True),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Break-glass grant #{self.pk}"
+
+
+class StaffSession(models.Model):
+    """Which (database) session belongs to which staff user, written at sign-in.
+
+    Lets an Admin list a user's sessions and end them (``luxmail/staff.py``): ending a
+    session deletes its row in ``django_session``, which signs the browser out.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    session_key = models.CharField(max_length=40, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    ip = models.CharField(max_length=45, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"session of user {self.user_id}"

@@ -52,6 +52,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     # (issue 3: "a Viewer or Marketer sees masked PHI in UI, API and exports").
     VIEWER: ["luxmail.use_app", "reporting.view_*", "campaigns.view_*", "contacts.view_*"],
 }
+# Roles that hold luxmail.view_phi (the "PHI roles" of the passkey requirement).
+PHI_ROLES = (ADMIN, PHI_MARKETER)
 # Never granted by a pattern: PHI access is given by name only (see the PHI roles above).
 _NAMED_ONLY = {"luxmail.view_phi", "luxmail.export_phi"}
 

@@ -368,6 +368,9 @@ CELERY_BEAT_SCHEDULE["reporting-ingest-tracking-events"] = {
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
+    # Permissions only (authenticates nobody): luxmail.view_phi during an open
+    # break-glass grant (luxmail/breakglass.py).
+    "luxmail.breakglass.BreakGlassPermissionBackend",
 ]
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
@@ -401,6 +404,13 @@ LUXMAIL_SIGNUP_CONFIRM_HOURS = env.integer("LUXMAIL_SIGNUP_CONFIRM_HOURS", 48)
 LUXMAIL_SIGNUP_RATE_IP = env.get("LUXMAIL_SIGNUP_RATE_IP", "20/h")
 LUXMAIL_SIGNUP_RATE_ADDRESS = env.get("LUXMAIL_SIGNUP_RATE_ADDRESS", "5/h")
 LUXMAIL_SIGNUP_CONFIRMATIONS_PER_DAY = env.integer("LUXMAIL_SIGNUP_CONFIRMATIONS_PER_DAY", 3)
+# Staff management (luxmail/staff.py): invitation links expire after this many hours;
+# break-glass PHI access (luxmail/breakglass.py) lasts at most this many minutes.
+LUXMAIL_INVITATION_HOURS = env.integer("LUXMAIL_INVITATION_HOURS", 72)
+LUXMAIL_BREAK_GLASS_MAX_MINUTES = env.integer("LUXMAIL_BREAK_GLASS_MAX_MINUTES", 240)
+# The compliance dashboard calls a key (encryption key ring, DKIM) due for rotation
+# after this many days.
+LUXMAIL_KEY_ROTATION_DAYS = env.integer("LUXMAIL_KEY_ROTATION_DAYS", 365)
 SESSION_COOKIE_AGE = LUXMAIL_SESSION_IDLE_SECONDS
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
@@ -617,6 +627,12 @@ try:
 except ValueError as _error:
     raise ImproperlyConfigured(f"LUXMAIL_AUDIT_CHECKPOINT_KEYS: {_error}.") from None
 LUXMAIL_AUDIT_CHECKPOINT_SECONDS = env.integer("LUXMAIL_AUDIT_CHECKPOINT_SECONDS", 900)
+# Break-glass grants that ran out are stamped and audited (breakglass.expire); access
+# ends at expires_at whether or not this has run.
+CELERY_BEAT_SCHEDULE["break-glass-expire"] = {
+    "task": "luxmail.break_glass_expire",
+    "schedule": 60.0,
+}
 CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {
     "task": "luxmail.audit_checkpoint",
     "schedule": float(LUXMAIL_AUDIT_CHECKPOINT_SECONDS),

@@ -9,7 +9,7 @@ from axes.signals import user_locked_out
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 
-from luxmail import audit
+from luxmail import audit, staff
 from luxmail.accounts.middleware import SESSION_STARTED_KEY
 
 
@@ -20,6 +20,9 @@ def _logged_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     if request is not None and hasattr(request, "session"):
         request.session[SESSION_STARTED_KEY] = int(time.time())
     audit.record("auth.login", actor=user, request=request, details={"factor": "password"})
+    if request is not None:
+        # So an Admin can list this user's sessions and end them (luxmail/staff.py).
+        staff.staff_session_record(user=user, request=request)
 
 
 @receiver(user_logged_out, dispatch_uid="luxmail.audit.logout")

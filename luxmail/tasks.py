@@ -10,7 +10,7 @@ from typing import Any
 from celery import shared_task
 from celery.signals import beat_init
 
-from luxmail import audit, health, jobs, retention
+from luxmail import audit, breakglass, health, jobs, retention
 
 
 @shared_task(name=jobs.HEALTHCHECK.name, ignore_result=True)
@@ -46,3 +46,9 @@ def audit_checkpoint() -> None:
 def retention_purge() -> None:
     """Sent by Celery beat: apply the retention settings (``luxmail/retention.py``)."""
     retention.retention_run()
+
+
+@shared_task(name="luxmail.break_glass_expire", ignore_result=True)
+def break_glass_expire() -> None:
+    """Sent by Celery beat: audit break-glass grants that ran out (``luxmail/breakglass.py``)."""
+    breakglass.break_glass_expire()

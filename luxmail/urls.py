@@ -12,6 +12,7 @@ urlpatterns = [
     path("accounts/", include("luxmail.accounts.urls")),
     path("webauthn/", include("luxmail.accounts.webauthn_urls", namespace="otp_webauthn")),
     path("notifications/", views.notification_list, name="notifications"),
+    path("staff/", include("luxmail.staff_urls")),
     path("audit/", views.audit_log, name="audit"),
     path("audit/verify/", views.audit_verify, name="audit_verify"),
     path("settings/", views.org_settings, name="settings"),

@@ -6,6 +6,8 @@ app_name = "reporting"
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("compliance/", views.compliance, name="compliance"),
+    path("compliance/export.csv", views.compliance_export, name="compliance_export"),
     path("export.<str:fmt>", views.export, name="export"),
     path("messages/<int:message_id>/", views.message_events, name="message_events"),
     path("campaigns/<int:campaign_id>/links/", views.campaign_links, name="campaign_links"),

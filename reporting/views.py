@@ -1,5 +1,5 @@
-"""Reporting UI: the report page and downloads, message event logs, campaign links, and
-the webhook settings pages."""
+"""Reporting UI: the report page and downloads, message event logs, campaign links, the
+webhook settings pages and the compliance dashboard."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from campaigns.models import Campaign
-from luxmail import audit
+from luxmail import audit, conf
 from reporting import charts, exports, reports, selectors, services
+from reporting import compliance as compliance_selectors
 from reporting.forms import (
     DeliveryFilterForm,
     ReportFilterForm,
@@ -350,3 +351,31 @@ def webhook_redeliver(request: HttpRequest, delivery_uuid: str) -> HttpResponse:
     else:
         messages.success(request, "The event is queued for delivery again.")
     return redirect("reporting:webhook_detail", delivery.endpoint.uuid)
+
+
+# --- compliance dashboard (reporting/compliance.py) --------------------------------------
+
+
+@login_required
+@permission_required("luxmail.view_audit", raise_exception=True)
+def compliance(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "reporting/compliance.html",
+        {"sections": compliance_selectors.compliance_sections(), "nav": "compliance"},
+    )
+
+
+@login_required
+@permission_required("luxmail.view_audit", raise_exception=True)
+def compliance_export(request: HttpRequest) -> HttpResponse:
+    body = compliance_selectors.compliance_csv(
+        compliance_selectors.compliance_sections(), base_url=conf.base_url()
+    )
+    audit.record(
+        "compliance.export", actor=request.user, request=request, details={"format": "csv"}
+    )
+    response = HttpResponse(body, content_type="text/csv; charset=utf-8")
+    stamp = timezone.localdate().isoformat()
+    response["Content-Disposition"] = f'attachment; filename="compliance-{stamp}.csv"'
+    return response

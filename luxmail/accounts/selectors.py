@@ -102,12 +102,20 @@ def backup_codes_left(user: Any) -> int:
 
 
 def passkey_required(user: Any) -> bool:
-    """True when the org requires passkeys for Admins and ``user`` is an Admin."""
+    """True when the org requires passkeys of ``user``'s role: Admins under "require
+    passkey for Admins", Admins and PHI Marketers under "require passkey for PHI roles".
 
-    return bool(
-        org.get_settings().require_passkey_for_admins
-        and user.groups.filter(name=roles.ADMIN).exists()
-    )
+    Enforced at sign-in by ``MFARequiredMiddleware`` (a verified session of such a user
+    must come from a passkey), so no PHI page is reached without one. Break-glass
+    access (``luxmail/breakglass.py``) does not make a user's role a PHI role.
+    """
+    current = org.get_settings()
+    required_roles = set()
+    if current.require_passkey_for_admins:
+        required_roles.add(roles.ADMIN)
+    if current.require_passkey_for_phi_roles:
+        required_roles.update(roles.PHI_ROLES)
+    return bool(required_roles and user.groups.filter(name__in=required_roles).exists())
 
 
 def has_passkey(user: Any) -> bool:
