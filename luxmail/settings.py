@@ -29,6 +29,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from luxmail import audit_checkpoints as _audit_checkpoints
 from luxmail import env
+from luxmail.accounts.sso import config as _sso_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env.get("LUXMAIL_VAR_DIR") or BASE_DIR / "var")
@@ -481,29 +482,12 @@ SAML_DJANGO_USER_MAIN_ATTRIBUTE = "email"
 SAML_CREATE_UNKNOWN_USER = False
 SAML_CONFIG: dict[str, object] = {}
 if LUXMAIL_SAML_IDP_METADATA:
-    import saml2
-
-    SAML_CONFIG = {
-        "xmlsec_binary": env.get("LUXMAIL_XMLSEC_BINARY", "/usr/bin/xmlsec1"),
-        "entityid": LUXMAIL_SAML_ENTITY_ID,
-        "allow_unknown_attributes": True,
-        "service": {
-            "sp": {
-                "name": "LuxMail",
-                "endpoints": {
-                    "assertion_consumer_service": [
-                        (f"{LUXMAIL_BASE_URL}/saml2/acs/", saml2.BINDING_HTTP_POST),
-                    ],
-                },
-                "allow_unsolicited": False,
-                "authn_requests_signed": False,
-                "want_assertions_signed": True,
-                "want_response_signed": False,
-                "name_id_format": saml2.saml.NAMEID_FORMAT_EMAILADDRESS,
-            },
-        },
-        "metadata": {"local": [LUXMAIL_SAML_IDP_METADATA]},
-    }
+    SAML_CONFIG = _sso_config.saml_config(
+        entity_id=LUXMAIL_SAML_ENTITY_ID,
+        base_url=LUXMAIL_BASE_URL,
+        idp_metadata=LUXMAIL_SAML_IDP_METADATA,
+        xmlsec_binary=env.get("LUXMAIL_XMLSEC_BINARY", "/usr/bin/xmlsec1") or "/usr/bin/xmlsec1",
+    )
 
 # --- Security headers -----------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
