@@ -159,14 +159,14 @@ def oidc_groups_claim() -> str:
     return str(settings.LUXMAIL_OIDC_GROUPS_CLAIM)
 
 
-def oidc_mfa_amr() -> set[str]:
+def oidc_mfa_amr() -> list[str]:
     """ID-token ``amr`` values that mean the IdP checked a second factor."""
-    return {str(value) for value in settings.LUXMAIL_OIDC_MFA_AMR or []}
+    return [str(value) for value in settings.LUXMAIL_OIDC_MFA_AMR or []]
 
 
-def oidc_mfa_acr() -> set[str]:
+def oidc_mfa_acr() -> list[str]:
     """ID-token ``acr`` values that mean the IdP checked a second factor."""
-    return {str(value) for value in settings.LUXMAIL_OIDC_MFA_ACR or []}
+    return [str(value) for value in settings.LUXMAIL_OIDC_MFA_ACR or []]
 
 
 def saml_enabled() -> bool:
@@ -186,9 +186,9 @@ def saml_groups_attribute() -> str:
     return str(settings.LUXMAIL_SAML_GROUPS_ATTRIBUTE)
 
 
-def saml_mfa_contexts() -> set[str]:
+def saml_mfa_contexts() -> list[str]:
     """AuthnContextClassRef values that mean the IdP checked a second factor."""
-    return {str(value) for value in settings.LUXMAIL_SAML_MFA_CONTEXTS or []}
+    return [str(value) for value in settings.LUXMAIL_SAML_MFA_CONTEXTS or []]
 
 
 def sso_group_roles() -> dict[str, str]:

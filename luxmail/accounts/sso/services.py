@@ -48,12 +48,14 @@ def oidc_mfa_asserted(claims: dict[str, Any]) -> bool:
     """The ID token says the IdP checked a second factor (``amr`` or ``acr``)."""
     amr = set(_strings(claims.get("amr")))
     acr = claims.get("acr")
-    return bool(amr & conf.oidc_mfa_amr()) or (isinstance(acr, str) and acr in conf.oidc_mfa_acr())
+    return bool(amr & set(conf.oidc_mfa_amr())) or (
+        isinstance(acr, str) and acr in conf.oidc_mfa_acr()
+    )
 
 
 def saml_mfa_asserted(authn_contexts: Iterable[str]) -> bool:
     """An AuthnContextClassRef of the assertion is one that counts as MFA."""
-    return bool(set(authn_contexts) & conf.saml_mfa_contexts())
+    return bool(set(authn_contexts) & set(conf.saml_mfa_contexts()))
 
 
 def mapped_roles(groups: Iterable[str]) -> set[str]:
@@ -142,7 +144,7 @@ def resolve_user(
             if not wanted:
                 _failed(protocol, email, "no_role", request)
                 return None
-            user = user_model(username=email[:150], email=email)
+            user: Any = user_model(username=email[:150], email=email)
             user.set_unusable_password()
             user.save()
             user.groups.set(Group.objects.filter(name__in=wanted))
