@@ -128,7 +128,7 @@ def resolve_user(
     if email_verified is False:
         _failed(protocol, email, "email_unverified", request)
         return None
-    group_names = [g[:MAX_GROUP_NAME] for g in _strings(list(groups))]
+    group_names = [g[:MAX_GROUP_NAME] for g in _strings(groups)[:MAX_GROUPS]]
     mapping_on = bool(conf.sso_group_roles())
     wanted = mapped_roles(group_names)
     user_model = get_user_model()
@@ -143,6 +143,9 @@ def resolve_user(
                 return None
             if not wanted:
                 _failed(protocol, email, "no_role", request)
+                return None
+            if user_model.objects.filter(username=email[:150]).exists():
+                _failed(protocol, email, "ambiguous", request)
                 return None
             user: Any = user_model(username=email[:150], email=email)
             user.set_unusable_password()
