@@ -481,6 +481,10 @@ SAML_SESSION_COOKIE_NAME = "luxmail_saml"
 SAML_DJANGO_USER_MAIN_ATTRIBUTE = "email"
 SAML_CREATE_UNKNOWN_USER = False
 SAML_CONFIG: dict[str, object] = {}
+if LUXMAIL_SAML_IDP_METADATA and not Path(LUXMAIL_SAML_IDP_METADATA).is_file():
+    raise ImproperlyConfigured(
+        f"LUXMAIL_SAML_IDP_METADATA names {LUXMAIL_SAML_IDP_METADATA!r}, which is not a file."
+    )
 if LUXMAIL_SAML_IDP_METADATA:
     SAML_CONFIG = _sso_config.saml_config(
         entity_id=LUXMAIL_SAML_ENTITY_ID,
@@ -709,6 +713,8 @@ LOGGING = {
         "django": {"handlers": [], "level": "INFO", "propagate": True},
         # aiosmtpd (the dev sink) logs every connection at INFO.
         "mail.log": {"level": "WARNING"},
+        # pysaml2's schema library logs every schema it loads at INFO.
+        "xmlschema": {"level": "WARNING"},
     },
 }
 
