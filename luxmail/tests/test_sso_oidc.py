@@ -7,6 +7,7 @@ PKCE) → LuxMail's MFA prompt, or straight in when the ID token's ``amr`` asser
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import socket
@@ -17,12 +18,15 @@ from collections.abc import Iterator
 from html import unescape
 from urllib.parse import urljoin, urlsplit
 
+import pyotp
 import pytest
 import requests
 from django.contrib.auth import get_user_model
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from luxmail import roles
 from luxmail.models import AuditEvent
+from luxmail.testing import screenshot
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -217,3 +221,28 @@ def test_forged_callback_is_refused_without_an_error_page(oidc, live_server):
     response = browser.get(f"{live_server.url}/oidc/callback/?code=forged&state=forged", timeout=10)
     assert response.status_code < 500
     assert urlsplit(response.url).path == "/accounts/login/"
+
+
+@pytest.mark.browser
+def test_browser_signs_in_through_the_provider_then_luxmail_totp(
+    oidc, live_server, make_user, browser_page
+):
+    """The same round trip in Chromium: the button, the provider's page, the TOTP prompt."""
+    user = make_user(roles.MARKETER, username="quinn")
+    idp_user(oidc, "quinn-sub", email="quinn@staff.example", groups=["lux-marketing"])
+    page = browser_page
+    page.goto("/campaigns/")
+    page.wait_for_url("**/accounts/login/**")
+    screenshot(page, "sso-oidc-login")
+    page.click(f"text=Sign in with {PROVIDER}")
+    page.wait_for_url(f"{oidc}/oauth2/authorize**")
+    screenshot(page, "sso-oidc-provider")
+    page.fill("input[name=sub]", "quinn-sub")
+    page.click("button:has-text('Authorize')")
+    page.wait_for_url("**/accounts/mfa/**")
+    screenshot(page, "sso-oidc-mfa")
+    device = TOTPDevice.objects.get(user=user)
+    page.fill("#id_token", pyotp.TOTP(base64.b32encode(device.bin_key).decode()).now())
+    page.click("form:has(#id_token) button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/campaigns/")
+    assert actions("auth.login")[0].details["factor"] == "sso"
