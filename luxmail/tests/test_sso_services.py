@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 
 from luxmail import conf, roles
 from luxmail.accounts.sso import services
+from luxmail.accounts.sso.checks import group_roles_name_known_roles
 from luxmail.models import AuditEvent
 
 
@@ -146,3 +147,14 @@ def test_login_page_shows_a_button_per_configured_provider(settings, client):
     assert "Sign in with Okta" in page
     assert 'href="/saml2/login/?next=/campaigns/"' in page
     assert "Sign in with Hospital AD" in page
+
+
+def test_system_check_names_unknown_roles_and_malformed_entries(settings):
+
+    settings.LUXMAIL_SSO_GROUP_ROLES = ["lux=Admin", "phi=PHI Marketer"]
+    assert group_roles_name_known_roles() == []
+    settings.LUXMAIL_SSO_GROUP_ROLES = ["lux=Admn", "junk"]
+    assert [m.id for m in group_roles_name_known_roles()] == [
+        "luxmail.sso.E001",
+        "luxmail.sso.E002",
+    ]
