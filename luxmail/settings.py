@@ -454,7 +454,8 @@ if LUXMAIL_OIDC_CLIENT_ID and not all(
     )
 # ID tokens must be signed with the IdP's key (never HS256 with the client secret).
 OIDC_RP_SIGN_ALGO = env.get("LUXMAIL_OIDC_SIGN_ALGO", "RS256")
-OIDC_RP_SCOPES = "openid email profile"
+# Some IdPs send groups only for an extra scope (e.g. "groups"): add it here.
+OIDC_RP_SCOPES = env.get("LUXMAIL_OIDC_SCOPES", "openid email profile")
 OIDC_TIMEOUT = 10
 OIDC_USE_PKCE = True
 OIDC_CREATE_USER = False  # provisioning is LuxMail's (LUXMAIL_SSO_CREATE_USERS)
