@@ -9,6 +9,7 @@ class LuxMailConfig(AppConfig):
 
     def ready(self) -> None:
         from luxmail import roles, signals  # noqa: F401  (connect receivers)
+        from luxmail.accounts.sso import checks  # noqa: F401  (register the system check)
 
         roles.connect()
 

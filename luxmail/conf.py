@@ -214,3 +214,67 @@ def break_glass_max_minutes() -> int:
 def key_rotation_days() -> int:
     """Age after which the compliance dashboard calls a key due for rotation."""
     return max(int(settings.LUXMAIL_KEY_ROTATION_DAYS), 1)
+
+
+# --- single sign-on (luxmail/accounts/sso/) -------------------------------------------------
+
+
+def oidc_enabled() -> bool:
+    """OpenID Connect sign-in is offered (``LUXMAIL_OIDC_CLIENT_ID`` is set)."""
+    return bool(settings.LUXMAIL_OIDC_CLIENT_ID)
+
+
+def oidc_provider_name() -> str:
+    """Shown on the sign-in button: "Sign in with <name>"."""
+    return str(settings.LUXMAIL_OIDC_PROVIDER_NAME)
+
+
+def oidc_groups_claim() -> str:
+    return str(settings.LUXMAIL_OIDC_GROUPS_CLAIM)
+
+
+def oidc_mfa_amr() -> list[str]:
+    """ID-token ``amr`` values that mean the IdP checked a second factor."""
+    return [str(value) for value in settings.LUXMAIL_OIDC_MFA_AMR or []]
+
+
+def oidc_mfa_acr() -> list[str]:
+    """ID-token ``acr`` values that mean the IdP checked a second factor."""
+    return [str(value) for value in settings.LUXMAIL_OIDC_MFA_ACR or []]
+
+
+def saml_enabled() -> bool:
+    """SAML 2.0 sign-in is offered (``LUXMAIL_SAML_IDP_METADATA`` is set)."""
+    return bool(settings.LUXMAIL_SAML_IDP_METADATA)
+
+
+def saml_provider_name() -> str:
+    return str(settings.LUXMAIL_SAML_PROVIDER_NAME)
+
+
+def saml_email_attribute() -> str:
+    return str(settings.LUXMAIL_SAML_EMAIL_ATTRIBUTE)
+
+
+def saml_groups_attribute() -> str:
+    return str(settings.LUXMAIL_SAML_GROUPS_ATTRIBUTE)
+
+
+def saml_mfa_contexts() -> list[str]:
+    """AuthnContextClassRef values that mean the IdP checked a second factor."""
+    return [str(value) for value in settings.LUXMAIL_SAML_MFA_CONTEXTS or []]
+
+
+def sso_group_roles() -> dict[str, str]:
+    """IdP group -> LuxMail role, from ``LUXMAIL_SSO_GROUP_ROLES`` ("group=Role,…")."""
+    mapping: dict[str, str] = {}
+    for entry in settings.LUXMAIL_SSO_GROUP_ROLES or []:
+        group, sep, role = str(entry).rpartition("=")
+        if sep and group.strip() and role.strip():
+            mapping[group.strip()] = role.strip()
+    return mapping
+
+
+def sso_create_users() -> bool:
+    """SSO may create accounts; off: only staff whose email has an account may sign in."""
+    return bool(settings.LUXMAIL_SSO_CREATE_USERS)

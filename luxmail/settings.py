@@ -29,6 +29,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from luxmail import audit_checkpoints as _audit_checkpoints
 from luxmail import env
+from luxmail.accounts.sso import config as _sso_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env.get("LUXMAIL_VAR_DIR") or BASE_DIR / "var")
@@ -138,10 +139,13 @@ MIDDLEWARE = [
     "reporting.middleware.TrackingFastPathMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # djangosaml2's own cookie (SameSite=None): the IdP posts the SAML response cross-site.
+    "djangosaml2.middleware.SamlSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django_otp.middleware.OTPMiddleware",
+    # django-otp's OTPMiddleware, plus MFA asserted by a single sign-on IdP.
+    "luxmail.accounts.sso.middleware.OTPMiddleware",
     "luxmail.accounts.middleware.SessionPolicyMiddleware",
     "luxmail.accounts.middleware.MFARequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -452,6 +456,71 @@ AXES_VERBOSE = False
 AXES_ENABLE_ACCESS_FAILURE_LOG = True
 AXES_IPWARE_PROXY_COUNT = env.integer("LUXMAIL_PROXY_COUNT", 0) or None
 
+# --- Single sign-on (luxmail/accounts/sso/, docs/security.md "Single sign-on") ----------
+# OpenID Connect (mozilla-django-oidc) is on when LUXMAIL_OIDC_CLIENT_ID is set; SAML 2.0
+# (djangosaml2) when LUXMAIL_SAML_IDP_METADATA names the IdP's metadata file. Both are off
+# by default, so `make run` needs no identity provider.
+LUXMAIL_OIDC_CLIENT_ID = env.get("LUXMAIL_OIDC_CLIENT_ID") or ""
+LUXMAIL_OIDC_PROVIDER_NAME = env.get("LUXMAIL_OIDC_PROVIDER_NAME", "single sign-on")
+LUXMAIL_OIDC_GROUPS_CLAIM = env.get("LUXMAIL_OIDC_GROUPS_CLAIM", "groups")
+# ID-token ``amr`` values (RFC 8176) and ``acr`` values that count as MFA at the IdP.
+LUXMAIL_OIDC_MFA_AMR = env.listing("LUXMAIL_OIDC_MFA_AMR", ["mfa", "otp", "hwk", "sc"])
+LUXMAIL_OIDC_MFA_ACR = env.listing("LUXMAIL_OIDC_MFA_ACR", [])
+OIDC_RP_CLIENT_ID = LUXMAIL_OIDC_CLIENT_ID
+OIDC_RP_CLIENT_SECRET = env.get("LUXMAIL_OIDC_CLIENT_SECRET") or ""
+OIDC_OP_AUTHORIZATION_ENDPOINT = env.get("LUXMAIL_OIDC_AUTHORIZATION_ENDPOINT") or ""
+OIDC_OP_TOKEN_ENDPOINT = env.get("LUXMAIL_OIDC_TOKEN_ENDPOINT") or ""
+OIDC_OP_USER_ENDPOINT = env.get("LUXMAIL_OIDC_USERINFO_ENDPOINT") or ""
+OIDC_OP_JWKS_ENDPOINT = env.get("LUXMAIL_OIDC_JWKS_ENDPOINT") or ""
+if LUXMAIL_OIDC_CLIENT_ID and not all(
+    (OIDC_OP_AUTHORIZATION_ENDPOINT, OIDC_OP_TOKEN_ENDPOINT, OIDC_OP_JWKS_ENDPOINT)
+):
+    raise ImproperlyConfigured(
+        "LUXMAIL_OIDC_CLIENT_ID is set: LUXMAIL_OIDC_AUTHORIZATION_ENDPOINT, "
+        "LUXMAIL_OIDC_TOKEN_ENDPOINT and LUXMAIL_OIDC_JWKS_ENDPOINT are required too."
+    )
+# ID tokens must be signed with the IdP's key (never HS256 with the client secret).
+OIDC_RP_SIGN_ALGO = env.get("LUXMAIL_OIDC_SIGN_ALGO", "RS256")
+# Some IdPs send groups only for an extra scope (e.g. "groups"): add it here.
+OIDC_RP_SCOPES = env.get("LUXMAIL_OIDC_SCOPES", "openid email profile")
+OIDC_TIMEOUT = 10
+OIDC_USE_PKCE = True
+OIDC_CREATE_USER = False  # provisioning is LuxMail's (LUXMAIL_SSO_CREATE_USERS)
+LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?sso=failed"
+LUXMAIL_SAML_IDP_METADATA = env.get("LUXMAIL_SAML_IDP_METADATA") or ""
+LUXMAIL_SAML_PROVIDER_NAME = env.get("LUXMAIL_SAML_PROVIDER_NAME", "SAML single sign-on")
+LUXMAIL_SAML_ENTITY_ID = env.get("LUXMAIL_SAML_ENTITY_ID") or f"{LUXMAIL_BASE_URL}/saml2/metadata/"
+LUXMAIL_SAML_EMAIL_ATTRIBUTE = env.get("LUXMAIL_SAML_EMAIL_ATTRIBUTE", "email")
+LUXMAIL_SAML_GROUPS_ATTRIBUTE = env.get("LUXMAIL_SAML_GROUPS_ATTRIBUTE", "groups")
+# AuthnContextClassRef values that count as MFA at the IdP (REFEDS MFA, Entra ID).
+LUXMAIL_SAML_MFA_CONTEXTS = env.listing(
+    "LUXMAIL_SAML_MFA_CONTEXTS",
+    ["https://refeds.org/profile/mfa", "http://schemas.microsoft.com/claims/multipleauthn"],
+)
+# IdP groups (OIDC claim / SAML attribute values) -> LuxMail roles: "idp-group=Role,…".
+LUXMAIL_SSO_GROUP_ROLES = env.listing("LUXMAIL_SSO_GROUP_ROLES", [])
+# Off: only staff whose email already has an account (invited) may sign in by SSO.
+LUXMAIL_SSO_CREATE_USERS = env.boolean("LUXMAIL_SSO_CREATE_USERS", False)
+if LUXMAIL_OIDC_CLIENT_ID:
+    AUTHENTICATION_BACKENDS.append("luxmail.accounts.sso.backends.OIDCBackend")
+if LUXMAIL_SAML_IDP_METADATA:
+    AUTHENTICATION_BACKENDS.append("luxmail.accounts.sso.backends.SAMLBackend")
+SAML_SESSION_COOKIE_NAME = "luxmail_saml"
+SAML_DJANGO_USER_MAIN_ATTRIBUTE = "email"
+SAML_CREATE_UNKNOWN_USER = False
+SAML_CONFIG: dict[str, object] = {}
+if LUXMAIL_SAML_IDP_METADATA and not Path(LUXMAIL_SAML_IDP_METADATA).is_file():
+    raise ImproperlyConfigured(
+        f"LUXMAIL_SAML_IDP_METADATA names {LUXMAIL_SAML_IDP_METADATA!r}, which is not a file."
+    )
+if LUXMAIL_SAML_IDP_METADATA:
+    SAML_CONFIG = _sso_config.saml_config(
+        entity_id=LUXMAIL_SAML_ENTITY_ID,
+        base_url=LUXMAIL_BASE_URL,
+        idp_metadata=LUXMAIL_SAML_IDP_METADATA,
+        xmlsec_binary=env.get("LUXMAIL_XMLSEC_BINARY", "/usr/bin/xmlsec1") or "/usr/bin/xmlsec1",
+    )
+
 # --- Security headers -----------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -696,6 +765,8 @@ LOGGING = {
         # INFO and a traceback for each that trips on malformed mail, which the reader
         # catches and survives: neither is news to an operator.
         "flufl.bounce": {"level": "CRITICAL"},
+        # pysaml2's schema library logs every schema it loads at INFO.
+        "xmlschema": {"level": "WARNING"},
     },
 }
 

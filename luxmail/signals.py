@@ -11,6 +11,7 @@ from django.dispatch import receiver
 
 from luxmail import audit, staff
 from luxmail.accounts.middleware import SESSION_STARTED_KEY
+from luxmail.accounts.sso import services as sso
 
 
 @receiver(user_logged_in, dispatch_uid="luxmail.audit.login")
@@ -19,8 +20,10 @@ def _logged_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     # The absolute session limit (12 h) counts from here.
     if request is not None and hasattr(request, "session"):
         request.session[SESSION_STARTED_KEY] = int(time.time())
-    audit.record("auth.login", actor=user, request=request, details={"factor": "password"})
-    if request is not None:
+    details = sso.login_details(user) or {"factor": "password"}
+    audit.record("auth.login", actor=user, request=request, details=details)
+    if request is not None and hasattr(request, "session"):
+        sso.sign_in_completed(request=request, user=user)
         # So an Admin can list this user's sessions and end them (luxmail/staff.py).
         staff.staff_session_record(user=user, request=request)
 
@@ -35,6 +38,10 @@ def _logged_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
 def _login_failed(
     sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any
 ) -> None:
+    if "username" not in credentials:
+        # A refused single sign-on (no username in its credentials): audited with its
+        # reason by luxmail.accounts.sso.services.
+        return
     # The username is not PHI; the password never reaches the audit log.
     stage = credentials.get("luxmail_stage", "password")
     audit.record(

@@ -10,6 +10,8 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("favicon.ico", views.favicon, name="favicon"),
     path("accounts/", include("luxmail.accounts.urls")),
+    # Single sign-on (/oidc/…, /saml2/…): each answers 404 unless configured.
+    path("", include("luxmail.accounts.sso.urls")),
     path("webauthn/", include("luxmail.accounts.webauthn_urls", namespace="otp_webauthn")),
     path("notifications/", views.notification_list, name="notifications"),
     path("staff/", include("luxmail.staff_urls")),

@@ -34,6 +34,9 @@ PUBLIC_PREFIXES = (
     "/accounts/login/",
     "/accounts/logout/",
     "/accounts/locked/",
+    # Single sign-on: the IdP sends the browser back here before anyone is signed in.
+    "/oidc/",
+    "/saml2/",
     "/portal/",
     "/f/",
     "/t/",

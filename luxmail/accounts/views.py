@@ -21,6 +21,7 @@ from django.views.decorators.http import require_POST
 from luxmail.accounts import selectors, services
 from luxmail.accounts.forms import LoginForm, TokenForm
 from luxmail.accounts.passkeys import AccountLocked
+from luxmail.accounts.sso import services as sso_services
 
 
 def _next_url(request: HttpRequest) -> str:
@@ -44,6 +45,9 @@ class LoginView(auth_views.LoginView):
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         context["expired"] = "expired" in self.request.GET
+        # Single sign-on buttons (luxmail/accounts/sso/) and a failed SSO round trip.
+        context["sso_buttons"] = sso_services.buttons()
+        context["sso_failed"] = self.request.GET.get("sso") == "failed"
         return context
 
 

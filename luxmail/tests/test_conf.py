@@ -126,6 +126,10 @@ def test_each_accessor_returns_its_declared_type(name, function):
         assert isinstance(value, expected), (name, value)
     elif origin is list:
         assert isinstance(value, list) and all(isinstance(item, str) for item in value)
+    elif origin is dict:  # dict[str, str]
+        assert isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        )
     else:  # X | None
         assert value is None or isinstance(value, typing.get_args(expected)), (name, value)
 
