@@ -128,10 +128,11 @@ def break_glass_request(
     """Open a break-glass grant for ``user`` now and tell the Admins.
 
     Admins see it at once: an in-app notification (``luxmail/notifications.py``) and the
-    banner, then an e-mail. Raises ``BreakGlassError`` when the user has PHI access by role already, has an open
-    grant, the justification is too short or the duration out of range. Audited as
-    ``breakglass.request`` (grant id, minutes; the justification stays on the grant).
-    The Admin e-mail is sent after commit; a relay failure is logged, never raised.
+    banner, then an e-mail. Raises ``BreakGlassError`` when the user has PHI access by
+    role already, has an open grant, the justification is too short or the duration out
+    of range. Audited as ``breakglass.request`` (grant id, minutes; the justification
+    stays on the grant). The Admin e-mail is sent after commit; a relay failure is
+    logged, never raised.
     """
     justification = " ".join(justification.split())
     if len(justification) < JUSTIFICATION_MIN:
