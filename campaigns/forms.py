@@ -194,3 +194,16 @@ class SigningKeyForm(forms.Form):
         if not cleaned["private_key"].strip():
             raise forms.ValidationError("Paste the private key or choose its file.")
         return cleaned
+
+
+class ApprovalDecisionForm(forms.Form):
+    """A Compliance Officer's decision on a PHI campaign (the two submit buttons)."""
+
+    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
+    note = forms.CharField(
+        required=False,
+        max_length=500,
+        label="Note (optional)",
+        help_text="Why, for the author and the audit trail. Never PHI.",
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from campaigns import views
+from campaigns import approval_views, views
 
 app_name = "campaigns"
 
@@ -15,6 +15,9 @@ urlpatterns = [
     path("<int:pk>/schedule/", views.campaign_schedule, name="schedule"),
     path("<int:pk>/test-send/", views.campaign_test_send, name="test_send"),
     path("<int:pk>/progress/", views.campaign_progress, name="progress"),
+    path("<int:pk>/approval/", approval_views.approval, name="approval"),
+    path("<int:pk>/approval/request/", approval_views.approval_request, name="approval_request"),
+    path("<int:pk>/approval/decide/", approval_views.approval_decide, name="approval_decide"),
     path("<int:pk>/<str:action>/", views.campaign_action, name="action"),
     path("messages/<int:pk>/resend/", views.message_resend, name="message_resend"),
     path("templates/", views.template_list, name="templates"),

@@ -14,6 +14,13 @@ Re-exported here by name because many callers (views, API, tasks, tests) use
 ``campaigns.services.<name>``; new code may import from the submodule.
 """
 
+from campaigns.services.approvals import (
+    ApprovalForbidden,
+    ApprovalRequired,
+    approval_decide,
+    approval_request,
+    approval_status,
+)
 from campaigns.services.campaigns import (
     MAX_SEED_ADDRESSES,
     _enqueue_chains,
@@ -57,6 +64,11 @@ from campaigns.services.templates import (
 
 __all__ = [
     "MAX_SEED_ADDRESSES",
+    "ApprovalForbidden",
+    "ApprovalRequired",
+    "approval_decide",
+    "approval_request",
+    "approval_status",
     "CampaignError",
     "TransitionError",
     "_enqueue_chains",
