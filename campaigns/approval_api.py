@@ -92,7 +92,7 @@ class CampaignApprovalDecisionApi(APIView):
     )
     def post(self, request: Request, pk: int) -> Response:
         campaign = get_object_or_404(Campaign, pk=pk)
-        data = serializers.BooleanField().to_internal_value(request.data.get("approve"))
+        data = serializers.BooleanField().to_internal_value(request.data.get("approve", ""))
         note = str(request.data.get("note") or "")[:500]
         try:
             approvals.approval_decide(

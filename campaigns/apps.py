@@ -7,6 +7,6 @@ class CampaignsConfig(AppConfig):
 
     def ready(self) -> None:
         # Function-level import: services import models, which are not loaded before ready().
-        from campaigns.services import approvals  # noqa: PLC0415
+        from campaigns.services import approvals
 
         approvals.connect()

@@ -13,6 +13,7 @@ urlpatterns = [
     path("webauthn/", include("luxmail.accounts.webauthn_urls", namespace="otp_webauthn")),
     path("audit/", views.audit_log, name="audit"),
     path("audit/verify/", views.audit_verify, name="audit_verify"),
+    path("audit/export/", views.audit_export, name="audit_export"),
     path("settings/", views.org_settings, name="settings"),
     path("settings/api-keys/", views.api_keys, name="api_keys"),
     path("settings/api-keys/<uuid:key_uuid>/revoke/", views.api_key_revoke, name="api_key_revoke"),

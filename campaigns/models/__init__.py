@@ -45,10 +45,10 @@ from campaigns.models.sending import (
 
 __all__ = [
     "ApprovalState",
-    "CampaignApproval",
     "BounceEvent",
     "BounceKind",
     "Campaign",
+    "CampaignApproval",
     "CampaignStatus",
     "DkimAlgorithm",
     "EmailTemplate",

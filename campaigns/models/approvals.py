@@ -50,12 +50,12 @@ class CampaignApproval(models.Model):
         ordering = ["-id"]
         permissions = [("approve_phi_campaign", "Can approve campaigns that use PHI")]
 
+    def __str__(self) -> str:
+        return f"approval #{self.pk} of campaign {self.campaign_id}: {self.state}"
+
     @property
     def secure_policy_label(self) -> str:
         try:
             return str(SecurePolicy(self.secure_policy).label)
         except ValueError:
             return self.secure_policy
-
-    def __str__(self) -> str:
-        return f"approval #{self.pk} of campaign {self.campaign_id}: {self.state}"

@@ -119,7 +119,7 @@ def inputs_hash(campaign: Campaign) -> str:
             "subject": template.subject,
             "html": template.html,
             "text": template.text,
-        },  # fmt: skip
+        },
         "sender": None
         if sender is None
         else {
@@ -127,7 +127,7 @@ def inputs_hash(campaign: Campaign) -> str:
             "from_email": sender.from_email,
             "from_name": sender.from_name,
             "reply_to": sender.reply_to,
-        },  # fmt: skip
+        },
         "segments": [[s.pk, s.rules] for s in campaign.segments.order_by("pk")],
         "exclude_segments": [[s.pk, s.rules] for s in campaign.exclude_segments.order_by("pk")],
         "lists": sorted(campaign.lists.values_list("pk", flat=True)),
@@ -171,7 +171,8 @@ def approval_request(
         use = phi_use(campaign)
         if not use.needs_approval:
             raise CampaignError(
-                "This campaign uses no PHI fields in its template or audience; it needs no approval."
+                "This campaign uses no PHI fields in its template or audience; "
+                "it needs no approval."
             )
         _withdraw_open(
             campaign, reason="a new approval was requested", actor=actor, request=request

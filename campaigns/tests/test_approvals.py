@@ -23,7 +23,10 @@ from luxmail.testing import verify_session
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
-PHI_HTML = "<p>Dear {{ contact.first_name }}, next visit {{ phi.next_appointment|default('-') }}.</p>{% if phi.age %}<p>{{ phi.age }}</p>{% endif %}"
+PHI_HTML = (
+    "<p>Dear {{ contact.first_name }}, next visit {{ phi.next_appointment|default('-') }}.</p>"
+    "{% if phi.age %}<p>{{ phi.age }}</p>{% endif %}"
+)
 LATER = dt.timedelta(days=2)
 
 
