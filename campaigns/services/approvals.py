@@ -11,7 +11,8 @@ audience's segments (with their rules) and lists, and the channel policy.
 :func:`approval_require` runs when a campaign is scheduled and again when it starts;
 an approval whose inputs changed since is withdrawn there at the latest, and edits
 withdraw it at once (:func:`approvals_recheck`, called by the campaign and template
-services and on segment and sender saves). Requests, decisions and withdrawals are
+services and on segment and sender saves); a scheduled campaign whose approval is
+withdrawn goes back to draft. Requests, decisions and withdrawals are
 audited (ids, field names and counts; never PHI values).
 """
 
@@ -33,6 +34,7 @@ from campaigns.models import (
     ApprovalState,
     Campaign,
     CampaignApproval,
+    CampaignStatus,
     EmailTemplate,
     SenderIdentity,
 )
@@ -264,12 +266,22 @@ def _withdraw(
     approval.withdrawn_at = timezone.now()
     approval.withdrawn_reason = reason[:200]
     approval.save(update_fields=["state", "withdrawn_at", "withdrawn_reason"])
+    # A scheduled campaign goes back to draft at once, rather than failing at its time.
+    unscheduled = bool(
+        Campaign.objects.filter(pk=approval.campaign_id, status=CampaignStatus.SCHEDULED).update(
+            status=CampaignStatus.DRAFT
+        )
+    )
     audit.record(
         "campaign.approval_withdraw",
         actor=actor,
         request=request,
         target=approval.campaign,
-        details={"approval_id": approval.pk, "reason": approval.withdrawn_reason},
+        details={
+            "approval_id": approval.pk,
+            "reason": approval.withdrawn_reason,
+            "unscheduled": unscheduled,
+        },
     )
 
 

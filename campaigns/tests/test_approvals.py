@@ -157,13 +157,26 @@ def test_a_scheduled_campaign_whose_approval_was_withdrawn_does_not_start(
     services.approval_request(campaign=campaign, actor=author)
     services.approval_decide(campaign=campaign, actor=officer, approve=True)
     _schedule(campaign, author)
-    services.template_update(template=campaign.template, actor=author, subject="New subject")
+    # Behind the services' back (no signal): caught when its time comes.
+    type(campaign.template).objects.filter(pk=campaign.template_id).update(subject="New")
     type(campaign).objects.filter(pk=campaign.pk).update(scheduled_at=timezone.now())
     assert services.campaigns_start_due() == 0
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.DRAFT
     failed = AuditEvent.objects.get(action="campaign.start_failed")
     assert "approval" in failed.details["reason"]
+
+
+def test_an_edit_sends_a_scheduled_phi_campaign_back_to_draft(postgres, author, officer) -> None:
+    campaign = _phi_campaign(author)
+    services.approval_request(campaign=campaign, actor=author)
+    services.approval_decide(campaign=campaign, actor=officer, approve=True)
+    _schedule(campaign, author)
+    services.template_update(template=campaign.template, actor=author, subject="New subject")
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.DRAFT
+    withdrawn = AuditEvent.objects.get(action="campaign.approval_withdraw")
+    assert withdrawn.details["unscheduled"] is True
 
 
 def test_api_refuses_with_problem_details_and_walks_the_workflow(postgres, author, officer) -> None:
