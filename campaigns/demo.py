@@ -1,5 +1,7 @@
 """Demo data for ``make run``: a sender identity with DKIM, two templates (one
-PHI-bearing) and a campaign really sent through the pipeline into the dev sink.
+PHI-bearing), a campaign really sent through the pipeline into the dev sink, and two
+PHI campaigns for the approval workflow (issue 17): one awaiting a Compliance Officer's
+approval, one approved by the demo Compliance Officer.
 
 Idempotent. ``make run`` prepares the demo before the SMTP sink process starts, so
 the campaign is delivered through a short-lived in-process sink that writes the same
@@ -10,9 +12,12 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Any
 
 from aiosmtpd.controller import Controller
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 
 from campaigns import services
 from campaigns.journeys import demo as journeys_demo
@@ -20,13 +25,17 @@ from campaigns.models import Campaign, EmailTemplate, SenderIdentity
 from campaigns.sending import delivery
 from campaigns.sending.transport import RelayConfig, pool
 from contacts.models import ContactList, Segment
-from luxmail import demo
+from luxmail import demo, roles
 from luxmail.actors import Actor
 
 SENDER = "Demo Health newsletter"
 WELCOME = "Autumn newsletter"
 PHI_TEMPLATE = "Check-up reminder (PHI)"
 CAMPAIGN = "Autumn newsletter 2026"
+AWAITING = "Check-up reminder: diabetics over 50 (awaiting approval)"
+APPROVED = "Check-up reminder: patient newsletter (approved)"
+OFFICER = "demo-compliance"
+PHI_SEGMENT = "Diabetics over 50 near 021xx"
 
 WELCOME_HTML = """<html><head><style>
 h1 { color: #1b4d7a; font-family: Georgia, serif; }
@@ -79,6 +88,7 @@ def populate(*, actor: Actor) -> None:
             actor=actor,
         )
     journeys_demo.populate(actor=actor)  # the "Appointment reminder" journey
+    _approval_demo(actor=actor, sender=sender)
     if Campaign.objects.filter(name=CAMPAIGN).exists():
         return
     audience = ContactList.objects.filter(name="Patient newsletter").first()
@@ -114,3 +124,58 @@ def _send_now(campaign: Campaign, actor: Actor) -> None:
     finally:
         pool().close_all()
         controller.stop()
+
+
+def _officer() -> Any:
+    """The demo Compliance Officer: decides the approved campaign. It has no password;
+    an Admin can set one in Django admin to try the approval screen as an officer."""
+    user_model = get_user_model()
+    officer, created = user_model.objects.get_or_create(
+        username=OFFICER,
+        defaults={
+            "email": "compliance@demo.luxmail.invalid",
+            "first_name": "Demo",
+            "last_name": "Officer",
+        },
+    )
+    if created:
+        officer.set_unusable_password()
+        officer.save()
+    roles.sync_roles()
+    officer.groups.add(Group.objects.get(name=roles.COMPLIANCE_OFFICER))
+    return officer
+
+
+def _approval_demo(*, actor: Actor, sender: SenderIdentity) -> None:
+    """A PHI campaign awaiting approval and an approved one (campaigns/services/approvals.py)."""
+    template = EmailTemplate.objects.filter(name=PHI_TEMPLATE).first()
+    segment = Segment.objects.filter(name=PHI_SEGMENT).first()
+    audience = ContactList.objects.filter(name="Patient newsletter").first()
+    if template is None or (segment is None and audience is None):
+        return  # no contacts demo data
+    if not Campaign.objects.filter(name=AWAITING).exists():
+        awaiting = services.campaign_create(
+            name=AWAITING,
+            actor=actor,
+            template=template,
+            sender=sender,
+            segments=[segment] if segment else [],
+            lists=[] if segment else [audience],
+        )
+        services.approval_request(campaign=awaiting, actor=actor)
+    if not Campaign.objects.filter(name=APPROVED).exists():
+        approved = services.campaign_create(
+            name=APPROVED,
+            actor=actor,
+            template=template,
+            sender=sender,
+            lists=[audience] if audience else [],
+            segments=[] if audience else [segment],
+        )
+        services.approval_request(campaign=approved, actor=actor)
+        services.approval_decide(
+            campaign=approved,
+            actor=_officer(),
+            approve=True,
+            note="Reminder reads appointment and visit fields only; portal fallback.",
+        )

@@ -128,6 +128,7 @@ def approve_for_test(campaign: Campaign) -> CampaignApproval | None:
     A shortcut for tests about sending; tests of the approval itself go through
     ``campaigns/services/approvals.py`` (campaigns/tests/test_approvals.py).
     """
+    campaign = Campaign.objects.select_related("template", "sender").get(pk=campaign.pk)
     if not approvals.phi_use(campaign).needs_approval:
         return None
     return CampaignApproval.objects.create(
