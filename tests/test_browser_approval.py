@@ -69,6 +69,11 @@ def test_request_approve_schedule_and_an_edit_withdraws(
     officer_page.click("button[value=approve]")
     officer_page.get_by_text("Approved.").first.wait_for()
     screenshot(officer_page, "approval-2-approved")
+    # The trail reads as words for the officer, filtered to this campaign.
+    officer_page.goto(f"/audit/?target=campaigns.campaign:{campaign.uuid}")
+    officer_page.locator("#audit-events").get_by_text("PHI campaign approved").wait_for()
+    officer_page.locator("#audit-events").get_by_text("PHI approval requested").wait_for()
+    screenshot(officer_page, "approval-audit-trail")
     second.close()
     assert approvals.current_approval(campaign).state == ApprovalState.APPROVED
 

@@ -409,9 +409,14 @@ def approval_status(campaign: Campaign) -> dict[str, Any]:
 # --- edits outside the campaign services ----------------------------------------------------
 
 
+_SEGMENT_BOOKKEEPING = {"last_count", "last_counted_at", "updated_at"}
+
+
 def _segment_saved(sender: Any, instance: Segment, created: bool, **kwargs: Any) -> None:
-    if not created:
-        approvals_recheck_using(segment=instance)
+    update_fields = kwargs.get("update_fields")
+    if created or (update_fields and set(update_fields) <= _SEGMENT_BOOKKEEPING):
+        return  # a new segment has no campaign yet; a recount changes no rule
+    approvals_recheck_using(segment=instance)
 
 
 def _sender_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
