@@ -168,7 +168,7 @@ def approval_request(
     """
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
-        if campaign.status not in ("draft", "scheduled"):
+        if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
             raise CampaignError("Only a draft or scheduled campaign can be submitted for approval.")
         use = phi_use(campaign)
         if not use.needs_approval:
@@ -231,6 +231,8 @@ def approval_decide(
         approval = current_approval(campaign)
         if approval is None or approval.state != ApprovalState.PENDING:
             raise CampaignError("This campaign has no request awaiting approval.")
+        if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
+            raise CampaignError("Only a draft or scheduled campaign can be approved.")
         user = _user(actor)
         if user is not None and user.pk in (campaign.created_by_id, approval.requested_by_id):
             raise ApprovalForbidden(
