@@ -10,6 +10,7 @@ from django.contrib import admin
 from campaigns.models import (
     BounceEvent,
     Campaign,
+    CampaignApproval,
     DeliveryProof,
     EmailTemplate,
     EvidenceKey,
@@ -47,6 +48,12 @@ class CampaignAdmin(ReadOnlyAdmin):
     list_display = ("name", "status", "recipients", "started_at", "finished_at")
     list_filter = ("status",)
     search_fields = ("name", "marketing_id")
+
+
+@admin.register(CampaignApproval)
+class CampaignApprovalAdmin(ReadOnlyAdmin):
+    list_display = ("campaign", "state", "requested_by", "decided_by", "requested_at")
+    list_filter = ("state",)
 
 
 @admin.register(SendChain)

@@ -42,6 +42,14 @@ def _error(error: Exception) -> Response:
             {"detail": str(error), "part": error.part, "line": error.lineno},
             status=status.HTTP_400_BAD_REQUEST,
         )
+    if isinstance(error, services.ApprovalForbidden):
+        return Response(
+            {"detail": str(error), "code": "approval-forbidden"}, status=status.HTTP_403_FORBIDDEN
+        )
+    if isinstance(error, services.ApprovalRequired):
+        return Response(
+            {"detail": str(error), "code": "approval-required"}, status=status.HTTP_409_CONFLICT
+        )
     if isinstance(error, services.TransitionError):
         return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
     if isinstance(error, services.CampaignError):

@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from campaigns import api, feedback_api
+from campaigns import api, approval_api, feedback_api
 from campaigns.transactional import api as transactional_api
 
 urlpatterns = [
@@ -27,6 +27,16 @@ urlpatterns = [
         "campaigns/<int:pk>/schedule/",
         api.CampaignScheduleApi.as_view(),
         name="api-campaign-schedule",
+    ),
+    path(
+        "campaigns/<int:pk>/approval/",
+        approval_api.CampaignApprovalApi.as_view(),
+        name="api-campaign-approval",
+    ),
+    path(
+        "campaigns/<int:pk>/approval/decision/",
+        approval_api.CampaignApprovalDecisionApi.as_view(),
+        name="api-campaign-approval-decision",
     ),
     path("campaigns/<int:pk>/pause/", api.CampaignPauseApi.as_view(), name="api-campaign-pause"),
     path("campaigns/<int:pk>/resume/", api.CampaignResumeApi.as_view(), name="api-campaign-resume"),

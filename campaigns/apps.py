@@ -9,7 +9,9 @@ class CampaignsConfig(AppConfig):
         # in ready(): these modules import models, loaded only now
         from campaigns import retention
         from campaigns.contact_panel import bounces_panel
+        from campaigns.services import approvals
         from contacts import panels
 
         retention.register()  # messages and bounces in the retention purge
         panels.register(bounces_panel)  # the contact page lists bounces with their reasons
+        approvals.connect()  # edits of segments and senders withdraw approvals

@@ -1,7 +1,8 @@
 """Demo data for ``make run``: a sender identity with DKIM, two templates (one
-PHI-bearing) and a campaign really sent through the pipeline into the dev sink (over
+PHI-bearing), a campaign really sent through the pipeline into the dev sink (over
 verified STARTTLS, so its messages show delivery proof), with a legal hold on one of
-its recipients.
+its recipients, and two PHI campaigns for the approval workflow (issue 17): one
+awaiting a Compliance Officer's approval, one approved by the demo Compliance Officer.
 
 Idempotent. ``make run`` prepares the demo before the SMTP sink process starts, so
 the campaign is delivered through a short-lived in-process sink that writes the same
@@ -17,6 +18,7 @@ import ssl
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from aiosmtpd.controller import Controller
 from cryptography import x509
@@ -24,6 +26,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 
 from campaigns import feedback_samples as feedback_mails
 from campaigns import services
@@ -32,7 +36,7 @@ from campaigns.models import Campaign, EmailTemplate, Message, SenderIdentity
 from campaigns.sending import bounces, delivery, policy, tokens
 from campaigns.sending.transport import RelayConfig, pool
 from contacts.models import ContactList, Segment
-from luxmail import demo, holds
+from luxmail import demo, holds, roles
 from luxmail.actors import Actor
 from luxmail.models import HoldScope, LegalHold
 
@@ -41,6 +45,10 @@ WELCOME = "Autumn newsletter"
 PHI_TEMPLATE = "Check-up reminder (PHI)"
 CAMPAIGN = "Autumn newsletter 2026"
 PAUSED_CAMPAIGN = "Flu clinic reminder"
+AWAITING = "Check-up reminder: diabetics over 50 (awaiting approval)"
+APPROVED = "Check-up reminder: patient newsletter (approved)"
+OFFICER = "demo-compliance"
+PHI_SEGMENT = "Diabetics over 50 near 021xx"
 
 WELCOME_HTML = """<html><head><style>
 h1 { color: #1b4d7a; font-family: Georgia, serif; }
@@ -93,6 +101,7 @@ def populate(*, actor: Actor) -> None:
             actor=actor,
         )
     journeys_demo.populate(actor=actor)  # the "Appointment reminder" journey
+    _approval_demo(actor=actor, sender=sender)
     existing = Campaign.objects.filter(name=CAMPAIGN).first()
     if existing is not None:
         _hold_one_recipient(existing, actor)
@@ -250,3 +259,58 @@ def _auto_paused(
         bounces.bounce_process(raw=raw, source="demo", envelope_recipients=[verp])
         if Campaign.objects.get(pk=campaign.pk).status != "sending":
             break
+
+
+def _officer() -> Any:
+    """The demo Compliance Officer: decides the approved campaign. It has no password;
+    an Admin can set one in Django admin to try the approval screen as an officer."""
+    user_model = get_user_model()
+    officer, created = user_model.objects.get_or_create(
+        username=OFFICER,
+        defaults={
+            "email": "compliance@demo.luxmail.invalid",
+            "first_name": "Demo",
+            "last_name": "Officer",
+        },
+    )
+    if created:
+        officer.set_unusable_password()
+        officer.save()
+    roles.sync_roles()
+    officer.groups.add(Group.objects.get(name=roles.COMPLIANCE_OFFICER))
+    return officer
+
+
+def _approval_demo(*, actor: Actor, sender: SenderIdentity) -> None:
+    """A PHI campaign awaiting approval and an approved one (campaigns/services/approvals.py)."""
+    template = EmailTemplate.objects.filter(name=PHI_TEMPLATE).first()
+    segment = Segment.objects.filter(name=PHI_SEGMENT).first()
+    audience = ContactList.objects.filter(name="Patient newsletter").first()
+    if template is None or (segment is None and audience is None):
+        return  # no contacts demo data
+    if not Campaign.objects.filter(name=AWAITING).exists():
+        awaiting = services.campaign_create(
+            name=AWAITING,
+            actor=actor,
+            template=template,
+            sender=sender,
+            segments=[segment] if segment else [],
+            lists=[] if segment else [audience],
+        )
+        services.approval_request(campaign=awaiting, actor=actor)
+    if not Campaign.objects.filter(name=APPROVED).exists():
+        approved = services.campaign_create(
+            name=APPROVED,
+            actor=actor,
+            template=template,
+            sender=sender,
+            lists=[audience] if audience else [],
+            segments=[] if audience else [segment],
+        )
+        services.approval_request(campaign=approved, actor=actor)
+        services.approval_decide(
+            campaign=approved,
+            actor=_officer(),
+            approve=True,
+            note="Reminder reads appointment and visit fields only; portal fallback.",
+        )

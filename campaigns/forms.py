@@ -253,3 +253,16 @@ class FeedbackPolicyForm(forms.Form):
     autopause_provider_blocks = forms.IntegerField(
         min_value=1, label="Auto-pause: sender-side refusals from one provider"
     )
+
+
+class ApprovalDecisionForm(forms.Form):
+    """A Compliance Officer's decision on a PHI campaign (the two submit buttons)."""
+
+    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
+    note = forms.CharField(
+        required=False,
+        max_length=500,
+        label="Note (optional)",
+        help_text="Why, for the author and the audit trail. Never PHI.",
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from campaigns import feedback_views, views
+from campaigns import approval_views, feedback_views, views
 
 app_name = "campaigns"
 
@@ -30,6 +30,9 @@ urlpatterns = [
     path("<int:pk>/evidence-pack/", views.campaign_evidence_pack, name="evidence_pack"),
     path("<int:pk>/delivery.csv", views.campaign_delivery_csv, name="delivery_csv"),
     path("messages/<int:pk>/", views.message_detail, name="message_detail"),
+    path("<int:pk>/approval/", approval_views.approval, name="approval"),
+    path("<int:pk>/approval/request/", approval_views.approval_request, name="approval_request"),
+    path("<int:pk>/approval/decide/", approval_views.approval_decide, name="approval_decide"),
     path("<int:pk>/<str:action>/", views.campaign_action, name="action"),
     path("messages/<int:pk>/resend/", views.message_resend, name="message_resend"),
     path("templates/", views.template_list, name="templates"),

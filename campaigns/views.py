@@ -162,6 +162,7 @@ def campaign_review(request: HttpRequest, pk: int) -> HttpResponse:
                 campaign=campaign, actor=request.user, request=request
             ),
             "schedule_form": ScheduleForm(),
+            "approval": services.approval_status(campaign),
             "test_form": TestSendForm(),
             "title": f"Review {campaign.name}",
         },

@@ -72,9 +72,42 @@ class ApiKeyForm(forms.Form):
 
 
 class AuditFilterForm(forms.Form):
-    action = forms.CharField(required=False)
-    actor = forms.CharField(required=False)
+    """The audit page's and the export's filters (``luxmail.selectors.audit_events``)."""
+
+    actor = forms.CharField(
+        required=False, max_length=200, help_text="Part of a username or API key label."
+    )
+    action = forms.CharField(
+        required=False, max_length=64, help_text="Prefix: campaign. finds every campaign action."
+    )
+    target = forms.CharField(
+        required=False,
+        max_length=120,
+        label="Object",
+        help_text="A type (campaigns.campaign), an id or UUID, or type:id.",
+    )
+    date_from = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+    )
     phi_only = forms.BooleanField(required=False, label="PHI access only")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["date_to"].help_text = f"Both days included. {org.time_zone_note()}"
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and end and start > end:
+            raise forms.ValidationError("The first day must not be after the last.")
+        return data
+
+    def filters(self) -> dict[str, Any]:
+        """The given filters (valid form); empty values left out."""
+        return {k: v for k, v in self.cleaned_data.items() if v}
 
 
 class LegalHoldForm(forms.Form):

@@ -47,6 +47,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "campaigns.view_*",
         "portal.view_*",
         "reporting.view_*",
+        # Separation of duties: only this role signs off PHI campaigns (issue 17).
+        "campaigns.approve_phi_campaign",
     ],
     # Viewers read reports and, masked, the contacts and campaigns behind them
     # (issue 3: "a Viewer or Marketer sees masked PHI in UI, API and exports").
@@ -56,11 +58,16 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
 PHI_ROLES = (ADMIN, PHI_MARKETER)
 # Never granted by a pattern: PHI access is given by name only (see the PHI roles above).
 _NAMED_ONLY = {"luxmail.view_phi", "luxmail.export_phi"}
+# Never granted by a pattern, not even Admin's "*": approving a PHI campaign is the
+# Compliance Officer's alone, so whoever builds campaigns cannot also approve them.
+_ROLE_ONLY = {"campaigns.approve_phi_campaign"}
 
 
 def _matches(codename: str, patterns: list[str]) -> bool:
     if codename in patterns:
         return True
+    if codename in _ROLE_ONLY:
+        return False
     if codename in _NAMED_ONLY and "*" not in patterns:
         return False
     return any(fnmatch(codename, pattern) for pattern in patterns)

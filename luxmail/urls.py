@@ -17,6 +17,7 @@ urlpatterns = [
     path("staff/", include("luxmail.staff_urls")),
     path("audit/", views.audit_log, name="audit"),
     path("audit/verify/", views.audit_verify, name="audit_verify"),
+    path("audit/export/", views.audit_export, name="audit_export"),
     path("settings/", views.org_settings, name="settings"),
     path("settings/api-keys/", views.api_keys, name="api_keys"),
     path("settings/legal-holds/place/", views.legal_hold_place, name="legal_hold_place"),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.templatetags.static import static
 from django.utils import timezone
@@ -14,6 +16,7 @@ from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_POST
 
 from luxmail import audit, holds, notifications, org, selectors
+from luxmail import audit_export as audit_exports
 from luxmail.api import services as api_services
 from luxmail.forms import (
     ApiKeyForm,
@@ -56,11 +59,52 @@ def notification_list(request: HttpRequest) -> HttpResponse:
 @permission_required("luxmail.view_audit", raise_exception=True)
 def audit_log(request: HttpRequest) -> HttpResponse:
     form = AuditFilterForm(request.GET or None)
-    filters = form.cleaned_data if form.is_valid() else {}
-    events = selectors.audit_events(**{k: v for k, v in filters.items() if v})
-    page = Paginator(events, 50).get_page(request.GET.get("page"))
-    context = {"form": form, "page": page, "nav": "audit", **selectors.audit_status()}
+    filters = form.filters() if form.is_valid() else {}
+    page = selectors.audit_page(
+        selectors.audit_events(**filters),
+        before=_cursor(request.GET.get("before")),
+        after=_cursor(request.GET.get("after")),
+    )
+    query = urlencode({k: v for k, v in request.GET.items() if k not in ("before", "after")})
+    context = {
+        "form": form,
+        "page": page,
+        "query": query,
+        "nav": "audit",
+        **selectors.audit_status(),
+    }
     return render(request, "audit/list.html", context)
+
+
+def _cursor(value: str | None) -> int | None:
+    """A keyset cursor (an event id) from the query string; anything else is ignored."""
+    if value is None or not value.isdigit() or len(value) > 18:
+        return None
+    return int(value)
+
+
+@login_required
+@permission_required("luxmail.view_audit", raise_exception=True)
+def audit_export(request: HttpRequest) -> HttpResponseBase:
+    """The filtered range as CSV or JSON, streamed (``luxmail/audit_export.py``)."""
+    form = AuditFilterForm(request.GET)
+    if not form.is_valid():
+        messages.error(request, "Fix the filters before exporting.")
+        return redirect("audit")
+    try:
+        export = audit_exports.audit_export(
+            filters=form.filters(),
+            fmt=request.GET.get("format", "csv"),
+            actor=request.user,
+            request=request,
+        )
+    except audit_exports.AuditExportError as error:
+        messages.error(request, str(error))
+        return redirect("audit")
+    response = StreamingHttpResponse(export.chunks, content_type=export.content_type)
+    response["Content-Disposition"] = f'attachment; filename="{export.filename}"'
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @login_required

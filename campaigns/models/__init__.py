@@ -5,6 +5,10 @@ belong to the ``campaigns`` app (its label, tables and migrations stay as they w
 docs/architecture.md "Layout"). Import from ``campaigns.models``.
 """
 
+from campaigns.models.approvals import (
+    ApprovalState,
+    CampaignApproval,
+)
 from campaigns.models.campaigns import (
     Campaign,
     CampaignStatus,
@@ -51,9 +55,11 @@ from campaigns.models.sending import (
 )
 
 __all__ = [
+    "ApprovalState",
     "BounceEvent",
     "BounceKind",
     "Campaign",
+    "CampaignApproval",
     "CampaignStatus",
     "DeliveryProof",
     "DkimAlgorithm",

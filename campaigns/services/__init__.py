@@ -14,6 +14,13 @@ Re-exported here by name because many callers (views, API, tasks, tests) use
 ``campaigns.services.<name>``; new code may import from the submodule.
 """
 
+from campaigns.services.approvals import (
+    ApprovalForbidden,
+    ApprovalRequired,
+    approval_decide,
+    approval_request,
+    approval_status,
+)
 from campaigns.services.campaigns import (
     MAX_SEED_ADDRESSES,
     _enqueue_chains,
@@ -63,12 +70,17 @@ from campaigns.services.templates import (
 
 __all__ = [
     "MAX_SEED_ADDRESSES",
+    "ApprovalForbidden",
+    "ApprovalRequired",
     "CampaignError",
     "FeedbackPolicyError",
     "TransitionError",
     "_enqueue_chains",
     "_user",
     "_with_footer",
+    "approval_decide",
+    "approval_request",
+    "approval_status",
     "campaign_cancel",
     "campaign_create",
     "campaign_finish_if_done",

@@ -25,6 +25,7 @@ from campaigns.models import (
 from campaigns.selectors import audience_queryset, campaign_counts
 from campaigns.sending import delivery, queue
 from campaigns.sending.transport import RelayConfig, TransportError, pool
+from campaigns.services import approvals
 from campaigns.services.errors import CampaignError, TransitionError, _user
 from campaigns.services.templates import _org, _with_footer
 from luxmail import audit, conf, org
@@ -121,6 +122,7 @@ def campaign_update(
                 target=campaign,
                 details={"changed": sorted(changed)},
             )
+            approvals.approvals_recheck(campaign=campaign, actor=actor, request=request)
     return campaign
 
 
@@ -170,11 +172,15 @@ def campaign_schedule(
     """
     if at is not None and at <= timezone.now():
         raise CampaignError(past_time_message(at))
+    # A stale PHI approval is withdrawn (and audited) in its own transaction, before
+    # the refusal below rolls this one back.
+    approvals.approvals_recheck(campaign=campaign, actor=actor, request=request)
     with transaction.atomic():
         campaign = _locked(campaign)
         if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
             raise TransitionError("Only a draft or scheduled campaign can be scheduled.")
         _check_sendable(campaign)
+        approvals.approval_require(campaign)
         if at is not None and at > timezone.now():
             campaign.status = CampaignStatus.SCHEDULED
             campaign.scheduled_at = at
@@ -225,13 +231,17 @@ def campaign_start(*, campaign: Campaign, actor: Actor, request: HttpRequest | N
     Inserts one ``Message`` per eligible recipient (audience minus suppressed and no consent:
     ``phi_marketing`` for PHI-bearing templates, ``marketing`` otherwise) in one SQL
     statement, sets ``sending`` and enqueues the send chains on commit. Returns the
-    number of recipients. Audits ``campaign.start``. Raises :class:`CampaignError`.
+    number of recipients. Audits ``campaign.start``. Raises :class:`CampaignError`, and
+    :class:`~campaigns.services.approvals.ApprovalRequired` for a PHI campaign without a
+    current Compliance Officer approval.
     """
+    approvals.approvals_recheck(campaign=campaign, actor=actor, request=request)
     with transaction.atomic():
         campaign = _locked(campaign)
         if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
             raise TransitionError("This campaign has already started.")
         template = _check_sendable(campaign)
+        approvals.approval_require(campaign)
         sources = _with_footer(subject=template.subject, html=template.html, text=template.text)
         campaign.frozen_subject = sources["subject"]
         campaign.frozen_html = sources["html"]

@@ -15,6 +15,7 @@ from campaigns.content.context import SAMPLE_CONTEXT, recipients
 from campaigns.models import (
     EmailTemplate,
 )
+from campaigns.services import approvals
 from campaigns.services.errors import CampaignError, _user
 from luxmail import audit, crypto, org
 from luxmail.actors import Actor, actor_has_perm
@@ -100,6 +101,7 @@ def template_update(
             target=template,
             details={"version": template.version, "phi_bearing": template.phi_bearing},
         )
+        approvals.approvals_recheck_using(template=template, actor=actor)
     return template
 
 

@@ -13,7 +13,8 @@ from typing import Any
 from django.utils import timezone
 
 from campaigns import services
-from campaigns.models import Campaign, SenderIdentity
+from campaigns.models import ApprovalState, Campaign, CampaignApproval, SenderIdentity
+from campaigns.services import approvals
 from contacts.models import Consent, Contact, ContactList, ListMembership
 from luxmail import crypto
 from luxmail.actors import Actor
@@ -99,17 +100,41 @@ def make_campaign(
     html: str = HTML,
     subject: str = "Hello {{ contact.first_name }}",
     sender: SenderIdentity | None = None,
+    approved: bool = True,
     **fields: Any,
 ) -> Campaign:
+    """A campaign to a new list; one that uses PHI comes approved unless ``approved``
+    is False."""
     template = services.template_create(
         name=f"T {uuid.uuid4().hex[:8]}", subject=subject, html=html, actor=actor
     )
     audience = make_list(f"L {uuid.uuid4().hex[:8]}", contact_ids)
-    return services.campaign_create(
+    campaign = services.campaign_create(
         name=f"C {uuid.uuid4().hex[:6]}",
         actor=actor,
         template=template,
         sender=sender or make_sender(actor),
         lists=[audience],
         **fields,
+    )
+    if approved:
+        approve_for_test(campaign)
+    return campaign
+
+
+def approve_for_test(campaign: Campaign) -> CampaignApproval | None:
+    """Record a Compliance Officer approval of the campaign as it is now, when it uses PHI.
+
+    A shortcut for tests about sending; tests of the approval itself go through
+    ``campaigns/services/approvals.py`` (campaigns/tests/test_approvals.py).
+    """
+    campaign = Campaign.objects.select_related("template", "sender").get(pk=campaign.pk)
+    if not approvals.phi_use(campaign).needs_approval:
+        return None
+    return CampaignApproval.objects.create(
+        campaign=campaign,
+        state=ApprovalState.APPROVED,
+        inputs_hash=approvals.inputs_hash(campaign),
+        secure_policy=campaign.secure_policy,
+        decided_at=timezone.now(),
     )

@@ -83,8 +83,11 @@ def test_soft_bounces_suppress_after_the_limit(postgres, sink, admin, settings) 
         to=sink.messages[0].mail_from,
         original_headers=_headers(sink.messages[0]),
         status="4.2.2",
-        action="delayed",
+        diagnostic="mailbox full",
     )
+    # A delay warning about the same mailbox is not a bounce that counts (reason expired).
+    delayed = doc.replace(b"Action: failed", b"Action: delayed")
+    assert bounces.bounce_process(raw=delayed, source="api").suppressed == 0
     first = bounces.bounce_process(raw=doc, source="api")
     assert first.suppressed == 0
     assert Contact.objects.get(pk=ids[0]).status == ContactStatus.ACTIVE

@@ -8,6 +8,7 @@ import pytest
 
 from campaigns import demo
 from campaigns.models import (
+    ApprovalState,
     BounceEvent,
     Campaign,
     CampaignStatus,
@@ -16,6 +17,7 @@ from campaigns.models import (
     SenderEvent,
     UnparsedFeedback,
 )
+from campaigns.services import approvals
 from contacts import demo as contacts_demo
 
 pytestmark = [pytest.mark.postgres, pytest.mark.smtp, pytest.mark.slow]
@@ -43,5 +45,21 @@ def test_demo_sends_its_campaign_once(postgres, admin, settings, tmp_path) -> No
     paused = Campaign.objects.get(name=demo.PAUSED_CAMPAIGN)
     assert paused.status == CampaignStatus.PAUSED and paused.auto_pause_reason
     demo.populate(actor=admin)
-    assert Campaign.objects.filter(journey_step__isnull=True).count() == 2
+    # The newsletter, the auto-paused flu reminder and the two PHI approval campaigns,
+    # each once.
+    assert Campaign.objects.filter(journey_step__isnull=True).count() == 4
     assert len(list(tmp_path.glob("*.eml"))) == len(files)
+
+
+def test_demo_shows_a_phi_campaign_awaiting_approval_and_an_approved_one(
+    postgres, admin, settings, tmp_path
+) -> None:
+    settings.LUXMAIL_SINK_DIR = tmp_path
+    contacts_demo.populate(actor=admin)
+    demo.populate(actor=admin)
+    awaiting = approvals.approval_overview(Campaign.objects.get(name=demo.AWAITING))
+    assert awaiting.approval.state == ApprovalState.PENDING
+    assert awaiting.use.audience_fields and awaiting.use.template_fields
+    approved = approvals.approval_overview(Campaign.objects.get(name=demo.APPROVED))
+    assert approved.approved and approved.current
+    assert approved.approval.decided_by.username == demo.OFFICER

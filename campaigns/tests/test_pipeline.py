@@ -18,7 +18,12 @@ from campaigns import services
 from campaigns.models import Campaign, CampaignStatus, Message, MessageState
 from campaigns.senders import signing
 from campaigns.sending import delivery, queue
-from campaigns.tests.factories import make_campaign, make_contacts, make_sender
+from campaigns.tests.factories import (
+    approve_for_test,
+    make_campaign,
+    make_contacts,
+    make_sender,
+)
 from contacts.models import Suppression
 from luxmail import crypto
 from luxmail.models import AuditEvent, SecurePolicy
@@ -92,6 +97,7 @@ def test_phi_template_needs_phi_consent_and_a_secure_policy(postgres, sink, admi
     services.campaign_update(
         campaign=campaign, actor=admin, secure_policy=SecurePolicy.TLS_OR_BETTER
     )
+    approve_for_test(campaign)  # the policy change withdrew the approval
     assert services.campaign_start(campaign=campaign, actor=admin) == 3
     drain(campaign)
     assert sorted(Message.objects.values_list("contact_id", flat=True)) == sorted(phi_ok)

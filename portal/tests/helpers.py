@@ -18,7 +18,7 @@ from campaigns.content import htmlmail
 from campaigns.content.context import recipients as load_recipients
 from campaigns.models import Campaign, Message
 from campaigns.sending import delivery
-from campaigns.tests.factories import make_list, make_sender
+from campaigns.tests.factories import approve_for_test, make_list, make_sender
 from contacts import services as contact_services
 from contacts.models import Contact
 from luxmail import crypto
@@ -101,7 +101,7 @@ def phi_campaign(
     )
     assert template.phi_bearing
     audience = make_list(f"L {uuid.uuid4().hex[:8]}", [c.pk for c in contacts])
-    return services.campaign_create(
+    campaign = services.campaign_create(
         name=f"C {uuid.uuid4().hex[:6]}",
         actor=actor,
         template=template,
@@ -112,6 +112,8 @@ def phi_campaign(
         track_clicks=fields.pop("track_clicks", False),
         **fields,
     )
+    approve_for_test(campaign)
+    return campaign
 
 
 def start_and_drain(campaign: Campaign, *, actor: Actor, rounds: int = 20) -> None:
