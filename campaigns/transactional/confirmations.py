@@ -1,9 +1,9 @@
 """Double opt-in mails of sign-up forms and preference-center resubscribes (issue 18).
 
 The submission is not a contact yet (it becomes one only when confirmed), so the mail
-cannot be a ``Message`` row; it goes out like every other transactional notice of
-LuxMail: a sender identity's From, DKIM-signed when it has a key, through the relay or
-straight to the MX by the organization's delivery mode (``campaigns/sending/direct.py``).
+cannot be a ``Message`` row; it goes out like LuxMail's other notices
+(``campaigns/sending/notices.py``): a sender identity's From, DKIM-signed when it has a
+key, through the relay or straight to the MX by the organization's delivery mode.
 The Celery task takes the submission id only; the address is decrypted here, audited
 (``phi.access`` purpose ``signup.confirmation_mail``), and never logged.
 
@@ -13,22 +13,15 @@ it expires with the submission (``LUXMAIL_SIGNUP_CONFIRM_HOURS``).
 
 from __future__ import annotations
 
-import logging
-import secrets
-
 from celery import shared_task
 from django.conf import settings
 from django.template.loader import render_to_string
 
 from campaigns.models import SenderIdentity
-from campaigns.senders import signing
-from campaigns.sending import direct, mail, tokens
+from campaigns.sending import notices, tokens
 from contacts.models import SignupSubmission, SubmissionStatus
 from contacts.services import signup
 from luxmail import crypto, org
-from luxmail.models import DeliveryMode
-
-logger = logging.getLogger(__name__)
 
 CONFIRM = tokens.SIGNUP_CONFIRM
 PREFERENCES = tokens.CONTACT_PREFERENCES
@@ -87,46 +80,20 @@ def send_confirmation(*, submission_id: int) -> bool:
         return False
     sender = _sender()
     org_name = org.get_settings().name
-    from_name, from_email = (
-        (sender.from_name, sender.from_email)
-        if sender is not None
-        else (org_name, str(settings.DEFAULT_FROM_EMAIL))
-    )
     context = {
         "org_name": org_name,
         "link": confirm_url(submission.pk),
         "resubscribe": submission.kind == "resubscribe",
         "hours": int((submission.expires_at - submission.created_at).total_seconds() // 3600),
     }
-    domain = (sender.dkim_domain if sender is not None else "") or from_email.rpartition("@")[2]
-    data = mail.build(
-        mail.Envelope(
-            from_name=from_name,
-            from_email=from_email,
-            to_email=to,
-            subject=f"Please confirm your sign-up with {org_name}",
-            html=render_to_string("signup/email/confirm.html", context),
-            text=render_to_string("signup/email/confirm.txt", context),
-            message_id=f"<signup.{secrets.token_hex(12)}@{domain}>",
-        )
+    return notices.notice_send(
+        kind="signup",
+        sender=sender,
+        to=to,
+        subject=f"Please confirm your sign-up with {org_name}",
+        html=render_to_string("signup/email/confirm.html", context),
+        text=render_to_string("signup/email/confirm.txt", context),
     )
-    if sender is not None and sender.has_dkim:
-        pem = crypto.reveal(sender, "dkim_private_key", access=crypto.secret_access("dkim.sign"))
-        data = signing.Signer(
-            domain=sender.dkim_domain,
-            selector=sender.dkim_selector,
-            algorithm=sender.dkim_algorithm,
-            private_pem=pem,
-        ).sign(data)
-    outcome = direct.deliver_one(
-        mail_from=from_email,
-        recipient=to,
-        data=data,
-        direct=org.get_settings().delivery_mode == DeliveryMode.DIRECT,
-    )
-    if not outcome.accepted:
-        logger.warning("signup confirmation not accepted: %s %s", outcome.kind, outcome.code)
-    return outcome.accepted
 
 
 @shared_task(name="signup.send_confirmation", ignore_result=True)
