@@ -164,29 +164,16 @@ def campaign_auto_pause(*, campaign_id: int, reason: str) -> bool:
 # --- sender health (reads) -------------------------------------------------------------
 
 
-@dataclass
-class Health:
+@dataclass(kw_only=True)
+class Health(Rates):
     label: str  # identity name or domain
     kind: str  # "identity" or "domain"
     key: str  # identity pk or domain, for links
-    attempted: int = 0
-    hard: int = 0
-    soft: int = 0
-    complaints: int = 0
     auth_reports: int = 0
     top_reasons: list[tuple[str, int]] = field(default_factory=list)
-    blocks_by_provider: list[tuple[str, int]] = field(default_factory=list)
     daily: list[dict[str, Any]] = field(default_factory=list)
     badge: str = "good"
     badge_why: str = ""
-
-    @property
-    def hard_percent(self) -> Decimal:
-        return _percent(self.hard, self.attempted)
-
-    @property
-    def complaint_percent(self) -> Decimal:
-        return _percent(self.complaints, self.attempted)
 
 
 def _badge(item: Health, row: FeedbackPolicy) -> None:
