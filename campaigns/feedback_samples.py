@@ -100,18 +100,18 @@ def spamhaus_block(
 
 
 def mailbox_full(*, verp: str, headers: str, recipient: str) -> bytes:
-    """A delay notice: the recipient's mailbox is over quota (4.2.2)."""
+    """The relay gave up: the recipient's mailbox stayed over quota (4.2.2) until the
+    message's queue lifetime ran out (a delay warning before it does not count)."""
     return _dsn(
         verp=verp,
         headers=headers,
         reporting_mta="relay.clinic.example",
-        subject="Delayed Mail (still being retried)",
+        subject="Undelivered Mail Returned to Sender",
         groups=[
-            f"Final-Recipient: rfc822; {recipient}\nAction: delayed\nStatus: 4.2.2\n"
+            f"Final-Recipient: rfc822; {recipient}\nAction: failed\nStatus: 4.2.2\n"
             "Remote-MTA: dns; mx.mailhost.example.net\n"
             "Diagnostic-Code: smtp; 452 4.2.2 The email account that you tried to reach is\n"
-            " over quota. Please direct the recipient to https://support.example.net/quota\n"
-            "Will-Retry-Until: Thu, 10 Dec 2026 10:00:00 +0000"
+            " over quota. Please direct the recipient to https://support.example.net/quota"
         ],
     )
 

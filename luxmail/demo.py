@@ -20,6 +20,7 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from luxmail import breakglass, conf, roles, staff
+from luxmail.actors import Actor
 from luxmail.api import services as api_services
 from luxmail.models import ApiKey, User
 
@@ -56,7 +57,7 @@ class EmlWriter:
 
 
 @register
-def populate_staff(*, actor: Any) -> None:
+def populate_staff(*, actor: Actor) -> None:
     """Staff for the Staff page and the compliance dashboard (issue 17 §6, §8): a
     Marketer, a Viewer without a second factor who has not signed in for months, a
     Marketer with open break-glass access, a pending invitation and an unused API key.

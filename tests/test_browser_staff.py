@@ -111,7 +111,7 @@ def test_break_glass_request_notice_flagged_access_and_expiry(
     reviewer.wait_for_selector(f"#open-grants td:text('{marketer.username}')")
     screenshot(reviewer, "staff-05-break-glass-review")
     reviewer.goto("/audit/?phi_only=on")
-    assert f"break_glass: {grant.pk}" in reviewer.locator("main table").last.inner_text()
+    assert f"break glass: {grant.pk}" in reviewer.locator("main table").last.inner_text()
     screenshot(reviewer, "staff-06-audit-flagged")
     # The compliance dashboard lists the open grant and links to where it is reviewed.
     reviewer.click("nav >> text=Compliance")

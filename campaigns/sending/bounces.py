@@ -282,6 +282,9 @@ def _record(
     label = actor or f"bounces:{source}"
     sender, sending_domain = _sender_of(message)
     permanent = finding.action == "failed" or finding.status.startswith("5")
+    # A delay warning (the MTA keeps trying) is evidence, not a bounce that counts: it
+    # keeps its reason but is stored as transient, so it never suppresses or counts.
+    scope = verdict.scope if permanent else Scope.TRANSIENT
     diagnostic = redact(" ".join(finding.reply.split()))[:480]
     with transaction.atomic():
         event = BounceEvent.objects.create(
@@ -293,7 +296,7 @@ def _record(
             kind=BounceKind.HARD if verdict.hard else BounceKind.SOFT,
             status=finding.status[:16],
             reason=verdict.reason,
-            scope=verdict.scope,
+            scope=scope,
             rule=verdict.rule[:120],
             provider=provider,
             feedback_format=feedback_format[:32],
@@ -303,7 +306,7 @@ def _record(
             source=source,
         )
         suppress = contact is not None and policy.should_suppress(
-            reason=verdict.reason, scope=verdict.scope, contact_id=contact.pk
+            reason=verdict.reason, scope=scope, contact_id=contact.pk
         )
         if verdict.scope is Scope.SENDER:
             SenderEvent.objects.create(

@@ -76,7 +76,10 @@ def table(row: FeedbackPolicy | None = None) -> list[dict[str, str]]:
 
 def should_suppress(*, reason: str, scope: str, contact_id: int) -> bool:
     """Whether this bounce suppresses the contact. Called after the bounce is stored,
-    so the count includes it."""
+    so the count includes it. Transient events (delay warnings, expiries, network and
+    system trouble) never suppress and are not counted."""
+    if scope == Scope.TRANSIENT:
+        return False
     row = current()
     action = action_for(reason, row)
     if action == SUPPRESS:
@@ -85,7 +88,11 @@ def should_suppress(*, reason: str, scope: str, contact_id: int) -> bool:
         return False
     since = timezone.now() - timedelta(days=row.soft_bounce_days)
     counted = [r.value for r in CONFIGURABLE if action_for(r.value, row) == COUNT]
-    recent = BounceEvent.objects.filter(
-        contact_id=contact_id, reason__in=counted, received_at__gte=since
-    ).count()
+    recent = (
+        BounceEvent.objects.filter(
+            contact_id=contact_id, reason__in=counted, received_at__gte=since
+        )
+        .exclude(scope=Scope.TRANSIENT)
+        .count()
+    )
     return recent >= row.soft_bounce_limit
