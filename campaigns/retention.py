@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from campaigns.models import (
     BounceEvent,
@@ -30,7 +30,6 @@ from campaigns.models import (
     UnparsedFeedback,
 )
 from luxmail import retention
-from luxmail.holds import ActiveHolds
 
 _FINAL = [
     MessageState.SENT,
@@ -46,26 +45,8 @@ def _messages_expired(cutoff: datetime) -> QuerySet[Any]:
     return Message.objects.filter(queued_at__lt=cutoff, state__in=_FINAL)
 
 
-def _messages_unheld(rows: QuerySet[Any], holds: ActiveHolds) -> QuerySet[Any]:
-    if holds.campaign_ids:
-        rows = rows.exclude(campaign_id__in=holds.campaign_ids)
-    if holds.contact_ids:
-        rows = rows.exclude(contact_id__in=holds.contact_ids)
-    return rows
-
-
 def _bounces_expired(cutoff: datetime) -> QuerySet[Any]:
     return BounceEvent.objects.filter(received_at__lt=cutoff)
-
-
-def _bounces_unheld(rows: QuerySet[Any], holds: ActiveHolds) -> QuerySet[Any]:
-    if holds.campaign_ids:
-        rows = rows.exclude(
-            Q(message__isnull=False) & Q(message__campaign_id__in=holds.campaign_ids)
-        )
-    if holds.contact_ids:
-        rows = rows.exclude(Q(contact_id__isnull=False) & Q(contact_id__in=holds.contact_ids))
-    return rows
 
 
 def _feedback_mail_expired(cutoff: datetime) -> QuerySet[Any]:
@@ -76,12 +57,6 @@ def _sender_events_expired(cutoff: datetime) -> QuerySet[Any]:
     return SenderEvent.objects.filter(received_at__lt=cutoff)
 
 
-def _sender_events_unheld(rows: QuerySet[Any], holds: ActiveHolds) -> QuerySet[Any]:
-    if holds.campaign_ids:
-        rows = rows.exclude(Q(campaign_id__isnull=False) & Q(campaign_id__in=holds.campaign_ids))
-    return rows
-
-
 def register() -> None:
     retention.register(
         retention.Purge(
@@ -90,7 +65,7 @@ def register() -> None:
             days="message_retention_days",
             model=Message,
             expired=_messages_expired,
-            exclude_held=_messages_unheld,
+            exclude_held=retention.unheld(campaign="campaign_id", contact="contact_id"),
             order=90,  # after events, bounces and portal messages that point at messages
         )
     )
@@ -101,7 +76,7 @@ def register() -> None:
             days="bounce_retention_days",
             model=BounceEvent,
             expired=_bounces_expired,
-            exclude_held=_bounces_unheld,
+            exclude_held=retention.unheld(campaign="message__campaign_id", contact="contact_id"),
         )
     )
     retention.register(
@@ -120,6 +95,6 @@ def register() -> None:
             days="bounce_retention_days",
             model=SenderEvent,
             expired=_sender_events_expired,
-            exclude_held=_sender_events_unheld,
+            exclude_held=retention.unheld(campaign="campaign_id"),
         )
     )

@@ -66,6 +66,24 @@ class Purge:
     order: int = 50
 
 
+def unheld(
+    *, campaign: str = "", contact: str = ""
+) -> Callable[[models.QuerySet[Any], ActiveHolds], models.QuerySet[Any]]:
+    """A :attr:`Purge.exclude_held` for rows that name a campaign and/or a contact
+    through these lookups (``"campaign_id"``, ``"message__contact_id"``): rows of a held
+    campaign or contact are removed; rows naming neither (null) stay candidates."""
+
+    def exclude_held(rows: models.QuerySet[Any], holds: ActiveHolds) -> models.QuerySet[Any]:
+        for lookup, ids in ((campaign, holds.campaign_ids), (contact, holds.contact_ids)):
+            if lookup and ids:
+                rows = rows.exclude(
+                    models.Q(**{f"{lookup}__isnull": False}) & models.Q(**{f"{lookup}__in": ids})
+                )
+        return rows
+
+    return exclude_held
+
+
 _PURGES: dict[str, Purge] = {}
 
 

@@ -11,23 +11,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from luxmail import retention
-from luxmail.holds import ActiveHolds
 from portal.models import PortalMessage
 
 
 def _expired(cutoff: datetime) -> QuerySet[Any]:
     return PortalMessage.objects.filter(expires_at__lt=cutoff)
-
-
-def _unheld(rows: QuerySet[Any], holds: ActiveHolds) -> QuerySet[Any]:
-    if holds.campaign_ids:
-        rows = rows.exclude(Q(campaign_id__isnull=False) & Q(campaign_id__in=holds.campaign_ids))
-    if holds.contact_ids:
-        rows = rows.exclude(Q(contact_id__isnull=False) & Q(contact_id__in=holds.contact_ids))
-    return rows
 
 
 def register() -> None:
@@ -38,6 +29,6 @@ def register() -> None:
             days="portal_retention_days",
             model=PortalMessage,
             expired=_expired,
-            exclude_held=_unheld,
+            exclude_held=retention.unheld(campaign="campaign_id", contact="contact_id"),
         )
     )

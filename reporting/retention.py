@@ -16,20 +16,11 @@ from typing import Any
 from django.db.models import QuerySet
 
 from luxmail import retention
-from luxmail.holds import ActiveHolds
 from reporting.models import Event
 
 
 def _expired(cutoff: datetime) -> QuerySet[Any]:
     return Event.objects.filter(occurred_at__lt=cutoff)
-
-
-def _unheld(rows: QuerySet[Any], holds: ActiveHolds) -> QuerySet[Any]:
-    if holds.campaign_ids:
-        rows = rows.exclude(campaign_id__in=holds.campaign_ids)
-    if holds.contact_ids:
-        rows = rows.exclude(message__contact_id__in=holds.contact_ids)
-    return rows
 
 
 def register() -> None:
@@ -40,6 +31,6 @@ def register() -> None:
             days="event_retention_days",
             model=Event,
             expired=_expired,
-            exclude_held=_unheld,
+            exclude_held=retention.unheld(campaign="campaign_id", contact="message__contact_id"),
         )
     )
