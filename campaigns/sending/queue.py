@@ -226,25 +226,32 @@ def step(
         )
 
 
+# The outcomes of a chunk, written only to rows that still carry its claim token: alone
+# (write_results) or as the first statement of step().
+_OUTCOME_SQL = """
+UPDATE campaigns_message m
+   SET state = v.state, smtp_code = v.code, smtp_reply = v.reply,
+       next_attempt_at = v.next_at, channel = v.channel, channel_reason = v.reason,
+       finished_at = CASE WHEN v.state IN ('deferred', 'queued') THEN NULL
+                          ELSE statement_timestamp() END,
+       attempts = m.attempts + v.bump, claim_token = NULL, lease_until = NULL
+  FROM unnest(%(ids)s::bigint[], %(states)s::text[], %(codes)s::int[],
+              %(replies)s::text[], %(next_at)s::timestamptz[], %(channels)s::text[],
+              %(reasons)s::text[], %(bumps)s::int[])
+       AS v(id, state, code, reply, next_at, channel, reason, bump)
+ WHERE m.id = v.id AND m.claim_token = %(token)s
+"""
+
+
 # step() on PostgreSQL: the outcomes, the mark and the lease renewal as one statement —
 # one round trip and one (durable) commit per chunk instead of five round trips. The
 # three updates touch disjoint rows (the previous chunk, this chunk, the batch's later
 # rows), so sharing one snapshot changes nothing; ``marked`` is the same statement as
 # _MARK_SQL and its RETURNING is still the only list of rows that may be transmitted.
-_STEP_SQL = """
-WITH outcome AS (
-    UPDATE campaigns_message m
-       SET state = v.state, smtp_code = v.code, smtp_reply = v.reply,
-           next_attempt_at = v.next_at, channel = v.channel, channel_reason = v.reason,
-           finished_at = CASE WHEN v.state IN ('deferred', 'queued') THEN NULL
-                              ELSE statement_timestamp() END,
-           attempts = m.attempts + v.bump, claim_token = NULL, lease_until = NULL
-      FROM unnest(%(ids)s::bigint[], %(states)s::text[], %(codes)s::int[],
-                  %(replies)s::text[], %(next_at)s::timestamptz[], %(channels)s::text[],
-                  %(reasons)s::text[], %(bumps)s::int[])
-           AS v(id, state, code, reply, next_at, channel, reason, bump)
-     WHERE m.id = v.id AND m.claim_token = %(token)s
-    RETURNING m.id
+_STEP_SQL = (
+    "WITH outcome AS ("  # noqa: S608 - module constants only
+    + _OUTCOME_SQL
+    + """    RETURNING m.id
 ), marked AS (
     UPDATE campaigns_message SET state = 'sending', sending_at = statement_timestamp(),
            attempts = attempts + 1,
@@ -264,6 +271,7 @@ WITH outcome AS (
 )
 SELECT id FROM marked
 """
+)
 
 
 def _step_postgres(
@@ -380,20 +388,6 @@ def mark_sending(
     return marked
 
 
-_OUTCOME_SQL = """
-UPDATE campaigns_message m
-   SET state = v.state, smtp_code = v.code, smtp_reply = v.reply,
-       next_attempt_at = v.next_at, channel = v.channel, channel_reason = v.reason,
-       finished_at = CASE WHEN v.state IN ('deferred', 'queued') THEN NULL
-                          ELSE statement_timestamp() END,
-       attempts = m.attempts + v.bump, claim_token = NULL, lease_until = NULL
-  FROM unnest(%s::bigint[], %s::text[], %s::int[], %s::text[], %s::timestamptz[],
-              %s::text[], %s::text[], %s::int[])
-       AS v(id, state, code, reply, next_at, channel, reason, bump)
- WHERE m.id = v.id AND m.claim_token = %s
-"""
-
-
 def write_results(*, token: uuid.UUID, results: list[Result], durable: bool = True) -> int:
     """Write outcomes in one statement; returns the rows written.
 
@@ -454,20 +448,7 @@ def _write(token: uuid.UUID, results: list[Result]) -> int:
     _write_proofs(results)
     if _postgres():
         with connection.cursor() as cursor:
-            cursor.execute(
-                _OUTCOME_SQL,
-                [
-                    [r.id for r in results],
-                    [r.state for r in results],
-                    [r.code for r in results],
-                    [r.reply for r in results],
-                    [r.next_attempt_at for r in results],
-                    [r.channel for r in results],
-                    [r.channel_reason[:200] for r in results],
-                    [r.bump for r in results],
-                    token,
-                ],
-            )
+            cursor.execute(_OUTCOME_SQL, {**_outcome_arrays(results), "token": token})
             return cursor.rowcount
     now = timezone.now()
     written = 0
