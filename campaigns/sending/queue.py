@@ -248,6 +248,7 @@ UPDATE campaigns_message m
 # three updates touch disjoint rows (the previous chunk, this chunk, the batch's later
 # rows), so sharing one snapshot changes nothing; ``marked`` is the same statement as
 # _MARK_SQL and its RETURNING is still the only list of rows that may be transmitted.
+_STEP_SELECT = "\nSELECT id FROM marked\n"
 _STEP_SQL = (
     "WITH outcome AS ("  # noqa: S608 - module constants only
     + _OUTCOME_SQL
@@ -268,10 +269,50 @@ _STEP_SQL = (
      WHERE id = ANY(%(renew)s) AND claim_token = %(token)s
        AND state IN ('queued', 'deferred') AND EXISTS (SELECT 1 FROM marked)
     RETURNING id
+)"""
+    + _STEP_SELECT
 )
-SELECT id FROM marked
+
+# The delivery proofs of the previous chunk's answered messages (insert, or replace on a
+# later try), as one more data-modifying CTE of the step statement: PostgreSQL runs it
+# whether or not the final SELECT reads it. ``dane`` is never checked (empty).
+_PROOF_CTE = """, proof AS (
+    INSERT INTO campaigns_deliveryproof
+           (message_id, host, port, route, tls_version, tls_cipher, peer_cert_sha256,
+            cert_verified, mta_sts, dane, secured_at, replied_at)
+    SELECT p.id, p.host, p.port, p.route, p.version, p.cipher, p.cert, p.verified, p.sts,
+           '', p.secured_at, statement_timestamp()
+      FROM unnest(%(p_ids)s::bigint[], %(p_hosts)s::text[], %(p_ports)s::int[],
+                  %(p_routes)s::text[], %(p_versions)s::text[], %(p_ciphers)s::text[],
+                  %(p_certs)s::text[], %(p_verified)s::bool[], %(p_sts)s::text[],
+                  %(p_secured)s::timestamptz[])
+           AS p(id, host, port, route, version, cipher, cert, verified, sts, secured_at)
+    ON CONFLICT (message_id) DO UPDATE SET
+       host = EXCLUDED.host, port = EXCLUDED.port, route = EXCLUDED.route,
+       tls_version = EXCLUDED.tls_version, tls_cipher = EXCLUDED.tls_cipher,
+       peer_cert_sha256 = EXCLUDED.peer_cert_sha256, cert_verified = EXCLUDED.cert_verified,
+       mta_sts = EXCLUDED.mta_sts, secured_at = EXCLUDED.secured_at,
+       replied_at = EXCLUDED.replied_at
+    RETURNING message_id
+)
 """
-)
+_STEP_WITH_PROOFS_SQL = _STEP_SQL.replace(_STEP_SELECT, _PROOF_CTE + _STEP_SELECT)
+
+
+def _proof_arrays(results: list[Result]) -> dict[str, list[Any]]:
+    answered = [(r.id, r.session) for r in results if r.session is not None]
+    return {
+        "p_ids": [i for i, _ in answered],
+        "p_hosts": [s.host[:253] for _, s in answered],
+        "p_ports": [s.port for _, s in answered],
+        "p_routes": [s.route for _, s in answered],
+        "p_versions": [s.version for _, s in answered],
+        "p_ciphers": [s.cipher[:100] for _, s in answered],
+        "p_certs": [s.cert_sha256 for _, s in answered],
+        "p_verified": [s.verified for _, s in answered],
+        "p_sts": [s.mta_sts for _, s in answered],
+        "p_secured": [s.secured_at for _, s in answered],
+    }
 
 
 def _step_postgres(
@@ -291,12 +332,17 @@ def _step_postgres(
         "campaign": campaign_id,
         "renew": renew or [],
     }
-    # One transaction with the delivery proofs of the previous chunk (an insert only when
-    # some outcome came from an SMTP session): atomic, and durable on commit, or part of
-    # the caller's transaction when there is one.
-    with transaction.atomic(), connection.cursor() as cursor:
-        _write_proofs(results)
-        cursor.execute(_STEP_SQL, params)
+    # One statement, so one round trip and one commit (durable: the mark must be on disk
+    # before anything goes on the wire), or part of the caller's transaction when there
+    # is one. The delivery proofs ride along as a fourth CTE when some outcome came from
+    # an SMTP session — no ORM objects, no BEGIN/COMMIT around a separate INSERT.
+    proofs = _proof_arrays(results)
+    sql = _STEP_SQL
+    if proofs["p_ids"]:
+        params.update(proofs)
+        sql = _STEP_WITH_PROOFS_SQL
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
         return [row[0] for row in cursor.fetchall()]
 
 
