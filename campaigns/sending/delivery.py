@@ -77,6 +77,16 @@ class Prepared:
     # Fields the template prints without a default or an if: a recipient without a
     # value for one of them is skipped, never sent a sentence with a hole.
     required: list[tuple[str, str]] = field(default_factory=list)
+    # The header fields and MIME boundary every message of the campaign shares.
+    fixed: mail.Fixed = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.fixed = mail.Fixed.of(
+            from_name=self.sender_name,
+            from_email=self.sender_email,
+            reply_to=self.reply_to,
+            feedback_id=self.feedback_id,
+        )
 
     @property
     def feedback_id(self) -> str:
@@ -265,19 +275,14 @@ def build_one(
     )
 
     def envelope(subject: str, html: str, text: str) -> mail.Built:
-        return mail.build_parts(
-            mail.Envelope(
-                from_name=prepared.sender_name,
-                from_email=prepared.sender_email,
-                to_email=email,
-                subject=subject,
-                html=html,
-                text=text,
-                message_id=f"<{bounce_token}.{prepared.campaign_id}@{prepared.message_domain}>",
-                reply_to=prepared.reply_to,
-                list_unsubscribe=unsubscribe,
-                feedback_id=prepared.feedback_id,
-            )
+        return mail.build_with(
+            prepared.fixed,
+            to_email=email,
+            subject=subject,
+            html=html,
+            text=text,
+            message_id=f"<{bounce_token}.{prepared.campaign_id}@{prepared.message_domain}>",
+            list_unsubscribe=unsubscribe,
         )
 
     def portal() -> mail.Built:

@@ -144,38 +144,97 @@ def _subject(value: str) -> str:
     return encoded if encoded.startswith("=?") else fold("Subject", encoded)
 
 
+@dataclass(frozen=True)
+class Fixed:
+    """What every message of one campaign (and sender) shares, formatted once: the
+    From, Reply-To and Feedback-ID fields and the MIME boundary.
+
+    One boundary serves every message built with it: a quoted-printable body never
+    contains ``=_`` (an ``=`` is always written ``=3D``), so ``=_lm_…`` cannot occur in
+    any part, whatever the recipient's values are (RFC 2046 §5.1.1)."""
+
+    from_field: str
+    reply_to_field: str
+    feedback_field: str
+    boundary: str
+
+    @classmethod
+    def of(
+        cls, *, from_name: str, from_email: str, reply_to: str = "", feedback_id: str = ""
+    ) -> Fixed:
+        return cls(
+            from_field=" " + address(from_name, from_email),
+            reply_to_field=" " + header_text(reply_to) if reply_to else "",
+            feedback_field=" " + header_text(feedback_id) if feedback_id else "",
+            boundary=new_boundary(),
+        )
+
+    @property
+    def content_type(self) -> str:
+        return f' multipart/alternative; boundary="{self.boundary}"'
+
+
 def build_parts(envelope: Envelope) -> Built:
     """The complete message as :class:`Built`: a multipart/alternative of text and HTML."""
-    boundary = new_boundary()
-    date = format_datetime(envelope.date) if envelope.date else _date_now()
+    fixed = Fixed.of(
+        from_name=envelope.from_name,
+        from_email=envelope.from_email,
+        reply_to=envelope.reply_to,
+        feedback_id=envelope.feedback_id,
+    )
+    return build_with(
+        fixed,
+        to_email=envelope.to_email,
+        subject=envelope.subject,
+        html=envelope.html,
+        text=envelope.text,
+        message_id=envelope.message_id,
+        list_unsubscribe=envelope.list_unsubscribe,
+        date=envelope.date,
+    )
+
+
+def build_with(
+    fixed: Fixed,
+    *,
+    to_email: str,
+    subject: str,
+    html: str,
+    text: str,
+    message_id: str,
+    list_unsubscribe: str = "",
+    date: datetime | None = None,
+) -> Built:
+    """:func:`build_parts` with the campaign's shared fields formatted already (the send
+    path formats them once per campaign and worker, not once per message)."""
     fields = [
-        ("From", " " + address(envelope.from_name, envelope.from_email)),
-        ("To", " " + header_text(envelope.to_email)),
-        ("Subject", " " + _subject(envelope.subject)),
-        ("Date", " " + date),
-        ("Message-ID", " " + header_text(envelope.message_id)),
+        ("From", fixed.from_field),
+        ("To", " " + header_text(to_email)),
+        ("Subject", " " + _subject(subject)),
+        ("Date", " " + (format_datetime(date) if date else _date_now())),
+        ("Message-ID", " " + header_text(message_id)),
     ]
-    if envelope.reply_to:
-        fields.append(("Reply-To", " " + header_text(envelope.reply_to)))
-    if envelope.list_unsubscribe:
-        fields.append(("List-Unsubscribe", " <" + header_text(envelope.list_unsubscribe) + ">"))
+    if fixed.reply_to_field:
+        fields.append(("Reply-To", fixed.reply_to_field))
+    if list_unsubscribe:
+        fields.append(("List-Unsubscribe", " <" + header_text(list_unsubscribe) + ">"))
         fields.append(("List-Unsubscribe-Post", " List-Unsubscribe=One-Click"))
-    if envelope.feedback_id:
-        fields.append(("Feedback-ID", " " + header_text(envelope.feedback_id)))
+    if fixed.feedback_field:
+        fields.append(("Feedback-ID", fixed.feedback_field))
     fields.append(("MIME-Version", " 1.0"))
-    fields.append(("Content-Type", f' multipart/alternative; boundary="{boundary}"'))
-    sep = f"--{boundary}\r\n".encode()
+    fields.append(("Content-Type", fixed.content_type))
+    sep = f"--{fixed.boundary}\r\n".encode()
     body = b"".join(
         (
             sep,
             _PART_HEAD % b"plain",
-            quoted_printable(envelope.text),
+            quoted_printable(text),
             b"\r\n",
             sep,
             _PART_HEAD % b"html",
-            quoted_printable(envelope.html),
+            quoted_printable(html),
             b"\r\n",
-            f"--{boundary}--\r\n".encode(),
+            f"--{fixed.boundary}--\r\n".encode(),
         )
     )
     return Built(fields, body)
