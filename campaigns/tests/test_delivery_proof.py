@@ -10,6 +10,7 @@ import ssl
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from django.utils import timezone
 
 from campaigns import services
 from campaigns.models import DeliveryProof, Message, MessageState
@@ -75,6 +76,29 @@ def test_plaintext_session_records_no_tls(postgres, sink, admin) -> None:
     assert proof.tls_version == "" and proof.peer_cert_sha256 == ""
     assert proof.cert_verified is False
     assert proof.host == "127.0.0.1"
+
+
+def test_proofs_written_by_the_chunk_step_statement(postgres, sink, admin, settings) -> None:
+    """With one message per chunk, every proof but the last is written by the next
+    chunk's step statement (queue._STEP_WITH_PROOFS_SQL), the last by write_results;
+    a proof already on file (an earlier try) is replaced, not duplicated."""
+    settings.LUXMAIL_SEND_CHUNK = 1
+    ids = make_contacts(3)
+    campaign = make_campaign(contact_ids=ids, actor=admin)
+    services.campaign_start(campaign=campaign, actor=admin)
+    first = Message.objects.filter(campaign=campaign).order_by("id").first()
+    DeliveryProof.objects.create(
+        message=first, host="old.example", port=2525, route="direct", replied_at=timezone.now()
+    )
+    delivery.send_batch(campaign_id=campaign.pk, limit=50)
+    assert set(Message.objects.filter(campaign=campaign).values_list("state", flat=True)) == {
+        MessageState.SENT
+    }
+    proofs = list(DeliveryProof.objects.filter(message__campaign=campaign))
+    assert len(proofs) == 3
+    for proof in proofs:
+        assert (proof.host, proof.route, proof.tls_version) == ("127.0.0.1", "relay", "")
+        assert proof.port == settings.LUXMAIL_SMTP_PORT and proof.dane == ""
 
 
 def test_tls_session_reads_the_socket(untrusted_tls_sink) -> None:
