@@ -45,6 +45,9 @@ _BODY_OPEN = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
 _BODY_CLOSE = re.compile(r"</body\s*>", re.IGNORECASE)
 _TEMPLATE_SYNTAX = ("{{", "{%", "{#")
 _PLAN_CACHE_SIZE = 512
+# Distinct quoted hrefs remembered per plan; personalized hrefs (a contact's value in
+# the URL) could make them unbounded, so the memo starts over past this size.
+_QUOTED_MEMO_SIZE = 4096
 _REDIS_KEY = "luxmail:tracking:links:{}"
 
 
@@ -63,6 +66,16 @@ class LinkPlan:
 
     def index_of(self, url: str) -> int | None:
         return self._by_url().get(url)
+
+    def indexes_by_quoted(self) -> dict[str, int | None]:
+        """A memo of :meth:`index_of` keyed by the raw quoted ``href`` value as written in
+        the HTML (quotes and entities included): the same few links recur in every
+        message of the campaign, so each is unescaped and looked up once per process."""
+        cached = getattr(self, "_quoted_cache", None)
+        if cached is None or len(cached) > _QUOTED_MEMO_SIZE:
+            cached = {}
+            object.__setattr__(self, "_quoted_cache", cached)
+        return cached
 
     def _by_url(self) -> dict[str, int]:
         cached = getattr(self, "_by_url_cache", None)
@@ -254,15 +267,21 @@ def rewrite_links(html: str, *, message_id: int, campaign_id: int) -> str:
     plan = plan_for_sending(campaign_id)
     if not plan.urls:
         return html
+    clicks = f"{base_url()}/t/c/"  # once per message, not once per link
+    indexes = plan.indexes_by_quoted()
 
     def replace(match: re.Match[str]) -> str:
         quoted = match.group(2)
-        target = html_lib.unescape(quoted[1:-1]).strip()
-        index = plan.index_of(target)
+        if quoted in indexes:
+            index = indexes[quoted]
+        else:
+            index = indexes[quoted] = plan.index_of(html_lib.unescape(quoted[1:-1]).strip())
         if index is None:
             return match.group(0)
-        url = click_url(message_id=message_id, campaign_id=campaign_id, link_index=index)
-        return f'{match.group(1)}"{url}"'
+        token = tokens.make(
+            tokens.CLICK, message_id=message_id, campaign_id=campaign_id, link_index=index
+        )
+        return f'{match.group(1)}"{clicks}{token}"'
 
     rewritten = _HREF.sub(replace, html)
     if plan.honeypot:
