@@ -21,7 +21,6 @@ from contacts.models import (
     ConsentPurpose,
     ConsentSource,
     ContactList,
-    ContactStatus,
     CustomField,
     CustomFieldKind,
     InsuranceType,
@@ -49,25 +48,6 @@ _PROFILE_HELP = {
 
 def _date_input() -> forms.DateInput:
     return forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
-
-
-class ContactSearchForm(forms.Form):
-    email = forms.EmailField(
-        label="Find by exact email address",
-        max_length=320,
-        widget=forms.EmailInput(attrs={"autocomplete": "off", "placeholder": "name@example.org"}),
-        help_text="Addresses are looked up through a blind index: exact matches only.",
-    )
-
-
-class ContactFilterForm(forms.Form):
-    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *ContactStatus.choices])
-    contact_list = forms.ModelChoiceField(
-        queryset=ContactList.objects.order_by("name"),
-        required=False,
-        empty_label="Any list",
-        label="List",
-    )
 
 
 class ContactForm(forms.Form):

@@ -270,7 +270,17 @@ def write_plans(
             profile.contact = contact
             new_contacts.append(contact)
             new_profiles.append(profile)
-            pending_tokens.append((contact, attributes.profile_tokens(v.profile, v.custom, defs)))
+            pending_tokens.append(
+                (
+                    contact,
+                    attributes.profile_tokens(v.profile, v.custom, defs)
+                    | attributes.identity_tokens(
+                        first_name=v.identity.get("first_name"),
+                        last_name=v.identity.get("last_name"),
+                        phone=v.identity.get("phone"),
+                    ),
+                )
+            )
             continue
 
         contact = plan.contact
@@ -336,7 +346,15 @@ def write_plans(
             else:
                 changed_profiles.append(profile)
                 profile_fields |= changed_p | {"updated_at"}
-            token_rows[contact.pk] = attributes.profile_tokens(merged_profile, merged_custom, defs)
+        if changed_p or changed_c & set(ENCRYPTED_IDENTITY):
+            # Name and phone tokens live in the same token set as the profile's.
+            merged_identity = {
+                name: v.identity[name] if name in v.identity else current[name]
+                for name in ENCRYPTED_IDENTITY
+            }
+            token_rows[contact.pk] = attributes.profile_tokens(
+                merged_profile, merged_custom, defs
+            ) | attributes.identity_tokens(**merged_identity)
         result.updated.append(contact)
 
     if new_contacts:
