@@ -39,8 +39,8 @@ _PROFILE_CHOICES: dict[str, Sequence[tuple[str, str]]] = {
     "journey_stage": JourneyStage.choices,
 }
 _PROFILE_HELP = {
-    "conditions": "ICD-10 codes separated by commas, e.g. E11.9, I10.",
-    "medications": "Separated by semicolons.",
+    "conditions": "ICD-10 codes separated by commas, e.g. E11.9, I10; type a name to search.",
+    "medications": "Free text, separated by semicolons (no public RxNorm list is bundled).",
     "language": "Language code such as en, es or zh-hant.",
     "zip_code": "5 digits or ZIP+4.",
 }
@@ -110,6 +110,14 @@ class ContactForm(forms.Form):
             )
         if kind == "date":
             return forms.CharField(label=label, required=False, widget=_date_input())
+        if name == "conditions":
+            # icd10-picker.js turns this into a combobox searching codes and names.
+            return forms.CharField(
+                label=label,
+                required=False,
+                help_text=help_text,
+                widget=forms.TextInput(attrs={"data-icd10-picker": "list"}),
+            )
         return forms.CharField(label=label, required=False, help_text=help_text)
 
     @staticmethod

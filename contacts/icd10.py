@@ -15,11 +15,12 @@ Searching is a linear scan of ~47,000 short strings (a few milliseconds), bounde
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 
 MAX_QUERY = 60
 MAX_RESULTS = 20
@@ -53,12 +54,20 @@ _codes: list[Code] | None = None
 _by_code: dict[str, Code] = {}
 
 
-def _data_file() -> str:
-    folder = resources.files("simple_icd_10_cm") / "data"
-    names = sorted(p.name for p in folder.iterdir() if p.name.startswith("icd10c-tabular"))
-    if not names:
-        raise LookupError("simple-icd-10-cm ships no tabular list: reinstall it")
-    return str(folder / names[-1])
+def _data_file() -> Path:
+    """The package's tabular XML, found without importing the package.
+
+    Importing ``simple_icd_10_cm`` runs its loader (seconds, ~90 MB); ``find_spec`` of a
+    top-level package only locates it.
+    """
+    spec = importlib.util.find_spec("simple_icd_10_cm")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    found = sorted(
+        path for folder in folders for path in (Path(folder) / "data").glob("icd10c-tabular-*.xml")
+    )
+    if not found:
+        raise LookupError("simple-icd-10-cm is not installed or ships no tabular list")
+    return found[-1]
 
 
 def _load() -> list[Code]:
