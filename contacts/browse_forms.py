@@ -77,6 +77,9 @@ class ContactFilterForm(forms.Form):
 
 
 class BulkForm(forms.Form):
+    """A bulk action. Field names differ from the filter's (``contact_list``, ``tag``,
+    ``reason``), which travel in the same POST as hidden inputs."""
+
     action = forms.ChoiceField(choices=[("", "Choose an action…"), *BulkAction.choices])
     scope = forms.ChoiceField(
         choices=[("selected", "Selected contacts"), ("all", "Every contact matching the filter")],
@@ -84,15 +87,20 @@ class BulkForm(forms.Form):
         widget=forms.RadioSelect,
         label="Apply to",
     )
-    contact_list = forms.ModelChoiceField(
+    target_list = forms.ModelChoiceField(
         queryset=ContactList.objects.order_by("name"), required=False, label="List"
     )
-    tag = forms.ModelChoiceField(queryset=Tag.objects.order_by("name"), required=False)
+    target_tag = forms.ModelChoiceField(
+        queryset=Tag.objects.order_by("name"), required=False, label="Tag"
+    )
     new_tag = forms.CharField(
         required=False, max_length=60, label="…or a new tag", help_text="Not PHI: a label."
     )
-    reason = forms.ChoiceField(
-        choices=SuppressionReason.choices, initial=SuppressionReason.MANUAL, required=False
+    suppress_reason = forms.ChoiceField(
+        choices=SuppressionReason.choices,
+        initial=SuppressionReason.MANUAL,
+        required=False,
+        label="Suppression reason",
     )
     confirm_delete = forms.BooleanField(
         required=False, label="Yes, delete these contacts (suppressions stay in force)"

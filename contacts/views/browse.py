@@ -149,11 +149,11 @@ def bulk_start(request: HttpRequest) -> HttpResponse:
     if not request.user.has_perm(BULK_PERMISSIONS[BulkAction(action)]):
         raise PermissionDenied
     params: dict[str, Any] = {
-        "list_id": form.cleaned_data["contact_list"].pk
-        if form.cleaned_data["contact_list"]
+        "list_id": form.cleaned_data["target_list"].pk
+        if form.cleaned_data["target_list"]
         else None,
-        "tag_id": form.cleaned_data["tag"].pk if form.cleaned_data["tag"] else None,
-        "reason": form.cleaned_data["reason"],
+        "tag_id": form.cleaned_data["target_tag"].pk if form.cleaned_data["target_tag"] else None,
+        "reason": form.cleaned_data["suppress_reason"],
         "confirm": bool(form.cleaned_data["confirm_delete"]),
     }
     try:
