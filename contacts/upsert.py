@@ -541,3 +541,25 @@ def rewrite_tokens(token_rows: Mapping[int, Iterable[int]], *, existing: Iterabl
             "ON CONFLICT (contact_id) DO UPDATE SET tokens = EXCLUDED.tokens"
         )
         cursor.execute(f'DROP TABLE "{staging}"')
+
+
+def tokens_rebuild(contacts: Iterable[Contact], *, access: crypto.Access) -> int:
+    """Recompute the whole token set of each contact from its decrypted values.
+
+    For data written before a token kind existed (issue 20 added name and phone
+    tokens). The caller holds the transaction and the audited ``access``.
+    """
+    defs = definitions()
+    token_rows: dict[int, set[int]] = {}
+    for contact in contacts:
+        current = _current(contact, access)
+        profile = {name: current[name] for name in PROFILE_FIELDS}
+        custom = {
+            k: v for k, v in {**current["custom_phi"], **current["custom"]}.items() if k in defs
+        }
+        token_rows[contact.pk] = attributes.profile_tokens(
+            profile, custom, defs
+        ) | attributes.identity_tokens(**{name: current[name] for name in ENCRYPTED_IDENTITY})
+    existing = ContactTokenSet.objects.filter(contact_id__in=list(token_rows))
+    rewrite_tokens(token_rows, existing=existing.values_list("contact_id", flat=True))
+    return len(token_rows)

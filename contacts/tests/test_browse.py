@@ -3,9 +3,11 @@ jobs (selection and filter result), saved views, and hostile input on each."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.urls import reverse
 
@@ -299,3 +301,14 @@ def test_saved_views_are_per_user(staff_client, admin, people):
     assert other.get(reverse("contacts:index"), {"view": view.uuid}).status_code == 403
     assert other.post(reverse("contacts:view_delete", args=[view.uuid])).status_code == 404
     assert other.get(reverse("contacts:index"), {"view": "not-a-uuid"}).status_code == 403
+
+
+def test_reindex_command_adds_name_tokens_to_old_rows(admin, people):
+    ContactTokenSet.objects.update(tokens=[])  # as written before name tokens existed
+    assert found("smith") == []
+    call_command("contacts_reindex", batch=2, stdout=io.StringIO())
+    assert found("smith") == ids(people[1], people[2])
+    assert (
+        AuditEvent.objects.filter(action="phi.access", details__purpose="tokens.rebuild").count()
+        == 2
+    )
