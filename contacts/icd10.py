@@ -15,8 +15,8 @@ Searching is a linear scan of ~47,000 short strings (a few milliseconds), bounde
 
 from __future__ import annotations
 
-import importlib.util
 import re
+import sys
 import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -55,15 +55,14 @@ _by_code: dict[str, Code] = {}
 
 
 def _data_file() -> Path:
-    """The package's tabular XML, found without importing the package.
+    """The package's tabular XML, found on ``sys.path`` without importing the package.
 
-    Importing ``simple_icd_10_cm`` runs its loader (seconds, ~90 MB); ``find_spec`` of a
-    top-level package only locates it.
+    Importing ``simple_icd_10_cm`` runs its own loader (seconds, ~90 MB).
     """
-    spec = importlib.util.find_spec("simple_icd_10_cm")
-    folders = list(spec.submodule_search_locations or []) if spec else []
     found = sorted(
-        path for folder in folders for path in (Path(folder) / "data").glob("icd10c-tabular-*.xml")
+        path
+        for entry in sys.path
+        for path in (Path(entry or ".") / "simple_icd_10_cm" / "data").glob("icd10c-tabular-*.xml")
     )
     if not found:
         raise LookupError("simple-icd-10-cm is not installed or ships no tabular list")
@@ -120,7 +119,7 @@ def search(query: str, *, limit: int = DEFAULT_RESULTS) -> list[Code]:
     """
     limit = max(1, min(int(limit), MAX_RESULTS))
     text = " ".join(query.split())[:MAX_QUERY].casefold()
-    words = _WORD.findall(text)[:6]
+    words = list(dict.fromkeys(_WORD.findall(text)))[:6]  # repeated words add nothing
     if not words:
         return []
     everything = codes()

@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from contacts import search
+from contacts import browse_selectors, search
 from contacts.api import ERRORS, READ, SUPPRESS, WRITE, _actor, _error_response, _render_contacts
 from contacts.models import BulkAction, BulkJob, ContactStatus, SuppressionReason, Tag
 from contacts.services import bulk, tags
@@ -111,7 +111,7 @@ class TagListCreateApi(APIView):
 
     @extend_schema(responses=TagSerializer(many=True))
     def get(self, request: Request) -> Response:
-        return Response(TagSerializer(tags.tags_with_counts(), many=True).data)
+        return Response(TagSerializer(browse_selectors.tags_with_counts(), many=True).data)
 
     @extend_schema(request=TagSerializer, responses={201: TagSerializer, **ERRORS})
     def post(self, request: Request) -> Response:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count
 from django.http import HttpRequest
 
 from contacts.models import Contact, ContactTag, Tag
@@ -101,20 +100,3 @@ def contacts_untag(
             "tag.detach", actor=actor, request=request, target=tag, details={"removed": removed}
         )
     return removed
-
-
-def tags_with_counts() -> list[Tag]:
-    """Every tag with ``contacts`` (how many contacts carry it), by name."""
-    return list(Tag.objects.annotate(contacts=Count("contact_tags")).order_by("name"))
-
-
-def tag_names_of(*, contact_ids: Iterable[int]) -> dict[int, list[str]]:
-    """The tag names of each contact (for a page of rows)."""
-    names: dict[int, list[str]] = {}
-    for contact_id, name in (
-        ContactTag.objects.filter(contact_id__in=list(contact_ids))
-        .order_by("tag__name")
-        .values_list("contact_id", "tag__name")
-    ):
-        names.setdefault(contact_id, []).append(name)
-    return names

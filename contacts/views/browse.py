@@ -14,14 +14,14 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from contacts import icd10, search
+from contacts import browse_selectors, icd10, search
 from contacts.browse_forms import (
     BulkForm,
     ContactFilterForm,
@@ -29,7 +29,7 @@ from contacts.browse_forms import (
     SavedViewForm,
     TagForm,
 )
-from contacts.models import BulkAction, BulkJob, BulkJobStatus, SavedView, Tag
+from contacts.models import BulkAction, BulkJob, BulkJobStatus, Tag
 from contacts.services import bulk, saved_views, tags
 from contacts.views.people import _identities, _may_see_phi
 from luxmail import audit
@@ -49,7 +49,7 @@ def _filter_data(request: HttpRequest) -> dict[str, Any] | None:
     if view_uuid:
         parsed = _uuid_or_none(view_uuid)
         view = (
-            SavedView.objects.filter(owner_id=request.user.pk, uuid=parsed).first()
+            browse_selectors.saved_view_of(user_id=request.user.pk, view_uuid=parsed)
             if parsed
             else None
         )
@@ -105,7 +105,7 @@ def contact_list(request: HttpRequest) -> HttpResponse:
             if not page.rows:
                 search_form.add_error("q", "No contact has this email address.")
     identities = _identities(request, page.rows)
-    tag_names = tags.tag_names_of(contact_ids=[c.pk for c in page.rows])
+    tag_names = browse_selectors.tag_names_of(contact_ids=[c.pk for c in page.rows])
     filter_params = ContactFilterForm.params_of(query)
     return render(
         request,
@@ -127,10 +127,8 @@ def contact_list(request: HttpRequest) -> HttpResponse:
             "phi": _may_see_phi(request),
             "bulk_form": BulkForm(),
             "view_form": SavedViewForm(),
-            "saved_views": SavedView.objects.filter(owner_id=request.user.pk).order_by("name"),
-            "recent_jobs": BulkJob.objects.filter(created_by_id=request.user.pk).order_by("-id")[
-                :3
-            ],
+            "saved_views": browse_selectors.saved_views_of(user_id=request.user.pk),
+            "recent_jobs": browse_selectors.bulk_jobs_recent(user_id=request.user.pk),
         },
         status=status,
     )
@@ -183,10 +181,9 @@ def bulk_start(request: HttpRequest) -> HttpResponse:
 
 
 def _job(request: HttpRequest, job_uuid: Any) -> BulkJob:
-    # Staff see their own jobs; an Admin sees everyone's.
-    jobs = BulkJob.objects.all()
-    if not request.user.has_perm("luxmail.manage_settings"):
-        jobs = jobs.filter(created_by_id=request.user.pk)
+    jobs = browse_selectors.bulk_jobs_visible(
+        user_id=request.user.pk, see_all=request.user.has_perm("luxmail.manage_settings")
+    )
     return get_object_or_404(jobs, uuid=job_uuid)
 
 
@@ -225,7 +222,7 @@ def tag_index(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "contacts/tags.html",
-        {"nav": "contacts", "form": form, "tags": tags.tags_with_counts()},
+        {"nav": "contacts", "form": form, "tags": browse_selectors.tags_with_counts()},
         status=400 if form.errors else 200,
     )
 
@@ -267,7 +264,9 @@ def view_save(request: HttpRequest) -> HttpResponse:
 @permission_required("contacts.view_contact", raise_exception=True)
 @require_POST
 def view_delete(request: HttpRequest, view_uuid: Any) -> HttpResponse:
-    view = get_object_or_404(SavedView, uuid=view_uuid, owner_id=request.user.pk)
+    view = browse_selectors.saved_view_of(user_id=request.user.pk, view_uuid=view_uuid)
+    if view is None:
+        raise Http404
     saved_views.saved_view_delete(view=view, actor=request.user, request=request)
     messages.success(request, "View deleted.")
     return redirect("contacts:index")
