@@ -312,3 +312,13 @@ def test_reindex_command_adds_name_tokens_to_old_rows(admin, people):
         AuditEvent.objects.filter(action="phi.access", details__purpose="tokens.rebuild").count()
         == 2
     )
+
+
+def test_contact_page_shows_its_tags(staff_client, admin, people):
+    tag = tags.tag_create(name="Volunteer", actor=admin)
+    tags.contacts_tag(tag=tag, contact_ids=[people[0].pk], actor=admin)
+    client = staff_client(roles.MARKETER)
+    page = client.get(reverse("contacts:detail", args=[people[0].uuid])).content.decode()
+    assert '<span class="tag">Volunteer</span>' in page
+    other = client.get(reverse("contacts:detail", args=[people[1].uuid])).content.decode()
+    assert "No tags." in other

@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from contacts import panels, selectors, services, signup_selectors
+from contacts import browse_selectors, panels, selectors, services, signup_selectors
 from contacts.forms import (
     ConsentGrantForm,
     ConsentRevokeForm,
@@ -73,6 +73,7 @@ def _detail_context(request: HttpRequest, contact: Contact, **extra: Any) -> dic
         "phi": _may_see_phi(request),
         "revealed": None,
         "panels": panels.rendered(contact=contact, request=request),
+        "tag_names": browse_selectors.tag_names_of(contact_ids=[contact.pk]).get(contact.pk, []),
     }
     context.update(extra)
     # Evidence (IP, user agent, signature, notes) is decrypted with the audited "Show PHI".
