@@ -2,11 +2,20 @@
 
 from django.urls import path
 
-from contacts import api, ledger_api
+from contacts import api, ledger_api, search_api
 from contacts.keys import api as keys_api
 
 urlpatterns = [
     path("contacts/", api.ContactListCreateApi.as_view(), name="api-contacts"),
+    path("contacts/search/", search_api.ContactSearchApi.as_view(), name="api-contact-search"),
+    path("contacts/bulk/", search_api.BulkStartApi.as_view(), name="api-contact-bulk"),
+    path(
+        "contacts/bulk/<uuid:job_uuid>/",
+        search_api.BulkJobApi.as_view(),
+        name="api-contact-bulk-job",
+    ),
+    path("tags/", search_api.TagListCreateApi.as_view(), name="api-tags"),
+    path("tags/<int:pk>/", search_api.TagDetailApi.as_view(), name="api-tag"),
     path("contacts/upsert/", api.ContactUpsertApi.as_view(), name="api-contact-upsert"),
     path("contacts/<int:pk>/", api.ContactDetailApi.as_view(), name="api-contact"),
     path("contacts/<int:pk>/keys/", keys_api.ContactKeysApi.as_view(), name="api-contact-keys"),

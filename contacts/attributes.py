@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 import zoneinfo
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -497,4 +498,63 @@ def profile_tokens(
         definition = definitions.get(key)
         if definition is not None:
             found.update(custom_tokens(definition, value))
+    return found
+
+
+# --- identity search tokens (issue 20: find a contact by name or phone) --------------------
+
+NAME_PREFIX_MIN = 3
+NAME_WORD_MAX = 30
+_NAME_WORD = re.compile(r"[^\W_]+(?:['\u2019-][^\W_]+)*")
+
+
+def name_words(value: str) -> list[str]:
+    """The words of a name, normalized (NFKC, case-folded, accents removed), each cut to
+    30 characters.
+
+    "Mary-Jane O'Neil" → ``mary-jane``, ``mary``, ``jane``, ``o'neil``, ``o``, ``neil``:
+    hyphenated and apostrophe names match both as a whole and by their parts.
+    """
+    found: list[str] = []
+    # Accents fold away (López = Lopez): people type names without them.
+    folded = "".join(
+        ch
+        for ch in unicodedata.normalize("NFKD", normalize_text(value))
+        if not unicodedata.combining(ch)
+    )
+    for match in _NAME_WORD.finditer(folded):
+        word = match.group()[:NAME_WORD_MAX]
+        found.append(word)
+        parts = [p for p in re.split(r"['\u2019-]", word) if p]
+        if len(parts) > 1:
+            found += parts
+    return list(dict.fromkeys(found))
+
+
+def name_query_tokens(word: str) -> int:
+    """The token a search word must match: the whole word if short, else its prefix."""
+    word = word[:NAME_WORD_MAX]
+    if len(word) < NAME_PREFIX_MIN:
+        return tokens.token("name", word)
+    return tokens.token("name_prefix", word)
+
+
+def identity_tokens(*, first_name: Any, last_name: Any, phone: Any) -> set[int]:
+    """Blind-index tokens of a contact's name words and phone number.
+
+    Every name word yields ``name:<word>`` and ``name_prefix:<p>`` for each prefix of 3
+    characters or more, so "smi" finds Smith without the database ever seeing a name;
+    the phone yields ``phone:<digits>`` (exact match only). Leakage is documented in
+    docs/security.md ("Name and phone search").
+    """
+    found: set[int] = set()
+    for value in (first_name, last_name):
+        if not value:
+            continue
+        for word in name_words(str(value)):
+            found.add(tokens.token("name", word))
+            for end in range(NAME_PREFIX_MIN, len(word) + 1):
+                found.add(tokens.token("name_prefix", word[:end]))
+    if phone:
+        found.add(tokens.token("phone", str(phone)))
     return found

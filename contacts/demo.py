@@ -17,9 +17,10 @@ from django.utils import timezone
 
 from contacts import services
 from contacts.models import Consent, ContactList, CustomField, Segment, Suppression
+from contacts.services import saved_views, tags
 from contacts.upsert import email_bidx
 from luxmail import demo
-from luxmail.actors import Actor
+from luxmail.actors import Actor, user_of
 
 PATIENTS = 200
 DOMAINS = ["example.org", "example.com"]
@@ -291,3 +292,20 @@ def populate(*, actor: Actor) -> None:
     for name, rules in SEGMENTS.items():
         if not Segment.objects.filter(name=name).exists():
             services.segment_create(name=name, rules=rules, description="Demo segment", actor=actor)
+    _tags_and_saved_view(ids, actor)
+
+
+def _tags_and_saved_view(ids: list[int], actor: Actor) -> None:
+    """Tags on some patients and a saved view of the fair RSVPs to call back (issue 20)."""
+    call_back = tags.tag_get_or_create(name="Needs call-back", actor=actor)
+    tags.contacts_tag(tag=call_back, contact_ids=ids[:40:6], actor=actor)
+    volunteer = tags.tag_get_or_create(name="Volunteer", actor=actor)
+    tags.contacts_tag(tag=volunteer, contact_ids=ids[5:60:11], actor=actor)
+    owner = user_of(actor)
+    fair = ContactList.objects.filter(name="Spring health fair RSVPs").first()
+    if owner is not None and fair is not None:
+        saved_views.saved_view_save(
+            owner=owner,
+            name="Fair RSVPs to call back",
+            params={"contact_list": str(fair.pk), "tag": str(call_back.pk)},
+        )

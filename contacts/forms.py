@@ -21,7 +21,6 @@ from contacts.models import (
     ConsentPurpose,
     ConsentSource,
     ContactList,
-    ContactStatus,
     CustomField,
     CustomFieldKind,
     InsuranceType,
@@ -40,8 +39,8 @@ _PROFILE_CHOICES: dict[str, Sequence[tuple[str, str]]] = {
     "journey_stage": JourneyStage.choices,
 }
 _PROFILE_HELP = {
-    "conditions": "ICD-10 codes separated by commas, e.g. E11.9, I10.",
-    "medications": "Separated by semicolons.",
+    "conditions": "ICD-10 codes separated by commas, e.g. E11.9, I10; type a name to search.",
+    "medications": "Free text, separated by semicolons (no public RxNorm list is bundled).",
     "language": "Language code such as en, es or zh-hant.",
     "zip_code": "5 digits or ZIP+4.",
 }
@@ -49,25 +48,6 @@ _PROFILE_HELP = {
 
 def _date_input() -> forms.DateInput:
     return forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
-
-
-class ContactSearchForm(forms.Form):
-    email = forms.EmailField(
-        label="Find by exact email address",
-        max_length=320,
-        widget=forms.EmailInput(attrs={"autocomplete": "off", "placeholder": "name@example.org"}),
-        help_text="Addresses are looked up through a blind index: exact matches only.",
-    )
-
-
-class ContactFilterForm(forms.Form):
-    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *ContactStatus.choices])
-    contact_list = forms.ModelChoiceField(
-        queryset=ContactList.objects.order_by("name"),
-        required=False,
-        empty_label="Any list",
-        label="List",
-    )
 
 
 class ContactForm(forms.Form):
@@ -130,6 +110,14 @@ class ContactForm(forms.Form):
             )
         if kind == "date":
             return forms.CharField(label=label, required=False, widget=_date_input())
+        if name == "conditions":
+            # icd10-picker.js turns this into a combobox searching codes and names.
+            return forms.CharField(
+                label=label,
+                required=False,
+                help_text=help_text,
+                widget=forms.TextInput(attrs={"data-icd10-picker": "list"}),
+            )
         return forms.CharField(label=label, required=False, help_text=help_text)
 
     @staticmethod

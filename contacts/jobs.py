@@ -5,3 +5,4 @@ from luxmail.jobs import Job
 IMPORT_INSPECT = Job("contacts.import_inspect")
 IMPORT_PREVIEW = Job("contacts.import_preview")
 IMPORT_RUN = Job("contacts.import_run")
+BULK_RUN = Job("contacts.bulk_run")

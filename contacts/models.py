@@ -516,6 +516,14 @@ class ContactEncryptionKey(models.Model):
 
 # Consent capture (issue 18) lives in its own module to keep this one readable; imported
 # here so Django registers the models in this app.
+from contacts.browse_models import (  # noqa: E402
+    BulkAction,
+    BulkJob,
+    BulkJobStatus,
+    ContactTag,
+    SavedView,
+    Tag,
+)
 from contacts.consent_models import (  # noqa: E402
     CORE_ELEMENTS,
     AuthorizationVersion,
@@ -533,13 +541,19 @@ from contacts.consent_models import (  # noqa: E402
 __all__ = [
     "CORE_ELEMENTS",
     "AuthorizationVersion",
+    "BulkAction",
+    "BulkJob",
+    "BulkJobStatus",
     "ChannelPreference",
     "ConsentLedgerEntry",
     "ContactPreference",
+    "ContactTag",
     "Frequency",
     "LedgerKind",
+    "SavedView",
     "SignupForm",
     "SignupSettings",
     "SignupSubmission",
     "SubmissionStatus",
+    "Tag",
 ]

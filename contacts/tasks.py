@@ -6,6 +6,7 @@ from celery import shared_task
 
 from contacts import jobs
 from contacts.imports import services as imports
+from contacts.services import bulk
 
 
 @shared_task(name=jobs.IMPORT_INSPECT.name, ignore_result=True)
@@ -30,3 +31,9 @@ def import_run(job_id: int) -> None:
 def import_expire() -> None:
     """Delete the files of abandoned imports (beat, hourly)."""
     imports.import_jobs_expire()
+
+
+@shared_task(name=jobs.BULK_RUN.name, ignore_result=True)
+def bulk_run(job_id: int) -> None:
+    """Work through a bulk job's next batches (re-queues itself until done)."""
+    bulk.bulk_job_run(job_id=job_id)

@@ -270,7 +270,17 @@ def write_plans(
             profile.contact = contact
             new_contacts.append(contact)
             new_profiles.append(profile)
-            pending_tokens.append((contact, attributes.profile_tokens(v.profile, v.custom, defs)))
+            pending_tokens.append(
+                (
+                    contact,
+                    attributes.profile_tokens(v.profile, v.custom, defs)
+                    | attributes.identity_tokens(
+                        first_name=v.identity.get("first_name"),
+                        last_name=v.identity.get("last_name"),
+                        phone=v.identity.get("phone"),
+                    ),
+                )
+            )
             continue
 
         contact = plan.contact
@@ -336,7 +346,15 @@ def write_plans(
             else:
                 changed_profiles.append(profile)
                 profile_fields |= changed_p | {"updated_at"}
-            token_rows[contact.pk] = attributes.profile_tokens(merged_profile, merged_custom, defs)
+        if changed_p or changed_c & set(ENCRYPTED_IDENTITY):
+            # Name and phone tokens live in the same token set as the profile's.
+            merged_identity = {
+                name: v.identity[name] if name in v.identity else current[name]
+                for name in ENCRYPTED_IDENTITY
+            }
+            token_rows[contact.pk] = attributes.profile_tokens(
+                merged_profile, merged_custom, defs
+            ) | attributes.identity_tokens(**merged_identity)
         result.updated.append(contact)
 
     if new_contacts:
@@ -523,3 +541,25 @@ def rewrite_tokens(token_rows: Mapping[int, Iterable[int]], *, existing: Iterabl
             "ON CONFLICT (contact_id) DO UPDATE SET tokens = EXCLUDED.tokens"
         )
         cursor.execute(f'DROP TABLE "{staging}"')
+
+
+def tokens_rebuild(contacts: Iterable[Contact], *, access: crypto.Access) -> int:
+    """Recompute the whole token set of each contact from its decrypted values.
+
+    For data written before a token kind existed (issue 20 added name and phone
+    tokens). The caller holds the transaction and the audited ``access``.
+    """
+    defs = definitions()
+    token_rows: dict[int, set[int]] = {}
+    for contact in contacts:
+        current = _current(contact, access)
+        profile = {name: current[name] for name in PROFILE_FIELDS}
+        custom = {
+            k: v for k, v in {**current["custom_phi"], **current["custom"]}.items() if k in defs
+        }
+        token_rows[contact.pk] = attributes.profile_tokens(
+            profile, custom, defs
+        ) | attributes.identity_tokens(**{name: current[name] for name in ENCRYPTED_IDENTITY})
+    existing = ContactTokenSet.objects.filter(contact_id__in=list(token_rows))
+    rewrite_tokens(token_rows, existing=existing.values_list("contact_id", flat=True))
+    return len(token_rows)

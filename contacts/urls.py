@@ -1,11 +1,18 @@
 from django.urls import path
 
-from contacts.views import exports, fields, imports, lists, people, segments
+from contacts.views import browse, exports, fields, imports, lists, people, segments
 
 app_name = "contacts"
 
 urlpatterns = [
-    path("", people.contact_list, name="index"),
+    path("", browse.contact_list, name="index"),
+    path("bulk/", browse.bulk_start, name="bulk"),
+    path("bulk/<uuid:job_uuid>/", browse.bulk_job, name="bulk_job"),
+    path("tags/", browse.tag_index, name="tags"),
+    path("tags/<int:tag_id>/delete/", browse.tag_delete, name="tag_delete"),
+    path("views/save/", browse.view_save, name="view_save"),
+    path("views/<uuid:view_uuid>/delete/", browse.view_delete, name="view_delete"),
+    path("icd10/", browse.icd10_search, name="icd10"),
     path("new/", people.contact_create, name="create"),
     path("<uuid:contact_uuid>/", people.contact_detail, name="detail"),
     path("<uuid:contact_uuid>/phi/", people.contact_show_phi, name="show_phi"),

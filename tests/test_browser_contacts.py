@@ -89,7 +89,7 @@ def test_import_with_progress_then_show_phi(
     assert Contact.objects.count() == 3999
 
     page.goto("/contacts/")
-    page.fill("#id_email", "PATIENT7@example.org")
+    page.fill("#id_q", "PATIENT7@example.org")
     page.click("form.search-form button[type=submit]")
     page.wait_for_url("**/contacts/*-*/")
     assert "E11.7" not in page.content()

@@ -121,11 +121,11 @@ def test_phi_shown_only_after_show_phi_which_is_audited(staff_client, patient):
 
 def test_search_by_exact_email_posts_and_is_audited(staff_client, patient):
     client = staff_client(roles.MARKETER)
-    found = client.post(reverse("contacts:index"), {"email": "  MARIA.lopez@example.org "})
+    found = client.post(reverse("contacts:index"), {"q": "  MARIA.lopez@example.org "})
     assert found.status_code == 302
     assert found["Location"] == reverse("contacts:detail", args=[patient.uuid])
     assert "maria" not in found["Location"]
-    missing = client.post(reverse("contacts:index"), {"email": "nobody@example.org"})
+    missing = client.post(reverse("contacts:index"), {"q": "nobody@example.org"})
     assert "No contact has this email address." in text(missing)
     assert [e.details["found"] for e in events("contact.search").order_by("id")] == [True, False]
     assert "nobody@example.org" not in json.dumps(

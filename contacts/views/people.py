@@ -7,19 +7,16 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from contacts import panels, selectors, services, signup_selectors
+from contacts import browse_selectors, panels, selectors, services, signup_selectors
 from contacts.forms import (
     ConsentGrantForm,
     ConsentRevokeForm,
-    ContactFilterForm,
     ContactForm,
-    ContactSearchForm,
     ListMembershipForm,
     SuppressionAddForm,
     SuppressionRemoveForm,
@@ -42,43 +39,6 @@ def _identities(request: HttpRequest, contacts: list[Contact]) -> dict[int, dict
         return selectors.contacts_phi(contacts=contacts, actor=request.user, request=request)
     masked = selectors.contacts_masked(contacts=contacts, actor=request.user, request=request)
     return {pk: identity.as_dict() for pk, identity in masked.items()}
-
-
-@never_cache
-@login_required
-@permission_required("contacts.view_contact", raise_exception=True)
-def contact_list(request: HttpRequest) -> HttpResponse:
-    search = ContactSearchForm(request.POST or None)
-    if request.method == "POST" and search.is_valid():
-        # POST, not GET: an address must never end up in a URL or an access log.
-        found = ui.contact_find_by_email(
-            email=search.cleaned_data["email"], actor=request.user, request=request
-        )
-        if found is not None:
-            return redirect("contacts:detail", contact_uuid=found.uuid)
-        search.add_error("email", "No contact has this email address.")
-    filters = ContactFilterForm(request.GET or None)
-    chosen = filters.cleaned_data if filters.is_valid() else {}
-    contacts = ui.contacts_filtered(
-        status=chosen.get("status") or "", contact_list=chosen.get("contact_list")
-    )
-    page = Paginator(contacts.select_related("profile"), PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
-    rows = list(page.object_list)
-    identities = _identities(request, rows)
-    return render(
-        request,
-        "contacts/list.html",
-        {
-            "nav": "contacts",
-            "search": search,
-            "filters": filters,
-            "page": page,
-            "rows": [(c, identities[c.pk]) for c in rows],
-            "phi": _may_see_phi(request),
-        },
-    )
 
 
 def _contact(contact_uuid: Any) -> Contact:
@@ -113,6 +73,7 @@ def _detail_context(request: HttpRequest, contact: Contact, **extra: Any) -> dic
         "phi": _may_see_phi(request),
         "revealed": None,
         "panels": panels.rendered(contact=contact, request=request),
+        "tag_names": browse_selectors.tag_names_of(contact_ids=[contact.pk]).get(contact.pk, []),
     }
     context.update(extra)
     # Evidence (IP, user agent, signature, notes) is decrypted with the audited "Show PHI".

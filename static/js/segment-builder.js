@@ -90,6 +90,8 @@
   Builder.prototype.render = function () {
     this.root.textContent = "";
     this.root.appendChild(this.renderGroup(this.tree, "", 0, null));
+    // Condition values get the ICD-10-CM picker (icd10-picker.js) once in the page.
+    if (window.LuxIcd10 && !this.readonly) window.LuxIcd10.scan(this.root);
   };
 
   Builder.prototype.renderGroup = function (group, path, depth, parent) {
@@ -313,7 +315,7 @@
       return [el("label", { for: id, text: "Values (comma-separated)" }), input("text", text, function (v) {
         condition.value = v.split(",").map(function (s) { return s.trim(); }).filter(Boolean)
           .map(function (s) { return numeric && /^-?\d+$/.test(s) ? parseInt(s, 10) : s; });
-      })];
+      }, spec.type === "code" ? { "data-icd10-picker": "list" } : {})];
     }
     if (choices) {
       var select = el("select", { id: id });
@@ -331,9 +333,11 @@
       return [label, select];
     }
     var placeholder = spec.type === "code" ? "e.g. E11 or E11.9" : spec.type === "age" ? "years" : "";
+    var extra = placeholder ? { placeholder: placeholder } : {};
+    if (spec.type === "code") extra["data-icd10-picker"] = "one";
     return [label, input(inputType, condition.value, function (v) {
       condition.value = numeric && v !== "" && /^-?\d+$/.test(v) ? parseInt(v, 10) : v;
-    }, placeholder ? { placeholder: placeholder } : {})];
+    }, extra)];
   };
 
   // --- sync and problems ---------------------------------------------------------------------
