@@ -72,7 +72,7 @@ def test_messages_and_events_are_partitioned_by_month(pg) -> None:
 
 def test_claim_and_reports_work_on_partitioned_tables(pg) -> None:
     campaign, ids = started_campaign(4)
-    token, claimed = queue.claim(campaign_id=campaign.pk, limit=10, lease_seconds=60)
+    _token, claimed = queue.claim(campaign_id=campaign.pk, limit=10, lease_seconds=60)
     assert [row.id for row in claimed] == ids
     assert not any(row.blocked for row in claimed)
     # A second worker finds nothing left to claim while the lease holds.
