@@ -31,13 +31,18 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from luxmail import conf
 
 logger = logging.getLogger(__name__)
+
+# Creating, attaching and detaching a partition lock the whole table briefly; behind a
+# long report query that lock would queue every send worker. Give up instead and retry
+# on the next run.
+_LOCK_TIMEOUT = "5s"
 
 # Conversion creates monthly partitions back to this many months before now; older rows
 # (there should be none outside tests) go to the default partition.
@@ -184,22 +189,31 @@ def partitions_ensure(*, now: datetime | None = None, months_ahead: int | None =
             continue
         for offset in range(ahead + 1):
             month = add_months(first, offset)
-            with transaction.atomic(), connection.cursor() as cursor:
-                if _month_create(cursor, spec, month):
-                    created.append(partition_name(spec.table, month))
+            try:
+                with transaction.atomic(), connection.cursor() as cursor:
+                    cursor.execute("SELECT set_config('lock_timeout', %s, true)", [_LOCK_TIMEOUT])
+                    if _month_create(cursor, spec, month):
+                        created.append(partition_name(spec.table, month))
+            except OperationalError:
+                logger.warning(
+                    "partition %s: table busy, next run", partition_name(spec.table, month)
+                )
     if created:
         logger.info("partitions created: %s", ", ".join(created))
     return created
 
 
 def partition_drop(table: str, partition: Partition) -> None:
-    """Detach and drop one month's partition (its rows go without per-row work)."""
+    """Detach and drop one month's partition (its rows go without per-row work), in the
+    caller's transaction. Raises ``OperationalError`` when the table stays locked by
+    others longer than a few seconds."""
     if partition.start is None:
         raise ValueError("the default partition is never dropped")
     with connection.cursor() as cursor:
         # Deferred foreign-key checks still queued in this transaction (rows unlinked just
         # before) would make PostgreSQL refuse the drop: run them now.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [_LOCK_TIMEOUT])
         cursor.execute(f"ALTER TABLE {_quote(table)} DETACH PARTITION {_quote(partition.name)}")
         cursor.execute(f"DROP TABLE {_quote(partition.name)}")
 

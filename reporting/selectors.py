@@ -121,15 +121,15 @@ def contact_history(*, contact_id: int, limit: int = 500) -> list[dict[str, Any]
             "finished_at",
         )[:limit]
     )
-    by_id = {row["id"]: {**row, "events": []} for row in messages}
-    events = (
-        Event.objects.filter(message_id__in=list(by_id))
+    events: dict[int, list[dict[str, Any]]] = {row["id"]: [] for row in messages}
+    rows = (
+        Event.objects.filter(message_id__in=list(events))
         .order_by("occurred_at", "id")
         .values_list("message_id", "kind", "label", "occurred_at")
     )
-    for message_id, kind, label, occurred_at in events:
-        by_id[message_id]["events"].append({"kind": kind, "label": label, "at": occurred_at})
-    return list(by_id.values())
+    for message_id, kind, label, occurred_at in rows:
+        events[message_id].append({"kind": kind, "label": label, "at": occurred_at})
+    return [{**row, "events": events[row["id"]]} for row in messages]
 
 
 def message_summary(*, message_id: int) -> dict[str, Any] | None:

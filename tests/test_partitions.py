@@ -219,3 +219,24 @@ def test_migrations_convert_populated_tables_and_back() -> None:
     assert min(more) > max(ids)
     assert MessageStat.objects.filter(message_id__in=more).count() == 2
     assert newer.pk != campaign.pk
+
+
+def test_contact_history_spans_months_newest_first(pg) -> None:
+    from reporting import selectors
+
+    contact = make_contacts(1)[0]
+    older = make_campaign(contact_ids=[contact])
+    newer = make_campaign(contact_ids=[contact])
+    first = Message.objects.create(campaign=older, contact_id=contact, state=MessageState.SENT)
+    second = Message.objects.create(campaign=newer, contact_id=contact, state=MessageState.SENT)
+    long_ago = timezone.now() - timedelta(days=200)  # another month: another partition
+    Message.objects.filter(pk=first.pk).update(queued_at=long_ago)
+    _event(Message.objects.get(pk=first.pk), long_ago + timedelta(hours=1), "hist-1")
+    _event(second, timezone.now(), "hist-2")
+
+    history = selectors.contact_history(contact_id=contact)
+
+    assert [row["id"] for row in history] == [second.pk, first.pk]
+    assert [len(row["events"]) for row in history] == [1, 1]
+    assert history[1]["campaign__name"] == older.name
+    assert selectors.contact_history(contact_id=contact, limit=1)[0]["id"] == second.pk
