@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+from luxmail import partitions
+
 
 class CampaignsConfig(AppConfig):
     name = "campaigns"
@@ -13,5 +15,6 @@ class CampaignsConfig(AppConfig):
         from contacts import panels
 
         retention.register()  # messages and bounces in the retention purge
+        partitions.register(partitions.PartitionedTable("campaigns_message", "queued_at"))
         panels.register(bounces_panel)  # the contact page lists bounces with their reasons
         approvals.connect()  # edits of segments and senders withdraw approvals

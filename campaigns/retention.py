@@ -66,6 +66,7 @@ def register() -> None:
             model=Message,
             expired=_messages_expired,
             exclude_held=retention.unheld(campaign="campaign_id", contact="contact_id"),
+            partition_key="queued_at",
             order=90,  # after events, bounces and portal messages that point at messages
         )
     )

@@ -182,6 +182,14 @@ def retention_lock_seconds() -> int:
     return max(int(settings.LUXMAIL_RETENTION_SECONDS), 60)
 
 
+# --- partitions (luxmail/partitions.py) -----------------------------------------------------
+
+
+def partition_months_ahead() -> int:
+    """Monthly partitions kept ready beyond the current month."""
+    return max(int(settings.LUXMAIL_PARTITION_MONTHS_AHEAD), 1)
+
+
 def signup_confirm_hours() -> int:
     return int(settings.LUXMAIL_SIGNUP_CONFIRM_HOURS)
 

@@ -18,6 +18,11 @@ Guarantees (docs/operations.md "Retention"):
 * **Counted and audited, never PHI.** One ``retention.purge`` audit event per run with
   the counts deleted and held per purge, the cutoffs and the hold counts.
 * **Dry run** counts what would go and what is held and deletes nothing.
+* **Whole partitions.** A purge with a ``partition_key`` on a table partitioned by month
+  (``luxmail/partitions.py``, PostgreSQL) drops each month that lies wholly before the
+  cutoff and whose every row is eligible (expired and not held) — rows that point at
+  them are first deleted or unlinked as their ``on_delete`` says — instead of deleting
+  row by row; any other month falls back to the batches below.
 * Reports stay: within a purge transaction ``luxmail.retention_purge`` is set, and the
   reporting triggers then keep each message's report row and the rollups (aggregates,
   not delivery records; docs/tracking.md).
@@ -32,10 +37,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.cache import cache
-from django.db import connection, models, transaction
+from django.db import OperationalError, connection, models, transaction
 from django.utils import timezone
 
-from luxmail import audit, conf, org
+from luxmail import audit, conf, org, partitions
 from luxmail.holds import ActiveHolds, active_holds
 from luxmail.models import OrgSettings
 
@@ -61,6 +66,8 @@ class Purge:
     exclude_held: Callable[[models.QuerySet[Any], ActiveHolds], models.QuerySet[Any]] = (
         lambda rows, holds: rows
     )
+    # The model field the table is partitioned by month on (PostgreSQL), if any.
+    partition_key: str = ""
     # Runs in ascending order: rows that point at others (events, bounces) go before
     # the rows they point at (messages), so no delete has to cascade into a large set.
     order: int = 50
@@ -105,6 +112,7 @@ class PurgeResult:
     deleted: int = 0  # rows of the purge's own model (cascades not counted)
     held: int = 0
     remaining: int = 0  # eligible rows left for the next run (batch limit reached)
+    partitions: int = 0  # whole monthly partitions dropped (their rows are in ``deleted``)
 
 
 @dataclass
@@ -125,6 +133,7 @@ class RunResult:
                     "deleted": r.deleted,
                     "held": r.held,
                     "remaining": r.remaining,
+                    "partitions": r.partitions,
                 }
                 for r in self.results
             },
@@ -161,6 +170,65 @@ def _purge_batches(purge: Purge, eligible: models.QuerySet[Any]) -> tuple[int, i
     return deleted, 0
 
 
+def _dependants_release(purge: Purge, rows: models.QuerySet[Any]) -> bool:
+    """Delete or unlink what points at ``rows`` as each relation's ``on_delete`` says
+    (the database holds no foreign keys into a partitioned table); False if a relation
+    protects them, and nothing is dropped."""
+    actions = []
+    for relation in purge.model._meta.related_objects:
+        field = relation.field
+        model = relation.related_model
+        assert not isinstance(model, str)  # resolved once the app registry is ready
+        dependants = model._base_manager.filter(**{f"{field.name}__in": rows})
+        on_delete = relation.on_delete
+        if on_delete is models.DO_NOTHING:  # report rows: kept on purpose
+            continue
+        if on_delete not in (models.CASCADE, models.SET_NULL):
+            if dependants.exists():
+                return False
+            continue
+        actions.append((on_delete, field.name, dependants))
+    for on_delete, name, dependants in actions:
+        if on_delete is models.CASCADE:
+            dependants.delete()
+        else:
+            dependants.update(**{name: None})
+    return True
+
+
+def _drop_partitions(
+    purge: Purge, eligible: models.QuerySet[Any], cutoff: datetime
+) -> tuple[int, int]:
+    """Drop the months of ``purge``'s table that hold only eligible rows; returns
+    (partitions dropped, rows they held)."""
+    if not purge.partition_key:
+        return 0, 0
+    table = purge.model._meta.db_table
+    dropped = rows = 0
+    for part in partitions.partitions_list(table):
+        if part.start is None or part.end is None or part.end > cutoff:
+            continue
+        window = {f"{purge.partition_key}__gte": part.start, f"{purge.partition_key}__lt": part.end}
+        in_month = purge.model._default_manager.filter(**window)
+        try:
+            with transaction.atomic():
+                _mark_purge_transaction()
+                # Counting (not "NOT IN") keeps this linear however large the month is.
+                total = in_month.count()
+                if eligible.filter(**window).count() != total:
+                    continue  # something in it is held or not final: row deletes decide
+                if not _dependants_release(purge, in_month.values("pk")):
+                    continue
+                partitions.partition_drop(table, part)
+        except OperationalError:
+            # The table stayed locked (a long report): row deletes, or the next run.
+            logger.warning("retention: %s busy, month %s kept for now", table, part.name)
+            continue
+        dropped += 1
+        rows += total
+    return dropped, rows
+
+
 def retention_run(*, dry_run: bool = False, now: datetime | None = None) -> RunResult:
     """Apply every registered purge once; see the module docstring for the guarantees.
 
@@ -188,7 +256,9 @@ def retention_run(*, dry_run: bool = False, now: datetime | None = None) -> RunR
                 item.deleted = eligible.count()
                 item.held = expired.count() - item.deleted
                 continue
-            item.deleted, finished = _purge_batches(purge, eligible)
+            item.partitions, item.deleted = _drop_partitions(purge, eligible, cutoff)
+            deleted, finished = _purge_batches(purge, eligible)
+            item.deleted += deleted
             if not finished:
                 item.remaining = eligible.count()
             item.held = expired.count() - item.remaining

@@ -718,6 +718,16 @@ CELERY_BEAT_SCHEDULE["retention-purge"] = {
     "schedule": float(LUXMAIL_RETENTION_SECONDS),
 }
 
+# --- Partitioned tables (luxmail/partitions.py, docs/operations.md "Partitions") -------
+# On PostgreSQL, beat creates monthly partitions of messages and tracking events this many
+# months ahead, every LUXMAIL_PARTITION_SECONDS.
+LUXMAIL_PARTITION_MONTHS_AHEAD = env.integer("LUXMAIL_PARTITION_MONTHS_AHEAD", 3)
+LUXMAIL_PARTITION_SECONDS = env.integer("LUXMAIL_PARTITION_SECONDS", 6 * 3600)
+CELERY_BEAT_SCHEDULE["partitions-ensure"] = {
+    "task": "luxmail.partitions_ensure",
+    "schedule": float(LUXMAIL_PARTITION_SECONDS),
+}
+
 # --- Contact import (contacts/imports/) ------------------------------------------------
 # Uploaded files wait here between upload and import and are deleted after it. Web and
 # worker processes must share this directory (docs/operations.md).

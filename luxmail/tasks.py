@@ -10,7 +10,7 @@ from typing import Any
 from celery import shared_task
 from celery.signals import beat_init
 
-from luxmail import audit, breakglass, health, jobs, retention
+from luxmail import audit, breakglass, health, jobs, partitions, retention
 
 
 @shared_task(name=jobs.HEALTHCHECK.name, ignore_result=True)
@@ -46,6 +46,12 @@ def audit_checkpoint() -> None:
 def retention_purge() -> None:
     """Sent by Celery beat: apply the retention settings (``luxmail/retention.py``)."""
     retention.retention_run()
+
+
+@shared_task(name="luxmail.partitions_ensure", ignore_result=True)
+def partitions_ensure() -> None:
+    """Sent by Celery beat: create next months' partitions (``luxmail/partitions.py``)."""
+    partitions.partitions_ensure()
 
 
 @shared_task(name="luxmail.break_glass_expire", ignore_result=True)

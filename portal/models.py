@@ -33,6 +33,7 @@ class PortalMessage(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="portal_message",
+        db_constraint=False,  # messages are partitioned (luxmail/partitions.py)
     )
     campaign = models.ForeignKey(
         "campaigns.Campaign", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

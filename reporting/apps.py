@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+from luxmail import partitions
+
 
 class ReportingConfig(AppConfig):
     name = "reporting"
@@ -20,6 +22,7 @@ class ReportingConfig(AppConfig):
         startup.register_web_check(enforce_durability)  # run by luxmail/wsgi.py
 
         segments.register()  # engagement conditions in contacts' segment registry
+        partitions.register(partitions.PartitionedTable("reporting_event", "occurred_at"))
 
         from reporting import retention  # in ready(): imports models, loaded only now
 

@@ -315,7 +315,10 @@ class Event(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     message = models.ForeignKey(
-        "campaigns.Message", on_delete=models.CASCADE, related_name="engagement_events"
+        "campaigns.Message",
+        on_delete=models.CASCADE,
+        related_name="engagement_events",
+        db_constraint=False,  # messages are partitioned (luxmail/partitions.py)
     )
     campaign = models.ForeignKey("campaigns.Campaign", on_delete=models.CASCADE, related_name="+")
     kind = models.CharField(max_length=8, choices=EventKind.choices)

@@ -32,5 +32,6 @@ def register() -> None:
             model=Event,
             expired=_expired,
             exclude_held=retention.unheld(campaign="campaign_id", contact="message__contact_id"),
+            partition_key="occurred_at",
         )
     )

@@ -1,4 +1,4 @@
-"""Reporting reads: proxy-range lookups and the webhook lists."""
+"""Reporting reads: proxy-range lookups, the webhook lists and a contact's history."""
 
 from __future__ import annotations
 
@@ -101,6 +101,35 @@ def message_events(*, message_id: int) -> QuerySet[Any]:
     """Every open and click of a message, whatever its label, oldest first."""
 
     return Event.objects.filter(message_id=message_id).order_by("occurred_at", "id")
+
+
+def contact_history(*, contact_id: int, limit: int = 500) -> list[dict[str, Any]]:
+    """The ``limit`` most recent messages sent to a contact (ids, campaign, state,
+    channel, times; no content, no address), newest first, each with its opens and
+    clicks (kind, label, time) oldest first. Two queries whatever the history's length;
+    on PostgreSQL each reads one index per monthly partition (docs/performance.md)."""
+    messages = list(
+        Message.objects.filter(contact_id=contact_id)
+        .order_by("-queued_at", "-id")
+        .values(
+            "id",
+            "campaign_id",
+            "campaign__name",
+            "state",
+            "channel",
+            "queued_at",
+            "finished_at",
+        )[:limit]
+    )
+    events: dict[int, list[dict[str, Any]]] = {row["id"]: [] for row in messages}
+    rows = (
+        Event.objects.filter(message_id__in=list(events))
+        .order_by("occurred_at", "id")
+        .values_list("message_id", "kind", "label", "occurred_at")
+    )
+    for message_id, kind, label, occurred_at in rows:
+        events[message_id].append({"kind": kind, "label": label, "at": occurred_at})
+    return [{**row, "events": events[row["id"]]} for row in messages]
 
 
 def message_summary(*, message_id: int) -> dict[str, Any] | None:

@@ -236,6 +236,7 @@ class JourneyStepRun(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="journey_run",
+        db_constraint=False,  # messages are partitioned (luxmail/partitions.py)
     )
     created_at = models.DateTimeField()
 

@@ -20,7 +20,11 @@ from luxmail.crypto import EncryptedField
 
 class DeliveryProof(models.Model):
     message = models.OneToOneField(
-        Message, primary_key=True, on_delete=models.CASCADE, related_name="delivery_proof"
+        Message,
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="delivery_proof",
+        db_constraint=False,  # messages are partitioned (luxmail/partitions.py)
     )
     host = models.CharField(max_length=253, help_text="The relay or MX host that answered.")
     port = models.PositiveIntegerField(default=25)

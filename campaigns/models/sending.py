@@ -109,7 +109,11 @@ class BounceEvent(models.Model):
     """
 
     message = models.ForeignKey(
-        Message, null=True, on_delete=models.SET_NULL, related_name="bounces"
+        Message,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="bounces",
+        db_constraint=False,  # messages are partitioned (luxmail/partitions.py)
     )
     contact = models.ForeignKey(
         "contacts.Contact", null=True, on_delete=models.SET_NULL, related_name="+"

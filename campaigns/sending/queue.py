@@ -73,7 +73,9 @@ WITH claimed AS (
     UPDATE campaigns_message m
        SET claim_token = %(token)s,
            lease_until = statement_timestamp() + %(lease)s * interval '1 second'
-     WHERE m.id IN (
+     -- = ANY(ARRAY(...)), not IN (...): on the monthly partitions (luxmail/partitions.py)
+     -- IN may become a hash join over a scan of every partition.
+     WHERE m.id = ANY(ARRAY(
            SELECT id FROM campaigns_message
             WHERE campaign_id = %(campaign)s
               AND (state = 'queued'
@@ -81,7 +83,7 @@ WITH claimed AS (
               AND (lease_until IS NULL OR lease_until < statement_timestamp())
             ORDER BY id
             LIMIT %(limit)s
-              FOR UPDATE SKIP LOCKED)
+              FOR UPDATE SKIP LOCKED))
     RETURNING m.id, m.contact_id, m.attempts
 )
 SELECT claimed.id, claimed.contact_id, claimed.attempts,
@@ -240,6 +242,9 @@ UPDATE campaigns_message m
               %(reasons)s::text[], %(bumps)s::int[])
        AS v(id, state, code, reply, next_at, channel, reason, bump)
  WHERE m.id = v.id AND m.claim_token = %(token)s
+   -- Messages are partitioned by month (luxmail/partitions.py): without this the
+   -- planner may hash-join the arrays against a scan of every partition.
+   AND m.id = ANY(%(ids)s::bigint[])
 """
 
 

@@ -211,7 +211,10 @@ def _insert_messages(campaign: Campaign, *, phi: bool) -> int:
                 "channel_reason, queued_at) "
                 "SELECT %s, audience.id, 'queued', 0, '', '', '', now() "
                 f"FROM ({sql}) audience "
-                "ON CONFLICT (campaign_id, contact_id) DO NOTHING"
+                # No conflict target: on the partitioned table (luxmail/partitions.py)
+                # the one-per-contact constraint also holds queued_at; the campaign's
+                # lock makes this the only insert of its recipients.
+                "ON CONFLICT DO NOTHING"
             )
             cursor.execute(
                 statement,
