@@ -277,9 +277,15 @@ def presend_check(
     return PresendCheck(items=items, override=override)
 
 
+def _fresh(campaign: Campaign) -> Campaign:
+    """The campaign as stored now (the guard must not judge a stale copy)."""
+    return Campaign.objects.select_related("template", "sender").get(pk=campaign.pk)
+
+
 def presend_require(*, campaign: Campaign) -> None:
     """The schedule action's guard: raises :class:`PresendBlocked` naming the failing
     items unless none fails or an Admin's override covers every one of them."""
+    campaign = _fresh(campaign)
     if campaign.template_id is None or campaign.sender_id is None:
         return  # campaign_schedule refuses these with its own message
     check = presend_check(campaign=campaign, enqueue=False)
@@ -304,6 +310,7 @@ def presend_override(
     note = " ".join(note.split())[:MAX_NOTE]
     if not note:
         raise CampaignError("Say why the check is overridden (the note is audited).")
+    campaign = _fresh(campaign)
     check = presend_check(campaign=campaign, enqueue=False)
     keys = sorted(item.key for item in check.failing)
     if not keys:
