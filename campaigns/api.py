@@ -394,6 +394,7 @@ class CampaignScheduleApi(_CampaignAction):
     def perform(self, request: Request, campaign: Campaign) -> Any:
         data = serializers.DateTimeField(required=False, allow_null=True)
         at = data.to_internal_value(request.data["at"]) if request.data.get("at") else None
+        services.presend_require(campaign=campaign)
         return services.campaign_schedule(
             campaign=campaign, actor=request.user, at=at, request=request
         )
