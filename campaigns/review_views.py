@@ -57,7 +57,7 @@ def campaign_preview(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             rendered = services.template_preview(
                 subject=template.subject,
-                html=with_preheader(template.html, campaign.preheader),
+                html=template.html,
                 text=template.text,
                 actor=request.user,
                 contact_id=form.cleaned_data.get("contact"),
@@ -66,6 +66,10 @@ def campaign_preview(request: HttpRequest, pk: int) -> HttpResponse:
             )
         except (templating.TemplateError, services.CampaignError) as problem:
             error = str(problem)
+        else:
+            # Placed after rendering, as campaign_start places it after the text part is
+            # derived: the preheader is in the HTML only (the span is escaped text).
+            rendered.html = with_preheader(rendered.html, campaign.preheader)
     text_only = request.GET.get("part") == "text"
     response = render(
         request,

@@ -73,7 +73,9 @@ def test_preview_frame_for_a_contact_needs_phi_permission_and_is_audited(
 ) -> None:
     marketer = staff_client(roles.MARKETER)
     contact_id = make_contacts(1, first_name="Zelda")[0]
-    campaign = make_campaign(contact_ids=[contact_id], actor=marketer.user, html=HTML)
+    campaign = make_campaign(
+        contact_ids=[contact_id], actor=marketer.user, html=HTML, preheader="Soon at your clinic"
+    )
     sample = marketer.get(f"/campaigns/{campaign.pk}/preview/")
     assert b"Hi Pat" in sample.content
     assert "script-src 'none'" in sample["Content-Security-Policy"]
@@ -87,6 +89,8 @@ def test_preview_frame_for_a_contact_needs_phi_permission_and_is_audited(
     assert event.details["contact_id"] == contact_id
     text = phi.get(f"/campaigns/{campaign.pk}/preview/?part=text")
     assert b"preview-text-part" in text.content and b"<p>Hi" not in text.content
+    assert b"Soon at your clinic" not in text.content  # the preheader is HTML-only
+    assert b"Soon at your clinic" in phi.get(f"/campaigns/{campaign.pk}/preview/").content
     missing = phi.get(f"/campaigns/{campaign.pk}/preview/?contact={contact_id}&missing=on")
     assert b"would be skipped" in missing.content
     hostile = phi.get(f"/campaigns/{campaign.pk}/preview/?contact=1e999")
