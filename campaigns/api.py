@@ -50,6 +50,10 @@ def _error(error: Exception) -> Response:
         return Response(
             {"detail": str(error), "code": "approval-required"}, status=status.HTTP_409_CONFLICT
         )
+    if isinstance(error, services.PresendBlocked):
+        return Response(
+            {"detail": str(error), "code": "presend-check-failed"}, status=status.HTTP_409_CONFLICT
+        )
     if isinstance(error, services.TransitionError):
         return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
     if isinstance(error, services.CampaignError):

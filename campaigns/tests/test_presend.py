@@ -4,6 +4,7 @@ DMARC, links, content heuristics, the scheduling guard and the Admin override.""
 from __future__ import annotations
 
 import pytest
+from rest_framework.test import APIClient
 
 from campaigns import services
 from campaigns.models import CampaignStatus, PresendOverride
@@ -12,6 +13,7 @@ from campaigns.presend.items import Verdict
 from campaigns.tests.factories import make_campaign, make_contacts
 from campaigns.tests.presend_fixtures import authenticated_sender, dns_server, web_server
 from luxmail import roles
+from luxmail.api.services import api_key_create
 from luxmail.models import AuditEvent
 
 __all__ = ["dns_server", "web_server"]  # fixtures used by name below
@@ -180,3 +182,14 @@ def test_failing_check_blocks_scheduling_until_an_admin_overrides(
         services.presend_require(campaign=campaign)
     assert PresendOverride.objects.count() == 1
     assert campaign.status == CampaignStatus.DRAFT
+
+
+def test_api_schedule_is_refused_while_the_check_fails(dns_server, admin) -> None:
+    sender = authenticated_sender(dns_server, admin, dmarc=False)
+    campaign = make_campaign(contact_ids=make_contacts(1), actor=admin, sender=sender, html=BODY)
+    issued = api_key_create(name="presend", scopes=["campaigns:send"], actor=admin)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.secret}")
+    response = client.post(f"/api/v1/campaigns/{campaign.pk}/schedule/", {}, format="json")
+    assert response.status_code == 409
+    assert response.json()["code"] == "presend-check-failed"
