@@ -69,13 +69,6 @@ class PresendCheck:
             return False
         return self.override is None or not keys <= set(self.override.items)
 
-    @property
-    def summary(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for item in self.items:
-            counts[item.verdict.value] = counts.get(item.verdict.value, 0) + 1
-        return counts
-
 
 def render_sample(campaign: Campaign) -> Sample:
     """The campaign's message as sent, rendered with sample data (no contact, no PHI).
@@ -154,15 +147,14 @@ def _links_item(sample: Sample, campaign: Campaign, *, enqueue: bool, fix_url: s
     if not urls:
         return CheckItem("links", label, Verdict.PASS, "The message has no web links.")
     results = {url: links.cached(url) for url in urls}
+    unprobed = any(r is None for r in results.values())
+    # One queued probe per campaign at a time (the worker clears the mark when done).
+    if unprobed and enqueue and cache.add(f"presend:links-queued:{campaign.pk}", 1, 30):
+        jobs.PRESEND_LINKS.delay(campaign.pk)
+        results = {url: links.cached(url) for url in urls}  # an eager worker answered
     broken = [f"{url} — {r.detail}" for url, r in results.items() if r and r.checked and not r.ok]
     unchecked = [f"{url} — {r.detail}" for url, r in results.items() if r and not r.checked]
     pending = [url for url, r in results.items() if r is None]
-    if pending and enqueue and cache.add(f"presend:links-queued:{campaign.pk}", 1, 30):
-        jobs.PRESEND_LINKS.delay(campaign.pk)
-        results = {url: links.cached(url) for url in urls}  # an eager worker has answered
-        broken = [f"{u} — {r.detail}" for u, r in results.items() if r and r.checked and not r.ok]
-        unchecked = [f"{u} — {r.detail}" for u, r in results.items() if r and not r.checked]
-        pending = [url for url, r in results.items() if r is None]
     if broken:
         return CheckItem(
             "links",
