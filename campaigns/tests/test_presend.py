@@ -12,7 +12,7 @@ from campaigns.presend import content, dnsauth, links
 from campaigns.presend.items import Verdict
 from campaigns.tests.factories import make_campaign, make_contacts
 from campaigns.tests.presend_fixtures import authenticated_sender, dns_server, web_server
-from luxmail import roles
+from luxmail import conf, roles
 from luxmail.api.services import api_key_create
 from luxmail.models import AuditEvent
 
@@ -193,3 +193,17 @@ def test_api_schedule_is_refused_while_the_check_fails(dns_server, admin) -> Non
     response = client.post(f"/api/v1/campaigns/{campaign.pk}/schedule/", {}, format="json")
     assert response.status_code == 409
     assert response.json()["code"] == "presend-check-failed"
+
+
+def test_dns_resolver_setting_forms(settings) -> None:
+
+    settings.LUXMAIL_DNS_RESOLVER = "127.0.0.1:5353"
+    assert conf.dns_resolver() == ("127.0.0.1", 5353) and conf.dns_check()
+    settings.LUXMAIL_DNS_RESOLVER = "10.0.0.53"
+    assert conf.dns_resolver() == ("10.0.0.53", 53)
+    settings.LUXMAIL_DNS_RESOLVER = "[::1]:53"
+    assert conf.dns_resolver() == ("::1", 53)
+    settings.LUXMAIL_DNS_RESOLVER = ""
+    assert conf.dns_resolver() is None and conf.dns_check()
+    settings.LUXMAIL_DNS_RESOLVER = "off"
+    assert not conf.dns_check()
