@@ -17,6 +17,7 @@ from campaigns.models import (
     FeedbackPolicy,
     Message,
     OrgSigningKey,
+    PresendOverride,
     SendChain,
     SenderEvent,
     SenderIdentity,
@@ -54,6 +55,12 @@ class CampaignAdmin(ReadOnlyAdmin):
 class CampaignApprovalAdmin(ReadOnlyAdmin):
     list_display = ("campaign", "state", "requested_by", "decided_by", "requested_at")
     list_filter = ("state",)
+
+
+@admin.register(PresendOverride)
+class PresendOverrideAdmin(ReadOnlyAdmin):
+    list_display = ("campaign", "items", "created_by", "created_at")
+    raw_id_fields = ("campaign",)
 
 
 @admin.register(SendChain)

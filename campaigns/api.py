@@ -50,6 +50,10 @@ def _error(error: Exception) -> Response:
         return Response(
             {"detail": str(error), "code": "approval-required"}, status=status.HTTP_409_CONFLICT
         )
+    if isinstance(error, services.PresendBlocked):
+        return Response(
+            {"detail": str(error), "code": "presend-check-failed"}, status=status.HTTP_409_CONFLICT
+        )
     if isinstance(error, services.TransitionError):
         return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
     if isinstance(error, services.CampaignError):
@@ -394,6 +398,7 @@ class CampaignScheduleApi(_CampaignAction):
     def perform(self, request: Request, campaign: Campaign) -> Any:
         data = serializers.DateTimeField(required=False, allow_null=True)
         at = data.to_internal_value(request.data["at"]) if request.data.get("at") else None
+        services.presend_require(campaign=campaign)
         return services.campaign_schedule(
             campaign=campaign, actor=request.user, at=at, request=request
         )

@@ -30,7 +30,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
 from campaigns import feedback_samples as feedback_mails
-from campaigns import services
+from campaigns import review_demo, services
 from campaigns.journeys import demo as journeys_demo
 from campaigns.models import Campaign, EmailTemplate, Message, SenderIdentity
 from campaigns.sending import bounces, delivery, policy, tokens
@@ -102,6 +102,7 @@ def populate(*, actor: Actor) -> None:
         )
     journeys_demo.populate(actor=actor)  # the "Appointment reminder" journey
     _approval_demo(actor=actor, sender=sender)
+    review_demo.populate(actor=actor, sender=sender)  # seed list, a checked campaign
     existing = Campaign.objects.filter(name=CAMPAIGN).first()
     if existing is not None:
         _hold_one_recipient(existing, actor)

@@ -97,6 +97,11 @@ class CampaignForm(forms.Form):
     sender = forms.ModelChoiceField(
         SenderIdentity.objects.order_by("name"), required=False, label="Sender identity"
     )
+    preheader = forms.CharField(
+        max_length=200,
+        required=False,
+        help_text="Preview text shown after the subject in inbox lists. Plain text; no PHI.",
+    )
     secure_policy = forms.ChoiceField(choices=SecurePolicy.choices, label="Secure delivery")
     throttle_per_minute = forms.IntegerField(
         min_value=1, required=False, help_text="Messages per minute; empty: as fast as possible."
@@ -106,7 +111,7 @@ class CampaignForm(forms.Form):
 
     AUDIENCE = ("segments", "lists", "exclude_segments", "exclude_lists")
     DETAILS = ("name", "marketing_id", "report_field")
-    CONTENT = ("template", "sender")
+    CONTENT = ("template", "sender", "preheader")
     DELIVERY = ("secure_policy", "throttle_per_minute", "track_opens", "track_clicks")
 
     def section(self, names: tuple[str, ...]) -> list[forms.BoundField]:
@@ -150,8 +155,10 @@ class ScheduleForm(forms.Form):
 
 class TestSendForm(forms.Form):
     addresses = forms.CharField(
+        required=False,
         label="Seed addresses",
-        help_text="Up to 10, separated by commas. They get sample data, never a contact's.",
+        help_text="Up to 10, separated by commas; the organization's seed list is filled in "
+        "(Settings). They get sample data, never a contact's.",
     )
 
 

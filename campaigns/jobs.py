@@ -3,3 +3,4 @@
 from luxmail.jobs import Job
 
 SEND_BATCH = Job("campaigns.tasks.send_batch")
+PRESEND_LINKS = Job("campaigns.tasks.presend_links")

@@ -126,3 +126,9 @@ def start_due_campaigns() -> int:
 @shared_task(ignore_result=True)
 def recover_sending() -> dict[str, int]:
     return services.campaigns_recover()
+
+
+@shared_task(name=jobs.PRESEND_LINKS.name, ignore_result=True)
+def presend_links(campaign_id: int) -> None:
+    """Probe a campaign's links for its pre-send check (results go to the cache)."""
+    services.presend_links_probe(campaign_id=campaign_id)

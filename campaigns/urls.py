@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from campaigns import approval_views, feedback_views, views
+from campaigns import approval_views, feedback_views, review_views, views
 
 app_name = "campaigns"
 
@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("journeys/", include("campaigns.journeys.urls")),
     path("new/", views.campaign_new, name="new"),
+    path("calendar/", review_views.campaign_calendar, name="calendar"),
     path("audience-count/", views.audience_count, name="audience_count"),
     path("deliverability/", feedback_views.deliverability, name="deliverability"),
     path("deliverability/policy/", feedback_views.feedback_policy, name="feedback_policy"),
@@ -25,6 +26,13 @@ urlpatterns = [
     path("<int:pk>/edit/", views.campaign_edit, name="edit"),
     path("<int:pk>/review/", views.campaign_review, name="review"),
     path("<int:pk>/schedule/", views.campaign_schedule, name="schedule"),
+    path("<int:pk>/preview/", review_views.campaign_preview, name="preview"),
+    path(
+        "<int:pk>/presend-override/",
+        review_views.campaign_presend_override,
+        name="presend_override",
+    ),
+    path("<int:pk>/duplicate/", review_views.campaign_duplicate, name="duplicate"),
     path("<int:pk>/test-send/", views.campaign_test_send, name="test_send"),
     path("<int:pk>/progress/", views.campaign_progress, name="progress"),
     path("<int:pk>/evidence-pack/", views.campaign_evidence_pack, name="evidence_pack"),

@@ -14,13 +14,19 @@ from csp.constants import NONE, SELF, UNSAFE_INLINE
 from csp.decorators import csp_replace
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import (
+    FileResponse,
+    HttpRequest,
+    HttpResponse,
+    QueryDict,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 
-from campaigns import selectors, services
+from campaigns import listing, selectors, services
 from campaigns.content import templating
 from campaigns.evidence import pack as evidence_pack
 from campaigns.forms import (
@@ -40,6 +46,7 @@ from campaigns.models import (
     SenderIdentity,
     SigningKind,
 )
+from campaigns.review_forms import CampaignFilterForm, PresendOverrideForm, PreviewForm
 from campaigns.secure.errors import SigningKeyError
 from luxmail import org
 
@@ -59,8 +66,13 @@ def _page(request: HttpRequest, template: str, context: dict[str, Any], **kw: An
 @login_required
 @permission_required(VIEW, raise_exception=True)
 def index(request: HttpRequest) -> HttpResponse:
-    rows = selectors.campaigns_listed()
-    return _page(request, "campaigns/index.html", {"rows": rows, "title": "Campaigns"})
+    filter_form = CampaignFilterForm(request.GET or None)
+    rows = listing.campaigns_filtered(filters=filter_form.filters())
+    return _page(
+        request,
+        "campaigns/index.html",
+        {"rows": rows, "filter_form": filter_form, "title": "Campaigns"},
+    )
 
 
 def _campaign_form_values(form: CampaignForm) -> dict[str, Any]:
@@ -102,6 +114,7 @@ def campaign_edit(request: HttpRequest, pk: int) -> HttpResponse:
         "exclude_lists": campaign.exclude_lists.all(),
         "template": campaign.template,
         "sender": campaign.sender,
+        "preheader": campaign.preheader,
         "secure_policy": campaign.secure_policy,
         "throttle_per_minute": campaign.throttle_per_minute,
         "track_opens": campaign.track_opens,
@@ -151,6 +164,8 @@ def campaign_review(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = get_object_or_404(Campaign.objects.select_related("template", "sender"), pk=pk)
     if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
         return redirect("campaigns:detail", pk=pk)
+    fields = selectors.missing_field_counts(campaign=campaign, actor=request.user, request=request)
+    preview_form = PreviewForm(request.GET or None)
     return _page(
         request,
         "campaigns/review.html",
@@ -158,15 +173,30 @@ def campaign_review(request: HttpRequest, pk: int) -> HttpResponse:
             "campaign": campaign,
             "summary": selectors.audience_summary(campaign=campaign),
             "warnings": selectors.campaign_warnings(campaign=campaign),
-            "fields": selectors.missing_field_counts(
-                campaign=campaign, actor=request.user, request=request
-            ),
+            "fields": fields,
+            "presend": services.presend_check(campaign=campaign, fields=fields),
+            "override_form": PresendOverrideForm(),
+            "is_admin": selectors.user_is_admin(request.user),
+            "preview_form": preview_form,
+            "preview_query": _preview_query(preview_form),
             "schedule_form": ScheduleForm(),
             "approval": services.approval_status(campaign),
-            "test_form": TestSendForm(),
+            "test_form": TestSendForm(initial={"addresses": services.seed_addresses_text()}),
             "title": f"Review {campaign.name}",
         },
     )
+
+
+def _preview_query(form: PreviewForm) -> str:
+    """The review page's preview choice as the preview frames' query string."""
+    if not form.is_bound or not form.is_valid():
+        return ""
+    query = QueryDict(mutable=True)
+    if form.cleaned_data.get("contact"):
+        query["contact"] = str(form.cleaned_data["contact"])
+    if form.cleaned_data.get("missing"):
+        query["missing"] = "on"
+    return query.urlencode()
 
 
 @login_required
@@ -182,6 +212,7 @@ def campaign_schedule(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, " ".join(str(e) for e in errors))
         return redirect("campaigns:review", pk=pk)
     try:
+        services.presend_require(campaign=campaign)
         campaign = services.campaign_schedule(
             campaign=campaign, actor=request.user, at=form.cleaned_data["at"], request=request
         )

@@ -56,6 +56,32 @@ def smtp_timeout() -> int:
     return int(settings.LUXMAIL_SMTP_TIMEOUT)
 
 
+def link_check() -> str:
+    """How the pre-send check tests links: ``http``, ``http-any`` or ``off``."""
+    return str(settings.LUXMAIL_LINK_CHECK)
+
+
+def presend_cache_seconds() -> int:
+    """How long the pre-send check keeps link and DNS answers."""
+    return max(int(settings.LUXMAIL_PRESEND_CACHE_SECONDS), 1)
+
+
+def dns_check() -> bool:
+    """Whether the pre-send check looks up SPF/DKIM/DMARC (``LUXMAIL_DNS_RESOLVER`` not off)."""
+    return str(settings.LUXMAIL_DNS_RESOLVER or "").strip().lower() != "off"
+
+
+def dns_resolver() -> tuple[str, int] | None:
+    """The DNS server for SPF/DKIM/DMARC checks as (host, port); None: the system's."""
+    value = str(settings.LUXMAIL_DNS_RESOLVER or "").strip()
+    if not value or value.lower() == "off":
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        return value.strip("[]"), 53
+    return host.strip("[]"), int(port)
+
+
 def smtp_helo_name() -> str | None:
     """The name LuxMail announces in HELO/EHLO when delivering to MX hosts; None: derived."""
     return str(settings.LUXMAIL_SMTP_HELO_NAME or "") or None

@@ -2,6 +2,7 @@ from datetime import datetime
 from typing import Any
 
 from django import forms
+from django.core.validators import validate_email
 from django.utils import timezone
 
 from luxmail import org
@@ -27,6 +28,7 @@ class OrgSettingsForm(forms.ModelForm):
             "portal_notification_subject",
             "portal_notification_text",
             "portal_require_dob",
+            "seed_addresses",
             "message_retention_days",
             "event_retention_days",
             "bounce_retention_days",
@@ -36,7 +38,20 @@ class OrgSettingsForm(forms.ModelForm):
         widgets = {
             "postal_address": forms.Textarea(attrs={"rows": 3}),
             "portal_notification_text": forms.Textarea(attrs={"rows": 3}),
+            "seed_addresses": forms.Textarea(attrs={"rows": 3}),
         }
+
+    def clean_seed_addresses(self) -> str:
+        text = str(self.cleaned_data.get("seed_addresses") or "")
+        lines = [line.strip() for line in text.replace(",", "\n").splitlines() if line.strip()]
+        if len(lines) > 10:
+            raise forms.ValidationError("At most 10 seed addresses.")
+        for line in lines:
+            try:
+                validate_email(line)
+            except forms.ValidationError:
+                raise forms.ValidationError(f"'{line[:80]}' is not an e-mail address.") from None
+        return "\n".join(lines)
 
 
 class ApiKeyForm(forms.Form):

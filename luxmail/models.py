@@ -103,6 +103,12 @@ class OrgSettings(models.Model):
         "you with a one-time code that we email to this address.",
         help_text="Text of the portal notice, before the link. Never put patient information here.",
     )
+    seed_addresses = models.TextField(
+        blank=True,
+        default="",
+        help_text="Seed list: the organization's own addresses that receive test sends from a "
+        "campaign's review page, one per line (at most 10).",
+    )
     portal_require_dob = models.BooleanField(
         default=False,
         help_text="Recipients also confirm their date of birth before reading a portal "

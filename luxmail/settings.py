@@ -661,6 +661,17 @@ LUXMAIL_SMTP_HELO_NAME = env.get("LUXMAIL_SMTP_HELO_NAME")
 LUXMAIL_MX_OVERRIDES = env.listing("LUXMAIL_MX_OVERRIDES")
 LUXMAIL_MX_CA_FILE = env.get("LUXMAIL_MX_CA_FILE")
 LUXMAIL_SINK_DIR = VAR_DIR / "mail"
+# The campaign review page's pre-send check (campaigns/presend/): how links are checked
+# (http: public addresses only; http-any: private ones too, for intranets and tests;
+# off: air-gapped installs, the item says "not checked"), how long link and DNS answers
+# are cached, and the DNS server that SPF/DKIM/DMARC are looked up at ("host:port";
+# empty: the system's resolver; "off": not checked). The test suite turns both off; the
+# pre-send tests turn them on against their own local servers.
+LUXMAIL_LINK_CHECK = env.get("LUXMAIL_LINK_CHECK", "off" if TESTING else "http")
+if LUXMAIL_LINK_CHECK not in ("http", "http-any", "off"):
+    raise ImproperlyConfigured("LUXMAIL_LINK_CHECK must be http, http-any or off.")
+LUXMAIL_PRESEND_CACHE_SECONDS = env.integer("LUXMAIL_PRESEND_CACHE_SECONDS", 3600)
+LUXMAIL_DNS_RESOLVER = env.get("LUXMAIL_DNS_RESOLVER", "off" if TESTING else "")
 # The dev Outbox page (luxmail/devtools.py) lists the sink's mail; never in production.
 LUXMAIL_DEV_OUTBOX = MODE == "dev"
 DEFAULT_FROM_EMAIL = env.get("LUXMAIL_DEFAULT_FROM_EMAIL", "luxmail@localhost")

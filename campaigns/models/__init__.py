@@ -36,6 +36,9 @@ from campaigns.models.journeys import (
     JourneyVersion,
     StepState,
 )
+from campaigns.models.presend import (
+    PresendOverride,
+)
 from campaigns.models.proof import (
     DeliveryProof,
     EvidenceKey,
@@ -79,6 +82,7 @@ __all__ = [
     "Message",
     "MessageState",
     "OrgSigningKey",
+    "PresendOverride",
     "SendChain",
     "SenderEvent",
     "SenderEventKind",

@@ -44,6 +44,11 @@ class Campaign(models.Model):
     lists = models.ManyToManyField("contacts.ContactList", blank=True, related_name="+")
     exclude_segments = models.ManyToManyField("contacts.Segment", blank=True, related_name="+")
     exclude_lists = models.ManyToManyField("contacts.ContactList", blank=True, related_name="+")
+    preheader = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Preview text inbox lists show after the subject (plain text, no PHI).",
+    )
     scheduled_at = models.DateTimeField(null=True, blank=True)
     throttle_per_minute = models.PositiveIntegerField(
         null=True, blank=True, help_text="Messages per minute; empty means as fast as possible."

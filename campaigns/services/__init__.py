@@ -39,8 +39,11 @@ from campaigns.services.campaigns import (
     campaigns_start_due,
     message_resend,
     past_time_message,
+    seed_addresses,
+    seed_addresses_text,
     send_parallelism,
 )
+from campaigns.services.duplicate import campaign_duplicate
 from campaigns.services.errors import (
     CampaignError,
     TransitionError,
@@ -56,6 +59,13 @@ from campaigns.services.identities import (
     sender_allow_without_dkim,
     sender_create,
     sender_generate_dkim,
+)
+from campaigns.services.presend import (
+    PresendBlocked,
+    presend_check,
+    presend_links_probe,
+    presend_override,
+    presend_require,
 )
 from campaigns.services.signing_keys import (
     org_signing_key_remove,
@@ -74,6 +84,7 @@ __all__ = [
     "ApprovalRequired",
     "CampaignError",
     "FeedbackPolicyError",
+    "PresendBlocked",
     "TransitionError",
     "_enqueue_chains",
     "_user",
@@ -83,6 +94,7 @@ __all__ = [
     "approval_status",
     "campaign_cancel",
     "campaign_create",
+    "campaign_duplicate",
     "campaign_finish_if_done",
     "campaign_halt",
     "campaign_is_sending",
@@ -99,6 +111,12 @@ __all__ = [
     "org_signing_key_remove",
     "org_signing_key_set",
     "past_time_message",
+    "presend_check",
+    "presend_links_probe",
+    "presend_override",
+    "presend_require",
+    "seed_addresses",
+    "seed_addresses_text",
     "send_parallelism",
     "sender_allow_without_dkim",
     "sender_create",

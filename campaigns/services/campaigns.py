@@ -15,6 +15,7 @@ from django.utils import timezone
 from campaigns import jobs
 from campaigns.content import templating
 from campaigns.content.context import SAMPLE_CONTEXT
+from campaigns.content.preheader import with_preheader
 from campaigns.models import (
     Campaign,
     CampaignStatus,
@@ -51,6 +52,7 @@ _EDITABLE = (
     "report_field",
     "template",
     "sender",
+    "preheader",
     "scheduled_at",
     "throttle_per_minute",
     "track_opens",
@@ -247,7 +249,7 @@ def campaign_start(*, campaign: Campaign, actor: Actor, request: HttpRequest | N
         approvals.approval_require(campaign)
         sources = _with_footer(subject=template.subject, html=template.html, text=template.text)
         campaign.frozen_subject = sources["subject"]
-        campaign.frozen_html = sources["html"]
+        campaign.frozen_html = with_preheader(sources["html"], campaign.preheader)
         campaign.frozen_text = sources["text"]
         campaign.frozen_phi_bearing = template.phi_bearing
         count = _insert_messages(campaign, phi=template.phi_bearing)
@@ -493,6 +495,17 @@ def message_resend(
 
 
 MAX_SEED_ADDRESSES = 10
+TEST_SUBJECT_PREFIX = "[Test] "
+
+
+def seed_addresses() -> list[str]:
+    """The organization's seed list (Settings), the test send's default recipients."""
+    text = org.get_settings().seed_addresses.replace(",", "\n").replace(";", "\n")
+    return [line.strip() for line in text.splitlines() if line.strip()][:MAX_SEED_ADDRESSES]
+
+
+def seed_addresses_text() -> str:
+    return ", ".join(seed_addresses())
 
 
 def campaign_test_send(
@@ -505,14 +518,19 @@ def campaign_test_send(
     """Send the campaign's current template to seed addresses, rendered with sample data.
 
     Never uses a real contact's data (a seed address is not a consenting recipient), so
-    PHI-bearing templates show sample PHI. Synchronous; returns how many the relay
-    accepted. Raises :class:`CampaignError` (bad addresses, no template or sender, relay
-    refused). Audits ``campaign.test_send`` (count only; addresses are not recorded).
+    PHI-bearing templates show sample PHI. Goes through the send path (prepare, render,
+    MIME, DKIM, pooled relay connection) with the preheader, the subject prefixed
+    "[Test]" and tracking off; it creates no ``Message`` row, so reports never count it.
+    Without ``addresses`` the organization's seed list is used. Synchronous; returns how
+    many the relay accepted. Raises :class:`CampaignError` (bad addresses, no template or
+    sender, relay refused). Audits ``campaign.test_send`` (count only; addresses are not recorded).
     """
 
     cleaned = sorted({a.strip().lower() for a in addresses if a.strip()})
     if not cleaned:
-        raise CampaignError("Give at least one seed address.")
+        cleaned = sorted({a.lower() for a in seed_addresses()})
+    if not cleaned:
+        raise CampaignError("Give at least one seed address, or set the seed list in Settings.")
     if len(cleaned) > MAX_SEED_ADDRESSES:
         raise CampaignError(f"At most {MAX_SEED_ADDRESSES} seed addresses per test send.")
     for address in cleaned:
@@ -529,8 +547,8 @@ def campaign_test_send(
     preview = Campaign(
         pk=campaign.pk,
         sender=campaign.sender,
-        frozen_subject=sources["subject"],
-        frozen_html=sources["html"],
+        frozen_subject=TEST_SUBJECT_PREFIX + sources["subject"],
+        frozen_html=with_preheader(sources["html"], campaign.preheader),
         frozen_text=sources["text"],
         frozen_phi_bearing=template.phi_bearing,
         secure_policy=campaign.secure_policy,
