@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("campaigns", "0008_campaign_approval"),
+        ("campaigns", "0009_message_partitioned"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
