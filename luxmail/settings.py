@@ -137,7 +137,7 @@ MIDDLEWARE = [
     "luxmail.api.problems.ApiProblemMiddleware",
     # /t/ (open pixel, click redirect) is answered here, before sessions and auth.
     "reporting.middleware.TrackingFastPathMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "luxmail.static_files.CompressingWhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # djangosaml2's own cookie (SameSite=None): the IdP posts the SAML response cross-site.
     "djangosaml2.middleware.SamlSessionMiddleware",

@@ -89,6 +89,7 @@ def _layout(**extra: Any) -> dict[str, Any]:
             "xanchor": "left",
             "y": 1.02,
             "yanchor": "bottom",
+            "traceorder": "normal",  # stacked bars: keep the order the traces were given
         },
         "paper_bgcolor": "rgba(0,0,0,0)",
         "plot_bgcolor": "rgba(0,0,0,0)",
@@ -240,7 +241,14 @@ def opened_by_label_chart(rows: Sequence[Row], *, time_zone: str) -> Chart | Non
             for value, row in zip(values, ordered, strict=True)
         ]
         traces.append(
-            _bar(days, values, f"Opened: {LABEL_NAMES[label]}", LABEL_COLORS[label], hover)
+            _bar(
+                days,
+                values,
+                f"Opened: {LABEL_NAMES[label]}",
+                LABEL_COLORS[label],
+                hover,
+                width=0.6 * DAY_MS,  # on a date axis a bar is as wide as this (ms)
+            )
         )
     figure = _figure(
         traces,
@@ -458,9 +466,15 @@ def multiples_chart(rows: Sequence[Row], *, split_label: str) -> Chart | None:
                 row.clicked_automated,
             ]
         )
-    figure.update_layout(
-        **_layout(barmode="stack", height=max(260, 200 * grid_rows + 60)),
+    # The panel titles sit just above each panel, so the legend goes above the first
+    # row's titles: a fixed top margin, and the legend that many pixels above the plot.
+    height = max(300, 200 * grid_rows + 120)
+    top, bottom = 72, 40
+    layout = _layout(
+        barmode="stack", height=height, margin={"l": 56, "r": 16, "t": top, "b": bottom}
     )
+    layout["legend"]["y"] = 1 + 30 / (height - top - bottom)
+    figure.update_layout(**layout)
     figure.update_yaxes(rangemode="tozero", separatethousands=True)
     figure.update_annotations(font={"size": 13})
     result: dict[str, Any] = json.loads(figure.to_json())
