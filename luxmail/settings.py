@@ -357,6 +357,11 @@ CELERY_BEAT_SCHEDULE["journeys-evaluate-triggers"] = {
 }
 # Outbound webhooks: deliveries whose retry is too far out for a countdown, or whose
 # task was lost, are re-enqueued by this sweep (reporting/services.py).
+# Scheduled reports (reporting/services/report_schedules.py): mails the due ones.
+CELERY_BEAT_SCHEDULE["reporting-send-scheduled-reports"] = {
+    "task": "reporting.send_scheduled_reports",
+    "schedule": 300.0,
+}
 CELERY_BEAT_SCHEDULE["reporting-dispatch-due-webhooks"] = {
     "task": "reporting.dispatch_due_webhooks",
     "schedule": 60.0,
