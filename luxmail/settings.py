@@ -112,6 +112,9 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # `make run`'s runserver leaves static files to WhiteNoise (compressed, with its
+    # headers) instead of serving them itself, uncompressed (luxmail/static_files.py).
+    "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_otp",
