@@ -16,7 +16,7 @@ shows the count and the rate it stands for.
 from __future__ import annotations
 
 import datetime as dt
-import json
+import html
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -120,28 +120,26 @@ def _day_axis(days: Sequence[str], *, time_zone: str, what: str) -> dict[str, An
     return axis
 
 
-def _figure(data: list[Any], layout: dict[str, Any]) -> dict[str, Any]:
-    # plotly is heavy to import; only the report pages draw charts
-    import plotly.graph_objects as go
-
-    figure = go.Figure(data=data, layout=layout)
-    result: dict[str, Any] = json.loads(figure.to_json())
-    return result
+def _figure(data: list[dict[str, Any]], layout: dict[str, Any]) -> dict[str, Any]:
+    # Plain plotly.js figure JSON: plotly.py's validating graph objects cost most of the
+    # report page's server time (docs/performance.md, "Report page") and add nothing
+    # the browser needs.
+    return {"data": data, "layout": layout}
 
 
-def _bar(x: list[Any], y: list[int], name: str, color: str, hover: list[str], **extra: Any) -> Any:
-    # plotly is heavy to import; only the report pages draw charts
-    import plotly.graph_objects as go
-
-    return go.Bar(
-        x=x,
-        y=y,
-        name=name,
-        marker={"color": color, **extra.pop("marker", {})},
-        customdata=hover,
-        hovertemplate="%{y:,} · %{customdata}<extra>%{fullData.name}</extra>",
+def _bar(
+    x: list[Any], y: list[int], name: str, color: str, hover: list[str], **extra: Any
+) -> dict[str, Any]:
+    return {
+        "type": "bar",
+        "x": x,
+        "y": y,
+        "name": name,
+        "marker": {"color": color, **extra.pop("marker", {})},
+        "customdata": hover,
+        "hovertemplate": "%{y:,} · %{customdata}<extra>%{fullData.name}</extra>",
         **extra,
-    )
+    }
 
 
 def timeseries(
@@ -150,9 +148,6 @@ def timeseries(
     """Sent, delivered, opened and clicked per local day the messages were queued; the
     hover gives each count with its rate (delivered of sent, opened and clicked of
     delivered). "Opened" and "Clicked" follow the switch."""
-    # plotly is heavy to import; only the report pages draw charts
-    import plotly.graph_objects as go
-
     if not rows:
         return None
     ordered = sorted(rows, key=lambda row: row.key)
@@ -181,23 +176,22 @@ def timeseries(
             "dot",
         ),
     )
-    traces = [
-        go.Scatter(
-            x=days,
-            y=values,
-            name=name,
-            mode="lines+markers",
-            line={"color": color, "dash": dash},
-            customdata=hover,
-            hovertemplate="%{y:,} %{customdata}<extra>%{fullData.name}</extra>",
-        )
-        for name, values, hover, color, dash in series
-    ]
     scope = (
         "" if counting is None else f" ({'human only' if counting.exclude_automated else 'all'})"
     )
-    traces[2].name += scope
-    traces[3].name += scope
+    traces = [
+        {
+            "type": "scatter",
+            "x": days,
+            "y": values,
+            "name": name + (scope if name in ("Opened", "Clicked") else ""),
+            "mode": "lines+markers",
+            "line": {"color": color, "dash": dash},
+            "customdata": hover,
+            "hovertemplate": "%{y:,} %{customdata}<extra>%{fullData.name}</extra>",
+        }
+        for name, values, hover, color, dash in series
+    ]
     return _figure(
         traces,
         _layout(
@@ -354,9 +348,6 @@ def funnel_chart(total: Row, *, human_only: bool) -> Chart | None:
     """Queued → delivered → opened → clicked as horizontal bars (a funnel read top down);
     human opens and clicks only unless the view includes automated events. Each bar's
     hover and text give its share of the step before and of the first step."""
-    # plotly is heavy to import; only the report pages draw charts
-    import plotly.graph_objects as go
-
     if not total.messages:
         return None
     opened = total.opened_human if human_only else total.opened
@@ -382,17 +373,18 @@ def funnel_chart(total: Row, *, human_only: bool) -> Chart | None:
         for _, _, of_previous, _ in rows
     ]
     names = [name for name, _ in steps]
-    trace = go.Bar(
-        y=names,
-        x=[count for _, count in steps],
-        orientation="h",
-        marker={"color": [LIGHT, NEUTRAL, HUMAN, HUMAN]},
-        text=text,
-        textposition="auto",
-        customdata=hover,
-        hovertemplate="%{y}: %{x:,} · %{customdata}<extra></extra>",
-        showlegend=False,
-    )
+    trace = {
+        "type": "bar",
+        "y": names,
+        "x": [count for _, count in steps],
+        "orientation": "h",
+        "marker": {"color": [LIGHT, NEUTRAL, HUMAN, HUMAN]},
+        "text": text,
+        "textposition": "auto",
+        "customdata": hover,
+        "hovertemplate": "%{y}: %{x:,} · %{customdata}<extra></extra>",
+        "showlegend": False,
+    }
     figure = _figure(
         [trace],
         _layout(
@@ -417,31 +409,57 @@ def multiples_chart(rows: Sequence[Row], *, split_label: str) -> Chart | None:
     """Small multiples: one small panel per value of the split (the first
     :data:`MULTIPLES_SHOWN`), each the same stacked human / unknown / privacy proxy /
     automated bars for opened and clicked, on one shared scale so panels compare."""
-    # plotly is heavy to import; only the report pages draw charts
-    from plotly.subplots import make_subplots
-
     shown = [row for row in rows if row.messages][:MULTIPLES_SHOWN]
     if not shown:
         return None
     labels = [row.label if len(row.label) <= 32 else row.label[:31] + "…" for row in shown]
-    grid_rows = math.ceil(len(shown) / MULTIPLES_COLUMNS)
     columns = min(len(shown), MULTIPLES_COLUMNS)
-    figure = make_subplots(
-        rows=grid_rows,
-        cols=columns,
-        shared_yaxes="all",
-        subplot_titles=labels,
-        horizontal_spacing=0.05,
-        vertical_spacing=min(0.12, 0.5 / grid_rows),
+    grid_rows = math.ceil(len(shown) / MULTIPLES_COLUMNS)
+    h_gap, v_gap = 0.05, min(0.12, 0.5 / grid_rows)
+    width = (1 - (columns - 1) * h_gap) / columns
+    height_share = (1 - (grid_rows - 1) * v_gap) / grid_rows
+    # The panel titles sit just above each panel, so the legend goes above the first
+    # row's titles: a fixed top margin, and the legend that many pixels above the plot.
+    height = max(300, 200 * grid_rows + 120)
+    top, bottom = 72, 40
+    layout = _layout(
+        barmode="stack", height=height, margin={"l": 56, "r": 16, "t": top, "b": bottom}
     )
+    layout["legend"]["y"] = 1 + 30 / (height - top - bottom)
+    annotations: list[dict[str, Any]] = []
+    traces: list[dict[str, Any]] = []
     table: list[list[Any]] = []
     for index, row in enumerate(shown):
-        at = {"row": index // MULTIPLES_COLUMNS + 1, "col": index % MULTIPLES_COLUMNS + 1}
+        column, line = index % MULTIPLES_COLUMNS, index // MULTIPLES_COLUMNS
+        suffix = "" if index == 0 else str(index + 1)
+        left = column * (width + h_gap)
+        upper = 1 - line * (height_share + v_gap)
+        layout[f"xaxis{suffix}"] = {"domain": [left, left + width], "anchor": f"y{suffix}"}
+        layout[f"yaxis{suffix}"] = {
+            "domain": [max(upper - height_share, 0), upper],
+            "anchor": f"x{suffix}",
+            "rangemode": "tozero",
+            "separatethousands": True,
+            **({} if index == 0 else {"matches": "y"}),  # one scale: panels compare
+            **({} if column == 0 else {"showticklabels": False}),
+        }
+        annotations.append(
+            {
+                # plotly.js reads text as a subset of HTML: a label is escaped, never markup
+                "text": html.escape(labels[index]),
+                "x": left + width / 2,
+                "y": upper,
+                "xref": "paper",
+                "yref": "paper",
+                "xanchor": "center",
+                "yanchor": "bottom",
+                "showarrow": False,
+                "font": {"size": 13},
+            }
+        )
         for label in ("human", "unknown", "privacy_proxy", "automated"):
-            opened = row.metrics[f"opened_{label}"]
-            clicked = row.metrics.get(f"clicked_{label}", 0)
-            counts = [opened, clicked]
-            figure.add_trace(
+            counts = [row.metrics[f"opened_{label}"], row.metrics.get(f"clicked_{label}", 0)]
+            traces.append(
                 _bar(
                     ["Opened", "Clicked"],
                     counts,
@@ -450,8 +468,9 @@ def multiples_chart(rows: Sequence[Row], *, split_label: str) -> Chart | None:
                     [_rate_text(count, row.delivered, "delivered") for count in counts],
                     legendgroup=label,
                     showlegend=index == 0,
-                ),
-                **at,
+                    xaxis=f"x{suffix}",
+                    yaxis=f"y{suffix}",
+                )
             )
         table.append(
             [
@@ -466,18 +485,8 @@ def multiples_chart(rows: Sequence[Row], *, split_label: str) -> Chart | None:
                 row.clicked_automated,
             ]
         )
-    # The panel titles sit just above each panel, so the legend goes above the first
-    # row's titles: a fixed top margin, and the legend that many pixels above the plot.
-    height = max(300, 200 * grid_rows + 120)
-    top, bottom = 72, 40
-    layout = _layout(
-        barmode="stack", height=height, margin={"l": 56, "r": 16, "t": top, "b": bottom}
-    )
-    layout["legend"]["y"] = 1 + 30 / (height - top - bottom)
-    figure.update_layout(**layout)
-    figure.update_yaxes(rangemode="tozero", separatethousands=True)
-    figure.update_annotations(font={"size": 13})
-    result: dict[str, Any] = json.loads(figure.to_json())
+    layout["annotations"] = annotations
+    result = _figure(traces, layout)
     return Chart(
         name="split",
         title=f"Human and automated engagement by {split_label.lower()}",

@@ -169,3 +169,14 @@ def test_report_page_shows_every_chart_with_table_and_downloads(scenario, staff_
     assert viewer.get("/reports/charts/nope.csv").status_code == 404
     assert viewer.get("/reports/charts/funnel.pdf").status_code == 404
     assert viewer.get("/reports/charts/funnel.csv", {"start": "not a day"}).status_code == 400
+
+
+def test_split_labels_are_text_never_markup_in_the_figure():
+    hostile = "<a href='javascript:alert(1)'>x</a><img src=x onerror=alert(1)>"
+    chart = charts.multiples_chart(
+        [_row(hostile, messages=1, delivered=1, opened_human=1)], split_label="Subject"
+    )
+    assert chart is not None
+    [title] = chart.figure["layout"]["annotations"]
+    assert "<" not in title["text"] and title["text"].startswith("&lt;a href=")
+    assert chart.rows[0][0] == hostile  # the table view escapes it as Django does
