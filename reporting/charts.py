@@ -313,7 +313,11 @@ def activity(
                     hover,
                     marker={"pattern": {"shape": "/" if kind == "click" else ""}},
                     offsetgroup=kind,
-                    width=0.4 * DAY_MS,  # on a date axis a bar is as wide as this (ms)
+                    # On a date axis a bar's width and offset are milliseconds; with an
+                    # explicit width plotly does not place the groups, so opens go left
+                    # of the day's centre and clicks right, each stack on its own.
+                    width=0.4 * DAY_MS,
+                    offset=(-0.42 if kind == "open" else 0.02) * DAY_MS,
                 )
             )
     return _figure(

@@ -5,6 +5,7 @@ only by default), small multiples per split, and every chart's table and downloa
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 
 import openpyxl
@@ -180,3 +181,15 @@ def test_split_labels_are_text_never_markup_in_the_figure():
     [title] = chart.figure["layout"]["annotations"]
     assert "<" not in title["text"] and title["text"].startswith("&lt;a href=")
     assert chart.rows[0][0] == hostile  # the table view escapes it as Django does
+
+
+def test_activity_stacks_opens_and_clicks_side_by_side():
+    day = dt.date(2026, 3, 1)
+    figure = charts.activity(
+        [(day, "open", "human", 2), (day, "open", "automated", 2), (day, "click", "human", 1)],
+        time_zone="UTC",
+    )
+    assert figure is not None and figure["layout"]["barmode"] == "stack"
+    offsets = {trace["name"]: trace["offset"] for trace in figure["data"]}
+    assert offsets["Opens: human"] == offsets["Opens: automated"] < 0 < offsets["Clicks: human"]
+    assert figure["data"][0]["customdata"] == ["50.0 % of opens that day"]
