@@ -112,6 +112,9 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # `make run`'s runserver leaves static files to WhiteNoise (compressed, with its
+    # headers) instead of serving them itself, uncompressed (luxmail/static_files.py).
+    "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_otp",
@@ -137,7 +140,7 @@ MIDDLEWARE = [
     "luxmail.api.problems.ApiProblemMiddleware",
     # /t/ (open pixel, click redirect) is answered here, before sessions and auth.
     "reporting.middleware.TrackingFastPathMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "luxmail.static_files.CompressingWhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # djangosaml2's own cookie (SameSite=None): the IdP posts the SAML response cross-site.
     "djangosaml2.middleware.SamlSessionMiddleware",
@@ -357,6 +360,11 @@ CELERY_BEAT_SCHEDULE["journeys-evaluate-triggers"] = {
 }
 # Outbound webhooks: deliveries whose retry is too far out for a countdown, or whose
 # task was lost, are re-enqueued by this sweep (reporting/services.py).
+# Scheduled reports (reporting/services/report_schedules.py): mails the due ones.
+CELERY_BEAT_SCHEDULE["reporting-send-scheduled-reports"] = {
+    "task": "reporting.send_scheduled_reports",
+    "schedule": 300.0,
+}
 CELERY_BEAT_SCHEDULE["reporting-dispatch-due-webhooks"] = {
     "task": "reporting.dispatch_due_webhooks",
     "schedule": 60.0,

@@ -1,45 +1,114 @@
-"""Plotly figures for the report page, built on the server and passed to the page as JSON.
+"""Plotly figures for the report pages, built on the server and passed to the page as JSON,
+each with the table it draws (the page's table view and the chart's CSV/XLSX download).
 
 The page embeds each figure with ``json_script`` (a ``<script type="application/json">``
 element, not executed) and ``static/js/reports.js`` draws it with the vendored
 plotly.js; no inline script or style, so the CSP stays ``'self'``.
+
+Readability rules every figure follows (issue #20): it fills the width of the page (the
+page gives each chart its own row); the legend sits above the plot, outside it, so it
+never covers a bar or a line (plotly grows the top margin to fit it); the title is the
+HTML heading above the chart, not drawn inside it; day axes are local dates of the
+organization's time zone, labelled and hovered as days (never "00:00:00"); hovering
+shows the count and the rate it stands for.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
+import html
+import math
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from reporting.reports import Counting, Row
 
 HUMAN = "#1f6f5c"
 AUTOMATED = "#c2410c"
-UNKNOWN = "#7c7c8a"
+UNKNOWN = "#6b6b78"
 PRIVACY_PROXY = "#a16207"
 NEUTRAL = "#3b5b92"
 LIGHT = "#9db4d9"
 DAY_MS = 86_400_000  # date axes count in milliseconds
+LABEL_COLORS = {
+    "human": HUMAN,
+    "unknown": UNKNOWN,
+    "privacy_proxy": PRIVACY_PROXY,
+    "automated": AUTOMATED,
+}
+LABEL_NAMES = {
+    "human": "human",
+    "unknown": "unknown",
+    "privacy_proxy": "privacy proxy only",
+    "automated": "automated only",
+}
+MULTIPLES_SHOWN = 12  # small multiples: the first values of the split (the table has all)
+MULTIPLES_COLUMNS = 3
 
 
-def _layout(title: str, **extra: Any) -> dict[str, Any]:
+@dataclass
+class Chart:
+    """One chart of a report page: its figure and the table it draws.
+
+    ``headings`` and ``rows`` are the table view and the chart's CSV/XLSX download:
+    counts and rates only (a rate is a fraction, ``None`` when undefined)."""
+
+    name: str
+    title: str
+    description: str
+    figure: dict[str, Any]
+    headings: list[str]
+    rows: list[list[Any]] = field(default_factory=list)
+    rate_columns: frozenset[int] = frozenset()
+
+    @property
+    def element_id(self) -> str:
+        return f"chart-{self.name}"
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def _rate_text(part: int, whole: int, of: str) -> str:
+    rate = _rate(part, whole)
+    return "—" if rate is None else f"{rate * 100:.1f} % of {of}"
+
+
+def _layout(**extra: Any) -> dict[str, Any]:
+    """Shared layout: no title inside the plot (the page has the heading), the legend
+    above the plot area (yanchor bottom at y=1: outside, plotly grows the margin)."""
     return {
-        "title": {"text": title, "x": 0, "font": {"size": 15}},
-        "margin": {"l": 48, "r": 12, "t": 40, "b": 40},
-        "height": 320,
-        "legend": {"orientation": "h", "y": -0.2},
+        "margin": {"l": 56, "r": 16, "t": 8, "b": 48},
+        "height": 340,
+        "legend": {
+            "orientation": "h",
+            "x": 0,
+            "xanchor": "left",
+            "y": 1.02,
+            "yanchor": "bottom",
+            "traceorder": "normal",  # stacked bars: keep the order the traces were given
+        },
         "paper_bgcolor": "rgba(0,0,0,0)",
         "plot_bgcolor": "rgba(0,0,0,0)",
         "font": {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif"},
+        "hoverlabel": {"namelength": -1},
+        "yaxis": {"rangemode": "tozero", "separatethousands": True},
         **extra,
     }
 
 
-def _day_axis(days: Sequence[str]) -> dict[str, Any]:
-    """A date axis that labels days (not hours) however few points there are."""
-    axis: dict[str, Any] = {"type": "date", "tickformat": "%b %d"}
+def _day_axis(days: Sequence[str], *, time_zone: str, what: str) -> dict[str, Any]:
+    """A date axis that labels days (not hours) however few points there are; the
+    values are local dates in the organization's time zone, and the axis says so."""
+    axis: dict[str, Any] = {
+        "type": "date",
+        "tickformat": "%b %d",
+        "hoverformat": "%a %b %d, %Y",
+        "title": {"text": f"{what} ({time_zone})"},
+    }
     if len(days) <= 31:
         axis["dtick"] = DAY_MS
     if len(days) == 1:
@@ -51,156 +120,393 @@ def _day_axis(days: Sequence[str]) -> dict[str, Any]:
     return axis
 
 
-def _figure(data: list[Any], layout: dict[str, Any]) -> dict[str, Any]:
-    # plotly is heavy to import; only the report pages draw charts
-    import plotly.graph_objects as go
-
-    figure = go.Figure(data=data, layout=layout)
-    result: dict[str, Any] = json.loads(figure.to_json())
-    return result
+def _figure(data: list[dict[str, Any]], layout: dict[str, Any]) -> dict[str, Any]:
+    # Plain plotly.js figure JSON: plotly.py's validating graph objects cost most of the
+    # report page's server time (docs/performance.md, "Report page") and add nothing
+    # the browser needs.
+    return {"data": data, "layout": layout}
 
 
-def timeseries(rows: Sequence[Row], *, counting: Counting | None = None) -> dict[str, Any] | None:
-    """Sent, delivered, opened and clicked per day the messages were queued. "Opened" and
-    "Clicked" follow the switch; when it says human only, the messages that only a privacy
-    proxy or only machines opened are drawn as their own series, not added to "Opened"."""
-    # plotly is heavy to import; only the report pages draw charts
-    import plotly.graph_objects as go
+def _bar(
+    x: list[Any], y: list[int], name: str, color: str, hover: list[str], **extra: Any
+) -> dict[str, Any]:
+    return {
+        "type": "bar",
+        "x": x,
+        "y": y,
+        "name": name,
+        "marker": {"color": color, **extra.pop("marker", {})},
+        "customdata": hover,
+        "hovertemplate": "%{y:,} · %{customdata}<extra>%{fullData.name}</extra>",
+        **extra,
+    }
 
+
+def timeseries(
+    rows: Sequence[Row], *, counting: Counting | None = None, time_zone: str = "UTC"
+) -> dict[str, Any] | None:
+    """Sent, delivered, opened and clicked per local day the messages were queued; the
+    hover gives each count with its rate (delivered of sent, opened and clicked of
+    delivered). "Opened" and "Clicked" follow the switch."""
     if not rows:
         return None
     ordered = sorted(rows, key=lambda row: row.key)
     days = [row.key for row in ordered]
-    mode = "lines+markers"
+    series = (
+        ("Sent", [r.sent for r in ordered], [""] * len(ordered), LIGHT, "solid"),
+        (
+            "Delivered",
+            [r.delivered for r in ordered],
+            [_rate_text(r.delivered, r.sent, "sent") for r in ordered],
+            NEUTRAL,
+            "solid",
+        ),
+        (
+            "Opened",
+            [r.opened for r in ordered],
+            [_rate_text(r.opened, r.delivered, "delivered") for r in ordered],
+            HUMAN,
+            "solid",
+        ),
+        (
+            "Clicked",
+            [r.clicked for r in ordered],
+            [_rate_text(r.clicked, r.delivered, "delivered") for r in ordered],
+            HUMAN,
+            "dot",
+        ),
+    )
+    scope = (
+        "" if counting is None else f" ({'human only' if counting.exclude_automated else 'all'})"
+    )
     traces = [
-        go.Scatter(
-            x=days, y=[r.sent for r in ordered], name="Sent", mode=mode, line={"color": LIGHT}
-        ),
-        go.Scatter(
-            x=days,
-            y=[r.delivered for r in ordered],
-            name="Delivered",
-            mode=mode,
-            line={"color": NEUTRAL},
-        ),
-        go.Scatter(
-            x=days, y=[r.opened for r in ordered], name="Opened", mode=mode, line={"color": HUMAN}
-        ),
-        go.Scatter(
-            x=days,
-            y=[r.clicked for r in ordered],
-            name="Clicked",
-            mode=mode,
-            line={"color": HUMAN, "dash": "dot"},
-        ),
+        {
+            "type": "scatter",
+            "x": days,
+            "y": values,
+            "name": name + (scope if name in ("Opened", "Clicked") else ""),
+            "mode": "lines+markers",
+            "line": {"color": color, "dash": dash},
+            "customdata": hover,
+            "hovertemplate": "%{y:,} %{customdata}<extra>%{fullData.name}</extra>",
+        }
+        for name, values, hover, color, dash in series
     ]
-    if counting is not None and counting.exclude_automated:
-        traces += [
-            go.Scatter(
-                x=days,
-                y=[r.opened_privacy_proxy for r in ordered],
-                name="Opened: privacy proxy only (not counted)",
-                mode=mode,
-                line={"color": PRIVACY_PROXY, "dash": "dash"},
-            ),
-            go.Scatter(
-                x=days,
-                y=[r.opened_automated for r in ordered],
-                name="Opened: automated only (not counted)",
-                mode=mode,
-                line={"color": AUTOMATED, "dash": "dash"},
-            ),
-        ]
     return _figure(
         traces,
-        _layout("Messages by day queued", hovermode="x unified", xaxis=_day_axis(days)),
+        _layout(
+            hovermode="x unified",
+            xaxis=_day_axis(days, time_zone=time_zone, what="Day queued"),
+        ),
     )
 
 
-def activity(events: Sequence[tuple[dt.date, str, str, int]]) -> dict[str, Any] | None:
-    """Opens and clicks by the day they happened, human and automated side by side."""
-    # plotly is heavy to import; only the report pages draw charts
-    import plotly.graph_objects as go
+def timeseries_chart(rows: Sequence[Row], *, counting: Counting, time_zone: str) -> Chart | None:
+    figure = timeseries(rows, counting=counting, time_zone=time_zone)
+    if figure is None:
+        return None
+    ordered = sorted(rows, key=lambda row: row.key)
+    return Chart(
+        name="timeseries",
+        title="Messages by day queued",
+        description="Sent, delivered, opened and clicked per day the messages were queued",
+        figure=figure,
+        headings=["Day", "Sent", "Delivered", "Opened", "Clicked", "Open rate", "Click rate"],
+        rows=[
+            [r.key, r.sent, r.delivered, r.opened, r.clicked, r.open_rate, r.click_rate]
+            for r in ordered
+        ],
+        rate_columns=frozenset({5, 6}),
+    )
 
+
+def opened_by_label_chart(rows: Sequence[Row], *, time_zone: str) -> Chart | None:
+    """Unique opens per day queued, human / unknown / privacy proxy / automated stacked:
+    how much of "opened" people did, whatever the switch says."""
+    ordered = [row for row in sorted(rows, key=lambda row: row.key) if row.delivered]
+    if not ordered:
+        return None
+    days = [row.key for row in ordered]
+    traces = []
+    for label in ("human", "unknown", "privacy_proxy", "automated"):
+        values = [row.metrics[f"opened_{label}"] for row in ordered]
+        hover = [
+            _rate_text(value, row.delivered, "delivered")
+            for value, row in zip(values, ordered, strict=True)
+        ]
+        traces.append(
+            _bar(
+                days,
+                values,
+                f"Opened: {LABEL_NAMES[label]}",
+                LABEL_COLORS[label],
+                hover,
+                width=0.6 * DAY_MS,  # on a date axis a bar is as wide as this (ms)
+            )
+        )
+    figure = _figure(
+        traces,
+        _layout(
+            barmode="stack",
+            hovermode="x unified",
+            xaxis=_day_axis(days, time_zone=time_zone, what="Day queued"),
+        ),
+    )
+    return Chart(
+        name="opened-by-label",
+        title="Who opened: human and automated, stacked",
+        description="Unique opened messages per day queued, human, unknown, privacy-proxy "
+        "only and automated only stacked",
+        figure=figure,
+        headings=[
+            "Day",
+            "Delivered",
+            "Opened: human",
+            "Opened: unknown",
+            "Opened: privacy proxy only",
+            "Opened: automated only",
+        ],
+        rows=[
+            [
+                r.key,
+                r.delivered,
+                r.opened_human,
+                r.opened_unknown,
+                r.opened_privacy_proxy,
+                r.opened_automated,
+            ]
+            for r in ordered
+        ],
+    )
+
+
+def activity(
+    events: Sequence[tuple[dt.date, str, str, int]], *, time_zone: str = "UTC"
+) -> dict[str, Any] | None:
+    """Opens and clicks by the local day they happened, human and automated stacked (opens
+    and clicks side by side); the hover gives each label's share of that day's events."""
     if not events:
         return None
     series: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    per_kind: dict[tuple[str, str], int] = defaultdict(int)
     days = sorted({day.isoformat() for day, _, _, _ in events})
     for day, kind, label, count in events:
         series[(kind, label)][day.isoformat()] = count
-    colors = {
-        "human": HUMAN,
-        "unknown": UNKNOWN,
-        "privacy_proxy": PRIVACY_PROXY,
-        "automated": AUTOMATED,
-    }
+        per_kind[(kind, day.isoformat())] += count
     traces = []
     for kind in ("open", "click"):
         for label in ("human", "unknown", "privacy_proxy", "automated"):
             values = series.get((kind, label))
             if not values:
                 continue
+            counts = [values.get(day, 0) for day in days]
+            hover = [
+                _rate_text(count, per_kind[(kind, day)], f"{kind}s that day")
+                for count, day in zip(counts, days, strict=True)
+            ]
             traces.append(
-                go.Bar(
-                    x=days,
-                    y=[values.get(day, 0) for day in days],
-                    name=f"{kind.capitalize()}s: {label.replace('_', ' ')}",
-                    marker={
-                        "color": colors[label],
-                        "pattern": {"shape": "/" if kind == "click" else ""},
-                    },
+                _bar(
+                    days,
+                    counts,
+                    f"{kind.capitalize()}s: {label.replace('_', ' ')}",
+                    LABEL_COLORS[label],
+                    hover,
+                    marker={"pattern": {"shape": "/" if kind == "click" else ""}},
                     offsetgroup=kind,
-                    width=0.4 * DAY_MS,  # on a date axis a bar is as wide as this (ms)
+                    # On a date axis a bar's width and offset are milliseconds; with an
+                    # explicit width plotly does not place the groups, so opens go left
+                    # of the day's centre and clicks right, each stack on its own.
+                    width=0.4 * DAY_MS,
+                    offset=(-0.42 if kind == "open" else 0.02) * DAY_MS,
                 )
             )
     return _figure(
         traces,
-        _layout("Opens and clicks by day they happened", barmode="stack", xaxis=_day_axis(days)),
+        _layout(
+            barmode="stack",
+            xaxis=_day_axis(days, time_zone=time_zone, what="Day of the event"),
+        ),
     )
 
 
-def split_bars(rows: Sequence[Row], *, split_label: str, limit: int = 15) -> dict[str, Any] | None:
-    """Human, privacy-proxy and automated unique opens and clicks for the top values of
-    the split (side by side whatever the switch says)."""
-    # plotly is heavy to import; only the report pages draw charts
-    import plotly.graph_objects as go
+def activity_chart(
+    events: Sequence[tuple[dt.date, str, str, int]], *, time_zone: str
+) -> Chart | None:
+    figure = activity(events, time_zone=time_zone)
+    if figure is None:
+        return None
+    return Chart(
+        name="activity",
+        title="Opens and clicks by day they happened",
+        description="Opens and clicks per day they happened, human and automated stacked",
+        figure=figure,
+        headings=["Day", "Kind", "Label", "Events"],
+        rows=[
+            [day.isoformat(), kind, LABEL_NAMES.get(label, label), count]
+            for day, kind, label, count in events
+        ],
+    )
 
-    shown = [row for row in rows if row.messages][:limit]
+
+def funnel_chart(total: Row, *, human_only: bool) -> Chart | None:
+    """Queued → delivered → opened → clicked as horizontal bars (a funnel read top down);
+    human opens and clicks only unless the view includes automated events. Each bar's
+    hover and text give its share of the step before and of the first step."""
+    if not total.messages:
+        return None
+    opened = total.opened_human if human_only else total.opened
+    clicked = total.clicked_human if human_only else total.clicked
+    scope = "human" if human_only else "all events"
+    steps = [
+        ("Queued", total.messages),
+        ("Delivered", total.delivered),
+        (f"Opened ({scope})", opened),
+        (f"Clicked ({scope})", clicked),
+    ]
+    rows: list[list[Any]] = []
+    previous = total.messages
+    for name, count in steps:
+        rows.append([name, count, _rate(count, previous), _rate(count, total.messages)])
+        previous = count
+    text = [
+        f"{count:,}" + ("" if of_first is None else f" · {of_first * 100:.1f} %")
+        for _, count, _, of_first in rows
+    ]
+    hover = [
+        "—" if of_previous is None else f"{of_previous * 100:.1f} % of the step before"
+        for _, _, of_previous, _ in rows
+    ]
+    names = [name for name, _ in steps]
+    trace = {
+        "type": "bar",
+        "y": names,
+        "x": [count for _, count in steps],
+        "orientation": "h",
+        "marker": {"color": [LIGHT, NEUTRAL, HUMAN, HUMAN]},
+        "text": text,
+        "textposition": "auto",
+        "customdata": hover,
+        "hovertemplate": "%{y}: %{x:,} · %{customdata}<extra></extra>",
+        "showlegend": False,
+    }
+    figure = _figure(
+        [trace],
+        _layout(
+            height=260,
+            margin={"l": 150, "r": 16, "t": 8, "b": 40},
+            yaxis={"autorange": "reversed", "automargin": True},
+            xaxis={"rangemode": "tozero", "separatethousands": True, "title": {"text": "Messages"}},
+        ),
+    )
+    return Chart(
+        name="funnel",
+        title=f"Funnel: queued → delivered → opened → clicked ({scope})",
+        description=f"Funnel of messages: queued, delivered, opened and clicked ({scope})",
+        figure=figure,
+        headings=["Step", "Messages", "Share of the step before", "Share of queued"],
+        rows=rows,
+        rate_columns=frozenset({2, 3}),
+    )
+
+
+def multiples_chart(rows: Sequence[Row], *, split_label: str) -> Chart | None:
+    """Small multiples: one small panel per value of the split (the first
+    :data:`MULTIPLES_SHOWN`), each the same stacked human / unknown / privacy proxy /
+    automated bars for opened and clicked, on one shared scale so panels compare."""
+    shown = [row for row in rows if row.messages][:MULTIPLES_SHOWN]
     if not shown:
         return None
-    labels = [row.label if len(row.label) <= 40 else row.label[:39] + "…" for row in shown]
-    traces = [
-        go.Bar(
-            x=labels,
-            y=[r.opened_human for r in shown],
-            name="Opened: human",
-            marker={"color": HUMAN},
-        ),
-        go.Bar(
-            x=labels,
-            y=[r.opened_privacy_proxy for r in shown],
-            name="Opened: privacy proxy only",
-            marker={"color": PRIVACY_PROXY},
-        ),
-        go.Bar(
-            x=labels,
-            y=[r.opened_automated for r in shown],
-            name="Opened: automated only",
-            marker={"color": AUTOMATED},
-        ),
-        go.Bar(
-            x=labels,
-            y=[r.clicked_human for r in shown],
-            name="Clicked: human",
-            marker={"color": HUMAN, "pattern": {"shape": "/"}},
-        ),
-        go.Bar(
-            x=labels,
-            y=[r.clicked_automated for r in shown],
-            name="Clicked: automated only",
-            marker={"color": AUTOMATED, "pattern": {"shape": "/"}},
-        ),
-    ]
-    return _figure(
-        traces, _layout(f"Human and automated engagement by {split_label.lower()}", barmode="group")
+    labels = [row.label if len(row.label) <= 32 else row.label[:31] + "…" for row in shown]
+    columns = min(len(shown), MULTIPLES_COLUMNS)
+    grid_rows = math.ceil(len(shown) / MULTIPLES_COLUMNS)
+    h_gap, v_gap = 0.05, min(0.12, 0.5 / grid_rows)
+    width = (1 - (columns - 1) * h_gap) / columns
+    height_share = (1 - (grid_rows - 1) * v_gap) / grid_rows
+    # The panel titles sit just above each panel, so the legend goes above the first
+    # row's titles: a fixed top margin, and the legend that many pixels above the plot.
+    height = max(300, 200 * grid_rows + 120)
+    top, bottom = 72, 40
+    layout = _layout(
+        barmode="stack", height=height, margin={"l": 56, "r": 16, "t": top, "b": bottom}
+    )
+    layout["legend"]["y"] = 1 + 30 / (height - top - bottom)
+    annotations: list[dict[str, Any]] = []
+    traces: list[dict[str, Any]] = []
+    table: list[list[Any]] = []
+    for index, row in enumerate(shown):
+        column, line = index % MULTIPLES_COLUMNS, index // MULTIPLES_COLUMNS
+        suffix = "" if index == 0 else str(index + 1)
+        left = column * (width + h_gap)
+        upper = 1 - line * (height_share + v_gap)
+        layout[f"xaxis{suffix}"] = {"domain": [left, left + width], "anchor": f"y{suffix}"}
+        layout[f"yaxis{suffix}"] = {
+            "domain": [max(upper - height_share, 0), upper],
+            "anchor": f"x{suffix}",
+            "rangemode": "tozero",
+            "separatethousands": True,
+            **({} if index == 0 else {"matches": "y"}),  # one scale: panels compare
+            **({} if column == 0 else {"showticklabels": False}),
+        }
+        annotations.append(
+            {
+                # plotly.js reads text as a subset of HTML: a label is escaped, never markup
+                "text": html.escape(labels[index]),
+                "x": left + width / 2,
+                "y": upper,
+                "xref": "paper",
+                "yref": "paper",
+                "xanchor": "center",
+                "yanchor": "bottom",
+                "showarrow": False,
+                "font": {"size": 13},
+            }
+        )
+        for label in ("human", "unknown", "privacy_proxy", "automated"):
+            counts = [row.metrics[f"opened_{label}"], row.metrics.get(f"clicked_{label}", 0)]
+            traces.append(
+                _bar(
+                    ["Opened", "Clicked"],
+                    counts,
+                    LABEL_NAMES[label].capitalize(),
+                    LABEL_COLORS[label],
+                    [_rate_text(count, row.delivered, "delivered") for count in counts],
+                    legendgroup=label,
+                    showlegend=index == 0,
+                    xaxis=f"x{suffix}",
+                    yaxis=f"y{suffix}",
+                )
+            )
+        table.append(
+            [
+                row.label,
+                row.delivered,
+                row.opened_human,
+                row.opened_unknown,
+                row.opened_privacy_proxy,
+                row.opened_automated,
+                row.clicked_human,
+                row.clicked_unknown,
+                row.clicked_automated,
+            ]
+        )
+    layout["annotations"] = annotations
+    result = _figure(traces, layout)
+    return Chart(
+        name="split",
+        title=f"Human and automated engagement by {split_label.lower()}",
+        description=f"Small multiples: opened and clicked, human and automated stacked, one "
+        f"panel per {split_label.lower()}",
+        figure=result,
+        headings=[
+            split_label,
+            "Delivered",
+            "Opened: human",
+            "Opened: unknown",
+            "Opened: privacy proxy only",
+            "Opened: automated only",
+            "Clicked: human",
+            "Clicked: unknown",
+            "Clicked: automated only",
+        ],
+        rows=table,
     )

@@ -19,9 +19,9 @@ from typing import Any
 
 from campaigns.models import Campaign, Message
 from luxmail import demo
-from luxmail.actors import Actor
+from luxmail.actors import Actor, user_of
 from reporting import ingest, proxy_ranges, services, tracking
-from reporting.models import ProxyRange
+from reporting.models import ProxyRange, ReportSchedule
 
 CAMPAIGN = "Autumn newsletter 2026"  # campaigns/demo.py
 BROWSERS = (
@@ -62,6 +62,7 @@ def populate(*, actor: Actor) -> None:
             actor=actor,
         )
 
+    _schedule_weekly_report(actor)
     campaign = Campaign.objects.filter(name=CAMPAIGN, started_at__isnull=False).first()
     if campaign is None:
         return  # the campaigns demo did not send it: nothing to engage with
@@ -156,3 +157,23 @@ def populate(*, actor: Actor) -> None:
                 headers={"sec_purpose": "prefetch"},
             )
     ingest.ingest_entries(entries)
+
+
+WEEKLY_REPORT = "Weekly campaign numbers"
+
+
+def _schedule_weekly_report(actor: Actor) -> None:
+    """A weekly PDF report by campaign to the demo Admin (Reports → Schedule by e-mail);
+    it lands in the Outbox the first Monday morning ``make run`` is up."""
+    user = user_of(actor)
+    if user is None or ReportSchedule.objects.filter(name=WEEKLY_REPORT).exists():
+        return
+    services.report_schedule_create(
+        name=WEEKLY_REPORT,
+        frequency=ReportSchedule.Frequency.WEEKLY,
+        fmt=ReportSchedule.Format.PDF,
+        split="campaign",
+        events="human",
+        recipients=[user],
+        actor=actor,
+    )

@@ -13,6 +13,7 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
+from reporting.charts import Chart
 from reporting.reports import COLUMNS, RATE_COLUMNS, Counting, Row
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -113,3 +114,51 @@ def to_xlsx(
     output = io.BytesIO()
     workbook.save(output)
     return output.getvalue()
+
+
+def chart_to_csv(chart: Chart) -> bytes:
+    """A chart's table (what its table view shows) as CSV."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(chart.headings)
+    for row in chart.rows:
+        writer.writerow(["" if cell is None else neutralize(cell) for cell in row])
+    return ("\ufeff" + buffer.getvalue()).encode()
+
+
+def chart_to_xlsx(charts: Sequence[Chart]) -> bytes:
+    """One sheet per chart, its table with rates formatted as percentages."""
+    # heavy import, needed only when an .xlsx file is written
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    workbook = Workbook()
+    first = workbook.active
+    assert first is not None
+    workbook.remove(first)
+    for chart in charts:
+        sheet = workbook.create_sheet(_sheet_title(chart.title, workbook.sheetnames))
+        sheet.append(chart.headings)
+        for cell in sheet[1]:
+            cell.font = Font(bold=True)
+        for row in chart.rows:
+            sheet.append([neutralize(cell) for cell in row])
+            current = sheet.max_row
+            for index in chart.rate_columns:
+                sheet.cell(row=current, column=index + 1).number_format = "0.0%"
+        sheet.column_dimensions["A"].width = 32
+    if not workbook.sheetnames:
+        workbook.create_sheet("No data").append(["No messages match these filters."])
+    output = io.BytesIO()
+    workbook.save(output)
+    return output.getvalue()
+
+
+def _sheet_title(title: str, taken: list[str]) -> str:
+    # Excel: at most 31 characters, none of []:*?/\ and unique in the workbook.
+    clean = "".join(" " if char in "[]:*?/\\" else char for char in title)[:28].strip()
+    name, number = clean or "Chart", 2
+    while name in taken:
+        name = f"{clean[:25]} {number}"
+        number += 1
+    return name

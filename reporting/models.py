@@ -597,3 +597,35 @@ class EventRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hour:%Y-%m-%d %H}h campaign {self.campaign_id} {self.kind}/{self.label}"
+
+
+class ReportSchedule(models.Model):
+    """A report e-mailed as an attachment to chosen staff, daily, weekly or monthly
+    (``reporting/services/report_schedules.py``). Counts and rates only: the mail body
+    names the schedule and the period, never a person."""
+
+    class Frequency(models.TextChoices):
+        DAILY = "daily", "Daily (yesterday)"
+        WEEKLY = "weekly", "Weekly (last Monday to Sunday)"
+        MONTHLY = "monthly", "Monthly (last calendar month)"
+
+    class Format(models.TextChoices):
+        PDF = "pdf", "PDF"
+        XLSX = "xlsx", "XLSX"
+
+    name = models.CharField(max_length=120)
+    frequency = models.CharField(max_length=8, choices=Frequency.choices)
+    format = models.CharField(max_length=4, choices=Format.choices, default=Format.PDF)
+    split = models.CharField(max_length=16, default="campaign")
+    events = models.CharField(max_length=8, default="human")  # the report's switch
+    recipients = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    next_run_at = models.DateTimeField(db_index=True)
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=200, blank=True)
+
+    def __str__(self) -> str:
+        return self.name

@@ -196,3 +196,16 @@ def message_engaged(
     if before is not None:
         events = events.filter(occurred_at__lt=before)
     return events.exists()
+
+
+def report_staff() -> QuerySet[Any]:
+    """Active staff with an e-mail address who may view reports: who a scheduled report
+    can go to (reports hold no PHI, but only people allowed to see them get them)."""
+    permission = Permission.objects.filter(
+        content_type__app_label="reporting", codename="view_report"
+    ).first()
+    users = get_user_model().objects.filter(is_active=True).exclude(email="")
+    holders = Q(is_superuser=True)
+    if permission is not None:
+        holders |= Q(groups__permissions=permission) | Q(user_permissions=permission)
+    return users.filter(holders).distinct().order_by("username")

@@ -37,3 +37,9 @@ def notify_webhook_disabled(endpoint_id: int) -> None:
 def ingest_tracking_events() -> int:
     """Classify and store buffered opens and clicks (beat: every few seconds)."""
     return int(services.tracking_events_ingest().stored)
+
+
+@shared_task(name="reporting.send_scheduled_reports", ignore_result=True)
+def send_scheduled_reports() -> int:
+    """Mail the scheduled reports that are due (beat: every few minutes)."""
+    return services.report_schedules_send_due()

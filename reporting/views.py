@@ -16,8 +16,8 @@ from django.views.decorators.http import require_POST
 
 from campaigns.models import Campaign
 from luxmail import audit, conf
-from reporting import charts, exports, reports, selectors, services
 from reporting import compliance as compliance_selectors
+from reporting import exports, report_charts, reports, selectors, services
 from reporting.forms import (
     DeliveryFilterForm,
     ReportFilterForm,
@@ -33,9 +33,9 @@ VIEW_REPORT = "reporting.view_report"
 ROWS_SHOWN = 200
 
 
-def _report(request: HttpRequest, *, full: bool = False) -> dict[str, Any]:
+def report_for(request: HttpRequest, *, full: bool = False) -> dict[str, Any]:
     """Parse the filters and compute what the page (the first rows) or a download
-    (``full``: every row) shows."""
+    (``full``: every row) shows; ``reporting.chart_views`` uses it too."""
     form = ReportFilterForm(request.GET or None)
     valid = form.is_valid() if request.GET else True
     data = form.cleaned_data if request.GET and valid else {}
@@ -77,11 +77,10 @@ def _report(request: HttpRequest, *, full: bool = False) -> dict[str, Any]:
 @login_required
 @permission_required(VIEW_REPORT, raise_exception=True)
 def index(request: HttpRequest) -> HttpResponse:
-    report = _report(request)
+    report = report_for(request)
     filters, counting = report["filters"], report["counting"]
     total = reports.totals(filters=filters, counting=counting)
     by_channel = reports.secured_by_channel(filters=filters, counting=counting)
-    days = reports.split(filters=filters, by="day", counting=counting, sort="label")
     query = request.GET.copy()
     query.pop("sort", None)
     query.pop("dir", None)
@@ -100,11 +99,12 @@ def index(request: HttpRequest) -> HttpResponse:
             "rate_columns": reports.RATE_COLUMNS,
             "base_query": query.urlencode(),
             "download_query": request.GET.urlencode(),
-            "charts": {
-                "timeseries": charts.timeseries(days, counting=counting),
-                "activity": charts.activity(reports.activity(filters=filters)),
-                "split": charts.split_bars(report["rows"], split_label=report["split"].label),
-            },
+            "charts": report_charts.report_charts(
+                filters=filters,
+                counting=counting,
+                split_rows=report["rows"],
+                split_label=report["split"].label,
+            ),
         },
     )
 
@@ -136,7 +136,7 @@ def export(request: HttpRequest, fmt: str) -> HttpResponse:
     """The split report as CSV or XLSX: counts and rates only, formula-neutralized."""
     if fmt not in ("csv", "xlsx"):
         return HttpResponse("Unknown format.", status=404)
-    report = _report(request, full=True)
+    report = report_for(request, full=True)
     if report["form"].errors:
         return HttpResponse("Fix the report filters first.", status=400)
     total = reports.totals(filters=report["filters"], counting=report["counting"])

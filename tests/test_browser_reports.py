@@ -181,6 +181,11 @@ def test_human_only_switch_changes_the_numbers_and_the_downloads(
     page.wait_for_selector("[data-chart='chart-timeseries'][data-drawn='true'] .main-svg")
     assert page.is_checked("#events-all")
     assert page.inner_text(counted) == "5"
+    # The funnel (human only by default) follows the view's switch: all events now
+    # (its table view, closed: text_content reads it without opening it).
+    funnel = "#table-funnel tbody tr:nth-child(3)"
+    assert page.text_content(f"{funnel} th") == "Opened (all events)"
+    assert page.text_content(f"{funnel} td") == "5"
     assert "this view" in page.inner_text("#counting-note")
     kinds = page.inner_text("#split-table tbody tr:first-child td[data-column='automation_kinds']")
     assert "prefetch 2" in kinds  # bare "Mozilla/5.0" from outside Apple's ranges
@@ -199,6 +204,8 @@ def test_human_only_switch_changes_the_numbers_and_the_downloads(
     page.check("#events-human")
     page.wait_for_url("**events=human**")
     assert page.inner_text(counted) == "2"
+    assert page.text_content(f"{funnel} th") == "Opened (human)"
+    assert page.text_content(f"{funnel} td") == "2"
     with page.expect_download() as download_info:
         page.click("#download-xlsx")
     download = download_info.value

@@ -41,8 +41,8 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _request(url: str, *, https: bool = True):
-    request = urllib.request.Request(url, headers={"Host": "localhost"})
+def _request(url: str, *, https: bool = True, headers: dict[str, str] | None = None):
+    request = urllib.request.Request(url, headers={"Host": "localhost", **(headers or {})})
     if https:
         request.add_header("X-Forwarded-Proto", "https")  # what the TLS proxy sends
     opener = urllib.request.build_opener(_NoRedirect)
@@ -146,6 +146,16 @@ def test_gunicorn_in_production_mode(tmp_path):
         assert css.endswith(".css") and len(css) > len("css")  # luxmail.<hash>.css
         status, headers, _ = _request(f"{base}/static/css/luxmail.{css}")
         assert status == 200 and "max-age" in headers["Cache-Control"]
+        # The report pages' plotly.js (1.2 MB) goes out Brotli- or gzip-compressed and
+        # cacheable for good (issue #20).
+        manifest = json.loads((tmp_path / "staticfiles" / "staticfiles.json").read_text())
+        plotly = manifest["paths"]["vendor/plotly-basic.min.js"]
+        for encoding, limit in (("br", 350_000), ("gzip", 420_000)):
+            status, headers, body = _request(
+                f"{base}/static/{plotly}", headers={"Accept-Encoding": encoding}
+            )
+            assert status == 200 and headers["Content-Encoding"] == encoding
+            assert len(body) < limit and "immutable" in headers["Cache-Control"]
 
         # The dev Outbox does not exist in production, not even as a login page.
         status, _, _ = _request(f"{base}/dev/outbox/")

@@ -19,6 +19,12 @@ from reporting.services.proxy_ranges import (
     proxy_ranges_replace,
     proxy_ranges_set_active,
 )
+from reporting.services.report_schedules import (
+    ReportScheduleError,
+    report_schedule_create,
+    report_schedule_delete,
+    report_schedules_send_due,
+)
 from reporting.services.tracking import (
     TrackingOptionsError,
     portal_read_record,
@@ -61,6 +67,7 @@ __all__ = [
     "IssuedSecret",
     "ProxyRangeLoadError",
     "ReplaceResult",
+    "ReportScheduleError",
     "TrackingOptionsError",
     "WebhookConfigError",
     "WebhookPolicy",
@@ -73,6 +80,9 @@ __all__ = [
     "proxy_ranges_delete",
     "proxy_ranges_replace",
     "proxy_ranges_set_active",
+    "report_schedule_create",
+    "report_schedule_delete",
+    "report_schedules_send_due",
     "rollups_rebuild",
     "tracking_events_ingest",
     "tracking_options_set",

@@ -8,6 +8,7 @@ from typing import Any
 from django import template
 from django.utils import timezone
 
+from luxmail import org
 from reporting import charts, reports
 
 register = template.Library()
@@ -51,7 +52,13 @@ def report_summary(context: dict[str, Any], days: int = 30) -> dict[str, Any]:
         "total": total,
         "secured": reports.secured_count(by_channel),
         "counting": counting,
-        "chart": charts.timeseries(per_day, counting=counting),
+        "chart": charts.timeseries(per_day, counting=counting, time_zone=org.time_zone()),
         "start": filters.start,
         "end": filters.end,
     }
+
+
+@register.filter
+def is_number(value: Any) -> bool:
+    """Counts in a chart's table view are formatted with thousands separators."""
+    return isinstance(value, int) and not isinstance(value, bool)

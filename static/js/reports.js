@@ -19,8 +19,29 @@
     element.setAttribute("data-drawn", "true");
   }
 
+  // PNG of a chart, drawn by plotly in the browser from the figure on the page.
+  function downloadPng(button) {
+    const element = document.querySelector(
+      "[data-chart='" + button.getAttribute("data-chart-png") + "']"
+    );
+    if (!element || !window.Plotly || element.getAttribute("data-drawn") !== "true") {
+      return;
+    }
+    window.Plotly.downloadImage(element, {
+      format: "png",
+      filename: button.getAttribute("data-filename") || "chart",
+      width: Math.max(element.clientWidth, 800),
+      height: element.clientHeight || 400,
+    });
+  }
+
   function start() {
     document.querySelectorAll("[data-chart]").forEach(draw);
+    document.querySelectorAll("[data-chart-png]").forEach(function (button) {
+      button.addEventListener("click", function () {
+        downloadPng(button);
+      });
+    });
     // Filters apply as soon as the split, campaign, channel or events switch changes.
     const form = document.getElementById("report-filters");
     if (form) {
