@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("reporting", "0012_proxyrangelist"),
+        ("reporting", "0013_event_partitioned"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
