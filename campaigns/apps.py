@@ -7,7 +7,7 @@ class CampaignsConfig(AppConfig):
 
     def ready(self) -> None:
         # in ready(): these modules import models, loaded only now
-        from campaigns import retention
+        from campaigns import notification_hooks, retention
         from campaigns.contact_panel import bounces_panel
         from campaigns.services import approvals
         from contacts import panels
@@ -15,3 +15,4 @@ class CampaignsConfig(AppConfig):
         retention.register()  # messages and bounces in the retention purge
         panels.register(bounces_panel)  # the contact page lists bounces with their reasons
         approvals.connect()  # edits of segments and senders withdraw approvals
+        notification_hooks.connect()  # finished campaigns and approval requests notify
