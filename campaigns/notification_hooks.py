@@ -5,7 +5,7 @@ that finish campaigns and open approval requests stay unaware of notifications:
 
 * ``campaign_finished``: a campaign saved as ``sent`` with its ``finished_at`` (only
   :func:`campaigns.services.campaigns.campaign_finish_if_done` does that);
-* ``approval_requested``: a new :class:`~campaigns.models.CampaignApproval`.
+* ``approval_requested``: a new pending :class:`~campaigns.models.CampaignApproval`.
 
 Titles name the campaign (its name is not PHI) and nothing else.
 """
@@ -17,7 +17,7 @@ from typing import Any
 from django.db.models.signals import post_save
 from django.urls import reverse
 
-from campaigns.models import Campaign, CampaignApproval, CampaignStatus
+from campaigns.models import ApprovalState, Campaign, CampaignApproval, CampaignStatus
 from luxmail import notifications
 
 
@@ -35,7 +35,7 @@ def _campaign_saved(sender: Any, instance: Campaign, **kwargs: Any) -> None:
 
 
 def _approval_saved(sender: Any, instance: CampaignApproval, created: bool, **kwargs: Any) -> None:
-    if not created:
+    if not created or instance.state != ApprovalState.PENDING:
         return
     campaign = instance.campaign
     notifications.notify(

@@ -65,7 +65,7 @@ def test_a_wrong_type_disguised_by_its_extension_is_refused(name, data):
 
 
 def test_a_real_type_under_another_extension_is_refused():
-    with pytest.raises(AttachmentRejected, match="ends in “.pdf”"):
+    with pytest.raises(AttachmentRejected, match=r"ends in “\.pdf”"):
         attachment_check(name="report.pdf", data=png(4, 4))
 
 
