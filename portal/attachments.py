@@ -47,6 +47,10 @@ _ARCHIVES = {
 _PDF_ACTIVE = re.compile(rb"/(?:JavaScript|JS|Launch|EmbeddedFile|RichMedia|XFA)\b")
 
 
+# C0/C1 control characters other than tab, line feed, form feed and carriage return.
+_BINARY_CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
+
+
 class AttachmentRejected(Exception):
     """A file that may not be attached; ``str()`` is what the staff member reads."""
 
@@ -80,7 +84,7 @@ def _sniff(data: bytes) -> str:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return "application/octet-stream"
-    if any(ch not in "\t\n\r\f" and unicodedata.category(ch) == "Cc" for ch in text):
+    if _BINARY_CONTROL.search(text):  # NUL and friends: not a text file
         return "application/octet-stream"
     return "text/plain"
 
