@@ -4,7 +4,8 @@ Connected in ``CampaignsConfig.ready()`` as ``post_save`` receivers, so the serv
 that finish campaigns and open approval requests stay unaware of notifications:
 
 * ``campaign_finished``: a campaign saved as ``sent`` with its ``finished_at`` (only
-  :func:`campaigns.services.campaigns.campaign_finish_if_done` does that);
+  :func:`campaigns.services.campaigns.campaign_finish_if_done` does that), except the
+  hidden campaigns of API messages and journey steps, which finish over and over;
 * ``approval_requested``: a new pending :class:`~campaigns.models.CampaignApproval`.
 
 Titles name the campaign (its name is not PHI) and nothing else.
@@ -17,7 +18,13 @@ from typing import Any
 from django.db.models.signals import post_save
 from django.urls import reverse
 
-from campaigns.models import ApprovalState, Campaign, CampaignApproval, CampaignStatus
+from campaigns.models import (
+    ApprovalState,
+    Campaign,
+    CampaignApproval,
+    CampaignStatus,
+    JourneyStepCampaign,
+)
 from luxmail import notifications
 
 
@@ -27,6 +34,8 @@ def _campaign_saved(sender: Any, instance: Campaign, **kwargs: Any) -> None:
         return
     if instance.transactional:  # API messages "finish" continuously; not news
         return
+    if JourneyStepCampaign.objects.filter(campaign_id=instance.pk).exists():
+        return  # a journey step's hidden campaign finishes after every round
     notifications.notify(
         kind="campaign_finished",
         title=f"Campaign “{instance.name[:120]}” finished sending.",

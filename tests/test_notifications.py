@@ -41,6 +41,11 @@ def test_a_campaign_finishing_notifies_once(postgres, admin) -> None:
     assert not services.campaign_finish_if_done(campaign_id=campaign.pk)  # already sent
     note = Notification.objects.get(kind="campaign_finished")
     assert campaign.name in note.title and note.link == f"/campaigns/{campaign.pk}/"
+    # An API message's hidden campaign finishes after every message: not news.
+    hidden = make_campaign(contact_ids=make_contacts(1, prefix="t"), actor=admin)
+    Campaign.objects.filter(pk=hidden.pk).update(status=CampaignStatus.SENDING, transactional=True)
+    assert services.campaign_finish_if_done(campaign_id=hidden.pk)
+    assert Notification.objects.filter(kind="campaign_finished").count() == 1
 
 
 def test_an_approval_request_notifies(postgres, admin) -> None:
