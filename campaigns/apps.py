@@ -9,7 +9,7 @@ class CampaignsConfig(AppConfig):
 
     def ready(self) -> None:
         # in ready(): these modules import models, loaded only now
-        from campaigns import retention
+        from campaigns import notification_hooks, retention
         from campaigns.contact_panel import bounces_panel
         from campaigns.services import approvals
         from contacts import panels
@@ -18,3 +18,4 @@ class CampaignsConfig(AppConfig):
         partitions.register(partitions.PartitionedTable("campaigns_message", "queued_at"))
         panels.register(bounces_panel)  # the contact page lists bounces with their reasons
         approvals.connect()  # edits of segments and senders withdraw approvals
+        notification_hooks.connect()  # finished campaigns and approval requests notify

@@ -190,6 +190,21 @@ def portal_idle_seconds() -> int:
     return int(settings.LUXMAIL_PORTAL_IDLE_SECONDS)
 
 
+def portal_attachment_max_bytes() -> int:
+    """Largest file a staff reply in the portal may attach."""
+    return int(settings.LUXMAIL_PORTAL_ATTACHMENT_MAX_BYTES)
+
+
+def clamav_address() -> str:
+    """clamd's Unix socket path or ``host:port``; empty: attachments are not scanned."""
+    return str(settings.LUXMAIL_CLAMAV_ADDRESS or "")
+
+
+def clamav_timeout_seconds() -> int:
+    """How long one ClamAV scan may take before the upload is refused."""
+    return int(settings.LUXMAIL_CLAMAV_TIMEOUT_SECONDS)
+
+
 # --- retention (luxmail/retention.py) ------------------------------------------------------
 
 

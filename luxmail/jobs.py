@@ -48,3 +48,4 @@ class Job:
 
 # The platform's own jobs (luxmail/tasks.py).
 HEALTHCHECK = Job("luxmail.healthcheck")
+NOTIFICATION_EMAIL = Job("luxmail.notification_email")

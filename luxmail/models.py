@@ -278,6 +278,22 @@ class Notification(models.Model):
         return self.title
 
 
+class NotificationPreference(models.Model):
+    """Which notification kinds a staff member also wants by e-mail (``luxmail/notifications.py``).
+
+    The in-app list always shows every notification; e-mail is opt-in per kind.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_preference"
+    )
+    email_kinds = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Notification preferences of {self.user_id}"
+
+
 class Invitation(models.Model):
     """An invitation to join as staff (``luxmail/staff.py``).
 

@@ -411,6 +411,19 @@ LUXMAIL_PORTAL_CODE_INTERVAL_SECONDS = env.integer("LUXMAIL_PORTAL_CODE_INTERVAL
 LUXMAIL_PORTAL_CODES_PER_HOUR = env.integer("LUXMAIL_PORTAL_CODES_PER_HOUR", 5)
 LUXMAIL_PORTAL_MAX_ATTEMPTS = env.integer("LUXMAIL_PORTAL_MAX_ATTEMPTS", 5)
 LUXMAIL_PORTAL_IDLE_SECONDS = env.integer("LUXMAIL_PORTAL_IDLE_SECONDS", 600)
+# Staff replies in the portal may carry files (portal/attachments.py): each at most this
+# big; ClamAV's clamd (a Unix socket path or host:port) scans them when reachable.
+LUXMAIL_PORTAL_ATTACHMENT_MAX_BYTES = env.integer(
+    "LUXMAIL_PORTAL_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024
+)
+LUXMAIL_CLAMAV_ADDRESS = env.get("LUXMAIL_CLAMAV_ADDRESS", "/run/clamav/clamd.ctl")
+LUXMAIL_CLAMAV_TIMEOUT_SECONDS = env.integer("LUXMAIL_CLAMAV_TIMEOUT_SECONDS", 30)
+# Daily: a "key rotation due" notification once the last `rotate_keys` is older than
+# LUXMAIL_KEY_ROTATION_DAYS (below; luxmail/notifications.py).
+CELERY_BEAT_SCHEDULE["luxmail-key-rotation-due"] = {
+    "task": "luxmail.key_rotation_check",
+    "schedule": 86400.0,
+}
 # Sign-up forms and double opt-in (contacts/services/signup.py, docs/operations.md).
 LUXMAIL_SIGNUP_CONFIRM_HOURS = env.integer("LUXMAIL_SIGNUP_CONFIRM_HOURS", 48)
 LUXMAIL_SIGNUP_RATE_IP = env.get("LUXMAIL_SIGNUP_RATE_IP", "20/h")
@@ -421,7 +434,7 @@ LUXMAIL_SIGNUP_CONFIRMATIONS_PER_DAY = env.integer("LUXMAIL_SIGNUP_CONFIRMATIONS
 LUXMAIL_INVITATION_HOURS = env.integer("LUXMAIL_INVITATION_HOURS", 72)
 LUXMAIL_BREAK_GLASS_MAX_MINUTES = env.integer("LUXMAIL_BREAK_GLASS_MAX_MINUTES", 240)
 # The compliance dashboard calls a key (encryption key ring, DKIM) due for rotation
-# after this many days.
+# after this many days, and a "key rotation due" notification appears.
 LUXMAIL_KEY_ROTATION_DAYS = env.integer("LUXMAIL_KEY_ROTATION_DAYS", 365)
 SESSION_COOKIE_AGE = LUXMAIL_SESSION_IDLE_SECONDS
 SESSION_SAVE_EVERY_REQUEST = True

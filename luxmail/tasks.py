@@ -10,7 +10,7 @@ from typing import Any
 from celery import shared_task
 from celery.signals import beat_init
 
-from luxmail import audit, breakglass, health, jobs, partitions, retention
+from luxmail import audit, breakglass, health, jobs, notifications, partitions, retention
 
 
 @shared_task(name=jobs.HEALTHCHECK.name, ignore_result=True)
@@ -58,3 +58,21 @@ def partitions_ensure() -> None:
 def break_glass_expire() -> None:
     """Sent by Celery beat: audit break-glass grants that ran out (``luxmail/breakglass.py``)."""
     breakglass.break_glass_expire()
+
+
+@shared_task(
+    name=jobs.NOTIFICATION_EMAIL.name,
+    autoretry_for=(OSError,),
+    retry_backoff=True,
+    max_retries=5,
+    ignore_result=True,
+)
+def notification_email(notification_id: int) -> None:
+    """E-mail one notification to those who asked for its kind (id in, no PHI)."""
+    notifications.notification_email_send(notification_id=notification_id)
+
+
+@shared_task(name="luxmail.key_rotation_check", ignore_result=True)
+def key_rotation_check() -> None:
+    """Sent by Celery beat daily: notify Admins when a key rotation is due."""
+    notifications.key_rotation_check()

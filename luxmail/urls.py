@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from luxmail import devtools, health, views
+from luxmail import devtools, health, notification_views, views
 from luxmail.api.views import ApiDocsView
 
 urlpatterns = [
@@ -14,6 +14,16 @@ urlpatterns = [
     path("", include("luxmail.accounts.sso.urls")),
     path("webauthn/", include("luxmail.accounts.webauthn_urls", namespace="otp_webauthn")),
     path("notifications/", views.notification_list, name="notifications"),
+    path(
+        "notifications/<int:pk>/read/",
+        notification_views.notification_read,
+        name="notification_read",
+    ),
+    path(
+        "notifications/preferences/",
+        notification_views.notification_preferences,
+        name="notification_preferences",
+    ),
     path("staff/", include("luxmail.staff_urls")),
     path("audit/", views.audit_log, name="audit"),
     path("audit/verify/", views.audit_verify, name="audit_verify"),

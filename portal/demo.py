@@ -34,8 +34,8 @@ from contacts.models import Contact
 from contacts.selectors import contact_by_email
 from luxmail import demo
 from luxmail.actors import Actor
+from portal import conversation_demo, signup_demo
 from portal import services as portal_services
-from portal import signup_demo
 from portal.models import PortalMessage, PortalReply, PortalSession
 
 PORTAL_PATIENT = "portal.patient@demo-health.example"
@@ -191,3 +191,5 @@ def populate(*, actor: Actor) -> None:
 
 # Issue 18: a published sign-up form with confirmed and pending sign-ups.
 demo.register(signup_demo.populate)
+# Issue 20: a staff answer with an attachment in the portal conversation.
+demo.register(conversation_demo.populate)

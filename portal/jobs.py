@@ -3,3 +3,4 @@
 from luxmail.jobs import Job
 
 NOTIFY_REPLY = Job("portal.tasks.notify_reply")
+NOTIFY_RECIPIENT = Job("portal.tasks.notify_recipient")

@@ -64,6 +64,14 @@ class PortalMessage(models.Model):
     first_read_at = models.DateTimeField(null=True, blank=True)
     last_read_at = models.DateTimeField(null=True, blank=True)
     read_count = models.PositiveIntegerField(default=0)
+    # The conversation around the message (staff inbox, portal/services/conversations.py).
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    done_at = models.DateTimeField(null=True, blank=True)
+    done_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -137,3 +145,50 @@ class PortalReply(models.Model):
 
     def __str__(self) -> str:
         return f"Portal reply #{self.pk}"
+
+
+class PortalStaffReply(models.Model):
+    """A staff answer in the portal; the recipient reads it there (body encrypted)."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    portal_message = models.ForeignKey(
+        PortalMessage, on_delete=models.CASCADE, related_name="staff_replies"
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    body = EncryptedField(kind="text")
+    created_at = models.DateTimeField(auto_now_add=True)
+    recipient_read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"Staff reply #{self.pk}"
+
+
+class AttachmentScan(models.TextChoices):
+    CLEAN = "clean", "Scanned by ClamAV: no virus found"
+    UNSCANNED = "unscanned", "Not scanned: ClamAV was not reachable"
+
+
+class PortalAttachment(models.Model):
+    """A file attached to a staff reply: name and content encrypted, type from its bytes."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    staff_reply = models.ForeignKey(
+        PortalStaffReply, on_delete=models.CASCADE, related_name="attachments"
+    )
+    filename = EncryptedField(kind="text")
+    content = EncryptedField(kind="bytes")
+    content_type = models.CharField(max_length=80)
+    size = models.PositiveIntegerField()
+    scan = models.CharField(max_length=12, choices=AttachmentScan.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"Attachment #{self.pk}"

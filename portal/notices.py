@@ -52,3 +52,23 @@ def send_reply_notice(*, reply: PortalReply) -> bool:
         html=render_to_string("portal/email/reply_notice.html", context),
         text=render_to_string("portal/email/reply_notice.txt", context),
     )
+
+
+def send_staff_reply_notice(*, portal_message: PortalMessage, recipient: str, link: str) -> bool:
+    """Tell the patient a new secure message waits in the portal: the sender's name and
+    the message's link, nothing of the conversation."""
+    sender = portal_message.sender
+    settings_row = org.get_settings()
+    context = {
+        "org_name": settings_row.name,
+        "sender_name": sender.from_name if sender is not None else settings_row.name,
+        "link": link,
+    }
+    return notices.notice_send(
+        kind="portal",
+        sender=sender,
+        to=recipient,
+        subject=f"New secure message from {context['sender_name']}",
+        html=render_to_string("portal/email/staff_reply_notice.html", context),
+        text=render_to_string("portal/email/staff_reply_notice.txt", context),
+    )

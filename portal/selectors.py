@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
 from portal.models import PortalMessage, PortalReply
@@ -69,3 +71,48 @@ def portal_replies(*, unread_only: bool = False) -> QuerySet[PortalReply]:
     if unread_only:
         rows = rows.filter(staff_read_at__isnull=True)
     return rows.order_by("-created_at", "-id")
+
+
+CONVERSATION_FILTERS = ("open", "mine", "unassigned", "done", "all")
+
+
+def conversations(*, which: str = "open", user_id: int | None = None) -> QuerySet[PortalMessage]:
+    """Portal messages a patient replied to, for the staff inbox (ids and dates only).
+
+    ``open``: not marked done; ``mine``: open and assigned to ``user_id``;
+    ``unassigned``: open and nobody's; ``done``; ``all``. Latest patient reply first.
+    """
+    rows = (
+        PortalMessage.objects.filter(replies__isnull=False)
+        .select_related("campaign", "assigned_to")
+        .annotate(
+            reply_count=Count("replies", distinct=True),
+            unread_replies=Count(
+                "replies", filter=Q(replies__staff_read_at__isnull=True), distinct=True
+            ),
+            staff_reply_count=Count("staff_replies", distinct=True),
+            last_reply_at=Max("replies__created_at"),
+        )
+    )
+    if which in ("open", "mine", "unassigned"):
+        rows = rows.filter(done_at__isnull=True)
+    if which == "mine":
+        rows = rows.filter(assigned_to_id=user_id)
+    elif which == "unassigned":
+        rows = rows.filter(assigned_to__isnull=True)
+    elif which == "done":
+        rows = rows.filter(done_at__isnull=False)
+    return rows.order_by("-last_reply_at", "-id")
+
+
+def conversation_assignees() -> list[Any]:
+    """Active staff who may answer patients (view PHI and send), by username.
+
+    Checked with ``has_perm`` per user (groups, direct permissions and superusers alike);
+    a deployment's staff is small."""
+    users = get_user_model().objects.filter(is_active=True).order_by("username")
+    return [
+        user
+        for user in users
+        if user.has_perm("luxmail.view_phi") and user.has_perm("campaigns.send_campaign")
+    ]

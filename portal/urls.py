@@ -7,7 +7,7 @@
 
 from django.urls import path
 
-from portal import signup_staff, signup_views, staff_views, views
+from portal import conversation_views, signup_staff, signup_views, staff_views, views
 
 app_name = "portal"
 
@@ -19,6 +19,11 @@ urlpatterns = [
     path("portal/<str:token>/read/", views.read, name="read"),
     path("portal/<str:token>/reply/", views.reply, name="reply"),
     path("portal/<str:token>/sign-out/", views.sign_out, name="sign_out"),
+    path(
+        "portal/<str:token>/attachments/<uuid:attachment>/",
+        conversation_views.attachment_recipient,
+        name="attachment",
+    ),
     # Sign-up forms and their double opt-in (public).
     path("f/confirm/<str:token>/", signup_views.confirm, name="signup_confirm"),
     path("f/<slug:slug>/", signup_views.form_page, name="signup_form"),
@@ -42,6 +47,19 @@ urlpatterns = [
     ),
     path("secure-messages/replies/", staff_views.replies, name="replies"),
     path("secure-messages/replies/<uuid:uuid>/", staff_views.reply_detail, name="reply"),
+    path("secure-messages/conversations/", conversation_views.inbox, name="conversations"),
+    path(
+        "secure-messages/attachments/<uuid:attachment>/",
+        conversation_views.attachment_staff,
+        name="attachment_staff",
+    ),
+    path(
+        "secure-messages/<uuid:uuid>/conversation/",
+        conversation_views.conversation,
+        name="conversation",
+    ),
+    path("secure-messages/<uuid:uuid>/assign/", conversation_views.assign, name="assign"),
+    path("secure-messages/<uuid:uuid>/done/", conversation_views.mark_done, name="done"),
     path("secure-messages/<uuid:uuid>/", staff_views.detail, name="detail"),
     path("secure-messages/<uuid:uuid>/revoke/", staff_views.revoke, name="revoke"),
     path("secure-messages/<uuid:uuid>/unlock/", staff_views.unlock, name="unlock"),

@@ -694,8 +694,19 @@ def test_rule_accepts_a_good_example(rule, source):
 
 
 # PHI columns whose names are too generic for a name rule (message parts, a key's
-# material): the runtime test (tests/test_logging_phi.py) covers their values.
-GENERIC_PHI_FIELDS = {"subject", "html", "text", "body", "material", "language", "journey_stage"}
+# material, a portal attachment's file name and bytes): the runtime test
+# (tests/test_logging_phi.py) covers their values.
+GENERIC_PHI_FIELDS = {
+    "subject",
+    "html",
+    "text",
+    "body",
+    "material",
+    "language",
+    "journey_stage",
+    "filename",
+    "content",
+}
 
 
 def test_phi_words_cover_the_phi_fields():

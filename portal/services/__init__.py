@@ -17,6 +17,8 @@ Lifecycle of a portal message:
    :func:`portal_reply_create`).
 5. Staff **revoke** (:func:`portal_message_revoke`) or **unlock** it, and read replies
    (:func:`portal_reply_reveal`, PHI permission, audited).
+6. Staff **answer** in the portal, with attachments, assign and close the conversation
+   (``portal/services/conversations.py``); the patient reads the thread in step 4.
 
 Every verification, view, reply, failure and lockout writes an audit event whose
 details hold ids and codes only.

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 
 from django.db import transaction
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
 
-from luxmail import audit, crypto
+from luxmail import audit, crypto, notifications
 from portal import jobs, notices, reporting_hook
 from portal.models import PortalMessage, PortalReply, PortalSession
 from portal.sanitize import sanitize_html
+from portal.services import conversations
 from portal.services.config import (
     MAX_REPLIES_PER_MESSAGE,
     MAX_REPLY_CHARS,
@@ -20,6 +22,7 @@ from portal.services.config import (
     PortalReplyInvalid,
     PortalUnavailable,
 )
+from portal.services.conversations import ThreadEntry
 from portal.services.messages import _check_open, _ids
 
 # --- reading and replying -----------------------------------------------------------------
@@ -40,6 +43,7 @@ class PortalContent:
     sender_name: str
     replies: list[ReplyView]
     replies_left: int
+    thread: list[ThreadEntry]  # patient and staff replies in time order, with attachments
 
 
 def portal_message_open(
@@ -84,6 +88,8 @@ def portal_message_open(
         if portal_message.message_id is not None:
             opened_id = portal_message.pk
             transaction.on_commit(lambda: _record_verified_open(opened_id, now, first=first))
+    thread = conversations.thread_entries(portal_message, access, for_staff=False)
+    conversations.recipient_mark_read(portal_message=portal_message)
     portal_message.refresh_from_db()
     sender = portal_message.sender
     return PortalContent(
@@ -96,6 +102,7 @@ def portal_message_open(
             ReplyView(r.created_at, crypto.reveal(r, "body", access=access) or "") for r in replies
         ],
         replies_left=max(MAX_REPLIES_PER_MESSAGE - len(replies), 0),
+        thread=thread,
     )
 
 
@@ -152,6 +159,10 @@ def portal_reply_create(
         reply = PortalReply(portal_message=portal_message)
         crypto.seal(reply, "body", body)
         reply.save()
+        if portal_message.done_at is not None:  # a new question reopens a closed conversation
+            portal_message.done_at = None
+            portal_message.done_by = None
+            portal_message.save(update_fields=["done_at", "done_by"])
         audit.record(
             "portal.reply",
             actor=RECIPIENT,
@@ -160,6 +171,11 @@ def portal_reply_create(
             details={**_ids(portal_message), "reply_id": reply.pk, "characters": len(body)},
         )
 
+        notifications.notify(
+            kind="portal_reply",
+            title="A patient replied to a secure message",
+            link=reverse("portal:conversation", args=[portal_message.uuid]),
+        )
         reporting_hook.emit(
             "portal_reply", portal_message=portal_message, occurred_at=reply.created_at
         )

@@ -6,8 +6,9 @@ import pytest
 
 from campaigns.models import Message, OrgSigningKey
 from luxmail import crypto
-from portal import demo
-from portal.models import PortalMessage, PortalReply
+from portal import conversation_demo, demo
+from portal.attachments import attachment_check
+from portal.models import PortalAttachment, PortalMessage, PortalReply, PortalStaffReply
 from portal.tests.helpers import parse
 
 pytestmark = [pytest.mark.postgres, pytest.mark.smtp, pytest.mark.django_db]
@@ -35,3 +36,18 @@ def test_demo_shows_the_portal_and_pgp_once(postgres, admin, settings, tmp_path)
     assert PortalMessage.objects.count() == 1 and Message.objects.count() == 2
     assert len(list((tmp_path / "mail").glob("*.eml"))) == 2
     assert OrgSigningKey.objects.get().fingerprint == signing.fingerprint
+
+
+def test_demo_conversation_has_a_staff_answer_with_a_pdf_once(postgres, admin, settings, tmp_path):
+    settings.LUXMAIL_SINK_DIR = tmp_path / "mail"
+    settings.VAR_DIR = tmp_path
+    settings.LUXMAIL_CLAMAV_ADDRESS = ""
+    demo.populate(actor=admin)
+    conversation_demo.populate(actor=admin)
+    conversation_demo.populate(actor=admin)
+    reply = PortalStaffReply.objects.get()
+    attachment = PortalAttachment.objects.get(staff_reply=reply)
+    access = crypto.phi_access(actor=None, purpose="test")
+    data = crypto.reveal(attachment, "content", access=access)
+    assert attachment_check(name="x.pdf", data=data).content_type == "application/pdf"
+    assert reply.portal_message.assigned_to == admin

@@ -24,6 +24,7 @@ from contacts.imports.services.common import (
     ImportStateError,
     _fail,
     _progress,
+    import_notify,
     may_import_phi,
     progress_key,
 )
@@ -177,6 +178,8 @@ def import_job_run(*, job_id: int) -> None:
             }
             locked.finished_at = timezone.now()
             locked.save()
+            if error_count:
+                import_notify(job=locked, failed=False, error_count=error_count)
     except ImportAborted as aborted:
         _fail(job, aborted.message, aborted.errors)
     except ContactsError as error:
