@@ -6,7 +6,7 @@ import smtplib
 
 from celery import shared_task
 
-from reporting import jobs, services
+from reporting import abtests, jobs, services
 
 
 @shared_task(name=jobs.DELIVER_WEBHOOK.name, ignore_result=True)
@@ -37,3 +37,9 @@ def notify_webhook_disabled(endpoint_id: int) -> None:
 def ingest_tracking_events() -> int:
     """Classify and store buffered opens and clicks (beat: every few seconds)."""
     return int(services.tracking_events_ingest().stored)
+
+
+@shared_task(name="reporting.decide_ab_tests", ignore_result=True)
+def decide_ab_tests() -> int:
+    """Choose the winners of A/B tests whose wait is over, on human events (beat)."""
+    return abtests.abtests_decide_due()
