@@ -180,7 +180,7 @@ def abtest_start(*, test: ABTest, actor: Actor, request: HttpRequest | None = No
         if test.state != ABTestState.DRAFT:
             raise TransitionError("This A/B test has already started.")
         parent = (
-            Campaign.objects.select_for_update()
+            Campaign.objects.select_for_update(of=("self",))
             .select_related("template", "sender")
             .get(pk=test.campaign_id)
         )
