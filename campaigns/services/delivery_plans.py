@@ -72,9 +72,8 @@ def delivery_plan_schedule(
     then waits for its recipient's own local time (``campaigns/scheduling/planner.py``).
     """
     plan = DeliveryPlan.objects.filter(campaign=campaign).first()
-    if plan is None or not plan.by_local_time:
+    if plan is None or plan.local_date is None or plan.local_time is None:
         raise CampaignError("Set a local send date and time first.")
-    assert plan.local_date is not None and plan.local_time is not None
     start = first_local_instant(plan.local_date, plan.local_time)
     at = start if start > timezone.now() else None
     return campaign_schedule(campaign=campaign, actor=actor, at=at, request=request)
