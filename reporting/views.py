@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 
 from campaigns.models import Campaign
 from luxmail import audit, conf
-from reporting import charts, exports, reports, selectors, services
+from reporting import abtests, charts, exports, reports, selectors, services
 from reporting import compliance as compliance_selectors
 from reporting.forms import (
     DeliveryFilterForm,
@@ -100,6 +100,11 @@ def index(request: HttpRequest) -> HttpResponse:
             "rate_columns": reports.RATE_COLUMNS,
             "base_query": query.urlencode(),
             "download_query": request.GET.urlencode(),
+            "abtest": (
+                abtests.abtest_for_campaign(filters.campaign_ids[0])
+                if len(filters.campaign_ids) == 1
+                else None
+            ),
             "charts": {
                 "timeseries": charts.timeseries(days, counting=counting),
                 "activity": charts.activity(reports.activity(filters=filters)),

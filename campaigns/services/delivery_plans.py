@@ -31,9 +31,7 @@ def delivery_plan_set(
     if (local_date is None) != (local_time is None):
         raise CampaignError("Give both the local date and the local time, or neither.")
     if local_date is not None and local_time is not None:
-        latest = dt.datetime.combine(local_date, local_time, tzinfo=dt.UTC) + dt.timedelta(
-            hours=12
-        )
+        latest = dt.datetime.combine(local_date, local_time, tzinfo=dt.UTC) + dt.timedelta(hours=12)
         if latest <= timezone.now():
             raise CampaignError(
                 f"{local_date:%Y-%m-%d} {local_time:%H:%M} has passed in every time zone. "
