@@ -45,9 +45,9 @@ def test_demo_sends_its_campaign_once(postgres, admin, settings, tmp_path) -> No
     paused = Campaign.objects.get(name=demo.PAUSED_CAMPAIGN)
     assert paused.status == CampaignStatus.PAUSED and paused.auto_pause_reason
     demo.populate(actor=admin)
-    # The newsletter, the auto-paused flu reminder and the two PHI approval campaigns,
-    # each once.
-    assert Campaign.objects.filter(journey_step__isnull=True).count() == 4
+    # The newsletter, the auto-paused flu reminder, the two PHI approval campaigns, the
+    # A/B test (the campaign and its two variants) and the local-time send, each once.
+    assert Campaign.objects.filter(journey_step__isnull=True).count() == 8
     assert len(list(tmp_path.glob("*.eml"))) == len(files)
 
 
