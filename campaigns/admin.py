@@ -8,9 +8,12 @@ from __future__ import annotations
 from django.contrib import admin
 
 from campaigns.models import (
+    ABTest,
+    ABVariant,
     BounceEvent,
     Campaign,
     CampaignApproval,
+    DeliveryPlan,
     DeliveryProof,
     EmailTemplate,
     EvidenceKey,
@@ -49,6 +52,22 @@ class CampaignAdmin(ReadOnlyAdmin):
     list_display = ("name", "status", "recipients", "started_at", "finished_at")
     list_filter = ("status",)
     search_fields = ("name", "marketing_id")
+
+
+@admin.register(ABTest)
+class ABTestAdmin(ReadOnlyAdmin):
+    list_display = ("campaign", "state", "metric", "test_percent", "winner", "decided_at")
+    list_filter = ("state",)
+
+
+@admin.register(ABVariant)
+class ABVariantAdmin(ReadOnlyAdmin):
+    list_display = ("test", "label", "campaign", "recipients", "send_at")
+
+
+@admin.register(DeliveryPlan)
+class DeliveryPlanAdmin(ReadOnlyAdmin):
+    list_display = ("campaign", "local_date", "local_time", "respect_quiet_hours")
 
 
 @admin.register(CampaignApproval)

@@ -29,8 +29,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
+from campaigns import abtest_demo, services
 from campaigns import feedback_samples as feedback_mails
-from campaigns import review_demo, services
+from campaigns import review_demo
 from campaigns.journeys import demo as journeys_demo
 from campaigns.models import Campaign, EmailTemplate, Message, SenderIdentity
 from campaigns.sending import bounces, delivery, policy, tokens
@@ -103,6 +104,8 @@ def populate(*, actor: Actor) -> None:
     journeys_demo.populate(actor=actor)  # the "Appointment reminder" journey
     _approval_demo(actor=actor, sender=sender)
     review_demo.populate(actor=actor, sender=sender)  # seed list, a checked campaign
+    # An A/B test (its winner is decided by reporting/demo.py) and a local-time send.
+    abtest_demo.populate(actor=actor, sender=sender, template=welcome, deliver=_deliver_here)
     existing = Campaign.objects.filter(name=CAMPAIGN).first()
     if existing is not None:
         _hold_one_recipient(existing, actor)
@@ -180,6 +183,14 @@ def _self_signed(directory: Path) -> tuple[ssl.SSLContext, str]:
 
 def _send_now(campaign: Campaign, actor: Actor) -> None:
     """Start the campaign and deliver it here, synchronously, into the dev sink folder."""
+    _deliver_here(
+        [campaign.pk], start=lambda: services.campaign_start(campaign=campaign, actor=actor)
+    )
+
+
+def _deliver_here(campaign_ids: list[int], *, start: Callable[[], Any]) -> None:
+    """Run ``start`` (which starts the campaigns), then deliver their due messages here,
+    synchronously, into the dev sink folder."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
@@ -191,11 +202,12 @@ def _send_now(campaign: Campaign, actor: Actor) -> None:
         )
         controller.start()
         try:
-            services.campaign_start(campaign=campaign, actor=actor)
+            start()
             config = RelayConfig("127.0.0.1", port, "starttls", ca_file=ca_file, timeout=10)
-            while delivery.send_batch(campaign_id=campaign.pk, config=config).claimed:
-                pass
-            services.campaign_finish_if_done(campaign_id=campaign.pk)
+            for campaign_id in campaign_ids:
+                while delivery.send_batch(campaign_id=campaign_id, config=config).claimed:
+                    pass
+                services.campaign_finish_if_done(campaign_id=campaign_id)
         finally:
             pool().close_all()
             controller.stop()

@@ -1,6 +1,13 @@
 from django.urls import include, path
 
-from campaigns import approval_views, feedback_views, review_views, views
+from campaigns import (
+    abtest_views,
+    approval_views,
+    delivery_plan_views,
+    feedback_views,
+    review_views,
+    views,
+)
 
 app_name = "campaigns"
 
@@ -41,6 +48,10 @@ urlpatterns = [
     path("<int:pk>/approval/", approval_views.approval, name="approval"),
     path("<int:pk>/approval/request/", approval_views.approval_request, name="approval_request"),
     path("<int:pk>/approval/decide/", approval_views.approval_decide, name="approval_decide"),
+    path("<int:pk>/ab-test/", abtest_views.abtest, name="abtest"),
+    path("<int:pk>/ab-test/start/", abtest_views.abtest_start, name="abtest_start"),
+    path("<int:pk>/ab-test/winner/", abtest_views.abtest_send_winner, name="abtest_winner"),
+    path("<int:pk>/local-time/", delivery_plan_views.delivery_plan, name="delivery_plan"),
     path("<int:pk>/<str:action>/", views.campaign_action, name="action"),
     path("messages/<int:pk>/resend/", views.message_resend, name="message_resend"),
     path("templates/", views.template_list, name="templates"),

@@ -4,6 +4,7 @@ from typing import Any
 from django import forms
 from django.core.validators import validate_email
 from django.utils import timezone
+from timezone_field import TimeZoneFormField
 
 from luxmail import org
 from luxmail.api.scopes import SCOPE_CHOICES
@@ -34,6 +35,9 @@ class OrgSettingsForm(forms.ModelForm):
             "bounce_retention_days",
             "portal_retention_days",
             "import_retention_days",
+            "contact_default_time_zone",
+            "quiet_hours_start",
+            "quiet_hours_end",
         ]
         widgets = {
             "postal_address": forms.Textarea(attrs={"rows": 3}),
@@ -52,6 +56,17 @@ class OrgSettingsForm(forms.ModelForm):
             except forms.ValidationError:
                 raise forms.ValidationError(f"'{line[:80]}' is not an e-mail address.") from None
         return "\n".join(lines)
+
+    # Only valid IANA zones are offered (django-timezone-field); stored as the name.
+    contact_default_time_zone = TimeZoneFormField(
+        required=False,
+        label="Time zone of contacts without one",
+        help_text="For local-time sends and quiet hours. Empty: the organization's time zone.",
+    )
+
+    def clean_contact_default_time_zone(self) -> str:
+        zone = self.cleaned_data.get("contact_default_time_zone")
+        return str(zone) if zone else ""
 
 
 class ApiKeyForm(forms.Form):

@@ -10,6 +10,7 @@ import uuid
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.core.validators import MaxValueValidator
 from django.db import models
 
 
@@ -132,6 +133,23 @@ class OrgSettings(models.Model):
         default=180,
         help_text="Secure portal messages (bodies and replies) are deleted this long after "
         "they expire.",
+    )
+    contact_default_time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="IANA time zone of contacts who have none, for local-time sends and quiet "
+        "hours (empty: the organization's time zone).",
+    )
+    quiet_hours_start = models.PositiveSmallIntegerField(
+        default=21,
+        validators=[MaxValueValidator(23)],
+        help_text="Hour (0-23, recipient's local time) from which no marketing is delivered.",
+    )
+    quiet_hours_end = models.PositiveSmallIntegerField(
+        default=8,
+        validators=[MaxValueValidator(23)],
+        help_text="Hour (0-23, recipient's local time) at which marketing may go out again. "
+        "The same hour as the start means no quiet hours.",
     )
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -337,6 +337,11 @@ CELERY_BEAT_SCHEDULE["campaigns-recover-sending"] = {
     "task": "campaigns.tasks.recover_sending",
     "schedule": float(LUXMAIL_SEND_RECOVERY_SECONDS),
 }
+# A/B tests whose wait is over get their winner on human events (reporting/abtests.py).
+CELERY_BEAT_SCHEDULE["reporting-decide-ab-tests"] = {
+    "task": "reporting.decide_ab_tests",
+    "schedule": 300.0,
+}
 # Journeys (campaigns/journeys/, docs/architecture.md "Journeys"): beat advances due
 # enrollments and evaluates segment/list/date triggers, each in bounded batches.
 CELERY_IMPORTS = ("campaigns.journeys.tasks", "campaigns.transactional.confirmations")

@@ -20,7 +20,7 @@ from typing import Any
 from campaigns.models import Campaign, Message
 from luxmail import demo
 from luxmail.actors import Actor, user_of
-from reporting import ingest, proxy_ranges, services, tracking
+from reporting import abtest_demo, ingest, proxy_ranges, services, tracking
 from reporting.models import ProxyRange, ReportSchedule
 
 CAMPAIGN = "Autumn newsletter 2026"  # campaigns/demo.py
@@ -63,6 +63,7 @@ def populate(*, actor: Actor) -> None:
         )
 
     _schedule_weekly_report(actor)
+    abtest_demo.populate()  # the demo A/B test gets its engagement and its winner
     campaign = Campaign.objects.filter(name=CAMPAIGN, started_at__isnull=False).first()
     if campaign is None:
         return  # the campaigns demo did not send it: nothing to engage with

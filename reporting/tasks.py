@@ -6,7 +6,7 @@ import smtplib
 
 from celery import shared_task
 
-from reporting import jobs, services
+from reporting import abtests, jobs, services
 
 
 @shared_task(name=jobs.DELIVER_WEBHOOK.name, ignore_result=True)
@@ -43,3 +43,9 @@ def ingest_tracking_events() -> int:
 def send_scheduled_reports() -> int:
     """Mail the scheduled reports that are due (beat: every few minutes)."""
     return services.report_schedules_send_due()
+
+
+@shared_task(name="reporting.decide_ab_tests", ignore_result=True)
+def decide_ab_tests() -> int:
+    """Choose the winners of A/B tests whose wait is over, on human events (beat)."""
+    return abtests.abtests_decide_due()

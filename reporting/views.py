@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 from campaigns.models import Campaign
 from luxmail import audit, conf
 from reporting import compliance as compliance_selectors
-from reporting import exports, report_charts, reports, selectors, services
+from reporting import abtests, exports, report_charts, reports, selectors, services
 from reporting.forms import (
     DeliveryFilterForm,
     ReportFilterForm,
@@ -99,6 +99,11 @@ def index(request: HttpRequest) -> HttpResponse:
             "rate_columns": reports.RATE_COLUMNS,
             "base_query": query.urlencode(),
             "download_query": request.GET.urlencode(),
+            "abtest": (
+                abtests.abtest_for_campaign(filters.campaign_ids[0])
+                if len(filters.campaign_ids) == 1
+                else None
+            ),
             "charts": report_charts.report_charts(
                 filters=filters,
                 counting=counting,

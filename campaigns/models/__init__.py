@@ -5,6 +5,15 @@ belong to the ``campaigns`` app (its label, tables and migrations stay as they w
 docs/architecture.md "Layout"). Import from ``campaigns.models``.
 """
 
+from campaigns.models.abtests import (
+    MAX_VARIANTS,
+    MIN_VARIANTS,
+    VARIANT_LABELS,
+    ABTest,
+    ABTestState,
+    ABVariant,
+    WinnerMetric,
+)
 from campaigns.models.approvals import (
     ApprovalState,
     CampaignApproval,
@@ -15,6 +24,9 @@ from campaigns.models.campaigns import (
 )
 from campaigns.models.content import (
     EmailTemplate,
+)
+from campaigns.models.delivery_plans import (
+    DeliveryPlan,
 )
 from campaigns.models.feedback import (
     FeedbackPolicy,
@@ -58,12 +70,19 @@ from campaigns.models.sending import (
 )
 
 __all__ = [
+    "MAX_VARIANTS",
+    "MIN_VARIANTS",
+    "VARIANT_LABELS",
+    "ABTest",
+    "ABTestState",
+    "ABVariant",
     "ApprovalState",
     "BounceEvent",
     "BounceKind",
     "Campaign",
     "CampaignApproval",
     "CampaignStatus",
+    "DeliveryPlan",
     "DeliveryProof",
     "DkimAlgorithm",
     "EmailTemplate",
@@ -91,4 +110,5 @@ __all__ = [
     "StepState",
     "UnparsedFeedback",
     "UnparsedState",
+    "WinnerMetric",
 ]

@@ -2,7 +2,9 @@
 
 A worker batch:
 
-1. **claims** up to N claimable rows (``queued``, or ``deferred`` and due) whose lease is
+1. **claims** up to N claimable rows (``queued`` and past its not-before time, if any —
+   a local-time send or quiet hours, compared with the worker's clock so the planner and
+   the queue share one — or ``deferred`` and due) whose lease is
    free or expired, with ``SELECT … FOR UPDATE SKIP LOCKED``, stamping a claim token
    and a lease; rows of contacts that were suppressed or unsubscribed since the start
    come back flagged and are marked ``skipped``;
@@ -78,7 +80,8 @@ WITH claimed AS (
      WHERE m.id = ANY(ARRAY(
            SELECT id FROM campaigns_message
             WHERE campaign_id = %(campaign)s
-              AND (state = 'queued'
+              AND ((state = 'queued'
+                    AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s))
                    OR (state = 'deferred' AND next_attempt_at <= statement_timestamp()))
               AND (lease_until IS NULL OR lease_until < statement_timestamp())
             ORDER BY id
@@ -153,6 +156,7 @@ def claim(
                     "campaign": campaign_id,
                     "limit": limit,
                     "purpose": purpose,
+                    "now": timezone.now(),
                 },
             )
             rows = [Claimed(*row) for row in cursor.fetchall()]
@@ -162,8 +166,8 @@ def claim(
         ids = list(
             Message.objects.filter(campaign_id=campaign_id)
             .filter(
-                Q(state=MessageState.QUEUED)
-                | Q(state=MessageState.DEFERRED, next_attempt_at__lte=now)
+                Q(state=MessageState.QUEUED, next_attempt_at__isnull=True)
+                | Q(state__in=CLAIMABLE, next_attempt_at__lte=now)
             )
             .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
             .order_by("id")
@@ -552,11 +556,14 @@ def has_open(*, campaign_id: int) -> bool:
 
 
 def next_due(*, campaign_id: int) -> datetime | None:
-    """When the earliest deferred message becomes due, if no queued one is waiting."""
-    if Message.objects.filter(campaign_id=campaign_id, state=MessageState.QUEUED).exists():
+    """When the earliest open message becomes due: now when one is queued without a
+    not-before time, else the earliest deferred retry or local-time/quiet-hours wait."""
+    if Message.objects.filter(
+        campaign_id=campaign_id, state=MessageState.QUEUED, next_attempt_at__isnull=True
+    ).exists():
         return timezone.now()
     row = (
-        Message.objects.filter(campaign_id=campaign_id, state=MessageState.DEFERRED)
+        Message.objects.filter(campaign_id=campaign_id, state__in=CLAIMABLE)
         .order_by("next_attempt_at")
         .values_list("next_attempt_at", flat=True)
         .first()

@@ -17,12 +17,15 @@ from campaigns.content import templating
 from campaigns.content.context import SAMPLE_CONTEXT
 from campaigns.content.preheader import with_preheader
 from campaigns.models import (
+    ABTest,
+    ABTestState,
     Campaign,
     CampaignStatus,
     EmailTemplate,
     Message,
     MessageState,
 )
+from campaigns.scheduling import planner
 from campaigns.selectors import audience_queryset, campaign_counts
 from campaigns.sending import delivery, queue
 from campaigns.sending.transport import RelayConfig, TransportError, pool
@@ -200,8 +203,16 @@ def campaign_schedule(
     return campaign
 
 
-def _insert_messages(campaign: Campaign, *, phi: bool) -> int:
+def _insert_messages(
+    campaign: Campaign, *, phi: bool, only: list[int] | None = None, skip: tuple[int, ...] = ()
+) -> int:
     queryset = audience_queryset(campaign=campaign, phi=phi)
+    if only is not None:  # an A/B variant: its share of the audience
+        queryset = queryset.filter(id__in=only)
+    if skip:  # an A/B test's winner: not those who had a variant
+        queryset = queryset.exclude(
+            id__in=Message.objects.filter(campaign_id__in=skip).values("contact_id")
+        )
     if connection.vendor == "postgresql":
         # The audience is a Django-compiled query: its SQL has placeholders only, the
         # values travel as bound parameters.
@@ -230,8 +241,22 @@ def _insert_messages(campaign: Campaign, *, phi: bool) -> int:
     return len(ids)
 
 
-def campaign_start(*, campaign: Campaign, actor: Actor, request: HttpRequest | None = None) -> int:
+def campaign_start(
+    *,
+    campaign: Campaign,
+    actor: Actor,
+    request: HttpRequest | None = None,
+    only: list[int] | None = None,
+    skip: tuple[int, ...] = (),
+    subject: str = "",
+) -> int:
     """Freeze the template, snapshot the eligible recipients and start sending.
+
+    A/B tests (``campaigns/services/abtests.py``) narrow the recipients to ``only`` (a
+    variant's share) or leave out those of the ``skip`` campaigns (the winner's send to
+    the rest), and may replace the template's ``subject``. A campaign under an A/B test
+    starts only through the test. Messages get their not-before times from the delivery
+    plan (``campaigns/scheduling/planner.py``).
 
     Inserts one ``Message`` per eligible recipient (audience minus suppressed and no consent:
     ``phi_marketing`` for PHI-bearing templates, ``marketing`` otherwise) in one SQL
@@ -247,13 +272,25 @@ def campaign_start(*, campaign: Campaign, actor: Actor, request: HttpRequest | N
             raise TransitionError("This campaign has already started.")
         template = _check_sendable(campaign)
         approvals.approval_require(campaign)
-        sources = _with_footer(subject=template.subject, html=template.html, text=template.text)
+        if (
+            not skip
+            and ABTest.objects.filter(campaign=campaign)
+            .exclude(state__in=(ABTestState.DRAFT, ABTestState.CANCELLED))
+            .exists()
+        ):
+            raise TransitionError(
+                "This campaign is under an A/B test: its winner is sent to the rest."
+            )
+        sources = _with_footer(
+            subject=subject or template.subject, html=template.html, text=template.text
+        )
         campaign.frozen_subject = sources["subject"]
         campaign.frozen_html = with_preheader(sources["html"], campaign.preheader)
         campaign.frozen_text = sources["text"]
         campaign.frozen_phi_bearing = template.phi_bearing
-        count = _insert_messages(campaign, phi=template.phi_bearing)
+        count = _insert_messages(campaign, phi=template.phi_bearing, only=only, skip=skip)
         now = timezone.now()
+        waiting = planner.messages_schedule(campaign=campaign, now=now)
         campaign.status = CampaignStatus.SENDING
         campaign.started_at = now
         campaign.last_batch_at = now
@@ -270,6 +307,7 @@ def campaign_start(*, campaign: Campaign, actor: Actor, request: HttpRequest | N
                 "template_version": template.version,
                 "phi_bearing": template.phi_bearing,
                 "policy": campaign.secure_policy,
+                "waiting_for_local_time": waiting,
             },
         )
         campaign_id = campaign.pk

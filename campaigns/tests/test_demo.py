@@ -45,9 +45,10 @@ def test_demo_sends_its_campaign_once(postgres, admin, settings, tmp_path) -> No
     paused = Campaign.objects.get(name=demo.PAUSED_CAMPAIGN)
     assert paused.status == CampaignStatus.PAUSED and paused.auto_pause_reason
     demo.populate(actor=admin)
-    # The newsletter, the auto-paused flu reminder, the two PHI approval campaigns and
-    # the pre-send check draft (campaigns/review_demo.py), each once.
-    assert Campaign.objects.filter(journey_step__isnull=True).count() == 5
+    # The newsletter, the auto-paused flu reminder, the two PHI approval campaigns, the
+    # pre-send check draft (campaigns/review_demo.py), the A/B test (the campaign and its
+    # two variants) and the local-time send, each once.
+    assert Campaign.objects.filter(journey_step__isnull=True).count() == 9
     assert len(list(tmp_path.glob("*.eml"))) == len(files)
 
 
