@@ -29,9 +29,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from campaigns import abtest_demo, services
+from campaigns import abtest_demo, review_demo, services
 from campaigns import feedback_samples as feedback_mails
-from campaigns import review_demo
 from campaigns.journeys import demo as journeys_demo
 from campaigns.models import Campaign, EmailTemplate, Message, SenderIdentity
 from campaigns.sending import bounces, delivery, policy, tokens

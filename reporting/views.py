@@ -16,8 +16,8 @@ from django.views.decorators.http import require_POST
 
 from campaigns.models import Campaign
 from luxmail import audit, conf
-from reporting import compliance as compliance_selectors
 from reporting import abtests, exports, report_charts, reports, selectors, services
+from reporting import compliance as compliance_selectors
 from reporting.forms import (
     DeliveryFilterForm,
     ReportFilterForm,
