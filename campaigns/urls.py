@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from campaigns import approval_views, feedback_views, views
+from campaigns import approval_views, editor_views, feedback_views, views
 
 app_name = "campaigns"
 
@@ -38,6 +38,13 @@ urlpatterns = [
     path("templates/", views.template_list, name="templates"),
     path("templates/new/", views.template_new, name="template_new"),
     path("templates/preview/", views.template_preview, name="template_preview"),
+    path("templates/library/", editor_views.template_library, name="template_library"),
+    path("templates/visual/", editor_views.template_visual_new, name="template_visual_new"),
+    path(
+        "templates/<int:pk>/visual/",
+        editor_views.template_visual_edit,
+        name="template_visual_edit",
+    ),
     path("templates/<int:pk>/", views.template_edit, name="template_edit"),
     path("senders/", views.sender_list, name="senders"),
     path("signing-keys/", views.signing_keys, name="signing_keys"),

@@ -14,6 +14,7 @@ from campaigns.models.campaigns import (
     CampaignStatus,
 )
 from campaigns.models.content import (
+    EditorBlock,
     EmailTemplate,
 )
 from campaigns.models.feedback import (
@@ -63,6 +64,7 @@ __all__ = [
     "CampaignStatus",
     "DeliveryProof",
     "DkimAlgorithm",
+    "EditorBlock",
     "EmailTemplate",
     "EnrollmentState",
     "EvidenceKey",

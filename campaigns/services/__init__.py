@@ -41,6 +41,11 @@ from campaigns.services.campaigns import (
     past_time_message,
     send_parallelism,
 )
+from campaigns.services.editor import (
+    editor_block_create,
+    editor_block_delete,
+    template_from_library,
+)
 from campaigns.services.errors import (
     CampaignError,
     TransitionError,
@@ -94,6 +99,8 @@ __all__ = [
     "campaign_update",
     "campaigns_recover",
     "campaigns_start_due",
+    "editor_block_create",
+    "editor_block_delete",
     "feedback_policy_update",
     "message_resend",
     "org_signing_key_remove",
@@ -104,6 +111,7 @@ __all__ = [
     "sender_create",
     "sender_generate_dkim",
     "template_create",
+    "template_from_library",
     "template_preview",
     "template_update",
     "unparsed_reprocess",
