@@ -63,7 +63,6 @@ class VisualTemplateForm(forms.Form):
     editor_project = forms.CharField(
         required=False,
         widget=forms.HiddenInput(attrs={"id": "editor-project"}),
-        max_length=editor.MAX_PROJECT_BYTES,
     )
     mode = forms.ChoiceField(
         choices=[("visual", "visual"), ("code", "code")],
