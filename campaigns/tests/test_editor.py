@@ -51,7 +51,7 @@ def test_footer_states():
 
 def test_visual_and_library_templates_must_carry_the_footer(make_user):
     actor = make_user(roles.MARKETER)
-    with pytest.raises(footer.FooterError, match="footer block .* is missing"):
+    with pytest.raises(footer.FooterError, match=r"footer block .* is missing"):
         services.template_create(
             name="No footer", subject="Hi", html=BODY, actor=actor, require_footer=True
         )
