@@ -129,8 +129,12 @@
       "</head>\n<body style=\"margin:0;padding:0\">\n" + body + "\n</body>\n</html>\n";
   }
   function loadHtml(html) {
+    // A whole document: keep its <style> blocks and the body's content, not the
+    // <head>'s meta and title (the export writes its own head).
+    const styles = (html.match(/<style[^>]*>[\s\S]*?<\/style>/gi) || []).join("");
+    const body = html.match(/<body[^>]*>([\s\S]*)<\/body>/i);
     editor.setStyle("");
-    editor.setComponents(html);
+    editor.setComponents(styles + (body ? body[1] : html));
     ensureFooter();
   }
 
