@@ -15,6 +15,7 @@ from campaigns.models import (
     CampaignApproval,
     DeliveryPlan,
     DeliveryProof,
+    EditorBlock,
     EmailTemplate,
     EvidenceKey,
     FeedbackPolicy,
@@ -31,7 +32,14 @@ from luxmail.admin_site import ReadOnlyAdmin
 
 @admin.register(EmailTemplate)
 class EmailTemplateAdmin(ReadOnlyAdmin):
-    list_display = ("name", "phi_bearing", "version", "updated_at")
+    list_display = ("name", "phi_bearing", "has_locked_footer", "version", "updated_at")
+    search_fields = ("name",)
+    exclude = ("editor_project",)  # the editor's design JSON: large, and not for reading
+
+
+@admin.register(EditorBlock)
+class EditorBlockAdmin(ReadOnlyAdmin):
+    list_display = ("name", "created_by", "created_at")
     search_fields = ("name",)
 
 

@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from campaigns import api, approval_api, feedback_api
+from campaigns import api, approval_api, editor_api, feedback_api
 from campaigns.transactional import api as transactional_api
 
 urlpatterns = [
@@ -12,6 +12,12 @@ urlpatterns = [
         "templates/<int:pk>/preview/",
         api.TemplatePreviewApi.as_view(),
         name="api-template-preview",
+    ),
+    path("editor-blocks/", editor_api.EditorBlockListCreateApi.as_view(), name="api-editor-blocks"),
+    path(
+        "editor-blocks/<int:pk>/",
+        editor_api.EditorBlockDetailApi.as_view(),
+        name="api-editor-block",
     ),
     path("senders/", api.SenderListCreateApi.as_view(), name="api-senders"),
     path("senders/<int:pk>/", api.SenderDetailApi.as_view(), name="api-sender"),

@@ -1,6 +1,7 @@
 """Demo data for ``make run``: a sender identity with DKIM, two templates (one
 PHI-bearing), a campaign really sent through the pipeline into the dev sink (over
-verified STARTTLS, so its messages show delivery proof), with a legal hold on one of
+verified STARTTLS, so its messages show delivery proof), a library template to open in
+the visual editor with a saved block, with a legal hold on one of
 its recipients, and two PHI campaigns for the approval workflow (issue 17): one
 awaiting a Compliance Officer's approval, one approved by the demo Compliance Officer.
 
@@ -32,7 +33,7 @@ from django.contrib.auth.models import Group
 from campaigns import abtest_demo, review_demo, services
 from campaigns import feedback_samples as feedback_mails
 from campaigns.journeys import demo as journeys_demo
-from campaigns.models import Campaign, EmailTemplate, Message, SenderIdentity
+from campaigns.models import Campaign, EditorBlock, EmailTemplate, Message, SenderIdentity
 from campaigns.sending import bounces, delivery, policy, tokens
 from campaigns.sending.transport import RelayConfig, pool
 from contacts.models import ContactList, Segment
@@ -100,6 +101,7 @@ def populate(*, actor: Actor) -> None:
             html=PHI_HTML,
             actor=actor,
         )
+    _editor_demo(actor=actor)
     journeys_demo.populate(actor=actor)  # the "Appointment reminder" journey
     _approval_demo(actor=actor, sender=sender)
     review_demo.populate(actor=actor, sender=sender)  # seed list, a checked campaign
@@ -126,6 +128,25 @@ def populate(*, actor: Actor) -> None:
     _hold_one_recipient(campaign, actor)
     _feedback(campaign, actor)
     _auto_paused(welcome, sender, audience, segment, actor)
+
+
+VISUAL_TEMPLATE = "Flu shot campaign (visual editor)"
+DEMO_BLOCK = "Book-a-visit button"
+
+
+def _editor_demo(*, actor: Actor) -> None:
+    """A template from the library to open in the visual editor (with the locked footer)
+    and one saved block in the editor's "Saved blocks" panel (issue 19)."""
+    if not EmailTemplate.objects.filter(name=VISUAL_TEMPLATE).exists():
+        services.template_from_library(slug="annual-checkup", name=VISUAL_TEMPLATE, actor=actor)
+    if not EditorBlock.objects.filter(name=DEMO_BLOCK).exists():
+        services.editor_block_create(
+            name=DEMO_BLOCK,
+            html='<p style="margin:24px 0"><a href="https://demo-health.example/book" '
+            'style="display:inline-block;padding:12px 24px;background-color:#0b5a7a;'
+            'color:#ffffff;text-decoration:none;border-radius:6px">Book a visit</a></p>',
+            actor=actor,
+        )
 
 
 def _hold_one_recipient(campaign: Campaign, actor: Actor) -> None:

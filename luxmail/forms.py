@@ -17,6 +17,7 @@ class OrgSettingsForm(forms.ModelForm):
         fields = [
             "name",
             "postal_address",
+            "footer_text",
             "default_secure_policy",
             "exclude_automated_events",
             "count_unknown_events",
@@ -41,6 +42,7 @@ class OrgSettingsForm(forms.ModelForm):
         ]
         widgets = {
             "postal_address": forms.Textarea(attrs={"rows": 3}),
+            "footer_text": forms.Textarea(attrs={"rows": 3}),
             "portal_notification_text": forms.Textarea(attrs={"rows": 3}),
             "seed_addresses": forms.Textarea(attrs={"rows": 3}),
         }

@@ -52,6 +52,14 @@ class OrgSettings(models.Model):
         default="100 Main Street, Springfield, ST 00000",
         help_text="Printed in every marketing email (CAN-SPAM).",
     )
+    footer_text = models.TextField(
+        blank=True,
+        default="You are receiving this email because you are a patient of our practice. "
+        "This message is not medical advice; in an emergency call 911.",
+        max_length=2000,
+        help_text="Legal text of the locked footer every visual-editor and library template "
+        "carries (org.footer_text). Never put patient information here.",
+    )
     default_secure_policy = models.CharField(
         max_length=32, choices=SecurePolicy.choices, default=SecurePolicy.TLS_OR_BETTER
     )

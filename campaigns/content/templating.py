@@ -70,7 +70,7 @@ PHI_FIELDS = (
     "journey_stage",
     "custom",
 )
-ORG_FIELDS = ("name", "postal_address")
+ORG_FIELDS = ("name", "postal_address", "footer_text")
 
 ALLOWED_FILTERS = (
     "abs",

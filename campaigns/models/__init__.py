@@ -23,6 +23,7 @@ from campaigns.models.campaigns import (
     CampaignStatus,
 )
 from campaigns.models.content import (
+    EditorBlock,
     EmailTemplate,
 )
 from campaigns.models.delivery_plans import (
@@ -85,6 +86,7 @@ __all__ = [
     "DeliveryPlan",
     "DeliveryProof",
     "DkimAlgorithm",
+    "EditorBlock",
     "EmailTemplate",
     "EnrollmentState",
     "EvidenceKey",

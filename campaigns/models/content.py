@@ -22,6 +22,19 @@ class EmailTemplate(models.Model):
         default=False, editable=False, help_text="Uses phi.* fields (set on save)."
     )
     uses_unsubscribe = models.BooleanField(default=False, editable=False)
+    has_locked_footer = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="Carries the organization's locked footer block (set on save); only such "
+        "templates can be used for new marketing campaigns.",
+    )
+    editor_project = models.JSONField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The visual editor's project (components and styles) the HTML was "
+        "exported from; empty for templates written as code.",
+    )
     version = models.PositiveIntegerField(default=1, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -31,6 +44,25 @@ class EmailTemplate(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EditorBlock(models.Model):
+    """A reusable block of template HTML saved from the visual editor, shared by the
+    organization's editors (the editor's block panel lists them)."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=80, unique=True)
+    html = models.TextField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name"]

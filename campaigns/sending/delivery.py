@@ -151,6 +151,7 @@ def prepare(campaign: Campaign, *, cache: bool = True) -> Prepared:
         org_context={
             "name": settings_row.name,
             "postal_address": sender.postal_address or settings_row.postal_address,
+            "footer_text": settings_row.footer_text,
         },
         track_opens=campaign.track_opens,
         track_clicks=campaign.track_clicks,

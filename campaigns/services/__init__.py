@@ -44,6 +44,11 @@ from campaigns.services.campaigns import (
     send_parallelism,
 )
 from campaigns.services.duplicate import campaign_duplicate
+from campaigns.services.editor import (
+    editor_block_create,
+    editor_block_delete,
+    template_from_library,
+)
 from campaigns.services.errors import (
     CampaignError,
     TransitionError,
@@ -106,6 +111,8 @@ __all__ = [
     "campaign_update",
     "campaigns_recover",
     "campaigns_start_due",
+    "editor_block_create",
+    "editor_block_delete",
     "feedback_policy_update",
     "message_resend",
     "org_signing_key_remove",
@@ -122,6 +129,7 @@ __all__ = [
     "sender_create",
     "sender_generate_dkim",
     "template_create",
+    "template_from_library",
     "template_preview",
     "template_update",
     "unparsed_reprocess",

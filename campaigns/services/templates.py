@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
 
 from campaigns.content import fields as template_fields
-from campaigns.content import htmlmail, templating
+from campaigns.content import footer, htmlmail, templating
 from campaigns.content.context import SAMPLE_CONTEXT, recipients
 from campaigns.models import (
     EmailTemplate,
@@ -23,13 +23,23 @@ from luxmail.actors import Actor, actor_has_perm
 # --- templates -------------------------------------------------------------------------
 
 
-def _apply_template(template: EmailTemplate, *, subject: str, html: str, text: str) -> None:
+def _apply_template(
+    template: EmailTemplate, *, subject: str, html: str, text: str, require_footer: bool
+) -> None:
     checked = templating.validate(subject=subject, html=html, text=text)
+    # The organization's footer block is locked: altered is always refused; missing is
+    # refused for visual-editor and library templates and for any template that had it.
+    state = footer.footer_check(html)
+    if state is footer.FooterState.ALTERED or (
+        state is footer.FooterState.MISSING and (require_footer or template.has_locked_footer)
+    ):
+        footer.footer_require(html)
     template.subject = subject.strip()
     template.html = html
     template.text = text
     template.phi_bearing = checked.phi_bearing
     template.uses_unsubscribe = checked.uses_unsubscribe
+    template.has_locked_footer = state is footer.FooterState.PRESENT
 
 
 def template_create(
@@ -40,10 +50,15 @@ def template_create(
     text: str = "",
     actor: Actor,
     request: HttpRequest | None = None,
+    editor_project: dict[str, Any] | None = None,
+    require_footer: bool = False,
 ) -> EmailTemplate:
     """Validate and store a template. Raises ``TemplateValidationError`` / ``CampaignError``.
 
-    Marks it PHI-bearing when it uses any ``phi.*`` name. Audits ``template.create``.
+    Marks it PHI-bearing when it uses any ``phi.*`` name. ``editor_project`` is the visual
+    editor's design (stored beside the HTML, never rendered). The organization's locked
+    footer may never be altered, and must be present when ``require_footer`` (the visual
+    editor and the library): ``footer.FooterError`` otherwise. Audits ``template.create``.
     """
     name = " ".join(name.split())
     if not name:
@@ -51,15 +66,25 @@ def template_create(
     with transaction.atomic():
         if EmailTemplate.objects.filter(name=name).exists():
             raise CampaignError(f"A template named '{name}' already exists.")
-        template = EmailTemplate(name=name, created_by=_user(actor), updated_by=_user(actor))
-        _apply_template(template, subject=subject, html=html, text=text)
+        template = EmailTemplate(
+            name=name,
+            created_by=_user(actor),
+            updated_by=_user(actor),
+            editor_project=editor_project,
+        )
+        _apply_template(
+            template, subject=subject, html=html, text=text, require_footer=require_footer
+        )
         template.save()
         audit.record(
             "template.create",
             actor=actor,
             request=request,
             target=template,
-            details={"phi_bearing": template.phi_bearing},
+            details={
+                "phi_bearing": template.phi_bearing,
+                "locked_footer": template.has_locked_footer,
+            },
         )
     return template
 
@@ -73,9 +98,16 @@ def template_update(
     html: str | None = None,
     text: str | None = None,
     request: HttpRequest | None = None,
+    editor_project: dict[str, Any] | Literal["keep"] | None = "keep",
+    require_footer: bool = False,
 ) -> EmailTemplate:
     """Validate and save changes (a new version). Campaigns already sending keep their
-    frozen copy. Audits ``template.update``."""
+    frozen copy. ``editor_project``: the visual editor's new design, ``None`` when the
+    HTML was edited as code (the design no longer matches it), ``"keep"`` to leave it.
+
+    A template that carries the organization's locked footer keeps it: saving it
+    altered or without it raises ``footer.FooterError`` (as does a missing footer when
+    ``require_footer``). Audits ``template.update``."""
     with transaction.atomic():
         template = EmailTemplate.objects.select_for_update().get(pk=template.pk)
         if name is not None:
@@ -90,7 +122,10 @@ def template_update(
             subject=template.subject if subject is None else subject,
             html=template.html if html is None else html,
             text=template.text if text is None else text,
+            require_footer=require_footer,
         )
+        if editor_project != "keep":
+            template.editor_project = editor_project
         template.version += 1
         template.updated_by = _user(actor)
         template.save()
@@ -166,7 +201,11 @@ def template_preview(
     rendered = compiled.render(
         {
             **context,
-            "org": {"name": org_row.name, "postal_address": org_row.postal_address},
+            "org": {
+                "name": org_row.name,
+                "postal_address": org_row.postal_address,
+                "footer_text": org_row.footer_text,
+            },
             "unsubscribe_url": base,
             "preferences_url": base + "preferences/",
         }

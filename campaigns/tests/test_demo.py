@@ -12,6 +12,7 @@ from campaigns.models import (
     BounceEvent,
     Campaign,
     CampaignStatus,
+    EditorBlock,
     EmailTemplate,
     Message,
     SenderEvent,
@@ -38,6 +39,9 @@ def test_demo_sends_its_campaign_once(postgres, admin, settings, tmp_path) -> No
     parsed = email.message_from_bytes(files[0].read_bytes())
     assert parsed["DKIM-Signature"] and parsed["List-Unsubscribe-Post"]
     assert EmailTemplate.objects.get(name=demo.PHI_TEMPLATE).phi_bearing
+    # The visual editor (issue 19): a library template with the locked footer, a block.
+    assert EmailTemplate.objects.get(name=demo.VISUAL_TEMPLATE).has_locked_footer
+    assert EditorBlock.objects.filter(name=demo.DEMO_BLOCK).count() == 1
     # Feedback (issue 14): bounces with reasons, an unread mail, an auto-paused campaign.
     assert BounceEvent.objects.filter(campaign=campaign).exclude(reason="").count() >= 5
     assert UnparsedFeedback.objects.count() == 1

@@ -218,6 +218,7 @@ def test_org_settings_admin_is_a_singleton_changed_through_the_service(staff_cli
     form = {
         "name": "Springfield Clinic",
         "postal_address": settings_obj.postal_address,
+        "footer_text": settings_obj.footer_text,
         "default_secure_policy": settings_obj.default_secure_policy,
         "exclude_automated_events": "on",
         "count_unknown_events": "on",
