@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("luxmail", "0007_staff_invitations_break_glass_sessions"),
+        ("luxmail", "0010_local_time_and_quiet_hours"),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("luxmail", "0007_staff_invitations_break_glass_sessions"),
+        ("luxmail", "0009_notification_preferences"),
     ]
 
     operations = [

@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("campaigns", "0008_campaign_approval"),
+        ("campaigns", "0011_abtests_and_delivery_plans"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

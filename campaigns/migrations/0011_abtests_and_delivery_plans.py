@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("campaigns", "0008_campaign_approval"),
+        ("campaigns", "0010_campaign_review"),
     ]
 
     operations = [
