@@ -228,20 +228,24 @@ def write_plans(
             assert v.email_bidx is not None
             assert v.domain is not None
             row_uuid = uuid.uuid4()
+            # One call per model and row: the key, header and AAD prefix are built once.
+            sealed_identity = crypto.sealed_row(
+                Contact,
+                row_uuid,
+                {
+                    "email": v.email,
+                    "first_name": v.identity.get("first_name"),
+                    "last_name": v.identity.get("last_name"),
+                    "phone": v.identity.get("phone"),
+                },
+            )
             contact = _build(
                 Contact,
                 id=None,
                 uuid=row_uuid,
-                email=crypto.sealed(Contact, "email", row_uuid, v.email),
                 email_bidx=v.email_bidx,
                 domain=v.domain,
-                first_name=crypto.sealed(
-                    Contact, "first_name", row_uuid, v.identity.get("first_name")
-                ),
-                last_name=crypto.sealed(
-                    Contact, "last_name", row_uuid, v.identity.get("last_name")
-                ),
-                phone=crypto.sealed(Contact, "phone", row_uuid, v.identity.get("phone")),
+                **sealed_identity,
                 external_id=v.identity.get("external_id") or None,
                 status=v.identity.get("status") or ContactStatus.ACTIVE,
                 status_changed_at=now,
@@ -252,17 +256,18 @@ def write_plans(
             custom_phi, custom_plain = _split_custom(
                 {k: x for k, x in v.custom.items() if x is not None}, defs
             )
-            sealed_profile = {
-                name: crypto.sealed(ContactProfile, name, row_uuid, v.profile.get(name))
-                for name in PROFILE_FIELDS
-            }
+            sealed_profile = crypto.sealed_row(
+                ContactProfile,
+                row_uuid,
+                {
+                    **{name: v.profile.get(name) for name in PROFILE_FIELDS},
+                    "custom_phi": custom_phi or None,
+                },
+            )
             profile = _build(
                 ContactProfile,
                 contact_id=None,
                 uuid=row_uuid,
-                custom_phi=crypto.sealed(
-                    ContactProfile, "custom_phi", row_uuid, custom_phi or None
-                ),
                 custom=custom_plain,
                 updated_at=now,
                 **sealed_profile,

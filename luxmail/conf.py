@@ -28,6 +28,17 @@ def redis_url() -> str | None:
     return str(settings.REDIS_URL or "") or None
 
 
+def replica_alias() -> str | None:
+    """The database alias report reads go to, or None: everything reads ``default``.
+
+    ``replica`` when ``LUXMAIL_REPLICA_DATABASE_URL`` configured it and
+    ``LUXMAIL_REPLICA_READS`` (on by default with the URL) is not switched off.
+    """
+    if settings.LUXMAIL_REPLICA_READS and "replica" in settings.DATABASES:
+        return "replica"
+    return None
+
+
 def proxy_count() -> int:
     """Trusted reverse proxies in front of the web processes (``LUXMAIL_PROXY_COUNT``)."""
     return int(settings.AXES_IPWARE_PROXY_COUNT or 0)

@@ -29,7 +29,7 @@ import os
 import unicodedata
 import uuid
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
@@ -298,6 +298,33 @@ def sealed(
         return None
     field = _field(model, name)
     return _encrypt(_encode(field.kind, value), field_aad(model, name, row_id))
+
+
+def sealed_row(
+    model: type[models.Model], row_id: uuid.UUID | str, values: Mapping[str, Any]
+) -> dict[str, bytes | None]:
+    """:func:`sealed` for several fields of one row, at a fraction of the per-field cost.
+
+    The same envelopes (the same format, key, AAD per field, a fresh random nonce per
+    value): the primary key, envelope header and the row part of the AAD are resolved
+    once per row and the nonces drawn from the OS in one call. The importer seals ~15
+    fields a row this way (docs/performance.md "Import").
+    """
+    ring = keyring()
+    key_id = ring.primary_id.encode()
+    cipher = ring.ciphers[ring.primary_id]
+    header = bytes([ENVELOPE_VERSION, len(key_id)]) + key_id
+    head = f"luxmail/v{ENVELOPE_VERSION}|{model._meta.label_lower}|"
+    tail = f"|{row_id}"
+    present = [name for name, value in values.items() if value is not None]
+    nonces = os.urandom(NONCE_BYTES * len(present))
+    out: dict[str, bytes | None] = dict.fromkeys(values)
+    for index, name in enumerate(present):
+        field = _field(model, name)
+        nonce = nonces[index * NONCE_BYTES : (index + 1) * NONCE_BYTES]
+        plaintext = _encode(field.kind, values[name])
+        out[name] = header + nonce + cipher.encrypt(nonce, plaintext, (head + name + tail).encode())
+    return out
 
 
 def seal(instance: models.Model, name: str, value: Any) -> None:

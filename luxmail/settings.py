@@ -213,6 +213,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("OPTIONS", {})
 DATABASES["default"]["TEST"] = {"NAME": env.get("LUXMAIL_TEST_DATABASE_NAME")}
+# A streaming read replica of the primary: report pages read through it (luxmail.replica),
+# every write and every other read stays on "default". Tests mirror "default" under the
+# alias (same connection settings, same test database) so the routing can be proved.
+REPLICA_DATABASE_URL = env.get("LUXMAIL_REPLICA_DATABASE_URL")
+if REPLICA_DATABASE_URL:
+    DATABASES["replica"] = dj_database_url.parse(
+        REPLICA_DATABASE_URL, conn_max_age=60, conn_health_checks=True
+    )
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+elif TESTING and DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    DATABASES["replica"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}
+LUXMAIL_REPLICA_READS = env.boolean("LUXMAIL_REPLICA_READS", bool(REPLICA_DATABASE_URL))
+DATABASE_ROUTERS = ["luxmail.replica.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis, cache, Celery --------------------------------------------------------------

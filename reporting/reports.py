@@ -29,10 +29,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 
 from campaigns.models import Campaign
-from luxmail import org
+from luxmail import org, replica
 from reporting.classification import label_counts
 from reporting.models import AUTOMATION_KIND_CHOICES
 from reporting.rollups import EVENT_LABELS, JOURNAL, METRIC_NAMES
@@ -586,8 +586,10 @@ def _domain_query(filters: Filters) -> tuple[str, list[Any]]:
 
 
 def _execute(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-    with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+    alias = replica.alias_for_reads()
+    database = connections[alias]
+    with transaction.atomic(using=alias), database.cursor() as cursor:
+        if database.vendor == "postgresql":
             # Tens of thousands of groups of two dozen sums: hash them in memory. JIT
             # compiling them costs more than it saves (measured: ~250 ms of JIT on a
             # 200 ms domain split over 10 M messages; bench/reports.py).
@@ -650,6 +652,7 @@ def _metrics(values: Iterable[Any]) -> dict[str, int]:
     return {name: int(value or 0) for name, value in zip(METRIC_NAMES, values, strict=True)}
 
 
+@replica.reads
 def totals(*, filters: Filters, counting: Counting) -> Row:
     rows = _query(filters, (), False)
     return Row("total", "Total", _metrics(rows[0] if rows else [0] * len(METRIC_NAMES)), counting)
@@ -712,6 +715,7 @@ class SplitPage:
     total_rows: int  # values of the split in all, beyond ``rows``
 
 
+@replica.reads
 def split(
     *,
     filters: Filters,
@@ -728,6 +732,7 @@ def split(
     ).rows
 
 
+@replica.reads
 def split_page(
     *,
     filters: Filters,
@@ -803,6 +808,7 @@ def sort_rows(rows: list[Row], *, sort: str, descending: bool) -> list[Row]:
     return sorted(ordered, key=key, reverse=descending)
 
 
+@replica.reads
 def secured_by_channel(*, filters: Filters, counting: Counting) -> list[Row]:
     """Sent messages per secure channel (S/MIME, PGP, TLS, portal), then the others."""
     rows = {row.key: row for row in split(filters=filters, by="channel", counting=counting)}
@@ -815,6 +821,7 @@ def secured_count(rows: list[Row]) -> int:
     return sum(row.metrics["sent"] for row in rows if row.key in SECURED_CHANNELS)
 
 
+@replica.reads
 def activity(*, filters: Filters) -> list[tuple[dt.date, str, str, int]]:
     """Events per local day, kind and label (when they happened), for the activity chart.
 
@@ -836,7 +843,7 @@ def activity(*, filters: Filters) -> list[tuple[dt.date, str, str, int]]:
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
     sql += " GROUP BY r.hour, r.kind, r.label"
-    with connection.cursor() as cursor:
+    with connections[replica.alias_for_reads()].cursor() as cursor:
         cursor.execute(sql, params)
         raw = cursor.fetchall()
     per_day: dict[tuple[dt.date, str, str], int] = defaultdict(int)

@@ -203,3 +203,25 @@ def test_associated_data_binds_model_field_and_row():
     assert crypto.associated_data("contacts.contact", "email", row) != crypto.associated_data(
         "contacts.contact", "first_name", row
     )
+
+
+def test_sealed_row_envelopes_equal_sealed_ones_but_for_the_nonce(db):
+    row = Vault()
+    values = {"note": "Asthma, J45.909", "data": {"a1c": 7.1}, "born": dt.date(1970, 1, 2)}
+    found = crypto.sealed_row(Vault, row.uuid, {**values, "secret": None})
+    assert found["secret"] is None
+    nonces = set()
+    for name, value in values.items():
+        envelope = found[name]
+        single = crypto.sealed(Vault, name, row.uuid, value)
+        header = 2 + envelope[1]
+        assert envelope[:header] == single[:header] and len(envelope) == len(single)
+        nonces.add(envelope[header : header + crypto.NONCE_BYTES])
+        setattr(row, name, envelope)
+    assert len(nonces) == len(values), "every value has its own nonce"
+    row.save()
+    row = Vault.objects.get(pk=row.pk)
+    assert crypto.reveal_many(row, values, access=_access()) == values
+    row.note, row.born = row.born, row.note  # bound to its field: a swap is refused
+    with pytest.raises(crypto.DecryptionError):
+        crypto.reveal(row, "note", access=_access())

@@ -7,7 +7,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import cache
@@ -28,14 +28,7 @@ from contacts.imports.services.common import (
     may_import_phi,
     progress_key,
 )
-from contacts.imports.services.rows import (
-    _attach,
-    _batches,
-    _dry_run,
-    _error_dicts,
-    _prepare,
-    _Rows,
-)
+from contacts.imports.services.rows import _attach, _dry_run, _good_batches, _Scan, _scan
 from contacts.keys.services import contact_key_store_validated
 from contacts.models import (
     Consent,
@@ -108,7 +101,6 @@ class _Outcome:
     granted: int = 0
     revoked: int = 0
     listed: int = 0
-    contact_ids: list[int] = field(default_factory=list)
 
 
 def import_job_run(*, job_id: int) -> None:
@@ -129,20 +121,19 @@ def import_job_run(*, job_id: int) -> None:
             raise ImportAborted("The person who started this import can no longer import.")
         if job.includes_phi and not may_import_phi(actor):
             raise ImportAborted("Importing PHI columns needs the PHI Marketer role.")
-        rows = _prepare(job)
+        scan = _scan(job)
         # Committed on its own, before the write: the decryption of existing contacts
         # for merging stays on record even if the import rolls back.
         access = crypto.phi_access(
             actor=actor,
             purpose="contacts.import",
-            details={"import": job.pk, "rows": len(rows.rows)},
+            details={"import": job.pk, "rows": scan.total},
         )
         with transaction.atomic():
             locked = ImportJob.objects.select_for_update().get(pk=job.pk)
             if locked.status != ImportJobStatus.RUNNING:
                 return
-            outcome = _write(job, rows, actor, access)
-            errors, error_count = _error_dicts(rows.bad)
+            outcome = _write(job, scan, actor, access)
             audit.record(
                 "contacts.import",
                 actor=actor,
@@ -150,7 +141,7 @@ def import_job_run(*, job_id: int) -> None:
                 phi=locked.includes_phi,
                 details={
                     "job": locked.pk,
-                    "rows": len(rows.rows),
+                    "rows": scan.total,
                     "created": outcome.created,
                     "updated": outcome.updated,
                     "unchanged": outcome.unchanged,
@@ -162,14 +153,14 @@ def import_job_run(*, job_id: int) -> None:
                 },
             )
             locked.status = ImportJobStatus.SUCCEEDED
-            locked.total_rows = len(rows.rows)
-            locked.processed_rows = len(rows.rows)
+            locked.total_rows = scan.total
+            locked.processed_rows = scan.total
             locked.created_count = outcome.created
             locked.updated_count = outcome.updated
             locked.unchanged_count = outcome.unchanged
             locked.skipped_count = outcome.skipped
-            locked.errors = errors
-            locked.error_count = error_count
+            locked.errors = scan.error_dicts()
+            locked.error_count = scan.error_count
             locked.details = {
                 "consents_granted": outcome.granted,
                 "consents_revoked": outcome.revoked,
@@ -198,26 +189,30 @@ def import_job_run(*, job_id: int) -> None:
         cache.delete(progress_key(job.pk))
 
 
-def _write(job: ImportJob, rows: _Rows, actor: Actor, access: crypto.Access) -> _Outcome:
+def _write(job: ImportJob, scan: _Scan, actor: Actor, access: crypto.Access) -> _Outcome:
+    """Write the good rows batch by batch; consents and list membership follow each batch.
+
+    Nothing of one batch is kept for the next (bounded memory); every batch runs inside
+    the caller's transaction, so an abort still rolls the whole file back.
+    """
     skip_invalid = bool(job.options.get("skip_invalid"))
-    bad = rows.bad
-    if bad and not skip_invalid:
-        problem = bad[0].errors[0]
+    if scan.error_count and not skip_invalid:
+        problem = min(scan.errors, key=lambda e: e.row)
         raise ImportAborted(
             f"Row {problem.row} has an error ({problem.message}); nothing was imported.",
-            [e for r in bad for e in r.errors],
+            scan.errors,
         )
-    outcome = _Outcome(skipped=len(bad))
-    good = [r for r in rows.rows if not r.errors]
-    consent_of: dict[int, columns.ConsentPlan] = {}
+    outcome = _Outcome(skipped=scan.bad_rows)
     done = 0
-    for batch in _batches(good):
+    for batch in _good_batches(job, scan):
         if skip_invalid:
             # The database may have changed since the preview (an external id taken
             # meanwhile): such rows are skipped too, and reported.
             check = _dry_run(batch, actor)
             if check.errors:
                 _attach(batch, check.errors)
+                for row in batch:
+                    scan.mark(row.number, row.errors)
                 outcome.skipped += sum(1 for r in batch if r.errors)
                 batch = [r for r in batch if not r.errors]
         if batch:
@@ -240,20 +235,21 @@ def _write(job: ImportJob, rows: _Rows, actor: Actor, access: crypto.Access) -> 
             outcome.created += result.created
             outcome.updated += result.updated
             outcome.unchanged += result.unchanged
+            consent_of: dict[int, columns.ConsentPlan] = {}
             for row, contact_id in zip(batch, result.contact_ids, strict=True):
-                outcome.contact_ids.append(contact_id)
                 if row.consent:
                     consent_of[contact_id] = row.consent
                 if row.keys:
                     _store_keys(contact_id, row.keys, actor)
+            granted, revoked = _apply_consents(job, consent_of, actor)
+            outcome.granted += granted
+            outcome.revoked += revoked
+            if job.contact_list is not None and result.contact_ids:
+                outcome.listed += contact_services.list_members_add(
+                    contact_list=job.contact_list, contact_ids=result.contact_ids, actor=actor
+                )
         done += len(batch)
-        _progress(job.pk, "writing", done, len(good))
-    _progress(job.pk, "consents", len(good), len(good))
-    outcome.granted, outcome.revoked = _apply_consents(job, consent_of, actor)
-    if job.contact_list is not None and outcome.contact_ids:
-        outcome.listed = contact_services.list_members_add(
-            contact_list=job.contact_list, contact_ids=outcome.contact_ids, actor=actor
-        )
+        _progress(job.pk, "writing", done, scan.valid)
     return outcome
 
 
