@@ -44,9 +44,7 @@ def _delivered(data: bytes) -> tuple[str, list[str]]:
     """Subject and tracked links of a mail as the relay received it."""
     parsed = email.message_from_bytes(data, policy=email.policy.default)
     html = next(
-        str(part.get_content())
-        for part in parsed.walk()
-        if part.get_content_type() == "text/html"
+        str(part.get_content()) for part in parsed.walk() if part.get_content_type() == "text/html"
     )
     return str(parsed["Subject"]), tracking_urls(html)[0]
 
@@ -80,7 +78,7 @@ def test_configure_an_ab_test_and_see_the_variants_side_by_side(
     screenshot(page, "abtest-1-started")
 
     test = ABTest.objects.get(campaign=campaign)
-    a, b = list(test.variants.order_by("label"))
+    a = test.variants.get(label="A")
     assert sorted(len(m.rcpt_tos) for m in sink.messages) == [1] * 6  # sent through the relay
     by_subject: dict[str, list[str]] = {}
     for received in sink.messages:  # the clicks come from the mails as they were delivered
