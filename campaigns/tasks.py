@@ -109,10 +109,13 @@ def send_batch(campaign_id: int, slot_id: int | None = None, hold_id: str | None
         queue.chain_release(campaign_id=campaign_id, slot=slot, token=fence)
         return
     wait = delivery.wait_seconds(report)
-    if wait is not None and wait > 0:
+    if wait is not None and wait > 0 and not send_batch.request.is_eager:
         # Only deferred messages remain: come back when the first is due.
         then(min(wait, MAX_WAIT_SECONDS))
         return
+    # Run eagerly (tests, LUXMAIL_CELERY_EAGER) a countdown is not honoured: coming back
+    # at once would recurse until the stack overflows. The chain ends; recover_sending
+    # starts a new one once messages are due.
     # Otherwise the remaining rows are claimed by other chains (or by a dead worker,
     # whose lease recover_sending waits out): this chain ends and frees its slot.
     queue.chain_release(campaign_id=campaign_id, slot=slot, token=fence)

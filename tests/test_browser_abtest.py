@@ -10,27 +10,43 @@ Screenshots: ``var/screenshots/abtest-*.png``.
 from __future__ import annotations
 
 import datetime as dt
+import email
+import email.policy
 
 import pytest
+import time_machine
+from django.test import Client
 from django.utils import timezone
 
-from campaigns.models import ABTest, ABTestState, Campaign, Message
+from campaigns.models import ABTest, ABTestState, Campaign
 from campaigns.tests.conftest import sink  # noqa: F401 - the real aiosmtpd relay
 from campaigns.tests.factories import make_campaign, make_contacts
 from luxmail import roles
 from luxmail.testing import screenshot, sign_in
-from reporting import abtests, buffer
+from reporting import abtests
+from reporting.models import Event
 from reporting.tests.conftest import tracking_buffer  # noqa: F401 - a clean tracking buffer
-from reporting.tests.helpers import BROWSER, built_html, drain
+from reporting.tests.helpers import BROWSER, drain, hit, path_of, tracking_urls
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def _click(message_id: int, campaign_id: int, when: dt.datetime, ip: str) -> None:
-    buffer.append(
-        {"k": "c", "m": message_id, "c": campaign_id, "t": when.timestamp(), "ip": ip}
-        | {"ua": BROWSER, "l": 1}
+# A security gateway following every link of a mail on delivery (Microsoft Defender's
+# URL detonation announces itself like this) and two people in their mail apps.
+SCANNER = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36 Microsoft-URLAnalyzer/1.0"
+)
+HUMAN_IPS = ("203.0.113.20", "203.0.113.41")
+
+
+def _delivered(data: bytes) -> tuple[str, list[str]]:
+    """Subject and tracked links of a mail as the relay received it."""
+    parsed = email.message_from_bytes(data, policy=email.policy.default)
+    html = next(
+        str(part.get_content()) for part in parsed.walk() if part.get_content_type() == "text/html"
     )
+    return str(parsed["Subject"]), tracking_urls(html)[0]
 
 
 def test_configure_an_ab_test_and_see_the_variants_side_by_side(
@@ -62,21 +78,26 @@ def test_configure_an_ab_test_and_see_the_variants_side_by_side(
     screenshot(page, "abtest-1-started")
 
     test = ABTest.objects.get(campaign=campaign)
-    a, b = list(test.variants.order_by("label"))
+    a = test.variants.get(label="A")
     assert sorted(len(m.rcpt_tos) for m in sink.messages) == [1] * 6  # sent through the relay
-    sent = timezone.now() - dt.timedelta(hours=2)
-    a_ids = list(Message.objects.filter(campaign_id=a.campaign_id).values_list("id", flat=True))
-    b_ids = list(Message.objects.filter(campaign_id=b.campaign_id).values_list("id", flat=True))
-    Message.objects.filter(id__in=a_ids + b_ids).update(sending_at=sent, finished_at=sent)
-    built_html(Campaign.objects.get(pk=a.campaign_id), a_ids[0])
-    built_html(Campaign.objects.get(pk=b.campaign_id), b_ids[0])
-    for message_id in a_ids:  # a link scanner, seconds after delivery
-        _click(message_id, a.campaign_id, sent + dt.timedelta(seconds=2), "198.51.100.7")
-    _click(b_ids[0], b.campaign_id, sent + dt.timedelta(minutes=20), "198.51.100.8")
-    _click(b_ids[1], b.campaign_id, sent + dt.timedelta(minutes=40), "198.51.100.9")
+    by_subject: dict[str, list[str]] = {}
+    for received in sink.messages:  # the clicks come from the mails as they were delivered
+        subject, links = _delivered(received.data)
+        by_subject.setdefault(subject, []).extend(links)
+    assert sorted(len(v) for v in by_subject.values()) == [3, 3]
+    client = Client()
+    for url in by_subject["Flu shots are here"]:  # a gateway sweeps A on delivery
+        assert hit(client, path_of(url), agent=SCANNER, ip="40.92.12.34").status_code == 302
+    # Twenty minutes on, two people open the mail of B in their mail apps and click.
+    with time_machine.travel(timezone.now() + dt.timedelta(minutes=20), tick=True):
+        for url, ip in zip(by_subject["Book your flu shot today"][:2], HUMAN_IPS, strict=False):
+            assert hit(client, path_of(url), agent=BROWSER, ip=ip).status_code == 302
     drain()
-    ABTest.objects.filter(pk=test.pk).update(decide_after=timezone.now() - dt.timedelta(minutes=1))
-    assert abtests.abtests_decide_due() == 1  # what beat's reporting.decide_ab_tests runs
+    variant_a = Campaign.objects.get(pk=a.campaign_id)
+    assert Event.objects.filter(message__campaign=variant_a, kind="click").count() == 3
+    assert abtests.abtests_decide_due() == 0  # the wait (1 hour) is not over
+    with time_machine.travel(timezone.now() + dt.timedelta(hours=1, minutes=5), tick=True):
+        assert abtests.abtests_decide_due() == 1  # what beat's reporting.decide_ab_tests runs
 
     page.reload()
     assert page.get_attribute("#abtest-state", "data-state") == ABTestState.WINNER_SENT
@@ -88,3 +109,7 @@ def test_configure_an_ab_test_and_see_the_variants_side_by_side(
     assert "p = " in page.inner_text("#abtest-significance")
     screenshot(page, "abtest-2-side-by-side")
     assert len(sink.messages) == 12  # the winner went to the other six
+    rest = [_delivered(received.data)[0] for received in sink.messages[6:]]
+    assert rest == ["Book your flu shot today"] * 6
+    test_recipients = {r for m in sink.messages[:6] for r in m.rcpt_tos}
+    assert test_recipients.isdisjoint(r for m in sink.messages[6:] for r in m.rcpt_tos)

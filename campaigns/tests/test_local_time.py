@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 
-from campaigns import services
+from campaigns import services, tasks
 from campaigns.models import Campaign, CampaignStatus, Message, MessageState
 from campaigns.scheduling import planner
 from campaigns.scheduling.local_time import (
@@ -216,3 +216,27 @@ def test_a_campaign_without_a_plan_sends_at_once_and_bad_plans_are_refused(admin
                 local_date=DAY - dt.timedelta(days=3),
                 local_time=dt.time(9, 0),
             )
+
+
+@pytest.mark.postgres
+@pytest.mark.smtp
+@pytest.mark.django_db
+def test_an_eager_send_task_ends_its_chain_on_a_wait_and_recovery_resumes_it(
+    postgres, sink, admin
+) -> None:
+    # Eagerly (tests, LUXMAIL_CELERY_EAGER) a countdown is not honoured: the chain used to
+    # re-dispatch itself at once until the stack overflowed.
+    campaign, _, _ = _two_zone_campaign(admin, prefix="eager")
+    with time_machine.travel(local(DAY - dt.timedelta(days=1), "12:00", BERLIN), tick=False):
+        delivery_plans.delivery_plan_set(
+            campaign=campaign, actor=admin, local_date=DAY, local_time=dt.time(9, 0)
+        )
+        campaign = delivery_plans.delivery_plan_schedule(campaign=campaign, actor=admin)
+    with time_machine.travel(campaign.scheduled_at + dt.timedelta(seconds=30), tick=False):
+        assert services.campaigns_start_due() == 1
+        tasks.send_batch.apply(args=(campaign.pk,))
+        assert _received(sink) == []
+        assert queue.chains_live(campaign_id=campaign.pk) == 0  # the chain ended
+    with time_machine.travel(BERLIN_NINE + MINUTE, tick=False):
+        assert services.campaigns_recover()["restarted"] >= 1
+        assert _received(sink) == ["eager0@example.test"]
