@@ -50,6 +50,8 @@ def _error(error: Exception) -> Response:
         return Response(
             {"detail": str(error), "code": "approval-required"}, status=status.HTTP_409_CONFLICT
         )
+    if isinstance(error, services.LockedFooterMissing):
+        return Response({"detail": str(error), "code": error.code}, status=status.HTTP_409_CONFLICT)
     if isinstance(error, services.PresendBlocked):
         return Response(
             {"detail": str(error), "code": "presend-check-failed"}, status=status.HTTP_409_CONFLICT
