@@ -69,8 +69,8 @@ def _error(error: Exception) -> Response:
 class TemplateOut(serializers.ModelSerializer):
     class Meta:
         model = EmailTemplate
-        fields = ["id", "uuid", "name", "subject", "html", "text", "phi_bearing", "version",
-                  "created_at", "updated_at"]  # fmt: skip
+        fields = ["id", "uuid", "name", "subject", "html", "text", "phi_bearing",
+                  "has_locked_footer", "version", "created_at", "updated_at"]  # fmt: skip
 
 
 class TemplateIn(serializers.Serializer):

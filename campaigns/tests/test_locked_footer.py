@@ -59,13 +59,15 @@ def test_scheduling_is_refused_without_the_footer_and_accepted_with_it(admin) ->
 
 def test_api_schedule_without_the_footer_is_409_with_a_code(admin) -> None:
     campaign = make_campaign(contact_ids=make_contacts(1), actor=admin, locked_footer=False)
-    issued = api_key_create(name="footer", scopes=["campaigns:send"], actor=admin)
+    issued = api_key_create(name="footer", scopes=["campaigns:send", "campaigns:read"], actor=admin)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.secret}")
     response = client.post(f"/api/v1/campaigns/{campaign.pk}/schedule/", {}, format="json")
     assert response.status_code == 409
     assert response.json()["code"] == "locked-footer-missing"
     assert "organization footer" in response.json()["detail"]
+    shown = client.get(f"/api/v1/templates/{campaign.template_id}/").json()
+    assert shown["has_locked_footer"] is False
 
 
 def test_presend_item_fails_with_a_fix_link_and_passes_with_the_footer(settings, admin) -> None:
