@@ -123,10 +123,13 @@ def ensure_contacts(n: int) -> list[int]:
 
 def make_campaign(contact_ids: list[int], dkim: str = "rsa-sha256"):
     from campaigns import services
+    from campaigns.content import footer
     from contacts.models import ContactList, ListMembership
 
     tag = uuid.uuid4().hex[:8]
-    template = services.template_create(name=f"bench {tag}", subject=SUBJECT, html=HTML, actor=None)
+    template = services.template_create(
+        name=f"bench {tag}", subject=SUBJECT, html=footer.footer_insert(HTML), actor=None
+    )
     sender = services.sender_create(
         name=f"bench {tag}",
         from_name="Springfield Clinic",

@@ -50,6 +50,8 @@ def _error(error: Exception) -> Response:
         return Response(
             {"detail": str(error), "code": "approval-required"}, status=status.HTTP_409_CONFLICT
         )
+    if isinstance(error, services.LockedFooterMissing):
+        return Response({"detail": str(error), "code": error.code}, status=status.HTTP_409_CONFLICT)
     if isinstance(error, services.PresendBlocked):
         return Response(
             {"detail": str(error), "code": "presend-check-failed"}, status=status.HTTP_409_CONFLICT
@@ -67,8 +69,8 @@ def _error(error: Exception) -> Response:
 class TemplateOut(serializers.ModelSerializer):
     class Meta:
         model = EmailTemplate
-        fields = ["id", "uuid", "name", "subject", "html", "text", "phi_bearing", "version",
-                  "created_at", "updated_at"]  # fmt: skip
+        fields = ["id", "uuid", "name", "subject", "html", "text", "phi_bearing",
+                  "has_locked_footer", "version", "created_at", "updated_at"]  # fmt: skip
 
 
 class TemplateIn(serializers.Serializer):

@@ -32,6 +32,7 @@ from django.contrib.auth.models import Group
 
 from campaigns import abtest_demo, review_demo, services
 from campaigns import feedback_samples as feedback_mails
+from campaigns.content import footer
 from campaigns.journeys import demo as journeys_demo
 from campaigns.models import Campaign, EditorBlock, EmailTemplate, Message, SenderIdentity
 from campaigns.sending import bounces, delivery, policy, tokens
@@ -91,14 +92,14 @@ def populate(*, actor: Actor) -> None:
     welcome = EmailTemplate.objects.filter(name=WELCOME).first() or services.template_create(
         name=WELCOME,
         subject='{{ contact.first_name|default("Hello") }}, flu shots and new evening hours',
-        html=WELCOME_HTML,
+        html=footer.footer_insert(WELCOME_HTML),
         actor=actor,
     )
     if not EmailTemplate.objects.filter(name=PHI_TEMPLATE).exists():
         services.template_create(
             name=PHI_TEMPLATE,
             subject="Time for your check-up",
-            html=PHI_HTML,
+            html=footer.footer_insert(PHI_HTML),
             actor=actor,
         )
     _editor_demo(actor=actor)

@@ -6,6 +6,7 @@ the demo Admin overrode with a note. Idempotent; called from ``campaigns/demo.py
 from __future__ import annotations
 
 from campaigns import services
+from campaigns.content import footer
 from campaigns.models import Campaign, EmailTemplate, PresendOverride, SenderIdentity
 from contacts.models import ContactList
 from luxmail import org
@@ -36,7 +37,7 @@ def populate(*, actor: Actor, sender: SenderIdentity) -> None:
     template = EmailTemplate.objects.filter(name=TEMPLATE).first() or services.template_create(
         name=TEMPLATE,
         subject="{{ contact.first_name|default('Hello') }}, walk-in flu shots this winter",
-        html=HTML,
+        html=footer.footer_insert(HTML),
         actor=actor,
     )
     campaign = services.campaign_create(

@@ -6,6 +6,7 @@ from campaigns import (
     delivery_plan_views,
     editor_views,
     feedback_views,
+    footer_views,
     review_views,
     views,
 )
@@ -66,6 +67,11 @@ urlpatterns = [
         name="template_visual_edit",
     ),
     path("templates/<int:pk>/", views.template_edit, name="template_edit"),
+    path(
+        "templates/<int:pk>/add-footer/",
+        footer_views.template_add_footer,
+        name="template_add_footer",
+    ),
     path("senders/", views.sender_list, name="senders"),
     path("signing-keys/", views.signing_keys, name="signing_keys"),
     path("senders/new/", views.sender_new, name="sender_new"),

@@ -24,6 +24,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from campaigns import services
+from campaigns.content import footer
 from campaigns.models import EmailTemplate, Message, OrgSigningKey, SenderIdentity
 from campaigns.sending import delivery
 from campaigns.sending.transport import RelayConfig, pool
@@ -122,7 +123,7 @@ def populate(*, actor: Actor) -> None:
     template = EmailTemplate.objects.filter(name=TEMPLATE).first() or services.template_create(
         name=TEMPLATE,
         subject="Your appointment with {{ phi.primary_provider }}",
-        html=TEMPLATE_HTML,
+        html=footer.footer_insert(TEMPLATE_HTML),
         actor=actor,
     )
     portal_patient = _patient(PORTAL_PATIENT, "Marisol", "Demo-Portal", actor)

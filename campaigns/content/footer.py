@@ -77,3 +77,18 @@ def footer_require(html: str) -> None:
         raise FooterError(MISSING_MESSAGE)
     if state is FooterState.ALTERED:
         raise FooterError(ALTERED_MESSAGE)
+
+
+_BODY_END = "</body>"
+
+
+def footer_insert(html: str) -> str:
+    """``html`` with the locked footer added: just before the last ``</body>``, or at
+    the end when there is none. Unchanged when the block is already there (missing or
+    altered is for :func:`footer_check` to judge). Linear in the source."""
+    if FOOTER_MARKER in html:
+        return html
+    at = html.lower().rfind(_BODY_END)
+    if at < 0:
+        return html + FOOTER_HTML
+    return html[:at] + FOOTER_HTML + html[at:]

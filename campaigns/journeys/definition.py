@@ -478,13 +478,20 @@ def clean(definition: Any) -> dict[str, Any]:
 # --- runnability ----------------------------------------------------------------------------
 
 
-def _send_problems(config: Mapping[str, Any]) -> list[str]:
+def _send_problems(config: Mapping[str, Any], *, marketing: bool) -> list[str]:
 
     found = []
     template = EmailTemplate.objects.filter(pk=config.get("template") or 0).first()
     sender = SenderIdentity.objects.filter(pk=config.get("sender") or 0).first()
     if template is None:
         found.append("Choose the template this step sends.")
+    elif marketing and not template.has_locked_footer:
+        # Marketing steps need the organization's locked footer (issue 19 item 2).
+        found.append(
+            f"The template '{template.name}' has no organization footer, so a marketing "
+            "journey cannot send it. Add the organization footer to the template, or choose "
+            "another."
+        )
     if sender is None:
         found.append("Choose a sender identity.")
     elif not sender.has_dkim and not sender.allow_without_dkim:
@@ -573,7 +580,7 @@ def problems(definition: Mapping[str, Any]) -> list[Problem]:
         key, kind, config = step["key"], step["kind"], step["config"]
         messages: list[str] = []
         if kind == SEND:
-            messages += _send_problems(config)
+            messages += _send_problems(config, marketing=definition.get("consent") == "marketing")
         elif kind == WAIT:
             messages += _wait_problems(config)
         elif kind == UPDATE:

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from campaigns import services
+from campaigns.content import footer
 from campaigns.journeys import engine, triggers
 from campaigns.journeys import services as journey_services
 from campaigns.models import EmailTemplate, Journey, JourneyStepCampaign, Message, SenderIdentity
@@ -104,7 +105,9 @@ def populate(*, actor: Actor) -> None:
 
 def _template(name: str, subject: str, html: str, actor: Actor) -> EmailTemplate:
     found = EmailTemplate.objects.filter(name=name).first()
-    return found or services.template_create(name=name, subject=subject, html=html, actor=actor)
+    return found or services.template_create(
+        name=name, subject=subject, html=footer.footer_insert(html), actor=actor
+    )
 
 
 def _definition(

@@ -170,3 +170,26 @@ def check_spam_words(*, subject: str, text: str, fix_url: str) -> CheckItem:
             "Edit the template",
         )
     return CheckItem("spam", label, Verdict.PASS, "No common trigger phrases.")
+
+
+def check_locked_footer(*, has_footer: bool, marketing: bool, fix_url: str) -> CheckItem:
+    """Marketing may only use a template carrying the organization's locked footer
+    (``EmailTemplate.has_locked_footer``); an Admin cannot override this item."""
+    label = "Organization footer"
+    if not marketing:
+        return CheckItem(
+            "locked_footer", label, Verdict.PASS, "Not needed: this is not a marketing message."
+        )
+    if not has_footer:
+        return CheckItem(
+            "locked_footer",
+            label,
+            Verdict.FAIL,
+            "The template lacks the organization's locked footer (postal address, unsubscribe "
+            "and preferences links, legal text), so it cannot be used for marketing.",
+            fix_url,
+            "Add the organization footer",
+        )
+    return CheckItem(
+        "locked_footer", label, Verdict.PASS, "The template carries the locked footer block."
+    )

@@ -65,6 +65,10 @@ from campaigns.services.identities import (
     sender_create,
     sender_generate_dkim,
 )
+from campaigns.services.locked_footer import (
+    LockedFooterMissing,
+    template_add_footer,
+)
 from campaigns.services.presend import (
     PresendBlocked,
     presend_check,
@@ -89,6 +93,7 @@ __all__ = [
     "ApprovalRequired",
     "CampaignError",
     "FeedbackPolicyError",
+    "LockedFooterMissing",
     "PresendBlocked",
     "TransitionError",
     "_enqueue_chains",
@@ -128,6 +133,7 @@ __all__ = [
     "sender_allow_without_dkim",
     "sender_create",
     "sender_generate_dkim",
+    "template_add_footer",
     "template_create",
     "template_from_library",
     "template_preview",

@@ -29,7 +29,7 @@ from campaigns.scheduling import planner
 from campaigns.selectors import audience_queryset, campaign_counts
 from campaigns.sending import delivery, queue
 from campaigns.sending.transport import RelayConfig, TransportError, pool
-from campaigns.services import approvals
+from campaigns.services import approvals, locked_footer
 from campaigns.services.errors import CampaignError, TransitionError, _user
 from campaigns.services.templates import _org, _with_footer
 from luxmail import audit, conf, org
@@ -137,6 +137,7 @@ def _check_sendable(campaign: Campaign) -> EmailTemplate:
         raise CampaignError("Choose a template before sending.")
     if campaign.sender is None:
         raise CampaignError("Choose a sender identity before sending.")
+    locked_footer.footer_require_for_marketing(campaign)
     if not campaign.sender.has_dkim and not campaign.sender.allow_without_dkim:
         raise CampaignError(
             f"Sender identity '{campaign.sender.name}' has no DKIM key. Generate one, or ask "

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from django.core.cache import cache
 from django.db import transaction
@@ -30,6 +31,7 @@ from campaigns.models import Campaign, PresendOverride
 from campaigns.presend import content, dnsauth, links
 from campaigns.presend.items import CheckItem, Verdict
 from campaigns.selectors import audience_summary, user_is_admin
+from campaigns.services import locked_footer
 from campaigns.services.errors import CampaignError, _user
 from campaigns.services.templates import _org, _with_footer
 from luxmail import audit, conf
@@ -84,7 +86,12 @@ def render_sample(campaign: Campaign) -> Sample:
     rendered = templating.CompiledTemplate(**sources).render(
         {
             **SAMPLE_CONTEXT,
-            "org": {"name": org_row.name, "postal_address": org_row.postal_address},
+            "org": {
+                "name": org_row.name,
+                "postal_address": org_row.postal_address,
+                # Every org.* field: the locked footer prints footer_text too.
+                "footer_text": org_row.footer_text,
+            },
             "unsubscribe_url": _SAMPLE_UNSUBSCRIBE,
             "preferences_url": _SAMPLE_UNSUBSCRIBE + "preferences/",
         }
@@ -214,6 +221,22 @@ def _dns_items(campaign: Campaign, sender_url: str) -> list[CheckItem]:
     ]
 
 
+def _locked_footer_item(campaign: Campaign) -> CheckItem:
+    template = campaign.template
+    if template is None or not locked_footer.campaign_is_marketing(campaign):
+        return content.check_locked_footer(has_footer=True, marketing=False, fix_url="")
+    fix_url = (
+        reverse("campaigns:template_add_footer", args=[template.pk])
+        + "?"
+        + urlencode({"next": reverse("campaigns:review", args=[campaign.pk])})
+    )
+    return content.check_locked_footer(
+        has_footer=locked_footer.template_usable_for_marketing(template),
+        marketing=True,
+        fix_url=fix_url,
+    )
+
+
 def presend_check(
     *, campaign: Campaign, fields: dict[str, Any] | None = None, enqueue: bool = True
 ) -> PresendCheck:
@@ -256,6 +279,7 @@ def presend_check(
                 postal_address=_org().postal_address,
                 settings_url=reverse("settings"),
             ),
+            _locked_footer_item(campaign),
             content.check_subject(sample.subject, template_url),
             content.check_spam_words(
                 subject=sample.subject, text=sample.text, fix_url=template_url
@@ -278,6 +302,8 @@ def presend_require(*, campaign: Campaign) -> None:
     """The schedule action's guard: raises :class:`PresendBlocked` naming the failing
     items unless none fails or an Admin's override covers every one of them."""
     campaign = _fresh(campaign)
+    # Not an item an Admin can override: the locked footer's own, clearer refusal.
+    locked_footer.footer_require_for_marketing(campaign)
     if campaign.template_id is None or campaign.sender_id is None:
         return  # campaign_schedule refuses these with its own message
     check = presend_check(campaign=campaign, enqueue=False)

@@ -13,6 +13,7 @@ from typing import Any
 from django.utils import timezone
 
 from campaigns import services
+from campaigns.content import footer
 from campaigns.models import ApprovalState, Campaign, CampaignApproval, SenderIdentity
 from campaigns.services import approvals
 from contacts.models import Consent, Contact, ContactList, ListMembership
@@ -101,12 +102,17 @@ def make_campaign(
     subject: str = "Hello {{ contact.first_name }}",
     sender: SenderIdentity | None = None,
     approved: bool = True,
+    locked_footer: bool = True,
     **fields: Any,
 ) -> Campaign:
     """A campaign to a new list; one that uses PHI comes approved unless ``approved``
-    is False."""
+    is False. Its template carries the organization's locked footer (marketing needs
+    it) unless ``locked_footer`` is False."""
     template = services.template_create(
-        name=f"T {uuid.uuid4().hex[:8]}", subject=subject, html=html, actor=actor
+        name=f"T {uuid.uuid4().hex[:8]}",
+        subject=subject,
+        html=footer.footer_insert(html) if locked_footer else html,
+        actor=actor,
     )
     audience = make_list(f"L {uuid.uuid4().hex[:8]}", contact_ids)
     campaign = services.campaign_create(

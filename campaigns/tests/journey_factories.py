@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from campaigns import services as campaign_services
+from campaigns.content import footer
 from campaigns.journeys import services
 from campaigns.models import Journey
 from campaigns.tests.factories import make_sender
@@ -22,7 +23,10 @@ def make_template(
     actor: Actor = None, *, subject: str = "Your visit", html: str = REMINDER_HTML
 ) -> Any:
     return campaign_services.template_create(
-        name=f"Journey template {uuid.uuid4().hex[:8]}", subject=subject, html=html, actor=actor
+        name=f"Journey template {uuid.uuid4().hex[:8]}",
+        subject=subject,
+        html=footer.footer_insert(html),
+        actor=actor,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
+from campaigns.content import footer
 from campaigns.models import Campaign, CampaignStatus, Message
 from campaigns.tests.factories import make_contacts, make_list
 from campaigns.tests.reports import arf
@@ -33,7 +34,11 @@ def test_full_campaign_through_the_api(postgres, sink, admin) -> None:
     assert bad.json()["line"] == 2 and "contact.ssn" in bad.json()["detail"]
     template = api.post(
         "/api/v1/templates/",
-        {"name": "Welcome", "subject": "Hi {{ contact.first_name }}", "html": "<p>Hello</p>"},
+        {
+            "name": "Welcome",
+            "subject": "Hi {{ contact.first_name }}",
+            "html": footer.footer_insert("<p>Hello</p>"),
+        },
         format="json",
     ).json()
     preview = api.post(f"/api/v1/templates/{template['id']}/preview/", {}, format="json")

@@ -12,6 +12,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from campaigns import services
+from campaigns.content import footer
 from campaigns.models import ApprovalState, CampaignStatus
 from campaigns.services import approvals
 from campaigns.tests.factories import make_campaign, make_contacts
@@ -118,7 +119,9 @@ def test_edits_to_template_audience_or_sender_withdraw_the_approval(
         services.approval_decide(campaign=campaign, actor=officer, approve=True)
 
     approve()
-    services.template_update(template=campaign.template, actor=author, html=PHI_HTML + "<p>x</p>")
+    services.template_update(
+        template=campaign.template, actor=author, html=footer.footer_insert(PHI_HTML + "<p>x</p>")
+    )
     assert approvals.current_approval(campaign).state == ApprovalState.WITHDRAWN
     with pytest.raises(approvals.ApprovalRequired):
         _schedule(campaign, author)

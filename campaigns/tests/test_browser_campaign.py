@@ -73,6 +73,13 @@ def test_compose_build_send_and_watch(
         page.click("button:has-text('Save and review')")
         page.wait_for_url(re.compile(r".*/campaigns/\d+/review/$"))
         screenshot(page, "campaign-3-review")
+        # The code-typed template lacks the organization footer marketing needs: the
+        # pre-send check fails it, and its fix link adds the footer in one click.
+        page.locator('[data-item="locked_footer"][data-verdict="fail"]').wait_for()
+        page.click("#presend-items a:has-text('Add the organization footer')")
+        page.click("#add-footer-form button:has-text('Add the organization footer')")
+        page.wait_for_url(re.compile(r".*/campaigns/\d+/review/$"))
+        page.locator('[data-item="locked_footer"][data-verdict="pass"]').wait_for()
 
         # 3. Send, and watch the page reach "Sent" through the HTMX progress polling.
         page.on("dialog", lambda dialog: dialog.accept())

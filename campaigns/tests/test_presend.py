@@ -7,6 +7,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from campaigns import services
+from campaigns.content import footer
 from campaigns.models import CampaignStatus, PresendOverride
 from campaigns.presend import content, dnsauth, links
 from campaigns.presend.items import Verdict
@@ -173,7 +174,9 @@ def test_failing_check_blocks_scheduling_until_an_admin_overrides(
     # A new failure (a broken link) is not covered by the earlier override.
     template = campaign.template
     services.template_update(
-        template=template, actor=admin, html=BODY + f'<a href="{web_server}/gone">x</a>'
+        template=template,
+        actor=admin,
+        html=footer.footer_insert(BODY + f'<a href="{web_server}/gone">x</a>'),
     )
     services.presend_require(campaign=campaign)  # not probed yet: "checking" does not block
     campaign.refresh_from_db()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.utils.html import escape
 
+from campaigns.content import footer
 from campaigns.models import Campaign, CampaignStatus, EmailTemplate, SenderIdentity
 from campaigns.tests.factories import make_contacts, make_list, make_sender
 from luxmail import roles
@@ -97,7 +98,9 @@ def test_wizard_to_sent_campaign(postgres, sink, staff_client, admin) -> None:
     ListMembership.objects.bulk_create(
         [ListMembership(contact_list=audience, contact_id=i) for i in nc]
     )
-    template = EmailTemplate.objects.create(name="T", subject="Hi", html=HTML)
+    template = EmailTemplate.objects.create(
+        name="T", subject="Hi", html=footer.footer_insert(HTML), has_locked_footer=True
+    )
     sender = make_sender(admin)
     form = {
         "name": "Autumn",

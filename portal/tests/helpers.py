@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from campaigns import services
-from campaigns.content import htmlmail
+from campaigns.content import footer, htmlmail
 from campaigns.content.context import recipients as load_recipients
 from campaigns.models import Campaign, Message
 from campaigns.sending import delivery
@@ -97,7 +97,10 @@ def phi_campaign(
     **fields: Any,
 ) -> Campaign:
     template = services.template_create(
-        name=f"PHI {uuid.uuid4().hex[:8]}", subject=PHI_SUBJECT, html=PHI_HTML, actor=actor
+        name=f"PHI {uuid.uuid4().hex[:8]}",
+        subject=PHI_SUBJECT,
+        html=footer.footer_insert(PHI_HTML),
+        actor=actor,
     )
     assert template.phi_bearing
     audience = make_list(f"L {uuid.uuid4().hex[:8]}", [c.pk for c in contacts])
