@@ -105,6 +105,10 @@ class BulkForm(forms.Form):
     confirm_delete = forms.BooleanField(
         required=False, label="Yes, delete these contacts (suppressions stay in force)"
     )
+    export_phi = forms.BooleanField(
+        required=False,
+        label="Export: include PHI columns (only if your role may export PHI)",
+    )
     q = forms.CharField(required=False, max_length=search.MAX_SEARCH_CHARS)
 
 
