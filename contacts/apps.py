@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class ContactsConfig(AppConfig):
@@ -7,6 +8,8 @@ class ContactsConfig(AppConfig):
 
     def ready(self) -> None:
         # in ready(): the module imports models, loaded only now
-        from contacts import retention
+        from contacts import icd10, retention
 
         retention.register()  # finished imports in the retention purge
+        if not settings.TESTING:
+            icd10.warm_in_background()  # once per install: the picker's compact code index

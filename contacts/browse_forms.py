@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 
-from contacts import search
+from contacts import browse_sources, search
 from contacts.models import BulkAction, ContactList, ContactStatus, SuppressionReason, Tag
 
 
@@ -47,8 +47,19 @@ class ContactFilterForm(forms.Form):
     reason = forms.ChoiceField(
         required=False,
         choices=[("", "Any reason"), *SuppressionReason.choices],
-        label="Suppression or bounce reason",
+        label="Suppression reason",
     )
+    bounce = forms.ChoiceField(required=False, label="Bounce reason")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # from the registered source (campaigns), read per form: contacts cannot import it
+        reasons = browse_sources.bounce_reason_choices()
+        bounce = self.fields["bounce"]
+        assert isinstance(bounce, forms.ChoiceField)
+        bounce.choices = [("", "Any bounce or none"), *reasons]
+        if not reasons:
+            self.fields["bounce"].widget = forms.HiddenInput()
 
     def query(self, blinded: dict[str, Any] | None = None) -> search.ContactQuery:
         data = self.cleaned_data if self.is_valid() else {}
@@ -60,6 +71,7 @@ class ContactFilterForm(forms.Form):
             consent=data.get("consent") or "",
             suppressed=data.get("suppressed") or "",
             suppression_reason=data.get("reason") or "",
+            bounce_reason=data.get("bounce") or "",
         )
 
     @staticmethod
@@ -72,6 +84,7 @@ class ContactFilterForm(forms.Form):
             "consent": query.consent,
             "suppressed": query.suppressed,
             "reason": query.suppression_reason,
+            "bounce": query.bounce_reason,
         }
         return {k: v for k, v in out.items() if v}
 
@@ -104,6 +117,10 @@ class BulkForm(forms.Form):
     )
     confirm_delete = forms.BooleanField(
         required=False, label="Yes, delete these contacts (suppressions stay in force)"
+    )
+    export_phi = forms.BooleanField(
+        required=False,
+        label="Export: include PHI columns (only if your role may export PHI)",
     )
     q = forms.CharField(required=False, max_length=search.MAX_SEARCH_CHARS)
 

@@ -56,6 +56,7 @@ class BulkAction(models.TextChoices):
     UNTAG = "untag", "Remove tag"
     SUPPRESS = "suppress", "Suppress"
     DELETE = "delete", "Delete"
+    EXPORT = "export", "Export to CSV"
 
 
 class BulkJobStatus(models.TextChoices):
@@ -71,7 +72,9 @@ class BulkJob(models.Model):
     ``contact_ids`` (a selection) or ``query`` (a filter, see ``contacts/search.py``
     ``ContactQuery.as_spec``) says which contacts; the task walks them in keyset batches
     and updates ``processed`` so the page can show progress. ``params`` holds the list
-    id, tag id or suppression reason. No PHI anywhere in the row.
+    id, tag id or suppression reason; an export keeps there the ids it froze (the file is
+    generated on download, see ``contacts/bulk_export.py``). No PHI anywhere in
+    the row.
     """
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)

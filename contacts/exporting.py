@@ -84,16 +84,21 @@ class Column:
 
 @dataclass(frozen=True)
 class ExportScope:
-    """What to export: everything, one segment or one list."""
+    """What to export: everything, one segment, one list or the ids a bulk job froze."""
 
     segment: Segment | None = None
     contact_list: ContactList | None = None
+    contact_ids: tuple[int, ...] | None = None
 
     @property
     def kind(self) -> str:
+        if self.contact_ids is not None:
+            return "selection"
         return "segment" if self.segment else "list" if self.contact_list else "all"
 
     def label(self) -> str:
+        if self.contact_ids is not None:
+            return "selection"
         if self.segment is not None:
             return f"segment-{self.segment.pk}"
         if self.contact_list is not None:
@@ -101,6 +106,8 @@ class ExportScope:
         return "all"
 
     def queryset(self) -> QuerySet[Contact]:
+        if self.contact_ids is not None:
+            return Contact.objects.filter(pk__in=self.contact_ids)
         if self.segment is not None:
             return segments.matching(self.segment.rules)
         if self.contact_list is not None:

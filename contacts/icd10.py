@@ -5,7 +5,12 @@ domain) as shipped inside the ``simple-icd-10-cm`` package (MIT licence; docs/
 operations.md, "ICD-10-CM picker"). The package's own loader builds a tree of every
 code and takes several seconds and ~90 MB; the picker needs only ``(code,
 description)`` pairs, so this module streams the package's tabular XML once per process
-with ``iterparse`` (about a second, ~12 MB) and keeps a flat list. Codes that exist only
+with ``iterparse`` (1-2 s quiet, 6 s+ on a loaded machine, ~12 MB) and keeps a flat
+list. The first parse writes that list as a compact tab-separated index under
+``VAR_DIR/icd10/`` (named after the source file's name, size and time, so a new package
+version gets a new index); later processes read the index instead (tens of
+milliseconds). At start-up (``ContactsConfig.ready``) a missing index is built in a
+background thread, so even the first search after an install is fast. Codes that exist only
 through a 7th-character extension (injuries' initial/subsequent encounter) are not
 listed: the picker offers the categories and subcategories the tabular list names.
 
@@ -15,12 +20,19 @@ Searching is a linear scan of ~47,000 short strings (a few milliseconds), bounde
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import sys
+import tempfile
 import threading
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 MAX_QUERY = 60
 MAX_RESULTS = 20
@@ -38,12 +50,12 @@ COMMON = (
 _COMMON_RANK = {code: rank for rank, code in enumerate(COMMON)}
 
 
-@dataclass(frozen=True)
-class Code:
+class Code(NamedTuple):
     code: str
     description: str
     billable: bool
     search_text: str  # description case-folded, for matching
+    # A NamedTuple, not a frozen dataclass: building 47,000 of them is 3x faster.
 
     def as_dict(self) -> dict[str, object]:
         return {"code": self.code, "description": self.description, "billable": self.billable}
@@ -69,10 +81,71 @@ def _data_file() -> Path:
     return found[-1]
 
 
+INDEX_VERSION = 1
+
+
+def index_path(source: Path | None = None) -> Path:
+    """Where the compact index of ``source`` (the package's tabular XML) lives."""
+    source = source or _data_file()
+    stat = source.stat()
+    name = f"{source.stem}-{stat.st_size}-{int(stat.st_mtime)}-v{INDEX_VERSION}.tsv"
+    return Path(settings.VAR_DIR) / "icd10" / name
+
+
+def _read_index(path: Path) -> list[Code] | None:
+    """The codes in a compact index, or ``None`` if it is missing or damaged."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    found: list[Code] = []
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) != 3 or parts[1] not in ("0", "1") or not parts[0] or not parts[2]:
+            return None
+        found.append(Code(parts[0], parts[2], parts[1] == "1", parts[2].casefold()))
+    return found or None
+
+
+def _write_index(path: Path, found: list[Code]) -> None:
+    """Write the index atomically (a temporary file renamed); a failure only logs."""
+    body = "".join(f"{c.code}\t{int(c.billable)}\t{c.description}\n" for c in found)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".icd10-", suffix=".tmp")
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(body)
+        os.replace(temporary, path)
+    except OSError as error:
+        logger.warning("icd10: could not write the code index: %s", type(error).__name__)
+
+
 def _load() -> list[Code]:
+    source = _data_file()
+    path = index_path(source)
+    found = _read_index(path)
+    if found is None:
+        found = _parse(source)
+        _write_index(path, found)
+    return found
+
+
+def warm_in_background() -> threading.Thread | None:
+    """Build the compact index in a daemon thread if it does not exist yet."""
+    try:
+        if index_path().exists():
+            return None
+    except (LookupError, OSError):
+        return None
+    thread = threading.Thread(target=codes, name="icd10-index", daemon=True)
+    thread.start()
+    return thread
+
+
+def _parse(source: Path) -> list[Code]:
     found: list[Code] = []
     open_diags: list[list[object]] = []
-    for event, element in ET.iterparse(_data_file(), events=("start", "end")):  # noqa: S314
+    for event, element in ET.iterparse(source, events=("start", "end")):  # noqa: S314
         if element.tag != "diag":
             continue
         if event == "start":

@@ -20,7 +20,7 @@ from typing import Any
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from contacts import attributes, segments, upsert
+from contacts import attributes, browse_sources, segments, upsert
 from contacts.attributes import ContactValueError
 from contacts.models import (
     ConsentPurpose,
@@ -71,6 +71,7 @@ class ContactQuery:
     consent: str = ""
     suppressed: str = ""
     suppression_reason: str = ""
+    bounce_reason: str = ""
 
     def as_spec(self) -> dict[str, Any]:
         """JSON for a bulk job: ids, tokens and choice values only."""
@@ -82,6 +83,7 @@ class ContactQuery:
             "consent": self.consent,
             "suppressed": self.suppressed,
             "suppression_reason": self.suppression_reason,
+            "bounce_reason": self.bounce_reason,
         }
 
     @classmethod
@@ -94,6 +96,7 @@ class ContactQuery:
             consent=str(spec.get("consent") or ""),
             suppressed=str(spec.get("suppressed") or ""),
             suppression_reason=str(spec.get("suppression_reason") or ""),
+            bounce_reason=str(spec.get("bounce_reason") or "")[:32],
         )
 
     def filter_params(self) -> dict[str, Any]:
@@ -221,6 +224,8 @@ def contacts_matching(query: ContactQuery) -> QuerySet[Contact]:
                 )
             )
         )
+    if query.bounce_reason:
+        found = found.filter(browse_sources.bounce_reason_q(query.bounce_reason))
     return found.order_by("-id")
 
 

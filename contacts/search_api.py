@@ -141,7 +141,8 @@ class BulkFilterSerializer(FilterSerializer):
 
 
 class BulkSerializer(serializers.Serializer):
-    action = serializers.ChoiceField(BulkAction.values)
+    # An export's file is downloaded in the app by the user who started it, not by a key.
+    action = serializers.ChoiceField([a for a in BulkAction.values if a != BulkAction.EXPORT])
     list_id = serializers.IntegerField(required=False)
     tag_id = serializers.IntegerField(required=False)
     reason = serializers.ChoiceField(SuppressionReason.values, required=False)

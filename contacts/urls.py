@@ -1,6 +1,6 @@
 from django.urls import path
 
-from contacts.views import browse, exports, fields, imports, lists, people, segments
+from contacts.views import browse, bulk_download, exports, fields, imports, lists, people, segments
 
 app_name = "contacts"
 
@@ -8,6 +8,7 @@ urlpatterns = [
     path("", browse.contact_list, name="index"),
     path("bulk/", browse.bulk_start, name="bulk"),
     path("bulk/<uuid:job_uuid>/", browse.bulk_job, name="bulk_job"),
+    path("bulk/<uuid:job_uuid>/download/", bulk_download.bulk_download, name="bulk_download"),
     path("tags/", browse.tag_index, name="tags"),
     path("tags/<int:tag_id>/delete/", browse.tag_delete, name="tag_delete"),
     path("views/save/", browse.view_save, name="view_save"),

@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 BATCH = 500
 BATCHES_PER_RUN = 20
 MAX_SELECTION = 10_000
+MAX_EXPORT = 100_000
 
 
 class BulkError(ContactsError):
@@ -62,6 +63,8 @@ def _params(action: str, params: dict[str, Any]) -> dict[str, Any]:
             raise BulkError("Choose a suppression reason.")
         note = str(params.get("note") or "")[:500]
         return {"reason": reason, "note": note}
+    if action == BulkAction.EXPORT:
+        return {"phi": params.get("phi") is True, "ids": []}
     if action == BulkAction.DELETE:
         if params.get("confirm") is not True:
             raise BulkError("Deleting contacts needs your confirmation.")
@@ -100,6 +103,8 @@ def bulk_job_start(
         total = search.contacts_matching(query).count()
     if total == 0:
         raise BulkError("No contacts are selected: nothing to do.")
+    if action == BulkAction.EXPORT and total > MAX_EXPORT:
+        raise BulkError(f"Export at most {MAX_EXPORT:,} contacts at a time: narrow the filter.")
     with transaction.atomic():
         job = BulkJob.objects.create(
             action=action,
@@ -134,6 +139,11 @@ def _batch(job: BulkJob) -> list[int]:
 def _apply(job: BulkJob, ids: list[int], actor: Actor) -> tuple[int, int]:
     """Do the action on one batch; returns ``(changed, skipped)``."""
     params = job.params
+    if job.action == BulkAction.EXPORT:
+        # Freeze who is in the export now; the CSV is written (and audited) on download.
+        live = sorted(Contact.objects.filter(pk__in=ids).values_list("pk", flat=True))
+        params["ids"] = sorted({*params.get("ids", []), *live})
+        return len(live), len(ids) - len(live)
     if job.action == BulkAction.ADD_TO_LIST:
         contact_list = ContactList.objects.get(pk=params["list_id"])
         live = list(Contact.objects.filter(pk__in=ids).values_list("pk", flat=True))
@@ -191,7 +201,7 @@ def bulk_job_run(*, job_id: int) -> None:
                 job.processed += len(ids)
                 job.changed += changed
                 job.skipped += skipped
-                job.save(update_fields=["cursor", "processed", "changed", "skipped"])
+                job.save(update_fields=["cursor", "processed", "changed", "skipped", "params"])
         except (ContactsError, ContactList.DoesNotExist, Tag.DoesNotExist) as error:
             job.failure = getattr(error, "message", "The list or tag no longer exists.")[:500]
             _finish(job, actor, BulkJobStatus.FAILED)

@@ -56,3 +56,33 @@ def test_endpoint_needs_sign_in_and_returns_bounded_json(client, staff_client):
     }
     assert len(results) <= icd10.MAX_RESULTS
     assert staff.get(url, {"q": "%" * 5000, "limit": "-3"}).json() == {"results": []}
+
+
+def test_the_first_parse_writes_a_compact_index_that_later_loads_read(
+    settings, tmp_path, monkeypatch
+):
+    settings.VAR_DIR = tmp_path
+    parsed = icd10._load()
+    index = icd10.index_path()
+    assert index.is_relative_to(tmp_path) and index.exists()
+
+    def no_parse(source):
+        raise AssertionError("the index should have been read")
+
+    monkeypatch.setattr(icd10, "_parse", no_parse)
+    assert icd10._load() == parsed
+    monkeypatch.undo()
+    # A damaged or truncated index is ignored and rewritten, never trusted.
+    index.write_text("E11.9\tmaybe\tType 2 diabetes\nrubbish\n", encoding="utf-8")
+    assert icd10._load() == parsed
+    assert icd10._read_index(index) == parsed
+
+
+def test_start_up_builds_a_missing_index_in_the_background(settings, tmp_path, monkeypatch):
+    settings.VAR_DIR = tmp_path
+    monkeypatch.setattr(icd10, "_codes", None)
+    thread = icd10.warm_in_background()
+    assert thread is not None
+    thread.join(timeout=120)
+    assert icd10.index_path().exists() and icd10._codes is not None
+    assert icd10.warm_in_background() is None  # already built: nothing to do

@@ -21,7 +21,7 @@ from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from contacts import browse_selectors, icd10, search
+from contacts import browse_selectors, bulk_export, icd10, search
 from contacts.browse_forms import (
     BulkForm,
     ContactFilterForm,
@@ -40,6 +40,7 @@ BULK_PERMISSIONS = {
     BulkAction.UNTAG: "contacts.change_contact",
     BulkAction.SUPPRESS: "contacts.add_suppression",
     BulkAction.DELETE: "contacts.delete_contact",
+    BulkAction.EXPORT: "contacts.view_contact",
 }
 
 
@@ -153,6 +154,7 @@ def bulk_start(request: HttpRequest) -> HttpResponse:
         "tag_id": form.cleaned_data["target_tag"].pk if form.cleaned_data["target_tag"] else None,
         "reason": form.cleaned_data["suppress_reason"],
         "confirm": bool(form.cleaned_data["confirm_delete"]),
+        "phi": bool(form.cleaned_data["export_phi"]),
     }
     try:
         if action in (BulkAction.TAG, BulkAction.UNTAG) and form.cleaned_data["new_tag"]:
@@ -193,7 +195,13 @@ def _job(request: HttpRequest, job_uuid: Any) -> BulkJob:
 def bulk_job(request: HttpRequest, job_uuid: Any) -> HttpResponse:
     job = _job(request, job_uuid)
     template = "contacts/_bulk_progress.html" if request.htmx else "contacts/bulk_job.html"  # type: ignore[attr-defined]
-    response = render(request, template, {"nav": "contacts", "job": job, "active": _active(job)})
+    context = {
+        "nav": "contacts",
+        "job": job,
+        "active": _active(job),
+        "download": bulk_export.bulk_export_ready(job=job, user=request.user),
+    }
+    response = render(request, template, context)
     if request.htmx and not _active(job):  # type: ignore[attr-defined]
         response["HX-Refresh"] = "true"
     return response
