@@ -32,12 +32,12 @@ class FilterSerializer(serializers.Serializer):
         required=False, allow_blank=True, max_length=search.MAX_SEARCH_CHARS * 4,
         help_text="Name words (whole or 3+ letter prefixes), an email, a phone or an external id.",
     )  # fmt: skip
-    status = serializers.ChoiceField(ContactStatus.values, required=False)
+    status = serializers.ChoiceField(ContactStatus.choices, required=False)
     list = serializers.IntegerField(required=False, min_value=1)
     tag = serializers.IntegerField(required=False, min_value=1)
-    consent = serializers.ChoiceField([c for c, _ in search.CONSENT_CHOICES], required=False)
+    consent = serializers.ChoiceField(search.CONSENT_CHOICES, required=False)
     suppressed = serializers.ChoiceField(["yes", "no"], required=False)
-    reason = serializers.ChoiceField(SuppressionReason.values, required=False)
+    reason = serializers.ChoiceField(SuppressionReason.choices, required=False)
 
     def query(self) -> search.ContactQuery:
         data = self.validated_data
@@ -145,7 +145,7 @@ class BulkSerializer(serializers.Serializer):
     action = serializers.ChoiceField([a for a in BulkAction.values if a != BulkAction.EXPORT])
     list_id = serializers.IntegerField(required=False)
     tag_id = serializers.IntegerField(required=False)
-    reason = serializers.ChoiceField(SuppressionReason.values, required=False)
+    reason = serializers.ChoiceField(SuppressionReason.choices, required=False)
     note = serializers.CharField(required=False, allow_blank=True, max_length=500)
     confirm = serializers.BooleanField(required=False, default=False)
     contact_ids = serializers.ListField(

@@ -649,6 +649,8 @@ SPECTACULAR_SETTINGS = {
         "BounceKindEnum": "campaigns.models.sending.BounceKind",
         "SenderEventKindEnum": "campaigns.models.feedback.SenderEventKind",
         "EncryptionKeyKindEnum": "contacts.models.EncryptionKeyKind",
+        "SuppressionReasonEnum": "contacts.models.SuppressionReason",
+        "ContactConsentFilterEnum": "contacts.search.CONSENT_CHOICES",
     },
 }
 

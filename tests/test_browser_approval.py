@@ -89,7 +89,8 @@ def test_request_approve_schedule_and_an_edit_withdraws(
 
     # 5. Editing the template withdraws the approval and unschedules the campaign.
     page.goto(f"/campaigns/templates/{campaign.template_id}/")
-    page.fill("#id_html", PHI_HTML + "<p>{{ phi.age|default('') }}</p>")
+    # Prepended: the template carries the organization's locked footer, which must stay.
+    page.fill("#id_html", "<p>{{ phi.age|default('') }}</p>" + page.input_value("#id_html"))
     page.click("button:has-text('Save template')")
     page.get_by_text("Template saved").wait_for()
     page.goto(approval)

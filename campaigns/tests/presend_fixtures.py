@@ -19,6 +19,7 @@ import pytest
 
 from campaigns import services
 from campaigns.models import SenderIdentity
+from luxmail.actors import Actor
 
 
 def _txt(value: str) -> str:
@@ -120,7 +121,7 @@ def web_server(settings: Any) -> Iterator[str]:
 
 
 def authenticated_sender(
-    dns: DnsServer, actor: Any, *, dmarc: bool = True, spf: bool = True
+    dns: DnsServer, actor: Actor, *, dmarc: bool = True, spf: bool = True
 ) -> SenderIdentity:
     """A sender on a fresh domain whose SPF, DKIM (its own key) and DMARC are published
     (DMARC and SPF optional)."""
