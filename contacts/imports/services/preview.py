@@ -7,7 +7,7 @@ from collections import defaultdict
 from django.db import transaction
 
 from contacts.imports.services.common import _fail, _progress
-from contacts.imports.services.rows import _attach, _dry_run, _good_batches, _scan
+from contacts.imports.services.rows import _attach, _batches, _dry_run, _error_dicts, _prepare
 from contacts.models import (
     ImportJob,
     ImportJobStatus,
@@ -27,47 +27,45 @@ def import_job_preview(*, job_id: int) -> None:
         return
     actor = job.created_by
     try:
-        scan = _scan(job)
-        would_create = would_update = checked = 0
-        grants: dict[str, int] = defaultdict(int)
-        revokes: dict[str, int] = defaultdict(int)
-        for batch in _good_batches(job, scan):
-            result = _dry_run(batch, actor)
-            _attach(batch, result.errors)
-            clean = [r for r in batch if not r.errors]
-            if len(clean) != len(batch):
-                for row in batch:
-                    scan.mark(row.number, row.errors)
-                result = _dry_run(clean, actor)
-                _attach(clean, result.errors)
-                for row in clean:
-                    scan.mark(row.number, row.errors)
-                clean = [r for r in clean if not r.errors]
-            would_create += result.created
-            would_update += result.updated
-            for row in clean:
-                for purpose in row.consent.grants:
-                    grants[purpose] += 1
-                for purpose in row.consent.revokes:
-                    revokes[purpose] += 1
-            checked += len(batch)
-            _progress(job.pk, "checking", checked, scan.valid)
+        rows = _prepare(job)
     except ContactsError as error:
         _fail(job, error.message)
         return
-    total = scan.total
-    valid = total - scan.bad_rows
+    total = len(rows.rows)
+    would_create = would_update = 0
+    checked = 0
+    for batch in _batches(rows.rows):
+        candidates = [r for r in batch if r.number not in rows.duplicates]
+        result = _dry_run(candidates, actor)
+        _attach(candidates, result.errors)
+        clean = [r for r in candidates if not r.errors]
+        if len(clean) != len(candidates):
+            result = _dry_run(clean, actor)
+            _attach(clean, result.errors)
+        would_create += result.created
+        would_update += result.updated
+        checked += len(batch)
+        _progress(job.pk, "checking", checked, total)
+    clean_rows = [r for r in rows.rows if not r.errors]
+    grants: dict[str, int] = defaultdict(int)
+    revokes: dict[str, int] = defaultdict(int)
+    for row in clean_rows:
+        for purpose in row.consent.grants:
+            grants[purpose] += 1
+        for purpose in row.consent.revokes:
+            revokes[purpose] += 1
+    errors, error_count = _error_dicts(rows.rows)
     with transaction.atomic():
         locked = ImportJob.objects.select_for_update().get(pk=job.pk)
         if locked.status != ImportJobStatus.PREVIEWING:
             return
         locked.total_rows = total
-        locked.errors = scan.error_dicts()
-        locked.error_count = scan.error_count
+        locked.errors = errors
+        locked.error_count = error_count
         locked.preview = {
             "rows": total,
-            "valid": valid,
-            "error_rows": total - valid,
+            "valid": len(clean_rows),
+            "error_rows": total - len(clean_rows),
             "create": would_create,
             "update": would_update,
             "grants": dict(grants),

@@ -7,7 +7,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.cache import cache
@@ -28,7 +28,14 @@ from contacts.imports.services.common import (
     may_import_phi,
     progress_key,
 )
-from contacts.imports.services.rows import _attach, _dry_run, _good_batches, _Scan, _scan
+from contacts.imports.services.rows import (
+    _attach,
+    _batches,
+    _dry_run,
+    _error_dicts,
+    _prepare,
+    _Rows,
+)
 from contacts.keys.services import contact_key_store_validated
 from contacts.models import (
     Consent,
@@ -101,6 +108,7 @@ class _Outcome:
     granted: int = 0
     revoked: int = 0
     listed: int = 0
+    contact_ids: list[int] = field(default_factory=list)
 
 
 def import_job_run(*, job_id: int) -> None:
@@ -121,19 +129,20 @@ def import_job_run(*, job_id: int) -> None:
             raise ImportAborted("The person who started this import can no longer import.")
         if job.includes_phi and not may_import_phi(actor):
             raise ImportAborted("Importing PHI columns needs the PHI Marketer role.")
-        scan = _scan(job)
+        rows = _prepare(job)
         # Committed on its own, before the write: the decryption of existing contacts
         # for merging stays on record even if the import rolls back.
         access = crypto.phi_access(
             actor=actor,
             purpose="contacts.import",
-            details={"import": job.pk, "rows": scan.total},
+            details={"import": job.pk, "rows": len(rows.rows)},
         )
         with transaction.atomic():
             locked = ImportJob.objects.select_for_update().get(pk=job.pk)
             if locked.status != ImportJobStatus.RUNNING:
                 return
-            outcome = _write(job, scan, actor, access)
+            outcome = _write(job, rows, actor, access)
+            errors, error_count = _error_dicts(rows.bad)
             audit.record(
                 "contacts.import",
                 actor=actor,
@@ -141,7 +150,7 @@ def import_job_run(*, job_id: int) -> None:
                 phi=locked.includes_phi,
                 details={
                     "job": locked.pk,
-                    "rows": scan.total,
+                    "rows": len(rows.rows),
                     "created": outcome.created,
                     "updated": outcome.updated,
                     "unchanged": outcome.unchanged,
@@ -153,14 +162,14 @@ def import_job_run(*, job_id: int) -> None:
                 },
             )
             locked.status = ImportJobStatus.SUCCEEDED
-            locked.total_rows = scan.total
-            locked.processed_rows = scan.total
+            locked.total_rows = len(rows.rows)
+            locked.processed_rows = len(rows.rows)
             locked.created_count = outcome.created
             locked.updated_count = outcome.updated
             locked.unchanged_count = outcome.unchanged
             locked.skipped_count = outcome.skipped
-            locked.errors = scan.error_dicts()
-            locked.error_count = scan.error_count
+            locked.errors = errors
+            locked.error_count = error_count
             locked.details = {
                 "consents_granted": outcome.granted,
                 "consents_revoked": outcome.revoked,
@@ -189,30 +198,26 @@ def import_job_run(*, job_id: int) -> None:
         cache.delete(progress_key(job.pk))
 
 
-def _write(job: ImportJob, scan: _Scan, actor: Actor, access: crypto.Access) -> _Outcome:
-    """Write the good rows batch by batch; consents and list membership follow each batch.
-
-    Nothing of one batch is kept for the next (bounded memory); every batch runs inside
-    the caller's transaction, so an abort still rolls the whole file back.
-    """
+def _write(job: ImportJob, rows: _Rows, actor: Actor, access: crypto.Access) -> _Outcome:
     skip_invalid = bool(job.options.get("skip_invalid"))
-    if scan.error_count and not skip_invalid:
-        problem = min(scan.errors, key=lambda e: e.row)
+    bad = rows.bad
+    if bad and not skip_invalid:
+        problem = bad[0].errors[0]
         raise ImportAborted(
             f"Row {problem.row} has an error ({problem.message}); nothing was imported.",
-            scan.errors,
+            [e for r in bad for e in r.errors],
         )
-    outcome = _Outcome(skipped=scan.bad_rows)
+    outcome = _Outcome(skipped=len(bad))
+    good = [r for r in rows.rows if not r.errors]
+    consent_of: dict[int, columns.ConsentPlan] = {}
     done = 0
-    for batch in _good_batches(job, scan):
+    for batch in _batches(good):
         if skip_invalid:
             # The database may have changed since the preview (an external id taken
             # meanwhile): such rows are skipped too, and reported.
             check = _dry_run(batch, actor)
             if check.errors:
                 _attach(batch, check.errors)
-                for row in batch:
-                    scan.mark(row.number, row.errors)
                 outcome.skipped += sum(1 for r in batch if r.errors)
                 batch = [r for r in batch if not r.errors]
         if batch:
@@ -235,21 +240,20 @@ def _write(job: ImportJob, scan: _Scan, actor: Actor, access: crypto.Access) -> 
             outcome.created += result.created
             outcome.updated += result.updated
             outcome.unchanged += result.unchanged
-            consent_of: dict[int, columns.ConsentPlan] = {}
             for row, contact_id in zip(batch, result.contact_ids, strict=True):
+                outcome.contact_ids.append(contact_id)
                 if row.consent:
                     consent_of[contact_id] = row.consent
                 if row.keys:
                     _store_keys(contact_id, row.keys, actor)
-            granted, revoked = _apply_consents(job, consent_of, actor)
-            outcome.granted += granted
-            outcome.revoked += revoked
-            if job.contact_list is not None and result.contact_ids:
-                outcome.listed += contact_services.list_members_add(
-                    contact_list=job.contact_list, contact_ids=result.contact_ids, actor=actor
-                )
         done += len(batch)
-        _progress(job.pk, "writing", done, scan.valid)
+        _progress(job.pk, "writing", done, len(good))
+    _progress(job.pk, "consents", len(good), len(good))
+    outcome.granted, outcome.revoked = _apply_consents(job, consent_of, actor)
+    if job.contact_list is not None and outcome.contact_ids:
+        outcome.listed = contact_services.list_members_add(
+            contact_list=job.contact_list, contact_ids=outcome.contact_ids, actor=actor
+        )
     return outcome
 
 
