@@ -178,8 +178,8 @@ def import_job_run(*, job_id: int) -> None:
             }
             locked.finished_at = timezone.now()
             locked.save()
-            if scan.error_count:
-                import_notify(job=locked, failed=False, error_count=scan.error_count)
+            if error_count:
+                import_notify(job=locked, failed=False, error_count=error_count)
     except ImportAborted as aborted:
         _fail(job, aborted.message, aborted.errors)
     except ContactsError as error:
