@@ -64,7 +64,9 @@ def test_a_due_pdf_report_is_mailed_once_without_phi(scenario, make_user, mailou
     schedule = _schedule([viewer, marketer], actor=scenario["admin"])
     assert schedule.next_run_at > timezone.now()
     assert services.report_schedules_send_due() == 0  # not due yet
-    tomorrow = timezone.now() + dt.timedelta(days=1)  # yesterday, then, holds the scenario
+    # Just after its first run (06:00 org time after today's period, which holds the
+    # scenario): "now + 1 day" would not reach it when the test runs before 06:00.
+    tomorrow = schedule.next_run_at + dt.timedelta(minutes=1)
     assert services.report_schedules_send_due(now=tomorrow) == 1
     assert services.report_schedules_send_due(now=tomorrow) == 0  # moved to its next run
     [mail] = mailoutbox
@@ -88,10 +90,12 @@ def test_xlsx_report_has_every_row_and_recipients_are_rechecked(
     mailoutbox,
 ):
     viewer, leaver = make_user("Viewer"), make_user("Viewer")
-    _schedule([viewer, leaver], fmt="xlsx")
+    schedule = _schedule([viewer, leaver], fmt="xlsx")
     leaver.is_active = False
     leaver.save()
-    assert services.report_schedules_send_due(now=timezone.now() + dt.timedelta(days=1)) == 1
+    assert (
+        services.report_schedules_send_due(now=schedule.next_run_at + dt.timedelta(minutes=1)) == 1
+    )
     [mail] = mailoutbox
     assert mail.to == [viewer.email]
     book = openpyxl.load_workbook(io.BytesIO(mail.attachments[0][1]))
@@ -106,7 +110,7 @@ def test_relay_failure_keeps_the_report_due(scenario, make_user, monkeypatch, ma
         raise ConnectionRefusedError("relay down")
 
     monkeypatch.setattr("django.core.mail.EmailMessage.send", refuse)
-    later = timezone.now() + dt.timedelta(days=1)
+    later = schedule.next_run_at + dt.timedelta(minutes=1)
     assert services.report_schedules_send_due(now=later) == 0
     schedule.refresh_from_db()
     assert schedule.last_error == "Mail relay error: ConnectionRefusedError"
