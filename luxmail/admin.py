@@ -426,5 +426,5 @@ class LegalHoldAdmin(ReadOnlyAdmin):
 
 @admin.register(Notification)
 class NotificationAdmin(ReadOnlyAdmin):
-    list_display = ("id", "kind", "title", "created_at", "read_at")
+    list_display = ("id", "kind", "title", "created_at")
     list_filter = ("kind",)

@@ -12,7 +12,9 @@ def luxmail(request: HttpRequest) -> dict[str, Any]:
     signed_in = bool(user and user.is_authenticated)
     return {
         "org_name": org.get_settings().name,
-        "notifications_unread": notifications.unread_count() if signed_in else 0,
+        "notifications_unread": (
+            notifications.unread_count(user=user) if signed_in else 0  # type: ignore[arg-type]
+        ),
         "can_view_phi": bool(signed_in and user.has_perm("luxmail.view_phi")),  # type: ignore[union-attr]
         # The in-app notice of break-glass access: Admins see unacknowledged grants,
         # the user their own open window (luxmail/breakglass.py).

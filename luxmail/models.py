@@ -12,6 +12,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.validators import MaxValueValidator
 from django.db import models
+from django.utils import timezone
 
 
 class User(AbstractUser):
@@ -283,25 +284,41 @@ class LegalHold(models.Model):
 class Notification(models.Model):
     """Something an Admin should look at (e.g. a campaign that paused itself).
 
-    Organization-wide (one deployment per organization), read by anyone who may see the
-    link; ``title`` is a sentence without PHI; ``link`` a path inside LuxMail.
+    Organization-wide (one deployment per organization): every staff member sees the same
+    list, but each has their own read state (:class:`NotificationRead`). ``title`` is a
+    sentence without PHI; ``link`` a path inside LuxMail.
     """
 
     kind = models.CharField(max_length=40)
     title = models.CharField(max_length=300)
     link = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    read_at = models.DateTimeField(null=True, blank=True)
-    read_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["read_at", "created_at"], name="notification_unread")]
 
     def __str__(self) -> str:
         return self.title
+
+
+class NotificationRead(models.Model):
+    """One staff member has read one notification (``luxmail/notifications.py``).
+
+    Read state is per person: one Admin reading a notification leaves it unread for the
+    others. No row means unread.
+    """
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="reads")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    read_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "notification"], name="notification_read_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"Notification {self.notification_id} read by {self.user_id}"
 
 
 class NotificationPreference(models.Model):

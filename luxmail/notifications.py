@@ -7,11 +7,12 @@ each staff member chooses per kind whether they also want an e-mail
 title and link only and goes out after the notifying transaction commits, by the
 ``luxmail.notification_email`` task (ids only).
 
-Notifications are organization-wide (one deployment per organization): a read mark is
-shared, and says who read it. Sources register here by kind (:data:`KINDS`); the
-lower layer never learns about the higher one: campaigns, contacts and the portal call
-:func:`notify` from their own services or signal receivers (docs/architecture.md,
-"Notifications").
+Notifications are organization-wide (one deployment per organization): every staff member
+sees the same list, but read state is per person (``NotificationRead``): the bell counts
+what *you* have not read, and "mark all read" marks them for you only. Sources register
+here by kind (:data:`KINDS`); the lower layer never learns about the higher one:
+campaigns, contacts and the portal call :func:`notify` from their own services or signal
+receivers (docs/architecture.md, "Notifications").
 """
 
 from __future__ import annotations
@@ -22,13 +23,19 @@ import logging
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 from django.utils import timezone
 
 from luxmail import audit, conf, jobs
 from luxmail.actors import Actor, user_of
-from luxmail.models import AuditEvent, Notification, NotificationPreference, User
+from luxmail.models import (
+    AuditEvent,
+    Notification,
+    NotificationPreference,
+    NotificationRead,
+    User,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -56,40 +63,60 @@ def notify(*, kind: str, title: str, link: str = "") -> Notification:
     return notification
 
 
-def unread_count() -> int:
-    return Notification.objects.filter(read_at__isnull=True).count()
+def _read_by(user: User) -> QuerySet[NotificationRead]:
+    return NotificationRead.objects.filter(notification=OuterRef("pk"), user=user)
 
 
-def listed(*, limit: int = 100, unread_only: bool = False) -> QuerySet[Notification]:
-    rows = Notification.objects.select_related("read_by")
+def unread_count(*, user: User) -> int:
+    """How many notifications ``user`` has not read (the navigation's count)."""
+    return Notification.objects.filter(~Exists(_read_by(user))).count()
+
+
+def listed(*, user: User, limit: int = 100, unread_only: bool = False) -> QuerySet[Notification]:
+    """The newest notifications, each with ``read_at``: when ``user`` read it, else ``None``."""
+    rows = Notification.objects.annotate(read_at=Subquery(_read_by(user).values("read_at")[:1]))
     if unread_only:
         rows = rows.filter(read_at__isnull=True)
     return rows[:limit]
 
 
 def mark_all_read(*, actor: Actor, request: HttpRequest | None = None) -> int:
-    """Mark every unread notification read; audits ``notification.read`` with the count."""
-    count = Notification.objects.filter(read_at__isnull=True).update(
-        read_at=timezone.now(), read_by=user_of(actor)
+    """Mark every notification the acting staff member has not read as read *for them*
+    (others keep theirs); audits ``notification.read`` with the count. Idempotent; an
+    actor without a staff account (API key, task) marks nothing."""
+    user = user_of(actor)
+    if user is None:
+        return 0
+    unread = list(Notification.objects.filter(~Exists(_read_by(user))).values_list("pk", flat=True))
+    now = timezone.now()
+    NotificationRead.objects.bulk_create(
+        [NotificationRead(notification_id=pk, user=user, read_at=now) for pk in unread],
+        batch_size=1000,
+        ignore_conflicts=True,  # a concurrent "mark read" of the same one is fine
     )
-    if count:
-        audit.record("notification.read", actor=actor, request=request, details={"count": count})
-    return count
+    if unread:
+        audit.record(
+            "notification.read", actor=actor, request=request, details={"count": len(unread)}
+        )
+    return len(unread)
 
 
 def mark_read(*, notification_id: int, actor: Actor, request: HttpRequest | None = None) -> bool:
-    """Mark one notification read (idempotent); audits ``notification.read`` with its id."""
-    changed = Notification.objects.filter(pk=notification_id, read_at__isnull=True).update(
-        read_at=timezone.now(), read_by=user_of(actor)
-    )
-    if changed:
+    """Mark one notification read for the acting staff member (idempotent: ``False`` when
+    they had read it already, it does not exist, or the actor has no staff account);
+    audits ``notification.read`` with its id."""
+    user = user_of(actor)
+    if user is None or not Notification.objects.filter(pk=notification_id).exists():
+        return False
+    _, created = NotificationRead.objects.get_or_create(notification_id=notification_id, user=user)
+    if created:
         audit.record(
             "notification.read",
             actor=actor,
             request=request,
             details={"count": 1, "notification_id": notification_id},
         )
-    return bool(changed)
+    return created
 
 
 # --- e-mail preferences ------------------------------------------------------------------

@@ -51,7 +51,10 @@ def notification_list(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         notifications.mark_all_read(actor=request.user, request=request)
         return redirect("notifications")
-    context = {"items": notifications.listed(), "nav": "notifications"}
+    context = {
+        "items": notifications.listed(user=request.user),  # type: ignore[arg-type]
+        "nav": "notifications",
+    }
     return render(request, "notifications.html", context)
 
 

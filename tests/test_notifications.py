@@ -1,4 +1,5 @@
-"""Notification triggers (issue 20 item 5) and their optional e-mail per preference.
+"""Notification triggers (issue 20 item 5), per-person read state and the optional
+e-mail per preference.
 
 Each source is driven through its own service: a campaign finishing, an approval
 request, an import failing or finishing with row errors, and a key rotation falling
@@ -13,6 +14,8 @@ from typing import Any
 
 import pytest
 import time_machine
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from campaigns import services
@@ -22,7 +25,8 @@ from campaigns.tests.factories import make_campaign, make_contacts
 from contacts.imports.services.common import _fail
 from contacts.models import ImportJob
 from luxmail import audit, notifications, roles
-from luxmail.models import AuditEvent, Notification
+from luxmail.models import AuditEvent, Notification, NotificationRead, User
+from luxmail.testing import require
 
 postgres = campaigns_fixtures.postgres
 admin = campaigns_fixtures.admin
@@ -107,17 +111,81 @@ def test_email_goes_only_to_those_who_asked_for_that_kind(
 def test_pages_mark_one_read_and_save_preferences(postgres, staff_client: Any) -> None:
     client = staff_client(roles.MARKETER)
     first = notifications.notify(kind="campaign_finished", title="First finished.", link="/")
-    second = notifications.notify(kind="campaign_finished", title="Second finished.", link="/")
+    notifications.notify(kind="campaign_finished", title="Second finished.", link="/")
     listing = client.get("/notifications/")
     assert listing.status_code == 200 and b"Second finished." in listing.content
     response = client.post(f"/notifications/{first.pk}/read/", {"next": "https://evil.example/"})
     assert response.status_code == 302 and response["Location"] == "/notifications/"
-    first.refresh_from_db()
-    second.refresh_from_db()
-    assert first.read_at is not None and second.read_at is None
-    assert notifications.unread_count() == 1
+    user = client.user
+    assert [n.read_at is not None for n in notifications.listed(user=user)] == [False, True]
+    assert notifications.unread_count(user=user) == 1
     page = client.post("/notifications/preferences/", {"kinds": ["portal_reply"]})
     assert page.status_code == 302
     assert notifications.email_kinds(user=client.user) == ["portal_reply"]
     form = client.get("/notifications/preferences/").content.decode()
     assert form.count("checked") == 1 and 'value="portal_reply"' in form
+
+
+def test_read_state_is_per_person(postgres, staff_client: Any) -> None:
+    alice = staff_client(roles.ADMIN, username="alice")
+    bob = staff_client(roles.MARKETER, username="bob")
+    first = notifications.notify(kind="campaign_finished", title="First finished.", link="/")
+    notifications.notify(kind="import_errors", title="Import #2 failed.", link="/")
+    assert b'aria-label="2 unread"' in alice.get("/notifications/").content
+    # Alice reads one: Bob still has both unread.
+    alice.post(f"/notifications/{first.pk}/read/")
+    assert notifications.unread_count(user=alice.user) == 1
+    assert notifications.unread_count(user=bob.user) == 2
+    assert not notifications.mark_read(notification_id=first.pk, actor=alice.user)  # again
+    # Bob marks all read: only his; Alice keeps her unread one.
+    bob_page = bob.post("/notifications/", follow=True).content
+    assert b"unread" not in bob_page.split(b"<main")[0]  # no badge in the navigation
+    assert notifications.unread_count(user=bob.user) == 0
+    assert notifications.unread_count(user=alice.user) == 1
+    assert [n.title for n in notifications.listed(user=alice.user, unread_only=True)] == [
+        "Import #2 failed."
+    ]
+    assert notifications.mark_all_read(actor=bob.user) == 0  # idempotent, no audit row
+    reads = AuditEvent.objects.filter(action="notification.read").order_by("id")
+    assert [e.details["count"] for e in reads] == [1, 2]
+    # A new notification is unread for both; the API key / task label marks nothing.
+    notifications.notify(kind="portal_reply", title="A patient replied.", link="/")
+    assert notifications.unread_count(user=bob.user) == 1
+    assert notifications.mark_all_read(actor="task:test") == 0
+    assert NotificationRead.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migration_keeps_what_someone_had_read_read_for_every_existing_account() -> None:
+    require(connection.vendor == "postgresql", "needs PostgreSQL on 127.0.0.1:5432")
+    before = [("luxmail", "0011_org_footer_text")]
+    after = [("luxmail", "0012_notification_reads_per_user")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    reader = old.get_model("luxmail", "User").objects.create(username="reader")
+    old.get_model("luxmail", "User").objects.create(username="other")
+    shared = old.get_model("luxmail", "Notification")
+    was_read = shared.objects.create(
+        kind="campaign_finished", title="Read.", read_at=timezone.now(), read_by=reader
+    )
+    unread = shared.objects.create(kind="campaign_finished", title="Unread.")
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(after)
+    users = list(User.objects.order_by("username"))
+    assert [u.username for u in users] == ["other", "reader"]
+    for user in users:
+        assert notifications.unread_count(user=user) == 1
+        assert [n.pk for n in notifications.listed(user=user, unread_only=True)] == [unread.pk]
+    assert NotificationRead.objects.filter(notification_id=was_read.pk).count() == 2
+    # And back: the earliest read becomes the shared mark again.
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    rows = old.get_model("luxmail", "Notification").objects.order_by("id")
+    assert [r.read_at is not None for r in rows] == [True, False]
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())

@@ -300,7 +300,7 @@ def test_notifications_list_and_mark_read(postgres, staff_client) -> None:
     page = client.get("/notifications/").content.decode()
     assert "Campaign paused itself" in page and "1 unread" in page
     client.post("/notifications/")
-    assert notifications.unread_count() == 0
+    assert notifications.unread_count(user=client.user) == 0
     assert AuditEvent.objects.filter(action="notification.read").count() == 1
 
 
