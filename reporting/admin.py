@@ -1,4 +1,5 @@
-"""Admin: proxy/gateway ranges are edited here; webhooks are read-only (managed in Settings)."""
+"""Admin: proxy/gateway ranges are edited here; webhooks (managed in Settings) and report
+schedules (managed in Reports → Schedules) are read-only."""
 
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ from django.http import HttpRequest
 
 from luxmail.admin_site import ReadOnlyAdmin
 from reporting import selectors, services
-from reporting.models import ProxyRange, ProxyRangeList, WebhookDelivery, WebhookEndpoint
+from reporting.models import (
+    ProxyRange,
+    ProxyRangeList,
+    ReportSchedule,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 
 @admin.register(ProxyRange)
@@ -120,3 +127,48 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "endpoint", "event_type", "status", "attempts", "response_code")
     list_filter = ("status", "event_type")
     list_select_related = ("endpoint",)
+
+
+@admin.register(ReportSchedule)
+class ReportScheduleAdmin(ReadOnlyAdmin):
+    """Scheduled report e-mails: who set them up, when they run next, the last send and
+    error. Read-only: schedules are created and deleted on Reports → Schedules, where the
+    service checks the recipients and audits the change. Counts only, no PHI."""
+
+    list_display = (
+        "name",
+        "frequency",
+        "format",
+        "split",
+        "events",
+        "recipient_count",
+        "created_by",
+        "created_at",
+        "next_run_at",
+        "last_sent_at",
+        "last_error",
+    )
+    list_filter = ("frequency", "format", "split", "events")
+    search_fields = ("name",)
+    list_select_related = ("created_by",)
+    fields = (
+        "name",
+        "frequency",
+        "format",
+        "split",
+        "events",
+        "recipients",
+        "created_by",
+        "created_at",
+        "next_run_at",
+        "last_sent_at",
+        "last_error",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ReportSchedule]:
+        return selectors.report_schedules_with_recipient_count(super().get_queryset(request))
+
+    @admin.display(description="Recipients", ordering="recipient_count")
+    def recipient_count(self, obj: ReportSchedule) -> int:
+        return int(getattr(obj, "recipient_count", 0))

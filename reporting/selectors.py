@@ -16,6 +16,7 @@ from reporting.models import (
     Event,
     ProxyRange,
     ProxyRangeList,
+    ReportSchedule,
     TrackedLink,
     TrackingOptions,
     WebhookDelivery,
@@ -209,3 +210,10 @@ def report_staff() -> QuerySet[Any]:
     if permission is not None:
         holders |= Q(groups__permissions=permission) | Q(user_permissions=permission)
     return users.filter(holders).distinct().order_by("username")
+
+
+def report_schedules_with_recipient_count(
+    schedules: QuerySet[ReportSchedule],
+) -> QuerySet[ReportSchedule]:
+    """``schedules`` annotated with ``recipient_count`` (the admin list, one query)."""
+    return schedules.annotate(recipient_count=Count("recipients", distinct=True))

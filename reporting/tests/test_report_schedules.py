@@ -171,3 +171,26 @@ def test_schedule_pages(scenario, staff_client, make_user):  # noqa: F811
     assert client.post(f"/reports/schedules/{schedule.pk}/delete/").status_code == 302
     assert not ReportSchedule.objects.exists()
     assert AuditEvent.objects.filter(action="reports.schedule_delete").exists()
+
+
+def test_schedule_admin_lists_and_shows_but_never_edits(staff_client, make_user):
+    client = staff_client("Admin")
+    viewer = make_user("Viewer")
+    schedule = _schedule([viewer], frequency="weekly", actor=client.user)
+    base = "/admin/reporting/reportschedule/"
+    listing = client.get(base)
+    assert listing.status_code == 200
+    body = listing.content.decode()
+    assert "Daily numbers" in body and client.user.username in body
+    assert 'class="field-recipient_count">1<' in body
+    assert "Daily numbers" in client.get(base, {"frequency__exact": "weekly"}).content.decode()
+    assert "Daily numbers" not in client.get(base, {"frequency__exact": "daily"}).content.decode()
+    page = client.get(f"{base}{schedule.pk}/change/")
+    assert page.status_code == 200 and viewer.username in page.content.decode()
+    assert 'name="name"' not in page.content.decode()  # read-only: no form inputs
+    assert client.get(f"{base}add/").status_code == 403
+    assert client.post(f"{base}{schedule.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert client.post(f"{base}{schedule.pk}/change/", {"name": "Renamed"}).status_code == 403
+    assert ReportSchedule.objects.get().name == "Daily numbers"
+    # Not admin staff (a Viewer): sent to sign in, like every admin page.
+    assert staff_client("Viewer").get(base).status_code == 302
