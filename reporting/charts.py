@@ -1,5 +1,7 @@
 """Plotly figures for the report pages, built on the server and passed to the page as JSON,
 each with the table it draws (the page's table view and the chart's CSV/XLSX download).
+The palette, shared layout, day axis and the :class:`Chart` record are in
+``reporting/chart_figures.py``.
 
 The page embeds each figure with ``json_script`` (a ``<script type="application/json">``
 element, not executed) and ``static/js/reports.js`` draws it with the vendored
@@ -20,126 +22,27 @@ import html
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
+from reporting.chart_figures import (
+    DAY_MS,
+    HUMAN,
+    LABEL_COLORS,
+    LABEL_NAMES,
+    LIGHT,
+    NEUTRAL,
+    Chart,
+    bar_trace,
+    base_layout,
+    day_axis,
+    figure_json,
+    rate,
+    rate_text,
+)
 from reporting.reports import Counting, Row
 
-HUMAN = "#1f6f5c"
-AUTOMATED = "#c2410c"
-UNKNOWN = "#6b6b78"
-PRIVACY_PROXY = "#a16207"
-NEUTRAL = "#3b5b92"
-LIGHT = "#9db4d9"
-DAY_MS = 86_400_000  # date axes count in milliseconds
-LABEL_COLORS = {
-    "human": HUMAN,
-    "unknown": UNKNOWN,
-    "privacy_proxy": PRIVACY_PROXY,
-    "automated": AUTOMATED,
-}
-LABEL_NAMES = {
-    "human": "human",
-    "unknown": "unknown",
-    "privacy_proxy": "privacy proxy only",
-    "automated": "automated only",
-}
 MULTIPLES_SHOWN = 12  # small multiples: the first values of the split (the table has all)
 MULTIPLES_COLUMNS = 3
-
-
-@dataclass
-class Chart:
-    """One chart of a report page: its figure and the table it draws.
-
-    ``headings`` and ``rows`` are the table view and the chart's CSV/XLSX download:
-    counts and rates only (a rate is a fraction, ``None`` when undefined)."""
-
-    name: str
-    title: str
-    description: str
-    figure: dict[str, Any]
-    headings: list[str]
-    rows: list[list[Any]] = field(default_factory=list)
-    rate_columns: frozenset[int] = frozenset()
-
-    @property
-    def element_id(self) -> str:
-        return f"chart-{self.name}"
-
-
-def _rate(part: int, whole: int) -> float | None:
-    return part / whole if whole else None
-
-
-def _rate_text(part: int, whole: int, of: str) -> str:
-    rate = _rate(part, whole)
-    return "—" if rate is None else f"{rate * 100:.1f} % of {of}"
-
-
-def _layout(**extra: Any) -> dict[str, Any]:
-    """Shared layout: no title inside the plot (the page has the heading), the legend
-    above the plot area (yanchor bottom at y=1: outside, plotly grows the margin)."""
-    return {
-        "margin": {"l": 56, "r": 16, "t": 8, "b": 48},
-        "height": 340,
-        "legend": {
-            "orientation": "h",
-            "x": 0,
-            "xanchor": "left",
-            "y": 1.02,
-            "yanchor": "bottom",
-            "traceorder": "normal",  # stacked bars: keep the order the traces were given
-        },
-        "paper_bgcolor": "rgba(0,0,0,0)",
-        "plot_bgcolor": "rgba(0,0,0,0)",
-        "font": {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif"},
-        "hoverlabel": {"namelength": -1},
-        "yaxis": {"rangemode": "tozero", "separatethousands": True},
-        **extra,
-    }
-
-
-def _day_axis(days: Sequence[str], *, time_zone: str, what: str) -> dict[str, Any]:
-    """A date axis that labels days (not hours) however few points there are; the
-    values are local dates in the organization's time zone, and the axis says so."""
-    axis: dict[str, Any] = {
-        "type": "date",
-        "tickformat": "%b %d",
-        "hoverformat": "%a %b %d, %Y",
-        "title": {"text": f"{what} ({time_zone})"},
-    }
-    if len(days) <= 31:
-        axis["dtick"] = DAY_MS
-    if len(days) == 1:
-        day = dt.date.fromisoformat(days[0])
-        axis["range"] = [
-            (day - dt.timedelta(days=1)).isoformat(),
-            (day + dt.timedelta(days=1)).isoformat(),
-        ]
-    return axis
-
-
-def _figure(data: list[dict[str, Any]], layout: dict[str, Any]) -> dict[str, Any]:
-    # Plain plotly.js figure JSON: plotly.py's validating graph objects cost most of the
-    # report page's server time (docs/performance.md, "Report page") and add nothing
-    # the browser needs.
-    return {"data": data, "layout": layout}
-
-
-def _bar(
-    x: list[Any], y: list[int], name: str, color: str, hover: list[str], **extra: Any
-) -> dict[str, Any]:
-    return {
-        "type": "bar",
-        "x": x,
-        "y": y,
-        "name": name,
-        "marker": {"color": color, **extra.pop("marker", {})},
-        "customdata": hover,
-        "hovertemplate": "%{y:,} · %{customdata}<extra>%{fullData.name}</extra>",
-        **extra,
-    }
 
 
 def timeseries(
@@ -157,21 +60,21 @@ def timeseries(
         (
             "Delivered",
             [r.delivered for r in ordered],
-            [_rate_text(r.delivered, r.sent, "sent") for r in ordered],
+            [rate_text(r.delivered, r.sent, "sent") for r in ordered],
             NEUTRAL,
             "solid",
         ),
         (
             "Opened",
             [r.opened for r in ordered],
-            [_rate_text(r.opened, r.delivered, "delivered") for r in ordered],
+            [rate_text(r.opened, r.delivered, "delivered") for r in ordered],
             HUMAN,
             "solid",
         ),
         (
             "Clicked",
             [r.clicked for r in ordered],
-            [_rate_text(r.clicked, r.delivered, "delivered") for r in ordered],
+            [rate_text(r.clicked, r.delivered, "delivered") for r in ordered],
             HUMAN,
             "dot",
         ),
@@ -192,11 +95,11 @@ def timeseries(
         }
         for name, values, hover, color, dash in series
     ]
-    return _figure(
+    return figure_json(
         traces,
-        _layout(
+        base_layout(
             hovermode="x unified",
-            xaxis=_day_axis(days, time_zone=time_zone, what="Day queued"),
+            xaxis=day_axis(days, time_zone=time_zone, what="Day queued"),
         ),
     )
 
@@ -231,11 +134,11 @@ def opened_by_label_chart(rows: Sequence[Row], *, time_zone: str) -> Chart | Non
     for label in ("human", "unknown", "privacy_proxy", "automated"):
         values = [row.metrics[f"opened_{label}"] for row in ordered]
         hover = [
-            _rate_text(value, row.delivered, "delivered")
+            rate_text(value, row.delivered, "delivered")
             for value, row in zip(values, ordered, strict=True)
         ]
         traces.append(
-            _bar(
+            bar_trace(
                 days,
                 values,
                 f"Opened: {LABEL_NAMES[label]}",
@@ -244,12 +147,12 @@ def opened_by_label_chart(rows: Sequence[Row], *, time_zone: str) -> Chart | Non
                 width=0.6 * DAY_MS,  # on a date axis a bar is as wide as this (ms)
             )
         )
-    figure = _figure(
+    figure = figure_json(
         traces,
-        _layout(
+        base_layout(
             barmode="stack",
             hovermode="x unified",
-            xaxis=_day_axis(days, time_zone=time_zone, what="Day queued"),
+            xaxis=day_axis(days, time_zone=time_zone, what="Day queued"),
         ),
     )
     return Chart(
@@ -301,11 +204,11 @@ def activity(
                 continue
             counts = [values.get(day, 0) for day in days]
             hover = [
-                _rate_text(count, per_kind[(kind, day)], f"{kind}s that day")
+                rate_text(count, per_kind[(kind, day)], f"{kind}s that day")
                 for count, day in zip(counts, days, strict=True)
             ]
             traces.append(
-                _bar(
+                bar_trace(
                     days,
                     counts,
                     f"{kind.capitalize()}s: {label.replace('_', ' ')}",
@@ -320,11 +223,11 @@ def activity(
                     offset=(-0.42 if kind == "open" else 0.02) * DAY_MS,
                 )
             )
-    return _figure(
+    return figure_json(
         traces,
-        _layout(
+        base_layout(
             barmode="stack",
-            xaxis=_day_axis(days, time_zone=time_zone, what="Day of the event"),
+            xaxis=day_axis(days, time_zone=time_zone, what="Day of the event"),
         ),
     )
 
@@ -366,7 +269,7 @@ def funnel_chart(total: Row, *, human_only: bool) -> Chart | None:
     rows: list[list[Any]] = []
     previous = total.messages
     for name, count in steps:
-        rows.append([name, count, _rate(count, previous), _rate(count, total.messages)])
+        rows.append([name, count, rate(count, previous), rate(count, total.messages)])
         previous = count
     text = [
         f"{count:,}" + ("" if of_first is None else f" · {of_first * 100:.1f} %")
@@ -389,9 +292,9 @@ def funnel_chart(total: Row, *, human_only: bool) -> Chart | None:
         "hovertemplate": "%{y}: %{x:,} · %{customdata}<extra></extra>",
         "showlegend": False,
     }
-    figure = _figure(
+    figure = figure_json(
         [trace],
-        _layout(
+        base_layout(
             height=260,
             margin={"l": 150, "r": 16, "t": 8, "b": 40},
             yaxis={"autorange": "reversed", "automargin": True},
@@ -426,7 +329,7 @@ def multiples_chart(rows: Sequence[Row], *, split_label: str) -> Chart | None:
     # row's titles: a fixed top margin, and the legend that many pixels above the plot.
     height = max(300, 200 * grid_rows + 120)
     top, bottom = 72, 40
-    layout = _layout(
+    layout = base_layout(
         barmode="stack", height=height, margin={"l": 56, "r": 16, "t": top, "b": bottom}
     )
     layout["legend"]["y"] = 1 + 30 / (height - top - bottom)
@@ -464,12 +367,12 @@ def multiples_chart(rows: Sequence[Row], *, split_label: str) -> Chart | None:
         for label in ("human", "unknown", "privacy_proxy", "automated"):
             counts = [row.metrics[f"opened_{label}"], row.metrics.get(f"clicked_{label}", 0)]
             traces.append(
-                _bar(
+                bar_trace(
                     ["Opened", "Clicked"],
                     counts,
                     LABEL_NAMES[label].capitalize(),
                     LABEL_COLORS[label],
-                    [_rate_text(count, row.delivered, "delivered") for count in counts],
+                    [rate_text(count, row.delivered, "delivered") for count in counts],
                     legendgroup=label,
                     showlegend=index == 0,
                     xaxis=f"x{suffix}",
@@ -490,7 +393,7 @@ def multiples_chart(rows: Sequence[Row], *, split_label: str) -> Chart | None:
             ]
         )
     layout["annotations"] = annotations
-    result = _figure(traces, layout)
+    result = figure_json(traces, layout)
     return Chart(
         name="split",
         title=f"Human and automated engagement by {split_label.lower()}",

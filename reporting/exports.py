@@ -13,7 +13,7 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
-from reporting.charts import Chart
+from reporting.chart_figures import Chart
 from reporting.reports import COLUMNS, RATE_COLUMNS, Counting, Row
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from reporting import charts, exports, reports
+from reporting import chart_figures, exports, reports
 
 PDF_ROWS = 40  # split rows in the PDF; the XLSX has all of them
 _PLAIN = str.maketrans(
@@ -34,7 +34,7 @@ def report_pdf(
     period: tuple[dt.date, dt.date],
     counting: reports.Counting,
     total: reports.Row,
-    funnel: charts.Chart | None,
+    funnel: chart_figures.Chart | None,
     split_label: str,
     rows: Sequence[reports.Row],
     time_zone: str,
