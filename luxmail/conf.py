@@ -1,4 +1,5 @@
-"""Typed access to LuxMail's own settings: the one place app code reads them through.
+"""Typed access to LuxMail's own settings: where app code reads them (some older modules
+still read plain ``settings.LUXMAIL_…``; docs/operations.md says which).
 
 ``luxmail/settings.py`` parses each ``LUXMAIL_*`` environment variable once and holds its
 default (documented in docs/operations.md "Environment variables"); this module gives
@@ -6,7 +7,7 @@ each setting the code tunes at run time a typed function. The functions read
 ``django.conf.settings`` on every call, never at import, so ``override_settings`` and
 pytest-django's ``settings`` fixture take effect. App modules call these instead of
 ``getattr(settings, "LUXMAIL_…", default)``, which used to repeat (and could drift from)
-the default in settings.py; ``tests/test_conf.py`` keeps it that way.
+the default in settings.py; ``luxmail/tests/test_conf.py`` keeps it that way.
 """
 
 from __future__ import annotations
