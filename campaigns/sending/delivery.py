@@ -333,9 +333,7 @@ def build_one(
         head = built.head()
         signature = b""
         if prepared.signer is not None:
-            signature = prepared.signer.header(
-                [(n.encode(), v.encode()) for n, v in built.fields], built.body
-            )
+            signature = prepared.signer.header_text(built.fields, built.body)
         data = b"".join((signature, head, b"\r\n", built.body))
     if stages is not None:
         stages.tick("sign")
