@@ -82,3 +82,20 @@ def test_shared_fields_sign_and_verify() -> None:
     head = signer.header([(n.encode(), v.encode()) for n, v in built.fields], built.body)
     record = signing.dns_record_value(signing.RSA, key.public_b64).encode()
     assert dkim.verify(head + built.message(), dnsfunc=lambda name, timeout=5: record)
+
+
+_QP_ALPHABET = st.sampled_from(
+    [" ", "\t", ".", "=", "a", "é", "\n", "\r", "\r\n", "x" * 70, "  \n", "\u2603", "_", "\x00"]
+)
+
+
+@settings(max_examples=2000)
+@given(parts=st.lists(_QP_ALPHABET, max_size=40), extra=st.text(max_size=200))
+def test_quoted_printable_by_line_is_the_whole_encoding(parts: list[str], extra: str) -> None:
+    """Line by line with a memo (twice: the second time from the memo) writes exactly
+    what one b2a_qp call over the whole text writes: trailing spaces and tabs before a
+    break and at the end, a lone dot, lines beyond 76 characters, CR and CRLF."""
+    for text in ("".join(parts), extra, "".join(parts) + extra):
+        expected = mail.quoted_printable_whole(text)
+        assert mail.quoted_printable(text) == expected
+        assert mail.quoted_printable(text) == expected
