@@ -91,7 +91,7 @@ def recipients(
     today = dt.date.today()
     result: dict[int, Recipient] = {}
     for contact in contacts:
-        values = {name: crypto.reveal(contact, name, access=access) for name in wanted}
+        values = crypto.revealed_row(contact, wanted, access=access)
         contact_ctx: dict[str, Any] = {
             "email": values["email"],
             "domain": contact.domain,
