@@ -104,7 +104,7 @@ class SecureContext:
         keys = keys_for_send(emails=emails, access=access) if emails and access else {}
         preferred = (
             ContactPreference.objects.filter(
-                contact_id__in=list(emails), channel="portal"
+                contact_id__any_of=list(emails), channel="portal"
             ).values_list("contact_id", flat=True)
             if emails
             else []
