@@ -29,7 +29,7 @@ is tested on ordinary and hostile values (``campaigns/tests/test_splice.py``).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,7 +137,7 @@ class SplicedPart:
 
     def __init__(
         self,
-        pieces: list[str | Slot | Mark | Group],
+        pieces: Sequence[str | Slot | Mark | Group],
         *,
         html: bool,
         static_length: int | None = None,
@@ -216,7 +216,7 @@ class SplicedPart:
         pieces.append(text[start:])
         return SplicedPart(pieces, html=self.html, static_length=self.static_length)
 
-    def render(self, context: dict[str, Any], marks: dict[Any, str] | None = None) -> str | None:
+    def render(self, context: dict[str, Any], marks: dict[Any, Any] | None = None) -> str | None:
         """The part rendered, or None when Jinja must render it (see module docstring).
         ``marks`` gives the text of every :class:`Mark` of the part."""
         out: list[str] = []

@@ -465,7 +465,7 @@ class CompiledTemplate:
         *,
         time_limit: float = DEFAULT_TIME_LIMIT,
         html_part: splice.SplicedPart | None = None,
-        marks: dict[Any, str] | None = None,
+        marks: dict[Any, Any] | None = None,
     ) -> Rendered:
         """``html_part`` (a copy of :meth:`html_part` with marks, and their ``marks``)
         renders the HTML instead of the template's own when it can splice; whether it

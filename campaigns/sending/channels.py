@@ -306,7 +306,7 @@ def tracked_html(
 
 def tracking_marks(
     part: SplicedPart, *, message_id: int, campaign_id: int, pixel: bool = True
-) -> dict[object, str] | None:
+) -> dict[object, object] | None:
     """One message's tracking URLs for a part from :func:`tracked_html` (None when no
     tracker is registered any more)."""
     tracker = hooks.tracker()

@@ -40,7 +40,7 @@ class LinkTracker(Protocol):
 
     def marks(
         self, keys: tuple[object, ...], *, message_id: int, campaign_id: int, pixel: bool = True
-    ) -> dict[object, str]:
+    ) -> dict[object, object]:
         """One message's text of the marks of a part from :meth:`track_part`."""
         ...
 

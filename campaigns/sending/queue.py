@@ -24,6 +24,7 @@ gets the same semantics through the ORM, its writers being serialized anyway.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -315,11 +316,11 @@ _STEP_WITH_PROOFS_SQL = _STEP_SQL.replace(_STEP_SELECT, _PROOF_CTE + _STEP_SELEC
 # Inside a double-quoted element only the backslash and the double quote are special.
 
 
-def _int_array(values: list[int | None]) -> str:
+def _int_array(values: Sequence[int | None]) -> str:
     return "{" + ",".join(["NULL" if v is None else str(int(v)) for v in values]) + "}"
 
 
-def _bool_array(values: list[bool]) -> str:
+def _bool_array(values: Sequence[bool]) -> str:
     return "{" + ",".join(["t" if v else "f" for v in values]) + "}"
 
 
@@ -329,11 +330,11 @@ def _quote_element(value: str) -> str:
     return '"' + value + '"'
 
 
-def _text_array(values: list[str | None]) -> str:
+def _text_array(values: Sequence[str | None]) -> str:
     return "{" + ",".join(["NULL" if v is None else _quote_element(v) for v in values]) + "}"
 
 
-def _time_array(values: list[datetime | None]) -> str:
+def _time_array(values: Sequence[datetime | None]) -> str:
     return "{" + ",".join(["NULL" if v is None else f'"{v.isoformat()}"' for v in values]) + "}"
 
 
