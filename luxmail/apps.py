@@ -8,10 +8,11 @@ class LuxMailConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from luxmail import roles, signals  # noqa: F401  (connect receivers)
+        from luxmail import lookups, roles, signals  # noqa: F401  (connect receivers)
         from luxmail.accounts.sso import checks  # noqa: F401  (register the system check)
 
         roles.connect()
+        lookups.register()
 
 
 class LuxMailAdminConfig(admin_apps.AdminConfig):

@@ -452,6 +452,28 @@ def reveal_many(instance: models.Model, names: Iterable[str], *, access: Access)
     return {name: reveal(instance, name, access=access) for name in names}
 
 
+def revealed_row(instance: models.Model, names: Iterable[str], *, access: Access) -> dict[str, Any]:
+    """:func:`reveal_many` at a fraction of the per-field cost (the send path decrypts a
+    few fields of hundreds of contacts per batch): the access is checked and the
+    fields and the row part of the associated data are resolved once per row — the
+    same checks, the same associated data, the same errors."""
+    model = type(instance)
+    fields = [(name, _field(model, name)) for name in names]
+    for name, field in fields:
+        _check_access(access, phi=field.phi, what=f"{model._meta.label}.{name}")
+    head = f"luxmail/v{ENVELOPE_VERSION}|{model._meta.label_lower}|"
+    tail = f"|{instance.uuid}"  # type: ignore[attr-defined]
+    out: dict[str, Any] = {}
+    for name, field in fields:
+        envelope = getattr(instance, name)
+        out[name] = (
+            None
+            if envelope is None
+            else _decode(field.kind, _decrypt(envelope, (head + name + tail).encode()))
+        )
+    return out
+
+
 # --- blind indexes ------------------------------------------------------------------------
 
 

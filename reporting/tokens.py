@@ -44,13 +44,24 @@ def _key(purpose: str, secret: str) -> bytes:
     return hashlib.sha256(f"luxmail.reporting.tracking|{purpose}|{secret}".encode()).digest()
 
 
+@cache
+def _keyed(purpose: str, secret: str) -> hmac.HMAC:
+    # Copying a keyed HMAC skips hashing the key again for every token (the send path
+    # makes one open and one click token per tracked link of every message).
+    return hmac.new(_key(purpose, secret), digestmod=hashlib.sha256)
+
+
 def _mac(purpose: str, secret: str, body: bytes) -> bytes:
-    return hmac.new(_key(purpose, secret), body, hashlib.sha256).digest()[:_MAC_BYTES]
+    mac = _keyed(purpose, secret).copy()
+    mac.update(body)
+    return mac.digest()[:_MAC_BYTES]
 
 
 def _varint(value: int) -> bytes:
     if value < 0:
         raise ValueError("ids are not negative")
+    if value < 0x80:
+        return bytes((value,))
     out = bytearray()
     while True:
         byte = value & 0x7F

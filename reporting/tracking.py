@@ -34,6 +34,7 @@ from html.parser import HTMLParser
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 
+from campaigns.content.splice import Group, Mark, SplicedPart
 from campaigns.models import Campaign
 from reporting import buffer, tokens
 from reporting.models import TrackedLink, TrackingOptions
@@ -309,3 +310,143 @@ def add_open_pixel(html: str, *, message_id: int, campaign_id: int) -> str:
     if closing is None:
         return html + pixel
     return html[: closing.start()] + pixel + html[closing.start() :]
+
+
+# --- the same, found once per template ----------------------------------------------------
+
+# Any placeholder of SplicedPart.placeholder_text (slots) and of the marks added here.
+_PLACEHOLDER = re.compile("[\U000f0000-\U0010ffff]")
+_MARK_BASE = 0x100000
+# From a "<" to the next ">" (or the end): a tag.
+_TAG_SPAN = re.compile(r"<[^>]*")
+_ANCHOR_OR_BODY = re.compile(r"<(?:a\b|/?body)", re.IGNORECASE)
+_ANCHOR = re.compile(r"<a\b", re.IGNORECASE)
+_NAME_THEN_VALUE = re.compile("</?\\w*[\U000f0000-\U0010ffff]")
+HONEYPOT = "honeypot"
+PIXEL = "pixel"
+
+
+def track_part(
+    part: SplicedPart, *, campaign_id: int, clicks: bool, opens: bool
+) -> SplicedPart | None:
+    """``part`` (a campaign's HTML as static text and slots) with :func:`rewrite_links`
+    and :func:`add_open_pixel` applied once: each tracked link target, the honeypot and
+    the pixel become marks whose text :func:`marks` mints per message, and a link
+    target that holds a value becomes a group looked up per message, as
+    :func:`rewrite_links` does. Joining it with a recipient's values gives exactly what
+    rendering and then tracking gives (tested) — or this returns None, and every
+    message is tracked after rendering.
+
+    Why that holds: a spliced HTML value is escaped, so it holds no ``<``, ``>`` or
+    quote. A value may be anywhere but in the tag of an anchor or a body (``<`` to the
+    next ``>``) — there only inside the quoted target of the anchor's ``href`` — and
+    not right after a ``<``. Then every match of the tracking expressions starts, ends
+    and turns on static text only: the matches are the same in every message, and a
+    value inside a target can change which link it is, never where it is."""
+    if not part.html:
+        return None
+    text = part.placeholder_text()
+    if text is None:
+        return None
+    links = list(_HREF.finditer(text))
+    targets = [link.span(2) for link in links]
+    for tag in _TAG_SPAN.finditer(text):
+        if not _PLACEHOLDER.search(tag.group()):
+            continue
+        if _NAME_THEN_VALUE.match(tag.group()):
+            return None  # a value could name the tag (or end its name)
+        if not _ANCHOR_OR_BODY.match(tag.group()):
+            continue  # no expression looks into other tags
+        if not _ANCHOR.match(tag.group()):
+            return None  # a value in a body tag
+        for found in _PLACEHOLDER.finditer(tag.group()):
+            at = tag.start() + found.start()
+            if not any(start < at < end - 1 for start, end in targets):
+                return None  # a value in the anchor tag, outside its quoted target
+    added: list[Mark | Group] = []
+
+    def mark(piece: Mark | Group) -> str:
+        added.append(piece)
+        return chr(_MARK_BASE + len(added) - 1)
+
+    plan = plan_for_sending(campaign_id) if clicks else None
+    if plan is not None and plan.urls:
+
+        def replace(match: re.Match[str]) -> str:
+            quoted = match.group(2)
+            if _PLACEHOLDER.search(quoted):
+                group = Group(("href", len(added)), tuple(part.pieces_of(quoted)))
+                return match.group(1) + mark(group)
+            index = plan.index_of(html_lib.unescape(quoted[1:-1]).strip())
+            if index is None:
+                return match.group(0)
+            return f'{match.group(1)}"{mark(Mark(("click", index)))}"'
+
+        text = _HREF.sub(replace, text)
+        if plan.honeypot:
+            body = _BODY_OPEN.search(text)
+            if body is not None:
+                if _PLACEHOLDER.search(body.group()):
+                    return None
+                text = text[: body.end()] + mark(Mark(HONEYPOT)) + text[body.end() :]
+            else:
+                text = mark(Mark(HONEYPOT)) + text
+    if opens:
+        closing = None
+        for match in _BODY_CLOSE.finditer(text):
+            closing = match
+        if closing is None:
+            text = text + mark(Mark(PIXEL))
+        else:
+            text = text[: closing.start()] + mark(Mark(PIXEL)) + text[closing.start() :]
+    return part.with_marks(text, added)
+
+
+def marks(
+    keys: tuple[object, ...], *, message_id: int, campaign_id: int, pixel: bool = True
+) -> dict[object, object]:
+    """One message's text of a tracked part's marks (:func:`track_part`), and the
+    lookup of its groups; without ``pixel`` the open pixel is left out (the portal
+    copy has none)."""
+    clicks = f"{base_url()}/t/c/"
+    made: dict[int, str] = {}
+
+    def click(index: int) -> str:
+        token = made.get(index)
+        if token is None:
+            token = made[index] = tokens.make(
+                tokens.CLICK, message_id=message_id, campaign_id=campaign_id, link_index=index
+            )
+        return clicks + token
+
+    def target(quoted: str) -> str:
+        plan = plan_for_sending(campaign_id)
+        indexes = plan.indexes_by_quoted()
+        if quoted in indexes:
+            index = indexes[quoted]
+        else:
+            index = indexes[quoted] = plan.index_of(html_lib.unescape(quoted[1:-1]).strip())
+        return quoted if index is None else f'"{click(index)}"'
+
+    out: dict[object, object] = {}
+    for key in keys:
+        if key == PIXEL:
+            out[key] = (
+                (
+                    f'<img src="{open_url(message_id=message_id, campaign_id=campaign_id)}" '
+                    'width="1" height="1" alt="" '
+                    'style="display:block;border:0;width:1px;height:1px">'
+                )
+                if pixel
+                else ""
+            )
+        elif key == HONEYPOT:
+            out[key] = (
+                f'<a href="{click(0)}"'
+                f' style="{_HONEYPOT_STYLE}" aria-hidden="true" tabindex="-1"></a>'
+            )
+        elif isinstance(key, tuple) and key[0] == "href":
+            out[key] = target
+        elif isinstance(key, tuple):
+            out[key] = click(key[1])
+    return out

@@ -73,7 +73,7 @@ def recipients(
     if "phone" in phi_names:
         wanted.add("phone")
     columns = ["id", "uuid", "domain", "external_id", "time_zone", *sorted(wanted)]
-    contacts = Contact.objects.filter(id__in=contact_ids).only(*columns)
+    contacts = Contact.objects.filter(id__any_of=contact_ids).only(*columns)
     profile_names = {n for n in phi_names if n in _PROFILE_DIRECT}
     if phi_names & {"age", "birth_year"}:
         profile_names.add("birth_date")
@@ -84,14 +84,14 @@ def recipients(
         profile_columns = ["contact_id", "uuid", "custom", *encrypted]
         profiles = {
             p.contact_id: p
-            for p in ContactProfile.objects.filter(contact_id__in=contact_ids).only(
+            for p in ContactProfile.objects.filter(contact_id__any_of=contact_ids).only(
                 *profile_columns
             )
         }
     today = dt.date.today()
     result: dict[int, Recipient] = {}
     for contact in contacts:
-        values = {name: crypto.reveal(contact, name, access=access) for name in wanted}
+        values = crypto.revealed_row(contact, wanted, access=access)
         contact_ctx: dict[str, Any] = {
             "email": values["email"],
             "domain": contact.domain,

@@ -28,7 +28,8 @@ is tested on ordinary and hostile values (``campaigns/tests/test_splice.py``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +57,33 @@ class Slot:
     default: str | None  # ``| default('…')``: printed when the value is blank or missing
 
 
+@dataclass(frozen=True)
+class Mark:
+    """A piece whose text is given to :meth:`SplicedPart.render` in ``marks`` (already
+    HTML, printed as is, not counted against the output limit): what link tracking
+    adds to every message (``reporting.tracking.track_part``)."""
+
+    key: Any
+
+
+@dataclass(frozen=True, eq=False)
+class Group:
+    """Pieces rendered as usual whose joined text is handed to ``marks[key]`` (a
+    callable) and replaced by what it returns: a link target that holds a value,
+    looked up per message by the tracking (``reporting.tracking.track_part``)."""
+
+    key: Any
+    pieces: tuple[str | Slot, ...]
+
+
 _MISSING = object()
+# Placeholder characters of the slots and marks in :meth:`SplicedPart.placeholder_text`:
+# supplementary private-use planes A (slots) and B (marks), never in a template (a
+# part whose static text holds one is not given placeholders).
+_SLOT_BASE = 0xF0000
+_MARK_BASE = 0x100000
+_PLANE_SIZE = 0xFFFE
+_PLACEHOLDER = re.compile("[\U000f0000-\U0010ffff]")
 
 
 def _slot(expr: nodes.Expr) -> Slot | None:
@@ -108,25 +135,120 @@ def _blank(value: Any) -> bool:
 class SplicedPart:
     """A template part as static strings and :class:`Slot` s; see the module docstring."""
 
-    def __init__(self, pieces: list[str | Slot], *, html: bool):
-        merged: list[str | Slot] = []
+    def __init__(
+        self,
+        pieces: Sequence[str | Slot | Mark | Group],
+        *,
+        html: bool,
+        static_length: int | None = None,
+    ):
+        merged: list[str | Slot | Mark | Group] = []
         for piece in pieces:
             if isinstance(piece, str) and merged and isinstance(merged[-1], str):
                 merged[-1] += piece
             elif piece != "":
                 merged.append(piece)
         self.pieces = tuple(merged)
-        self.static_length = sum(len(p) for p in merged if isinstance(p, str))
+        # What counts against the output limit: the template's own static text (a
+        # tracked copy keeps its original's, as the tracking came after the render).
+        self.static_length = (
+            sum(len(p) for p in merged if isinstance(p, str))
+            if static_length is None
+            else static_length
+        )
+        self.html = html
         self._escape: Callable[[str], str] = escape if html else str
+        self.mark_keys = tuple(p.key for p in merged if isinstance(p, Mark | Group))
 
-    def render(self, context: dict[str, Any]) -> str | None:
-        """The part rendered, or None when Jinja must render it (see module docstring)."""
+    def placeholder_text(self) -> str | None:
+        """The part with one private-use character per slot (``chr(_SLOT_BASE + i)``
+        for the i-th): what the tracking finds its link positions in, once per
+        template. None when the static text holds such a character already, or the
+        part has marks (it was tracked already)."""
         out: list[str] = []
-        size = self.static_length
-        quote = self._escape
+        slots = 0
         for piece in self.pieces:
             if type(piece) is str:
+                if _PLACEHOLDER.search(piece):
+                    return None
                 out.append(piece)
+            elif isinstance(piece, Slot):
+                out.append(chr(_SLOT_BASE + slots))
+                slots += 1
+            else:
+                return None
+        if slots >= _PLANE_SIZE:
+            return None
+        return "".join(out)
+
+    def pieces_of(self, text: str) -> list[str | Slot]:
+        """A stretch of :meth:`placeholder_text` (slots only) as pieces."""
+        slots = [p for p in self.pieces if isinstance(p, Slot)]
+        pieces: list[str | Slot] = []
+        start = 0
+        for found in _PLACEHOLDER.finditer(text):
+            code = ord(found.group())
+            if code >= _MARK_BASE:
+                raise ValueError("a mark inside a group")
+            pieces.append(text[start : found.start()])
+            pieces.append(slots[code - _SLOT_BASE])
+            start = found.end()
+        pieces.append(text[start:])
+        return [p for p in pieces if p != ""]
+
+    def with_marks(self, text: str, new_marks: list[Mark | Group]) -> SplicedPart:
+        """This part rebuilt from ``text``: :meth:`placeholder_text` edited by adding
+        static text and placeholders of ``new_marks`` (``chr(_MARK_BASE + i)`` for the
+        i-th; the part has no marks yet) — a :class:`Group` takes the place of the
+        slots it holds — never reordering slots. Counts against the output limit as
+        this part does."""
+        slots = [p for p in self.pieces if isinstance(p, Slot)]
+        marks = list(new_marks)
+        pieces: list[str | Slot | Mark | Group] = []
+        start = 0
+        for found in _PLACEHOLDER.finditer(text):
+            position, code = found.start(), ord(found.group())
+            pieces.append(text[start:position])
+            pieces.append(
+                slots[code - _SLOT_BASE] if code < _MARK_BASE else marks[code - _MARK_BASE]
+            )
+            start = position + 1
+        pieces.append(text[start:])
+        return SplicedPart(pieces, html=self.html, static_length=self.static_length)
+
+    def render(self, context: dict[str, Any], marks: dict[Any, Any] | None = None) -> str | None:
+        """The part rendered, or None when Jinja must render it (see module docstring).
+        ``marks`` gives the text of every :class:`Mark` of the part."""
+        out: list[str] = []
+        if self._render_into(self.pieces, context, marks, out, self.static_length) is None:
+            return None
+        return "".join(out)
+
+    def _render_into(
+        self,
+        pieces: tuple[str | Slot | Mark | Group, ...],
+        context: dict[str, Any],
+        marks: dict[Any, Any] | None,
+        out: list[str],
+        size: int,
+    ) -> int | None:
+        quote = self._escape
+        for piece in pieces:
+            if type(piece) is str:
+                out.append(piece)
+                continue
+            if type(piece) is Mark:
+                assert marks is not None
+                out.append(marks[piece.key])
+                continue
+            if type(piece) is Group:
+                assert marks is not None
+                inner: list[str] = []
+                grown = self._render_into(piece.pieces, context, marks, inner, size)
+                if grown is None:
+                    return None
+                size = grown
+                out.append(marks[piece.key]("".join(inner)))
                 continue
             assert isinstance(piece, Slot)
             value = context.get(piece.name, _MISSING)
@@ -145,7 +267,7 @@ class SplicedPart:
             if size > _MAX_SPLICED_CHARS:
                 return None
             out.append(quote(text))
-        return "".join(out)
+        return size
 
 
 # Jinja's limit on the output, and the sandbox's on what a render may allocate: a longer

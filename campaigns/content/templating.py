@@ -413,6 +413,9 @@ class Rendered:
     subject: str
     html: str
     text: str
+    # The HTML came from the ``html_part`` given to CompiledTemplate.render (with its
+    # marks), not from the template's own.
+    html_from_part: bool = False
 
 
 class CompiledTemplate:
@@ -449,17 +452,37 @@ class CompiledTemplate:
                 error.message or "syntax error", lineno=error.lineno, part=part
             ) from None
 
+    def html_part(self) -> splice.SplicedPart | None:
+        """The HTML part as static text and slots, when it renders by splicing (a
+        constant part is one piece of static text); None when it needs Jinja."""
+        if "html" in self._constant:
+            return splice.SplicedPart([self._constant["html"]], html=True)
+        return self._spliced.get("html")
+
     def render(
-        self, context: dict[str, Any], *, time_limit: float = DEFAULT_TIME_LIMIT
+        self,
+        context: dict[str, Any],
+        *,
+        time_limit: float = DEFAULT_TIME_LIMIT,
+        html_part: splice.SplicedPart | None = None,
+        marks: dict[Any, Any] | None = None,
     ) -> Rendered:
+        """``html_part`` (a copy of :meth:`html_part` with marks, and their ``marks``)
+        renders the HTML instead of the template's own when it can splice; whether it
+        did is ``Rendered.html_from_part``."""
         constant = self._constant
         subject = constant.get("subject") or self._splice("subject", context)
-        html = constant.get("html") or self._splice("html", context)
+        from_part = False
+        if html_part is not None:
+            html = html_part.render(context, marks)
+            from_part = html is not None
+        else:
+            html = constant.get("html") or self._splice("html", context)
         text = constant.get("text")
         if text is None:
             text = self._splice("text", context)
         if subject is not None and html is not None and text is not None:
-            return Rendered(subject=subject, html=html, text=text)
+            return Rendered(subject=subject, html=html, text=text, html_from_part=from_part)
         # Some part needs Jinja: every part goes through it, under one budget, exactly
         # as before splicing existed (a spliced part's values count against the budget).
         with sandbox.limits(time_limit):  # one budget for the whole message

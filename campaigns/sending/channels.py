@@ -42,6 +42,7 @@ from luxmail.models import DeliveryMode
 from luxmail.securemail import pgp, smime
 
 if TYPE_CHECKING:
+    from campaigns.content.splice import SplicedPart
     from luxmail import crypto
 
 TLS = "tls"
@@ -89,6 +90,9 @@ class SecureContext:
     signers: dict[str, Any] | None = None  # the org's signing keys, loaded on first use
     # Contacts who chose the secure portal in the preference center (issue 18).
     portal_preferred: frozenset[int] = frozenset()
+    # channel_choose's answers for recipients without keys over the relay: they depend
+    # only on the policy, the template and the relay, so each is decided once a batch.
+    decisions: dict[tuple[Any, ...], ChannelDecision] = field(default_factory=dict)
 
     @classmethod
     def load(
@@ -100,7 +104,7 @@ class SecureContext:
         keys = keys_for_send(emails=emails, access=access) if emails and access else {}
         preferred = (
             ContactPreference.objects.filter(
-                contact_id__in=list(emails), channel="portal"
+                contact_id__any_of=list(emails), channel="portal"
             ).values_list("contact_id", flat=True)
             if emails
             else []
@@ -154,6 +158,27 @@ def channel_choose(
     """
     secure = secure or SecureContext.load()
     keys = secure.keys.get(contact_id) if contact_id is not None else None
+    if keys is not None or secure.direct:
+        return _channel_choose(policy, phi_bearing, contact_id, relay_security, email, secure, keys)
+    memo = (policy, phi_bearing, relay_security, contact_id in secure.portal_preferred)
+    decision = secure.decisions.get(memo)
+    if decision is None:
+        decision = _channel_choose(
+            policy, phi_bearing, contact_id, relay_security, email, secure, keys
+        )
+        secure.decisions[memo] = decision
+    return decision
+
+
+def _channel_choose(
+    policy: str,
+    phi_bearing: bool,
+    contact_id: int | None,
+    relay_security: str,
+    email: str,
+    secure: SecureContext,
+    keys: Any,
+) -> ChannelDecision:
     certificate = getattr(keys, "smime", None)
     public_key = getattr(keys, "pgp", None)
     domain = ""
@@ -265,6 +290,31 @@ def rewrite_links(html: str, *, message_id: int, campaign_id: int, enabled: bool
     if not enabled or message_id <= 0 or tracker is None:
         return html
     return tracker.rewrite_links(html, message_id=message_id, campaign_id=campaign_id)
+
+
+def tracked_html(
+    part: SplicedPart | None, *, campaign_id: int, clicks: bool, opens: bool
+) -> SplicedPart | None:
+    """The campaign's spliced HTML part with click and open tracking applied once per
+    template (the registered tracker's ``track_part``), or None: then every message is
+    tracked after rendering (:func:`rewrite_links`, :func:`open_pixel`)."""
+    tracker = hooks.tracker()
+    if part is None or tracker is None or not (clicks or opens):
+        return None
+    return tracker.track_part(part, campaign_id=campaign_id, clicks=clicks, opens=opens)
+
+
+def tracking_marks(
+    part: SplicedPart, *, message_id: int, campaign_id: int, pixel: bool = True
+) -> dict[object, object] | None:
+    """One message's tracking URLs for a part from :func:`tracked_html` (None when no
+    tracker is registered any more)."""
+    tracker = hooks.tracker()
+    if tracker is None:
+        return None
+    return tracker.marks(
+        part.mark_keys, message_id=message_id, campaign_id=campaign_id, pixel=pixel
+    )
 
 
 def open_pixel(html: str, *, message_id: int, campaign_id: int, enabled: bool) -> str:

@@ -28,7 +28,7 @@ from django.db import connection as db_connection
 from django.db import connection as own
 from django.utils import timezone
 
-from campaigns.content import fields, htmlmail, templating
+from campaigns.content import fields, htmlmail, splice, templating
 from campaigns.content.context import recipients as load_recipients
 from campaigns.models import Campaign, CampaignStatus, MessageState, SenderIdentity
 from campaigns.secure.errors import EncryptionError
@@ -77,6 +77,9 @@ class Prepared:
     # Fields the template prints without a default or an if: a recipient without a
     # value for one of them is skipped, never sent a sentence with a hole.
     required: list[tuple[str, str]] = field(default_factory=list)
+    # The HTML part with click/open tracking applied once (channels.tracked_html), or
+    # None: each message is then tracked after rendering.
+    tracked_html: splice.SplicedPart | None = None
     # The header fields and MIME boundary every message of the campaign shares.
     fixed: mail.Fixed = field(init=False)
 
@@ -161,6 +164,13 @@ def prepare(campaign: Campaign, *, cache: bool = True) -> Prepared:
             subject=campaign.frozen_subject, html=campaign.frozen_html, text=campaign.frozen_text
         ),
     )
+    if prepared.html_prepared:
+        prepared.tracked_html = channels.tracked_html(
+            prepared.compiled.html_part(),
+            campaign_id=campaign.pk,
+            clicks=campaign.track_clicks,
+            opens=campaign.track_opens,
+        )
     if not cache:
         return prepared
     _prepared[key] = prepared
@@ -256,15 +266,35 @@ def build_one(
         "unsubscribe_url": unsubscribe,
         "preferences_url": unsubscribe + "preferences/",
     }
-    rendered = prepared.compiled.render(full_context)
-    html = rendered.html if prepared.html_prepared else htmlmail.prepare_html(rendered.html)
-    html = channels.rewrite_links(
-        html, message_id=message_id, campaign_id=prepared.campaign_id, enabled=prepared.track_clicks
+    # Tracking applied once per template: only the tokens are made per message.
+    tracked = prepared.tracked_html if message_id > 0 else None
+    marks = (
+        channels.tracking_marks(tracked, message_id=message_id, campaign_id=prepared.campaign_id)
+        if tracked is not None
+        else None
     )
-    linked_html = html  # the portal copy: no open pixel (a verified read is the open)
-    html = channels.open_pixel(
-        html, message_id=message_id, campaign_id=prepared.campaign_id, enabled=prepared.track_opens
+    rendered = prepared.compiled.render(
+        full_context, html_part=tracked if marks is not None else None, marks=marks
     )
+    linked_html: str | None
+    if rendered.html_from_part:
+        html = rendered.html
+        linked_html = None  # made only for the portal (below)
+    else:
+        html = rendered.html if prepared.html_prepared else htmlmail.prepare_html(rendered.html)
+        html = channels.rewrite_links(
+            html,
+            message_id=message_id,
+            campaign_id=prepared.campaign_id,
+            enabled=prepared.track_clicks,
+        )
+        linked_html = html  # the portal copy: no open pixel (a verified read is the open)
+        html = channels.open_pixel(
+            html,
+            message_id=message_id,
+            campaign_id=prepared.campaign_id,
+            enabled=prepared.track_opens,
+        )
     sample = message_id <= 0  # a test send renders sample data, never a person's PHI
     decision = channels.channel_choose(
         policy=SecurePolicy.OPPORTUNISTIC if sample else prepared.policy,
@@ -287,13 +317,23 @@ def build_one(
         )
 
     def portal() -> mail.Built:
+        linked = linked_html
+        if linked is None:
+            assert tracked is not None
+            linked = tracked.render(
+                full_context,
+                channels.tracking_marks(
+                    tracked, message_id=message_id, campaign_id=prepared.campaign_id, pixel=False
+                ),
+            )
+            assert linked is not None  # the same values spliced a moment ago
         notice = channels.portal_notice(
             message_id=message_id,
             campaign_id=prepared.campaign_id,
             contact_id=contact_id,
             email=email,
             subject=rendered.subject,
-            html=linked_html,
+            html=linked,
             text=rendered.text,
             secure=secure,
             unsubscribe_url=unsubscribe,
@@ -333,9 +373,7 @@ def build_one(
         head = built.head()
         signature = b""
         if prepared.signer is not None:
-            signature = prepared.signer.header(
-                [(n.encode(), v.encode()) for n, v in built.fields], built.body
-            )
+            signature = prepared.signer.header_text(built.fields, built.body)
         data = b"".join((signature, head, b"\r\n", built.body))
     if stages is not None:
         stages.tick("sign")

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    from campaigns.content.splice import SplicedPart
     from campaigns.models import Message
 
 
@@ -29,6 +30,19 @@ class LinkTracker(Protocol):
     def rewrite_links(self, html: str, *, message_id: int, campaign_id: int) -> str: ...
 
     def add_open_pixel(self, html: str, *, message_id: int, campaign_id: int) -> str: ...
+
+    def track_part(
+        self, part: SplicedPart, *, campaign_id: int, clicks: bool, opens: bool
+    ) -> SplicedPart | None:
+        """The HTML part with the tracking applied once, as marks; None when only
+        tracking each rendered message is sure to give the same result."""
+        ...
+
+    def marks(
+        self, keys: tuple[object, ...], *, message_id: int, campaign_id: int, pixel: bool = True
+    ) -> dict[object, object]:
+        """One message's text of the marks of a part from :meth:`track_part`."""
+        ...
 
 
 class PortalChannel(Protocol):

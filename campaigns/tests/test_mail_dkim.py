@@ -182,6 +182,41 @@ def test_signing_built_fields_equals_signing_the_bytes(canonicalization: str) ->
     assert _verify(header + built.message(), signing.RSA)
 
 
+@pytest.mark.parametrize("canonicalization", signing.CANONICALIZATIONS)
+@pytest.mark.parametrize("algorithm", [signing.RSA, signing.ED25519])
+def test_signing_text_fields_equals_signing_bytes(algorithm: str, canonicalization: str) -> None:
+    """``Signer.header_text`` (the send path: text fields, layouts and shared fields
+    remembered per signer) writes exactly what ``Signer.header`` writes, message after
+    message with the same signer, and dkimpy verifies it."""
+    signer = _signer(algorithm, canonicalization)
+    for case in sorted(_EDGE_CASES) * 2:
+        fields, body = signing.split_message(_EDGE_CASES[case])
+        text = [(n.decode(), v.decode()) for n, v in fields]
+        header = signer.header_text(text, body, timestamp=1_700_000_000)
+        assert header == signer.header(fields, body, timestamp=1_700_000_000), case
+        assert _verify(header + _EDGE_CASES[case], algorithm), case
+    for to in ("ann@example.test", "bob@example.test", "ann@example.test"):
+        built = mail.build_parts(
+            mail.Envelope(
+                from_name="Clinique Saint-Éloi",
+                from_email="news@clinic.example",
+                to_email=to,
+                subject="Ihre Untersuchung — bitte bestätigen Sie den Termin " * 3,
+                html="<p>Hello</p>   \n\n",
+                text="Hello  \n",
+                message_id=f"<{to}.1@clinic.example>",
+                reply_to="desk@clinic.example",
+                list_unsubscribe="https://lux.example/u/token/",
+                feedback_id="1:campaign:luxmail",
+            )
+        )
+        header = signer.header_text(built.fields, built.body)
+        assert _verify(header + built.message(), algorithm)
+        # Another recipient's To in a remembered layout must not verify.
+        forged = built.message().replace(to.encode(), b"eve@example.test")
+        assert not _verify(header + forged, algorithm)
+
+
 def test_headers_are_folded_and_encoded() -> None:
     long_ascii = "Your yearly check-up is due: " + "book a visit this month " * 6
     for subject in (long_ascii, "Ihre Untersuchung — bitte bestätigen " * 4):

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import email
 import email.policy
+import random
 
 import dkim
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from campaigns.senders import signing
@@ -82,3 +83,30 @@ def test_shared_fields_sign_and_verify() -> None:
     head = signer.header([(n.encode(), v.encode()) for n, v in built.fields], built.body)
     record = signing.dns_record_value(signing.RSA, key.public_b64).encode()
     assert dkim.verify(head + built.message(), dnsfunc=lambda name, timeout=5: record)
+
+
+_QP_PIECES = [" ", "\t", ".", "=", "a", "é", "\n", "\r", "\r\n", "x" * 70, "  \n", "\u2603", "_"]
+
+
+def _qp_equal(text: str) -> None:
+    expected = mail.quoted_printable_whole(text)
+    assert mail.quoted_printable(text) == expected, repr(text)
+    assert mail.quoted_printable(text) == expected, repr(text)  # from the memo
+
+
+def test_quoted_printable_by_line_is_the_whole_encoding() -> None:
+    """Line by line with a memo writes exactly what one b2a_qp call over the whole text
+    writes: trailing spaces and tabs before a break and at the end, a lone dot, lines
+    beyond 76 characters (soft breaks next to a trailing space), CR and CRLF."""
+    generator = random.Random(20261207)
+    for _ in range(20_000):
+        _qp_equal("".join(generator.choices(_QP_PIECES, k=generator.randint(0, 30))))
+    for width in range(70, 80):
+        for tail in (" ", "\t", " \t", "=", "."):
+            _qp_equal("y" * width + tail + "\nnext" + tail)
+
+
+@settings(max_examples=300, suppress_health_check=list(HealthCheck))
+@given(st.text(max_size=300))
+def test_quoted_printable_by_line_on_any_text(text: str) -> None:
+    _qp_equal(text)

@@ -52,7 +52,7 @@ def keys_for_send(
         return {}
     now = now or timezone.now()
     rows = ContactEncryptionKey.objects.filter(
-        contact_id__in=list(emails), revoked_at__isnull=True
+        contact_id__any_of=list(emails), revoked_at__isnull=True
     ).filter(Q(not_after__isnull=True) | Q(not_after__gt=now))
     certificates: dict[int, Any] = {}
     public_keys: dict[int, pgp.PublicKey] = {}

@@ -42,6 +42,24 @@ def test_round_trip_text_json_date(vault):
     assert crypto.reveal(vault, "born", access=access) == dt.date(1961, 4, 2)
 
 
+def test_revealed_row_is_reveal_per_field(vault):
+    access = _access()
+    names = ["note", "data", "born", "secret"]
+    assert crypto.revealed_row(vault, names, access=access) == {
+        name: crypto.reveal(vault, name, access=access) for name in names
+    }
+    vault.note = None
+    assert crypto.revealed_row(vault, ["note"], access=access) == {"note": None}
+    with pytest.raises(crypto.AccessDenied):
+        crypto.revealed_row(vault, ["secret", "note"], access=crypto.secret_access("test"))
+    # Another row's envelope (other associated data) does not open.
+    other = Vault()
+    crypto.seal(other, "secret", "x")
+    vault.secret = other.secret
+    with pytest.raises(crypto.DecryptionError):
+        crypto.revealed_row(vault, ["secret"], access=access)
+
+
 def test_envelope_carries_version_key_id_and_nonce(vault):
     envelope = vault.note
     assert envelope[0] == crypto.ENVELOPE_VERSION
