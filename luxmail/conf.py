@@ -93,6 +93,12 @@ def dns_resolver() -> tuple[str, int] | None:
     return host.strip("[]"), int(port)
 
 
+def default_quiet_hours() -> tuple[int, int]:
+    """(start, end) hours of a new organization's quiet hours (``LUXMAIL_DEFAULT_QUIET_HOURS``)."""
+    start, _, end = str(settings.LUXMAIL_DEFAULT_QUIET_HOURS).partition("-")
+    return int(start), int(end)
+
+
 def smtp_helo_name() -> str | None:
     """The name LuxMail announces in HELO/EHLO when delivering to MX hosts; None: derived."""
     return str(settings.LUXMAIL_SMTP_HELO_NAME or "") or None
