@@ -93,10 +93,14 @@ def dns_resolver() -> tuple[str, int] | None:
     return host.strip("[]"), int(port)
 
 
-def default_quiet_hours() -> tuple[int, int]:
-    """(start, end) hours of a new organization's quiet hours (``LUXMAIL_DEFAULT_QUIET_HOURS``)."""
-    start, _, end = str(settings.LUXMAIL_DEFAULT_QUIET_HOURS).partition("-")
-    return int(start), int(end)
+def default_quiet_start() -> int:
+    """Start hour of a new organization's quiet hours (``LUXMAIL_DEFAULT_QUIET_HOURS``)."""
+    return int(str(settings.LUXMAIL_DEFAULT_QUIET_HOURS).partition("-")[0])
+
+
+def default_quiet_end() -> int:
+    """End hour of a new organization's quiet hours (``LUXMAIL_DEFAULT_QUIET_HOURS``)."""
+    return int(str(settings.LUXMAIL_DEFAULT_QUIET_HOURS).partition("-")[2])
 
 
 def smtp_helo_name() -> str | None:

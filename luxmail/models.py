@@ -49,11 +49,11 @@ class DeliveryMode(models.TextChoices):
 def default_quiet_start() -> int:
     """A new organization's quiet hours (``LUXMAIL_DEFAULT_QUIET_HOURS``; 21-8, none in
     the test suite)."""
-    return conf.default_quiet_hours()[0]
+    return conf.default_quiet_start()
 
 
 def default_quiet_end() -> int:
-    return conf.default_quiet_hours()[1]
+    return conf.default_quiet_end()
 
 
 class OrgSettings(models.Model):
