@@ -8,6 +8,7 @@ from typing import Any
 
 from django import forms
 
+from campaigns.forms import TemplateChoiceField
 from campaigns.models import (
     MAX_VARIANTS,
     VARIANT_LABELS,
@@ -69,7 +70,7 @@ class ABTestForm(forms.Form):
                 label=f"Variant {label}: subject",
                 help_text="Empty: the template's subject. Merge fields allowed, no PHI.",
             )
-            self.fields[f"template_{label}"] = forms.ModelChoiceField(
+            self.fields[f"template_{label}"] = TemplateChoiceField(
                 templates, required=False, label=f"Variant {label}: content (template)"
             )
             self.fields[f"sender_{label}"] = forms.ModelChoiceField(

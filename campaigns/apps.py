@@ -11,6 +11,8 @@ class CampaignsConfig(AppConfig):
         # in ready(): these modules import models, loaded only now
         from campaigns import contact_filters, notification_hooks, retention
         from campaigns.contact_panel import bounces_panel
+        from campaigns.scheduling import planner
+        from campaigns.sending import hooks
         from campaigns.services import approvals
         from contacts import browse_sources, panels
 
@@ -20,3 +22,4 @@ class CampaignsConfig(AppConfig):
         browse_sources.register_bounce_source(contact_filters.SOURCE)  # bounce-reason filter
         approvals.connect()  # edits of segments and senders withdraw approvals
         notification_hooks.connect()  # finished campaigns and approval requests notify
+        hooks.register_quiet_gate(planner.QUIET_GATE)  # quiet hours held at claim time

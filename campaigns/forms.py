@@ -69,6 +69,19 @@ class SenderForm(forms.Form):
     )
 
 
+NO_FOOTER = "no footer — transactional only"
+
+
+class TemplateChoiceField(forms.ModelChoiceField):
+    """Templates by name; those without the locked footer (marketing refuses them) are
+    marked as such in the list."""
+
+    def label_from_instance(self, obj: Any) -> str:
+        if obj.has_locked_footer:
+            return str(obj)
+        return f"{obj} ({NO_FOOTER})"
+
+
 class CampaignForm(forms.Form):
     name = forms.CharField(max_length=200)
     marketing_id = forms.CharField(
@@ -93,7 +106,13 @@ class CampaignForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         label="Exclude lists",
     )
-    template = forms.ModelChoiceField(EmailTemplate.objects.order_by("name"), required=False)
+    template = TemplateChoiceField(
+        EmailTemplate.objects.order_by("name"),
+        required=False,
+        help_text="Marketing needs the organization's locked footer: a template marked "
+        f"“{NO_FOOTER}” gets it with “Add the organization footer” on its page, or in the "
+        "visual editor.",
+    )
     sender = forms.ModelChoiceField(
         SenderIdentity.objects.order_by("name"), required=False, label="Sender identity"
     )

@@ -94,6 +94,16 @@ def dns_resolver() -> tuple[str, int] | None:
     return host.strip("[]"), int(port)
 
 
+def default_quiet_start() -> int:
+    """Start hour of a new organization's quiet hours (``LUXMAIL_DEFAULT_QUIET_HOURS``)."""
+    return int(str(settings.LUXMAIL_DEFAULT_QUIET_HOURS).partition("-")[0])
+
+
+def default_quiet_end() -> int:
+    """End hour of a new organization's quiet hours (``LUXMAIL_DEFAULT_QUIET_HOURS``)."""
+    return int(str(settings.LUXMAIL_DEFAULT_QUIET_HOURS).partition("-")[2])
+
+
 def smtp_helo_name() -> str | None:
     """The name LuxMail announces in HELO/EHLO when delivering to MX hosts; None: derived."""
     return str(settings.LUXMAIL_SMTP_HELO_NAME or "") or None

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from luxmail import breakglass, conf, roles, staff
 from luxmail.actors import Actor
 from luxmail.api import services as api_services
-from luxmail.models import ApiKey, User
+from luxmail.models import ApiKey, OrgSettings, User
 
 Populate = Callable[..., Any]
 
@@ -34,6 +35,19 @@ def register(populate: Populate) -> Populate:
     if populate not in _populators:
         _populators.append(populate)
     return populate
+
+
+@contextmanager
+def quiet_hours_paused() -> Iterator[None]:
+    """No quiet hours while the demo data is loaded (its sample campaigns are delivered
+    at load time, at any hour); the organization's quiet hours come back afterwards."""
+    row = OrgSettings.objects.get_or_create(pk=1)[0]
+    hours = {"quiet_hours_start": row.quiet_hours_start, "quiet_hours_end": row.quiet_hours_end}
+    OrgSettings.objects.filter(pk=1).update(quiet_hours_start=0, quiet_hours_end=0)
+    try:
+        yield
+    finally:
+        OrgSettings.objects.filter(pk=1).update(**hours)
 
 
 def populators() -> list[Populate]:

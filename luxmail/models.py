@@ -14,6 +14,8 @@ from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils import timezone
 
+from luxmail import conf
+
 
 class User(AbstractUser):
     """A staff member. Roles are Django groups (see ``luxmail/roles.py``)."""
@@ -43,6 +45,16 @@ class SecurePolicy(models.TextChoices):
 class DeliveryMode(models.TextChoices):
     RELAY = "relay", "Through the configured relay"
     DIRECT = "direct", "Directly to each recipient's mail servers (MX)"
+
+
+def default_quiet_start() -> int:
+    """A new organization's quiet hours (``LUXMAIL_DEFAULT_QUIET_HOURS``; 21-8, none in
+    the test suite)."""
+    return conf.default_quiet_start()
+
+
+def default_quiet_end() -> int:
+    return conf.default_quiet_end()
 
 
 class OrgSettings(models.Model):
@@ -150,12 +162,12 @@ class OrgSettings(models.Model):
         "hours (empty: the organization's time zone).",
     )
     quiet_hours_start = models.PositiveSmallIntegerField(
-        default=21,
+        default=default_quiet_start,
         validators=[MaxValueValidator(23)],
         help_text="Hour (0-23, recipient's local time) from which no marketing is delivered.",
     )
     quiet_hours_end = models.PositiveSmallIntegerField(
-        default=8,
+        default=default_quiet_end,
         validators=[MaxValueValidator(23)],
         help_text="Hour (0-23, recipient's local time) at which marketing may go out again. "
         "The same hour as the start means no quiet hours.",

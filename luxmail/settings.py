@@ -713,6 +713,13 @@ if LUXMAIL_LINK_CHECK not in ("http", "http-any", "off"):
     raise ImproperlyConfigured("LUXMAIL_LINK_CHECK must be http, http-any or off.")
 LUXMAIL_PRESEND_CACHE_SECONDS = env.integer("LUXMAIL_PRESEND_CACHE_SECONDS", 3600)
 LUXMAIL_DNS_RESOLVER = env.get("LUXMAIL_DNS_RESOLVER", "off" if TESTING else "")
+# Quiet hours ("start-end", local hours 0-23) a new organization starts with; the
+# Settings page changes them. The test suite starts without (equal hours), so tests that
+# send marketing do not depend on the hour CI runs at; quiet-hours tests set their own.
+LUXMAIL_DEFAULT_QUIET_HOURS = env.get("LUXMAIL_DEFAULT_QUIET_HOURS", "0-0" if TESTING else "21-8")
+_quiet = str(LUXMAIL_DEFAULT_QUIET_HOURS).partition("-")
+if not (_quiet[0].isdigit() and _quiet[2].isdigit() and max(int(_quiet[0]), int(_quiet[2])) < 24):
+    raise ImproperlyConfigured("LUXMAIL_DEFAULT_QUIET_HOURS must be two hours 0-23, e.g. 21-8.")
 # The dev Outbox page (luxmail/devtools.py) lists the sink's mail; never in production.
 LUXMAIL_DEV_OUTBOX = MODE == "dev"
 DEFAULT_FROM_EMAIL = env.get("LUXMAIL_DEFAULT_FROM_EMAIL", "luxmail@localhost")

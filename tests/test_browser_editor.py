@@ -65,6 +65,30 @@ def test_build_a_template_by_dragging_blocks_with_a_merge_field_and_a_locked_foo
         "() => document.querySelector('#editor-status').textContent.includes('Inserted')"
     )
 
+    # In a text being edited, a field goes to the cursor and replaces the selected word,
+    # not at the end of the text.
+    page.evaluate(
+        "(() => { window.luxmailEditor.getWrapper().append("
+        "'<p id=\"cursor-test\">Dear reader, welcome</p>', {at: 0}); return true; })()"
+    )
+    page.frame_locator(".gjs-frame").locator("#cursor-test").dblclick()
+    page.wait_for_function("() => !!window.luxmailEditor.getEditing()")
+    page.evaluate(
+        "(() => { const doc = window.luxmailEditor.Canvas.getDocument();"
+        " const text = doc.getElementById('cursor-test').firstChild;"
+        " const range = doc.createRange(); range.setStart(text, 5); range.setEnd(text, 11);"
+        " const sel = doc.getSelection(); sel.removeAllRanges(); sel.addRange(range); })()"
+    )
+    page.select_option("#merge-field", "contact.first_name")
+    page.fill("#merge-default", "")
+    page.click("#merge-insert")
+    cursor_html = (
+        "() => { const c = window.luxmailEditor.getWrapper().find('#cursor-test')[0];"
+        " return c ? c.toHTML() : ''; }"
+    )
+    page.wait_for_function(f"({cursor_html})().includes('contact.first_name')")
+    assert "Dear {{ contact.first_name }}, welcome" in page.evaluate(f"({cursor_html})()")
+
     # The footer cannot be deleted: select it and press Delete; the toolbar has no bin.
     page.frame_locator(".gjs-frame").locator("[data-luxmail-footer] a").first.click()
     page.evaluate(

@@ -9,11 +9,12 @@ query again. Only public DNS data is read; nothing here touches PHI.
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 import dns.exception
-import dns.name
 import dns.resolver
 from django.core.cache import cache
+from publicsuffixlist import PublicSuffixList
 
 from campaigns.models import SenderIdentity
 from campaigns.presend.items import CheckItem, Verdict
@@ -178,13 +179,26 @@ def check_dkim(sender: SenderIdentity, fix_url: str) -> CheckItem:
     )
 
 
+@lru_cache(maxsize=1)
+def _public_suffixes() -> PublicSuffixList:
+    """The Public Suffix List bundled with the ``publicsuffixlist`` package (read once;
+    never fetched at run time)."""
+    return PublicSuffixList()
+
+
+def organizational_domain(domain: str) -> str:
+    """The organizational domain of ``domain`` (RFC 7489 §3.2): one label below its
+    public suffix — ``example.co.uk`` for ``news.example.co.uk``. A name that is itself a
+    public suffix is its own."""
+    return _public_suffixes().privatesuffix(domain.lower().rstrip(".")) or domain
+
+
 def _dmarc_record(domain: str) -> tuple[str, str] | None:
-    """The DMARC record for ``domain``: its own, else its parent's (organizational domain,
-    approximated as the last two labels; a public-suffix list would be exact)."""
+    """The DMARC record for ``domain``: its own, else its organizational domain's."""
     candidates = [domain]
-    labels = dns.name.from_text(domain).relativize(dns.name.root).labels
-    if len(labels) > 2:
-        candidates.append(".".join(label.decode() for label in labels[-2:]))
+    parent = organizational_domain(domain)
+    if parent != domain:
+        candidates.append(parent)
     for candidate in candidates:
         found = [r for r in txt_records(f"_dmarc.{candidate}") if r.lower().startswith("v=dmarc1")]
         if found:

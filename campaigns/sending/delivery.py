@@ -33,7 +33,7 @@ from campaigns.content.context import recipients as load_recipients
 from campaigns.models import Campaign, CampaignStatus, MessageState, SenderIdentity
 from campaigns.secure.errors import EncryptionError
 from campaigns.senders import signing
-from campaigns.sending import bounces, channels, mail, queue, tokens
+from campaigns.sending import bounces, channels, hooks, mail, queue, tokens
 from campaigns.sending.direct import DirectConnections
 from campaigns.sending.transport import (
     Connection,
@@ -80,6 +80,8 @@ class Prepared:
     # The HTML part with click/open tracking applied once (channels.tracked_html), or
     # None: each message is then tracked after rendering.
     tracked_html: splice.SplicedPart | None = None
+    # Quiet hours hold its messages (marketing without a delivery plan's opt-out).
+    quiet_hours: bool = False
     # The header fields and MIME boundary every message of the campaign shares.
     fixed: mail.Fixed = field(init=False)
 
@@ -163,6 +165,7 @@ def prepare(campaign: Campaign, *, cache: bool = True) -> Prepared:
         required=fields.required_fields(
             subject=campaign.frozen_subject, html=campaign.frozen_html, text=campaign.frozen_text
         ),
+        quiet_hours=gate.applies(campaign) if (gate := hooks.quiet_gate()) else False,
     )
     if prepared.html_prepared:
         prepared.tracked_html = channels.tracked_html(
@@ -389,6 +392,8 @@ class BatchReport:
     failed: int = 0
     unknown: int = 0
     skipped: int = 0
+    # Claimed inside quiet hours in the recipient's zone and given back until their end.
+    held: int = 0
     stopped: str = ""
     wait_until: datetime | None = None
     counts: dict[str, int] = field(default_factory=dict)
@@ -506,6 +511,8 @@ def send_batch(
         )
         report.skipped = len(skipped)
     live = [c for c in claimed if not c.blocked]
+    if live and prepared.quiet_hours:
+        live, report.held = _hold_quiet(token, live)
     if not live:
         return report
     access = crypto.phi_access(
@@ -609,6 +616,28 @@ def send_batch(
         if stages is not None:
             stages.lap("bookkeeping")
     return report
+
+
+def _hold_quiet(token: Any, live: list[queue.Claimed]) -> tuple[list[queue.Claimed], int]:
+    """Give back the rows whose recipient's zone is inside quiet hours now, not before
+    their end there; returns the rest and how many were held. The zones are judged once
+    per batch (its distinct zone names), the rows moved with one UPDATE per end time."""
+    gate = hooks.quiet_gate()
+    if gate is None:
+        return live, 0
+    # A generator: with quiet hours off the rows are not even looked at.
+    quiet = gate.releases((c.time_zone for c in live), now=timezone.now())
+    if not quiet:
+        return live, 0
+    until: dict[datetime, list[int]] = {}
+    keep: list[queue.Claimed] = []
+    for row in live:
+        moment = quiet.get(row.time_zone)
+        if moment is None:
+            keep.append(row)
+        else:
+            until.setdefault(moment, []).append(row.id)
+    return keep, queue.hold(token=token, until=until)
 
 
 def _paused(campaign_id: int) -> bool:

@@ -8,6 +8,9 @@ calls an implementation that the higher app registers from its ``AppConfig.ready
 * :class:`PortalChannel` — ``portal.apps`` registers ``portal.channel``.
 * :class:`FeedbackListener` — ``reporting.apps`` registers ``reporting.feedback_hook``
   (the ``campaign_auto_paused`` webhook event).
+* :class:`QuietHoursGate` — ``campaigns.apps`` registers
+  ``campaigns.scheduling.planner.QUIET_GATE`` (quiet hours per recipient zone, checked
+  again at claim time).
 
 Without a registration, tracking is off (links stay plain) and the portal channel is
 unavailable (:class:`PortalUnavailable`); nothing is looked up by name.
@@ -16,6 +19,7 @@ unavailable (:class:`PortalUnavailable`); nothing is looked up by name.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -23,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from campaigns.content.splice import SplicedPart
-    from campaigns.models import Message
+    from campaigns.models import Campaign, Message
 
 
 class LinkTracker(Protocol):
@@ -73,6 +77,17 @@ class FeedbackListener(Protocol):
     ) -> None: ...
 
 
+class QuietHoursGate(Protocol):
+    def applies(self, campaign: Campaign) -> bool:
+        """Whether quiet hours hold this campaign's messages (marketing, no opt-out)."""
+        ...
+
+    def releases(self, names: Iterable[str | None], *, now: datetime) -> dict[str | None, datetime]:
+        """Of these contact time-zone names, those inside quiet hours at ``now``, each
+        with the moment they end (UTC); ``names`` is not read when there are none."""
+        ...
+
+
 class PortalUnavailable(RuntimeError):
     """The portal channel was chosen but no portal app registered itself."""
 
@@ -80,6 +95,16 @@ class PortalUnavailable(RuntimeError):
 _tracker: LinkTracker | None = None
 _portal: PortalChannel | None = None
 _feedback_listeners: list[FeedbackListener] = []
+_quiet_gate: QuietHoursGate | None = None
+
+
+def register_quiet_gate(gate: QuietHoursGate) -> None:
+    global _quiet_gate
+    _quiet_gate = gate
+
+
+def quiet_gate() -> QuietHoursGate | None:
+    return _quiet_gate
 
 
 def register_tracker(tracker: LinkTracker) -> None:

@@ -50,6 +50,9 @@ class Claimed:
     contact_id: int | None
     attempts: int
     blocked: bool
+    # The contact's time zone name (empty or not an IANA zone: the organization's
+    # default), for quiet hours.
+    time_zone: str | None = None
 
 
 @dataclass
@@ -110,7 +113,8 @@ SELECT claimed.id, claimed.contact_id, claimed.attempts,
                          WHERE r.contact_id = c.id AND r.state = 'sent'
                            AND NOT rc.transactional
                            AND r.finished_at > statement_timestamp() - interval '30 days')))))
-       ) AS blocked
+       ) AS blocked,
+       c.time_zone
   FROM claimed LEFT JOIN contacts_contact c ON c.id = claimed.contact_id
  ORDER BY claimed.id
 """
@@ -190,7 +194,15 @@ def claim(
                 or not consent_present(contact=contact, purpose=purpose)
                 or (purpose != "transactional" and _held_back(contact.pk, now))
             )
-            rows.append(Claimed(message.id, message.contact_id, message.attempts, blocked))
+            rows.append(
+                Claimed(
+                    message.id,
+                    message.contact_id,
+                    message.attempts,
+                    blocked,
+                    contact.time_zone if contact is not None else None,
+                )
+            )
     return token, rows
 
 
@@ -553,6 +565,19 @@ def _write(token: uuid.UUID, results: list[Result]) -> int:
             attempts=F("attempts") + r.bump,
         )
     return written
+
+
+def hold(*, token: uuid.UUID, until: dict[datetime, list[int]]) -> int:
+    """Give back claimed rows with a later not-before time (quiet hours in their
+    recipients' zones): one UPDATE per distinct time, the rows keep their state and are
+    claimable again from then on. Returns how many were held."""
+    held = 0
+    for moment, ids in until.items():
+        if ids:
+            held += Message.objects.filter(
+                id__in=ids, claim_token=token, state__in=CLAIMABLE
+            ).update(next_attempt_at=moment, claim_token=None, lease_until=None)
+    return held
 
 
 def release(*, token: uuid.UUID, ids: list[int]) -> int:

@@ -67,7 +67,8 @@ def test_compose_build_send_and_watch(
         page.fill("#id_name", "Autumn hours")
         page.get_by_label("Patients domain").first.check()
         page.locator("#audience-count strong").filter(has_text="120").wait_for()
-        page.select_option("#id_template", label="Autumn letter")
+        # Typed as code, without the locked footer: the list says so.
+        page.select_option("#id_template", label="Autumn letter (no footer — transactional only)")
         page.select_option("#id_sender", label=str(sender))
         screenshot(page, "campaign-2-wizard")
         page.click("button:has-text('Save and review')")

@@ -174,6 +174,7 @@ def test_quiet_hours_defer_marketing_until_they_end_and_the_throttle_still_appli
     # Contacts (and their consents) exist now: the claim checks consents against the
     # database's clock, which the simulated time does not move.
     campaign, berlin, new_york = _two_zone_campaign(admin, throttle_per_minute=1)
+    org.org_settings_update(actor=None, quiet_hours_start=21, quiet_hours_end=8)
     start = local(DAY, "22:30", BERLIN)
     berlin_morning = local(DAY + dt.timedelta(days=1), "08:00", BERLIN)
     with time_machine.travel(start, tick=False):

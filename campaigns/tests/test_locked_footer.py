@@ -156,3 +156,18 @@ def test_marketing_journeys_need_the_footer_transactional_ones_do_not(admin) -> 
         {**reminder_definition(actor=admin, first=bare), "consent": "transactional"}
     )
     assert not [p for p in definition.problems(transactional) if "footer" in p.message]
+
+
+def test_campaign_form_marks_templates_without_the_footer(staff_client, admin) -> None:
+    bare = _bare_template(admin)
+    with_footer = services.template_create(
+        name=f"Footed {uuid.uuid4().hex[:6]}",
+        subject="Hello",
+        html=footer.footer_insert(HTML),
+        actor=admin,
+    )
+    page = staff_client(roles.MARKETER).get("/campaigns/new/").content.decode()
+    assert f"{bare.name} (no footer — transactional only)" in page
+    assert f">{with_footer.name}</option>" in page
+    # The field says how to fix it.
+    assert "Add the organization footer" in page

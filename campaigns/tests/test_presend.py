@@ -60,6 +60,19 @@ def test_dmarc_of_the_organizational_domain_counts_and_p_none_warns(dns_server, 
     assert item.verdict == Verdict.WARN and "p=none" in item.detail
 
 
+def test_the_organizational_domain_follows_the_public_suffix_list(dns_server, admin) -> None:
+    # Not the last two labels: co.uk is a public suffix, example.co.uk the organization.
+    assert dnsauth.organizational_domain("news.mail.example.co.uk") == "example.co.uk"
+    assert dnsauth.organizational_domain("clinic.example.com") == "example.com"
+    assert dnsauth.organizational_domain("co.uk") == "co.uk"
+    sender = authenticated_sender(dns_server, admin, dmarc=False)
+    sender.from_email = "news@mail.example.co.uk"
+    dns_server.records["_dmarc.example.co.uk"] = ["v=DMARC1; p=reject"]
+    dns_server.records["_dmarc.co.uk"] = ["v=DMARC1; p=none"]
+    item = dnsauth.check_dmarc(sender, "")
+    assert item.verdict == Verdict.PASS and "example.co.uk" in item.detail
+
+
 def test_an_unanswering_resolver_warns_instead_of_failing(settings, admin) -> None:
     import socket
 

@@ -243,16 +243,68 @@
     }
     return { parent: node.parent() || editor.getWrapper(), at: node.index() };
   }
-  document.getElementById("merge-insert").addEventListener("click", function () {
+  // The cursor (or selected words) of the text being edited, if the canvas still has
+  // it: the field goes there, replacing the selection. Clicking the picker outside the
+  // canvas leaves the canvas document's selection in place.
+  // The last cursor inside the text being edited, kept as the picker takes the focus.
+  let lastRange = null;
+  editor.on("load", function () {
+    const doc = editor.Canvas.getDocument();
+    doc.addEventListener("selectionchange", function () {
+      const editing = editor.getEditing();
+      const selection = doc.getSelection();
+      const el = editing && editing.getView() && editing.getView().el;
+      if (el && selection && selection.rangeCount && el.contains(selection.getRangeAt(0).commonAncestorContainer)) {
+        lastRange = selection.getRangeAt(0).cloneRange();
+      }
+    });
+  });
+  function insertAtCursor(html) {
+    const editing = editor.getEditing();
+    const view = editing && editing.getView();
+    if (!view || !view.el || editing.closestType("luxmail-footer")) return false;
+    const rte = view.activeRte || (editor.RichTextEditor && editor.RichTextEditor.globalRte);
+    const doc = editor.Canvas.getDocument();
+    const selection = doc && doc.getSelection();
+    if (!rte || typeof rte.insertHTML !== "function" || !selection) return false;
+    const inside = function (range) { return range && view.el.contains(range.commonAncestorContainer); };
+    if (!(selection.rangeCount && inside(selection.getRangeAt(0)))) {
+      if (!inside(lastRange)) return false;
+      selection.removeAllRanges();
+      selection.addRange(lastRange);
+    }
+    rte.insertHTML(html);
+    lastRange = null;
+    return true;
+  }
+  function mergeSpan(field) {
+    const expr = expression(field);
+    return '<span data-lm-merge="' + escapeHtml(expr) + '">{{ ' + escapeHtml(expr) + " }}</span>";
+  }
+  const mergeButton = document.getElementById("merge-insert");
+  // On the press, before the click moves the focus and the canvas closes its text
+  // editor: the field goes to the cursor of the text being edited, replacing any
+  // selected words (a keyboard press only clicks: then the click tries).
+  let insertedOnPress = false;
+  mergeButton.addEventListener("mousedown", function (event) {
+    const field = selectedField();
+    if (!field) return;
+    event.preventDefault();
+    insertedOnPress = insertAtCursor(mergeSpan(field));
+  });
+  mergeButton.addEventListener("click", function () {
     const field = selectedField();
     if (!field) return say("Choose a merge field first.");
-    const expr = expression(field);
-    const span = '<span data-lm-merge="' + escapeHtml(expr) + '">{{ ' + escapeHtml(expr) + " }}</span>";
-    // Close the text editor first (its content syncs into the model), then add the
-    // field as a component at the end of the selected text, or as a new paragraph.
+    const span = mergeSpan(field);
+    const atCursor = insertedOnPress || insertAtCursor(span);
+    insertedOnPress = false;
+    // Then close the text editor (its content, the field included, syncs into the model).
+    // Otherwise: as a component at the end of the selected text, or a new paragraph.
     finishEditing().then(function () {
       const selected = editor.getSelected();
-      if (selected && selected.is("text") && !selected.closestType("luxmail-footer")) {
+      if (atCursor) {
+        // Already in place.
+      } else if (selected && selected.is("text") && !selected.closestType("luxmail-footer")) {
         if (!selected.components().length && selected.get("content")) {
           selected.components(selected.get("content"));
           selected.set("content", "");

@@ -45,8 +45,11 @@ class Command(BaseCommand):
             account_unlock(user=admin, actor=None)
             self.stdout.write("The demo Admin's sign-in lockout was cleared.")
         autodiscover_modules("demo")  # each app's demo.py registers with luxmail.demo
-        for populate in demo.populators():
-            populate(actor=admin)
+        # The sample campaigns are delivered now, at whatever hour `make run` starts:
+        # quiet hours are paused for the load only, then hold everything sent later.
+        with demo.quiet_hours_paused():
+            for populate in demo.populators():
+                populate(actor=admin)
         self._print(creds)
 
     def _credentials(self) -> dict[str, str]:
