@@ -15,7 +15,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from campaigns.models import BounceEvent, DeliveryProof, Message, MessageState
+from campaigns.models import BounceEvent, Campaign, DeliveryProof, Message, MessageState
 from campaigns.sending import queue
 from campaigns.tests.factories import make_campaign, make_contacts
 from luxmail import holds, partitions, retention
@@ -240,3 +240,26 @@ def test_contact_history_spans_months_newest_first(pg) -> None:
     assert [len(row["events"]) for row in history] == [1, 1]
     assert history[1]["campaign__name"] == older.name
     assert selectors.contact_history(contact_id=contact, limit=1)[0]["id"] == second.pk
+
+
+def test_claim_prunes_the_months_before_the_campaign(pg) -> None:
+    this_month = partitions.month_start(timezone.now())
+    for back in range(1, 4):  # older months exist, as after a year in production
+        partitions.partitions_ensure(now=partitions.add_months(this_month, -back), months_ahead=0)
+    campaign, ids = started_campaign(3)
+    since = queue.claim_since(campaign.pk)
+    # The bound holds for every message the start queued (the database's clock) ...
+    assert not Message.objects.filter(campaign=campaign, queued_at__lt=since).exists()
+    params = {"campaign": campaign.pk, "limit": 10, "since": since, "now": timezone.now()}
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + queue.CANDIDATES_SQL, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    # ... and the planner leaves out the months before it (the month before may stay
+    # in when the campaign started in a month's first day).
+    assert partitions.partition_name(MESSAGES, this_month) in plan
+    for back in (2, 3):
+        older = partitions.add_months(this_month, -back)
+        assert partitions.partition_name(MESSAGES, older) not in plan
+    Campaign.objects.filter(pk=campaign.pk).update(status="sending")
+    _token, claimed = queue.claim(campaign_id=campaign.pk, limit=10, lease_seconds=60)
+    assert [row.id for row in claimed] == ids
