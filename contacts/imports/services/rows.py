@@ -51,7 +51,7 @@ class _Seen:
         while size < capacity:
             size *= 2
         self.keys = array("Q", bytes(8 * size))
-        self.rows = array("L", bytes(array("L").itemsize * size))
+        self.rows = array("I", bytes(4 * size))
         self.mask = size - 1
         self.used = 0
 
@@ -80,7 +80,7 @@ class _Seen:
         old_keys, old_rows = self.keys, self.rows
         size = 2 * len(old_keys)
         self.keys = array("Q", bytes(8 * size))
-        self.rows = array("L", bytes(old_rows.itemsize * size))
+        self.rows = array("I", bytes(4 * size))
         self.mask = mask = size - 1
         keys, rows = self.keys, self.rows
         for key, row in zip(old_keys, old_rows, strict=True):
@@ -147,10 +147,14 @@ class _Duplicates:
 class _Errors:
     """Every row error counted; the messages of the lowest rows kept (at most ``keep``)."""
 
-    keep: int = MAX_STORED_ERRORS
+    keep: int = -1  # MAX_STORED_ERRORS
     kept: list[RowError] = field(default_factory=list)
     count: int = 0
     bad_rows: int = 0
+
+    def __post_init__(self) -> None:
+        if self.keep < 0:
+            self.keep = MAX_STORED_ERRORS
 
     def add(self, rows: Iterable[PreparedRow]) -> None:
         for row in rows:

@@ -28,7 +28,7 @@ from contacts.imports.services.common import (
     may_import_phi,
     progress_key,
 )
-from contacts.imports.services.rows import _attach, _Errors, _row_batches
+from contacts.imports.services.rows import _attach, _dry_run, _Errors, _row_batches
 from contacts.keys.services import contact_key_store_validated
 from contacts.models import (
     Consent,
@@ -216,13 +216,16 @@ def _write(job: ImportJob, actor: Actor, access: crypto.Access) -> _Outcome:
             continue
         good = [r for r in rows if not r.errors]
         if len(good) != len(rows):
-            errors.add(r for r in rows if r.errors)
+            # As in the check: every row that does not repeat an earlier one gets all
+            # of its problems listed, so the counts match the check page's.
+            candidates = [r for r in rows if r.number not in batch.duplicates]
+            _attach(candidates, _dry_run(candidates, actor).errors)
+            good = [r for r in rows if not r.errors]
         result = _upsert(good, actor, access)
         if result.errors and skip_invalid:
             # The database may have changed since the preview (an external id taken
             # meanwhile): such rows are skipped too, and reported; the others are written.
             _attach(good, result.errors)
-            errors.add(good)
             good = [r for r in good if not r.errors]
             result = _upsert(good, actor, access)
         if result.errors:
@@ -233,6 +236,7 @@ def _write(job: ImportJob, actor: Actor, access: crypto.Access) -> _Outcome:
                 "nothing was imported.",
                 [e for r in good for e in r.errors],
             )
+        errors.add(rows)
         outcome.created += result.created
         outcome.updated += result.updated
         outcome.unchanged += result.unchanged
