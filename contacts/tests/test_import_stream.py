@@ -144,3 +144,24 @@ def test_reading_a_20k_row_file_keeps_memory_flat(settings, tmp_path):
     assert count == rows
     assert errors.count == errors.bad_rows == rows // 10
     assert peak < 6 * 1024 * 1024, f"{peak / 1024 / 1024:.1f} MB"
+
+
+def test_row_preparer_routes_like_prepare_row():
+    import datetime as dt
+
+    from contacts.imports import columns
+
+    headers = ["E-mail", "Notes", "DOB", "ZIP"]
+    plain = {"E-mail": "email", "Notes": "", "DOB": "birth_date", "ZIP": "zip_code"}
+    consent = {**plain, "Notes": "consent.marketing"}
+    rows = [
+        ("a@x.org", "yes", dt.datetime(1970, 1, 2), 2139),
+        (" b@x.org ", None, "1970-01-02", 2139.0),
+        (None, "", "", None),  # blank: skipped
+        ("", "maybe", "", ""),  # only an ignored (or consent) cell
+    ]
+    for mapping in (plain, consent):
+        prepare = columns.row_preparer(headers, mapping)
+        for number, values in enumerate(rows, start=2):
+            expected = columns.prepare_row(number, dict(zip(headers, values, strict=True)), mapping)
+            assert prepare(number, values) == expected

@@ -203,13 +203,13 @@ def _row_batches(job: ImportJob, size: int | None = None) -> Iterator[_Batch]:
         headers = table.headers
         if [h.lower() for h in headers] != [h.lower() for h in job.headers]:
             raise files.ImportFileError("The file's columns changed since it was uploaded.")
-        mapping = job.mapping
+        prepare = columns.row_preparer(job.headers, job.mapping)
         batch: list[PreparedRow] = []
         repeated: set[int] = set()
         read = 0
         for number, values in table.rows:
             read += 1
-            found = columns.prepare_row(number, dict(zip(headers, values, strict=True)), mapping)
+            found = prepare(number, values)
             if found is None:
                 continue
             if duplicates.mark(found):
