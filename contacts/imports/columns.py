@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -241,6 +241,35 @@ def _consent_value(purpose: str, value: Any) -> tuple[str, dt.datetime | None]:
         )
     granted = timezone.make_aware(dt.datetime.combine(day, dt.time.min))
     return "grant", granted
+
+
+def row_preparer(
+    headers: Sequence[str], mapping: Mapping[str, str]
+) -> Callable[[int, Sequence[Any]], PreparedRow | None]:
+    """:func:`prepare_row` for the rows of one file, its routing worked out once.
+
+    ``headers`` are the job's (the mapping's keys, in the file's column order); rows
+    come as value tuples in that order. Files without consent or key columns (which
+    need per-row parsing) take a fast path that only routes the cells.
+    """
+    keys = [mapping.get(header, IGNORE) for header in headers]
+    if any(key.startswith((CONSENT_PREFIX, KEY_PREFIX)) for key in keys):
+        return lambda number, values: prepare_row(
+            number, dict(zip(headers, values, strict=True)), mapping
+        )
+    routed = [(position, key) for position, key in enumerate(keys) if key]
+
+    def prepare(number: int, values: Sequence[Any]) -> PreparedRow | None:
+        texts = [cell_text(v) for v in values]
+        if all(text == "" for text in texts):
+            return None
+        data: dict[str, Any] = {}
+        for position, key in routed:
+            value = texts[position]
+            data[key] = value.isoformat() if isinstance(value, dt.date) else value
+        return PreparedRow(number=number, data=data, consent=ConsentPlan(), errors=[])
+
+    return prepare
 
 
 def prepare_row(

@@ -315,11 +315,17 @@ def read_headers(relative: str, fmt: str) -> list[str]:
 
 
 def scan(relative: str, fmt: str, progress: Callable[[int], None] | None = None) -> list[str]:
-    """Read the whole file once, discarding rows: every limit is checked; the headers."""
+    """Read the whole file once, discarding rows: every limit is checked; the headers.
+
+    ``progress`` gets the count of rows read every 5,000 rows and the final count.
+    """
     with open_table(relative, fmt) as table:
+        count = 0
         for count, _ in enumerate(table.rows, start=1):
             if progress is not None and count % 5000 == 0:
                 progress(count)
+        if progress is not None:
+            progress(count)
         return table.headers
 
 

@@ -35,10 +35,12 @@ class ImportStateError(ContactsError):
 class ImportAborted(Exception):
     """Raised inside the import transaction to roll every batch back."""
 
-    def __init__(self, message: str, errors: Sequence[RowError] = ()):
+    def __init__(self, message: str, errors: Sequence[RowError] = (), count: int | None = None):
         super().__init__(message)
         self.message = message
         self.errors = list(errors)
+        # All the errors found; ``errors`` may hold only the first of them.
+        self.count = len(self.errors) if count is None else count
 
 
 def may_import_phi(user: Any) -> bool:
@@ -70,8 +72,11 @@ def import_notify(*, job: ImportJob, failed: bool, error_count: int) -> None:
     )
 
 
-def _fail(job: ImportJob, message: str, errors: Sequence[RowError] = ()) -> None:
+def _fail(
+    job: ImportJob, message: str, errors: Sequence[RowError] = (), count: int | None = None
+) -> None:
     stored = sorted(errors, key=lambda e: e.row)
+    count = len(stored) if count is None else count
     changed = (
         ImportJob.objects.filter(pk=job.pk)
         .exclude(status__in=FINISHED)
@@ -79,7 +84,7 @@ def _fail(job: ImportJob, message: str, errors: Sequence[RowError] = ()) -> None
             status=ImportJobStatus.FAILED,
             failure=message[:500],
             errors=[e.as_dict() for e in stored[:MAX_STORED_ERRORS]] if stored else job.errors,
-            error_count=len(stored) if stored else job.error_count,
+            error_count=count if stored else job.error_count,
             finished_at=timezone.now(),
             file_path="",
         )
@@ -89,4 +94,4 @@ def _fail(job: ImportJob, message: str, errors: Sequence[RowError] = ()) -> None
     # Only a confirmed import that then failed is news; a file refused while the person
     # is looking at the upload or preview page is shown to them there.
     if changed and job.status in (ImportJobStatus.QUEUED, ImportJobStatus.RUNNING):
-        import_notify(job=job, failed=True, error_count=len(stored))
+        import_notify(job=job, failed=True, error_count=count)

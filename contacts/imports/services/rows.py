@@ -1,8 +1,22 @@
-"""Reading and checking rows: the parsed file, duplicate rows, dry-run batches."""
+"""Reading and checking rows: one streaming pass over the file, in batches.
+
+Memory stays bounded whatever the file's size (docs/architecture.md "Import"): no step
+holds the whole file. :func:`_row_batches` reads it once and yields prepared rows in
+batches of ``LUXMAIL_IMPORT_BATCH``; :class:`_Seen` finds the file-wide duplicates as
+the rows stream by, keeping a 12-byte slot per distinct value (an 8-byte digest and the
+row it was first seen on); :class:`_Errors` counts every row error and keeps the
+messages of the first ``MAX_STORED_ERRORS`` only (the pages say how many more there
+are). Every row goes through the same checks as before streaming: its own problems
+(consent columns, keys), the duplicate check and the dry run of
+``contacts_bulk_upsert`` (for every row that is not a duplicate, even one that already
+has a problem, so the check page lists all of a row's problems at once).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import hashlib
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,49 +26,86 @@ from contacts import services as contact_services
 from contacts.attributes import ContactValueError, normalize_email, normalize_external_id
 from contacts.imports import columns, files
 from contacts.imports.columns import PreparedRow
-from contacts.imports.services.common import MAX_STORED_ERRORS, _progress
-from contacts.models import (
-    ImportJob,
-)
-from contacts.upsert import RowError, email_bidx
+from contacts.imports.services.common import MAX_STORED_ERRORS
+from contacts.models import ImportJob
+from contacts.upsert import RowError
 from luxmail.actors import Actor
 
 
+def _digest(text: str) -> int:
+    # A 64-bit digest only to find equal values inside one file (no secret: it never
+    # leaves this process); two different values share one with odds of ~n²/2⁶⁵.
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") or 1
+
+
+class _Seen:
+    """The first row of each value seen so far, 12 bytes a slot (open addressing).
+
+    ``first(value, row)`` returns the row the value was first seen on, or None (and
+    remembers ``row``) when it is new. The table doubles at half load, so it holds at
+    most 4 slots per distinct value: 48 bytes, against ~100 for a ``dict`` of ints.
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        size = 1
+        while size < capacity:
+            size *= 2
+        self.keys = array("Q", bytes(8 * size))
+        self.rows = array("I", bytes(4 * size))
+        self.mask = size - 1
+        self.used = 0
+
+    def __len__(self) -> int:
+        return self.used
+
+    def first(self, value: str, row: int) -> int | None:
+        key = _digest(value)
+        keys, mask = self.keys, self.mask
+        slot = key & mask
+        while True:
+            found = keys[slot]
+            if found == key:
+                return self.rows[slot]
+            if found == 0:
+                break
+            slot = (slot + 1) & mask
+        keys[slot] = key
+        self.rows[slot] = row
+        self.used += 1
+        if self.used * 2 > len(keys):
+            self._grow()
+        return None
+
+    def _grow(self) -> None:
+        old_keys, old_rows = self.keys, self.rows
+        size = 2 * len(old_keys)
+        self.keys = array("Q", bytes(8 * size))
+        self.rows = array("I", bytes(4 * size))
+        self.mask = mask = size - 1
+        keys, rows = self.keys, self.rows
+        for key, row in zip(old_keys, old_rows, strict=True):
+            if key:
+                slot = key & mask
+                while keys[slot]:
+                    slot = (slot + 1) & mask
+                keys[slot] = key
+                rows[slot] = row
+
+
 @dataclass
-class _Rows:
-    rows: list[PreparedRow]
-    duplicates: set[int] = field(default_factory=set)
-
-    @property
-    def bad(self) -> list[PreparedRow]:
-        return [r for r in self.rows if r.errors]
-
-
-def _prepare(job: ImportJob) -> _Rows:
-    _progress(job.pk, "reading", 0, 0)
-    prepared: list[PreparedRow] = []
-    with files.open_table(job.file_path, job.file_format) as table:
-        headers = table.headers
-        if [h.lower() for h in headers] != [h.lower() for h in job.headers]:
-            raise files.ImportFileError("The file's columns changed since it was uploaded.")
-        for number, row in table.rows:
-            found = columns.prepare_row(number, dict(zip(headers, row, strict=True)), job.mapping)
-            if found is not None:
-                prepared.append(found)
-    result = _Rows(prepared)
-    _mark_duplicates(result)
-    return result
-
-
-def _mark_duplicates(rows: _Rows) -> None:
-    """Flag the second and later rows with the same email or external id (file-wide).
+class _Duplicates:
+    """The file-wide duplicate check (email, external id) for rows streamed in order.
 
     ``contacts_bulk_upsert`` catches duplicates inside one batch; a file is written in
     many batches, so the file-wide check happens here, with the same message.
     """
-    emails: dict[bytes, int] = {}
-    externals: dict[str, int] = {}
-    for row in rows.rows:
+
+    emails: _Seen = field(default_factory=_Seen)
+    externals: _Seen = field(default_factory=_Seen)
+
+    def mark(self, row: PreparedRow) -> bool:
+        """Add the row's duplicate errors; True when it repeats an earlier row."""
+        duplicate = False
         raw = row.data.get("email")
         if raw:
             try:
@@ -62,41 +113,113 @@ def _mark_duplicates(rows: _Rows) -> None:
             except ContactValueError:
                 address = ""
             if address:
-                key = email_bidx(address)
-                if key in emails:
+                first = self.emails.first(address, row.number)
+                if first is not None:
                     row.errors.append(
                         RowError(
                             row.number,
                             "email",
-                            f"Duplicate: the same email address is on row {emails[key]}.",
+                            f"Duplicate: the same email address is on row {first}.",
                         )
                     )
-                    rows.duplicates.add(row.number)
-                else:
-                    emails[key] = row.number
+                    duplicate = True
         external = row.data.get("external_id")
         if external:
             try:
                 value = normalize_external_id(external)
             except ContactValueError:
                 value = ""
-            if value and value in externals:
-                row.errors.append(
-                    RowError(
-                        row.number,
-                        "external_id",
-                        f"Duplicate: the same external id is on row {externals[value]}.",
+            if value:
+                first = self.externals.first(value, row.number)
+                if first is not None:
+                    row.errors.append(
+                        RowError(
+                            row.number,
+                            "external_id",
+                            f"Duplicate: the same external id is on row {first}.",
+                        )
                     )
-                )
-                rows.duplicates.add(row.number)
-            elif value:
-                externals[value] = row.number
+                    duplicate = True
+        return duplicate
 
 
-def _batches(rows: Sequence[PreparedRow]) -> Iterator[list[PreparedRow]]:
-    size = max(1, min(settings.LUXMAIL_IMPORT_BATCH, contact_services.MAX_BATCH))
-    for start in range(0, len(rows), size):
-        yield list(rows[start : start + size])
+@dataclass
+class _Errors:
+    """Every row error counted; the messages of the lowest rows kept (at most ``keep``)."""
+
+    keep: int = -1  # MAX_STORED_ERRORS
+    kept: list[RowError] = field(default_factory=list)
+    count: int = 0
+    bad_rows: int = 0
+
+    def __post_init__(self) -> None:
+        if self.keep < 0:
+            self.keep = MAX_STORED_ERRORS
+
+    def add(self, rows: Iterable[PreparedRow]) -> None:
+        for row in rows:
+            if not row.errors:
+                continue
+            self.bad_rows += 1
+            self.count += len(row.errors)
+            self.kept.extend(row.errors)
+        if len(self.kept) > 2 * self.keep:
+            self._trim()
+
+    def _trim(self) -> None:
+        self.kept.sort(key=lambda e: e.row)  # stable: a row's errors keep their order
+        del self.kept[self.keep :]
+
+    @property
+    def first(self) -> RowError | None:
+        return min(self.kept, key=lambda e: e.row) if self.kept else None
+
+    def dicts(self) -> list[dict[str, Any]]:
+        self._trim()
+        return [e.as_dict() for e in self.kept]
+
+
+def _batch_size() -> int:
+    return max(1, min(settings.LUXMAIL_IMPORT_BATCH, contact_services.MAX_BATCH))
+
+
+@dataclass
+class _Batch:
+    """One batch of the file: its rows, and those that repeat an earlier row."""
+
+    rows: list[PreparedRow]
+    duplicates: set[int]
+    read: int  # file rows read so far, blank ones included (progress)
+
+
+def _row_batches(job: ImportJob, size: int | None = None) -> Iterator[_Batch]:
+    """Every non-blank row of the job's file, prepared and duplicate-checked, in batches.
+
+    Streams the file: only one batch of rows is alive at a time.
+    """
+    size = size or _batch_size()
+    duplicates = _Duplicates()
+    with files.open_table(job.file_path, job.file_format) as table:
+        headers = table.headers
+        if [h.lower() for h in headers] != [h.lower() for h in job.headers]:
+            raise files.ImportFileError("The file's columns changed since it was uploaded.")
+        prepare = columns.row_preparer(job.headers, job.mapping)
+        batch: list[PreparedRow] = []
+        repeated: set[int] = set()
+        read = 0
+        for number, values in table.rows:
+            read += 1
+            found = prepare(number, values)
+            if found is None:
+                continue
+            if duplicates.mark(found):
+                repeated.add(found.number)
+            batch.append(found)
+            if len(batch) >= size:
+                yield _Batch(batch, repeated, read)
+                batch, repeated = [], set()
+        if batch:
+            yield _Batch(batch, repeated, read)
 
 
 def _attach(batch: Sequence[PreparedRow], errors: Sequence[RowError]) -> None:
@@ -110,9 +233,3 @@ def _dry_run(batch: Sequence[PreparedRow], actor: Actor) -> contact_services.Bul
     return contact_services.contacts_bulk_upsert(
         rows=[r.data for r in batch], actor=actor, dry_run=True, first_row_number=0
     )
-
-
-def _error_dicts(rows: Sequence[PreparedRow]) -> tuple[list[dict[str, Any]], int]:
-    found = [e for r in rows for e in r.errors]
-    found.sort(key=lambda e: e.row)
-    return [e.as_dict() for e in found[:MAX_STORED_ERRORS]], len(found)

@@ -28,14 +28,7 @@ from contacts.imports.services.common import (
     may_import_phi,
     progress_key,
 )
-from contacts.imports.services.rows import (
-    _attach,
-    _batches,
-    _dry_run,
-    _error_dicts,
-    _prepare,
-    _Rows,
-)
+from contacts.imports.services.rows import _attach, _dry_run, _Errors, _row_batches
 from contacts.keys.services import contact_key_store_validated
 from contacts.models import (
     Consent,
@@ -108,7 +101,8 @@ class _Outcome:
     granted: int = 0
     revoked: int = 0
     listed: int = 0
-    contact_ids: list[int] = field(default_factory=list)
+    rows: int = 0
+    errors: _Errors = field(default_factory=_Errors)
 
 
 def import_job_run(*, job_id: int) -> None:
@@ -129,20 +123,19 @@ def import_job_run(*, job_id: int) -> None:
             raise ImportAborted("The person who started this import can no longer import.")
         if job.includes_phi and not may_import_phi(actor):
             raise ImportAborted("Importing PHI columns needs the PHI Marketer role.")
-        rows = _prepare(job)
         # Committed on its own, before the write: the decryption of existing contacts
         # for merging stays on record even if the import rolls back.
         access = crypto.phi_access(
             actor=actor,
             purpose="contacts.import",
-            details={"import": job.pk, "rows": len(rows.rows)},
+            details={"import": job.pk, "rows": job.total_rows},
         )
         with transaction.atomic():
             locked = ImportJob.objects.select_for_update().get(pk=job.pk)
             if locked.status != ImportJobStatus.RUNNING:
                 return
-            outcome = _write(job, rows, actor, access)
-            errors, error_count = _error_dicts(rows.bad)
+            outcome = _write(job, actor, access)
+            errors, error_count = outcome.errors.dicts(), outcome.errors.count
             audit.record(
                 "contacts.import",
                 actor=actor,
@@ -150,7 +143,7 @@ def import_job_run(*, job_id: int) -> None:
                 phi=locked.includes_phi,
                 details={
                     "job": locked.pk,
-                    "rows": len(rows.rows),
+                    "rows": outcome.rows,
                     "created": outcome.created,
                     "updated": outcome.updated,
                     "unchanged": outcome.unchanged,
@@ -162,8 +155,8 @@ def import_job_run(*, job_id: int) -> None:
                 },
             )
             locked.status = ImportJobStatus.SUCCEEDED
-            locked.total_rows = len(rows.rows)
-            locked.processed_rows = len(rows.rows)
+            locked.total_rows = outcome.rows
+            locked.processed_rows = outcome.rows
             locked.created_count = outcome.created
             locked.updated_count = outcome.updated
             locked.unchanged_count = outcome.unchanged
@@ -181,7 +174,7 @@ def import_job_run(*, job_id: int) -> None:
             if error_count:
                 import_notify(job=locked, failed=False, error_count=error_count)
     except ImportAborted as aborted:
-        _fail(job, aborted.message, aborted.errors)
+        _fail(job, aborted.message, aborted.errors, aborted.count)
     except ContactsError as error:
         _fail(job, f"{error.message} Nothing was imported.")
     except Exception as error:
@@ -198,63 +191,95 @@ def import_job_run(*, job_id: int) -> None:
         cache.delete(progress_key(job.pk))
 
 
-def _write(job: ImportJob, rows: _Rows, actor: Actor, access: crypto.Access) -> _Outcome:
+def _write(job: ImportJob, actor: Actor, access: crypto.Access) -> _Outcome:
+    """Stream the file and write it batch by batch; consents and list membership follow
+    each batch.
+
+    Nothing of one batch is kept for the next (bounded memory); every batch runs inside
+    the caller's transaction, so an abort still rolls the whole file back. Without
+    ``skip_invalid`` the first row with an error aborts the import (the rest of the file
+    is still read, to count and list its errors); with it, rows with errors are skipped
+    and reported, and the others are imported.
+    """
     skip_invalid = bool(job.options.get("skip_invalid"))
-    bad = rows.bad
-    if bad and not skip_invalid:
-        problem = bad[0].errors[0]
+    outcome = _Outcome()
+    errors = outcome.errors
+    expected = job.total_rows
+    aborting = False
+    for batch in _row_batches(job):
+        rows = batch.rows
+        outcome.rows += len(rows)
+        if aborting or (not skip_invalid and any(r.errors for r in rows)):
+            # Only the errors matter now: count them all, keep the first.
+            aborting = True
+            errors.add(rows)
+            continue
+        good = [r for r in rows if not r.errors]
+        if len(good) != len(rows):
+            # As in the check: every row that does not repeat an earlier one gets all
+            # of its problems listed, so the counts match the check page's.
+            candidates = [r for r in rows if r.number not in batch.duplicates]
+            _attach(candidates, _dry_run(candidates, actor).errors)
+            good = [r for r in rows if not r.errors]
+        result = _upsert(good, actor, access)
+        if result.errors and skip_invalid:
+            # The database may have changed since the preview (an external id taken
+            # meanwhile): such rows are skipped too, and reported; the others are written.
+            _attach(good, result.errors)
+            good = [r for r in good if not r.errors]
+            result = _upsert(good, actor, access)
+        if result.errors:
+            _attach(good, result.errors)
+            first = next(r for r in good if r.errors)
+            raise ImportAborted(
+                f"Row {first.number} could not be imported ({first.errors[-1].message}); "
+                "nothing was imported.",
+                [e for r in good for e in r.errors],
+            )
+        errors.add(rows)
+        outcome.created += result.created
+        outcome.updated += result.updated
+        outcome.unchanged += result.unchanged
+        consent_of: dict[int, columns.ConsentPlan] = {}
+        for row, contact_id in zip(good, result.contact_ids, strict=True):
+            if row.consent:
+                consent_of[contact_id] = row.consent
+            if row.keys:
+                _store_keys(contact_id, row.keys, actor)
+        granted, revoked = _apply_consents(job, consent_of, actor)
+        outcome.granted += granted
+        outcome.revoked += revoked
+        if job.contact_list is not None and result.contact_ids:
+            outcome.listed += contact_services.list_members_add(
+                contact_list=job.contact_list, contact_ids=result.contact_ids, actor=actor
+            )
+        _progress(job.pk, "writing", outcome.rows, max(expected, outcome.rows))
+    if aborting:
+        problem = errors.first
+        assert problem is not None
         raise ImportAborted(
             f"Row {problem.row} has an error ({problem.message}); nothing was imported.",
-            [e for r in bad for e in r.errors],
+            errors.kept,
+            count=errors.count,
         )
-    outcome = _Outcome(skipped=len(bad))
-    good = [r for r in rows.rows if not r.errors]
-    consent_of: dict[int, columns.ConsentPlan] = {}
-    done = 0
-    for batch in _batches(good):
-        if skip_invalid:
-            # The database may have changed since the preview (an external id taken
-            # meanwhile): such rows are skipped too, and reported.
-            check = _dry_run(batch, actor)
-            if check.errors:
-                _attach(batch, check.errors)
-                outcome.skipped += sum(1 for r in batch if r.errors)
-                batch = [r for r in batch if not r.errors]
-        if batch:
-            result = contact_services.contacts_bulk_upsert(
-                rows=[r.data for r in batch],
-                actor=actor,
-                source="import",
-                first_row_number=0,
-                access=access,
-                record_event=False,
-            )
-            if result.errors:
-                _attach(batch, result.errors)
-                first = next(r for r in batch if r.errors)
-                raise ImportAborted(
-                    f"Row {first.number} could not be imported ({first.errors[-1].message}); "
-                    "nothing was imported.",
-                    [e for r in batch for e in r.errors],
-                )
-            outcome.created += result.created
-            outcome.updated += result.updated
-            outcome.unchanged += result.unchanged
-            for row, contact_id in zip(batch, result.contact_ids, strict=True):
-                outcome.contact_ids.append(contact_id)
-                if row.consent:
-                    consent_of[contact_id] = row.consent
-                if row.keys:
-                    _store_keys(contact_id, row.keys, actor)
-        done += len(batch)
-        _progress(job.pk, "writing", done, len(good))
-    _progress(job.pk, "consents", len(good), len(good))
-    outcome.granted, outcome.revoked = _apply_consents(job, consent_of, actor)
-    if job.contact_list is not None and outcome.contact_ids:
-        outcome.listed = contact_services.list_members_add(
-            contact_list=job.contact_list, contact_ids=outcome.contact_ids, actor=actor
-        )
+    outcome.skipped = errors.bad_rows
     return outcome
+
+
+def _upsert(
+    rows: Sequence[columns.PreparedRow], actor: Actor, access: crypto.Access
+) -> contact_services.BulkUpsertResult:
+    """Write ``rows`` (nothing is written when any of them has an error)."""
+    if not rows:
+        return contact_services.BulkUpsertResult()
+    return contact_services.contacts_bulk_upsert(
+        rows=[r.data for r in rows],
+        actor=actor,
+        source="import",
+        first_row_number=0,
+        access=access,
+        record_event=False,
+    )
 
 
 def _store_keys(contact_id: int, keys: Sequence[Any], actor: Actor) -> None:

@@ -85,12 +85,14 @@ def import_job_inspect(*, job_id: int) -> None:
     job = ImportJob.objects.filter(pk=job_id).first()
     if job is None or job.status != ImportJobStatus.READING:
         return
+    counted = [0]
+
+    def progress(done: int) -> None:
+        counted[0] = done
+        _progress(job.pk, "reading", done, 0)
+
     try:
-        headers = files.scan(
-            job.file_path,
-            job.file_format,
-            progress=lambda done: _progress(job.pk, "reading", done, 0),
-        )
+        headers = files.scan(job.file_path, job.file_format, progress=progress)
     except ContactsError as error:
         _fail(job, error.message)
         return
@@ -102,7 +104,12 @@ def import_job_inspect(*, job_id: int) -> None:
     mapping = columns.guess_mapping(headers, columns.catalog())
     with transaction.atomic():
         updated = ImportJob.objects.filter(pk=job.pk, status=ImportJobStatus.READING).update(
-            status=ImportJobStatus.UPLOADED, headers=headers, mapping=mapping
+            # Rows in the file, blank ones included: the check's progress bar ends there
+            # (the check then counts the non-blank rows).
+            status=ImportJobStatus.UPLOADED,
+            headers=headers,
+            mapping=mapping,
+            total_rows=counted[0],
         )
     if updated:
         cache.delete(progress_key(job.pk))
