@@ -3,6 +3,7 @@
     .venv/bin/python bench/send.py                      # 100,000 contacts
     .venv/bin/python bench/send.py --contacts 20000 --workers 1 --concurrency 2
     .venv/bin/python bench/send.py --contacts 20000 --workers 3   # runs 1, 2, 3 workers
+    .venv/bin/python bench/send.py --contacts 20000 --overlap 4   # chunk loop A/B, 1 process
 
 What it does, in the dedicated database ``luxmail_bench_send``:
 
@@ -361,6 +362,43 @@ def run_split(contact_ids: list[int], dkim: str, port: int) -> tuple[dict[str, f
     return stages.seconds(), sent
 
 
+def run_overlap(contact_ids: list[int], dkim: str, port: int, rounds: int) -> list[str]:
+    """Wall time of one process sending batches, the chunk loop serial (compose, mark,
+    transmit, compose …) and overlapped (chunk N on the wire while N+1 is composed),
+    alternated batch by batch on one fresh campaign, so both see the same load."""
+    from unittest import mock
+
+    from campaigns import services
+    from campaigns.sending import delivery
+    from campaigns.sending.transport import RelayConfig, pool
+
+    campaign = make_campaign(contact_ids, dkim)
+    with mock.patch("campaigns.services.campaigns._enqueue_chains"):
+        services.campaign_start(campaign=campaign, actor=None)
+    config = RelayConfig(host="127.0.0.1", port=port, security="none")
+    delivery.send_batch(campaign_id=campaign.pk, config=config, limit=100)  # warm caches
+    wall = {False: 0.0, True: 0.0}
+    cpu = {False: 0.0, True: 0.0}
+    sent = {False: 0, True: 0}
+    for index in range(rounds * 2):
+        overlap = bool(index % 2)
+        start, start_cpu = time.perf_counter(), time.process_time()
+        report = delivery.send_batch(campaign_id=campaign.pk, config=config, overlap=overlap)
+        wall[overlap] += time.perf_counter() - start
+        cpu[overlap] += time.process_time() - start_cpu
+        sent[overlap] += report.sent
+        if not report.claimed:
+            break
+    pool().close_all()
+    return [
+        f"{'overlapped' if overlap else 'serial'}: {sent[overlap]:,} messages, "
+        f"{sent[overlap] / wall[overlap]:,.0f} messages/s in one process, "
+        f"CPU {cpu[overlap] / wall[overlap] * 100:.0f}% of wall"
+        for overlap in (False, True)
+        if sent[overlap]
+    ]
+
+
 def run_workers(
     contact_ids: list[int], args: argparse.Namespace, count: int, logs: Path
 ) -> dict[str, float]:
@@ -433,6 +471,13 @@ def main() -> None:
         action="store_true",
         help="only the in-process send (for a profiler: py-spy record -- … --only-split)",
     )
+    parser.add_argument(
+        "--overlap",
+        type=int,
+        default=0,
+        metavar="BATCHES",
+        help="only compare one process's chunk loop serial vs overlapped, BATCHES each",
+    )
     parser.add_argument("--dkim", choices=["rsa-sha256", "ed25519-sha256"], default="rsa-sha256")
     parser.add_argument(
         "--broker", default=os.environ.get("LUXMAIL_BENCH_BROKER", "redis://127.0.0.1:6379/13")
@@ -459,6 +504,16 @@ def main() -> None:
     sink, sink_name = start_sink(args.port, count_file)
     SINK_PID[0] = sink.pid
     time.sleep(0.5)
+    if args.overlap:
+        lines = run_overlap(
+            contact_ids[: args.overlap * 2 * 500 + 100], args.dkim, args.port, args.overlap
+        )
+        sink.send_signal(signal.SIGTERM)
+        sink.wait(timeout=10)
+        for line in lines:
+            log(line)
+        log(f"load: {system_load()}")
+        return
     if args.only_split:
         split, split_sent = run_split(contact_ids[: args.split], args.dkim, args.port)
         sink.send_signal(signal.SIGTERM)

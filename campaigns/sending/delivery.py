@@ -14,6 +14,7 @@ and worker process (:func:`prepare`).
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -418,6 +419,7 @@ def send_batch(
     on_chunk: Callable[[int], None] | None = None,
     chain: tuple[int, Any] | None = None,
     stages: Stages | None = None,
+    overlap: bool = True,
 ) -> BatchReport:
     """Claim and send one bounded batch of ``campaign_id``; idempotent and resumable.
 
@@ -426,7 +428,8 @@ def send_batch(
     took it over. Returns what happened; never raises for per-message problems (they
     become message states). Raises :class:`SendRefused` when the campaign cannot be
     sent at all. ``stages`` (benchmarks, profiling) collects the worker CPU time per
-    stage of the send path; without it nothing is measured.
+    stage of the send path; without it nothing is measured. ``overlap=False`` (benchmarks
+    comparing the two) runs the chunk loop serially: compose, mark, transmit, compose …
     """
     report = BatchReport()
     if stages is not None:
@@ -504,7 +507,7 @@ def send_batch(
         config=config,
         direct=direct,
         lease=lease,
-        threaded=heartbeat is not None and stages is None,
+        threaded=overlap and heartbeat is not None and stages is None,
         stages=stages,
     )
     renewed_at = time.monotonic()
@@ -588,6 +591,10 @@ def _compose(
     return start, chunk, results, ready
 
 
+# Seconds a thread holding the GIL keeps it while another waits (see _Wire).
+WIRE_SWITCH_INTERVAL = 0.0005
+
+
 @dataclass
 class _Job:
     """One chunk for the wire: the previous chunk's outcomes to write with its mark."""
@@ -646,6 +653,12 @@ class _Wire:
         # CPU per stage is read from the calling thread's clock: serial only.
         self._stages = None if threaded else stages
         if threaded:
+            # The wire thread needs the GIL for a moment after each wait (a commit, a
+            # reply); the composing thread would keep it up to the interpreter's switch
+            # interval (5 ms) each time — as long as composing a few messages. A short
+            # interval only costs when a thread is waiting for the GIL, i.e. here.
+            if sys.getswitchinterval() > WIRE_SWITCH_INTERVAL:
+                sys.setswitchinterval(WIRE_SWITCH_INTERVAL)
             self._thread = threading.Thread(target=self._serve, name="send-wire", daemon=True)
             self._thread.start()
 
