@@ -10,7 +10,9 @@ What it does, in the dedicated database ``luxmail_bench_send``:
 1. creates N synthetic contacts with marketing consent (reused when present), a
    sender identity with an RSA-2048 DKIM key and a personalized template with three
    links, open and click tracking on;
-2. starts the sink (Postfix ``smtp-sink`` when installed, else ``bench/smtp_sink.py``)
+2. starts the sink (``--sink``: Postfix ``smtp-sink`` when installed — ``sudo
+   DEBIAN_FRONTEND=noninteractive apt-get install -y postfix``; it offers PIPELINING
+   but not CHUNKING — else ``bench/smtp_sink.py``, which offers both)
    and ``--workers`` Celery worker processes (``--concurrency`` pool processes each)
    over Redis, starts the campaign and times it from start to ``sent``: the whole
    pipeline — claims, decryption, rendering, CSS inlining, cleaning, MIME, DKIM, SMTP
@@ -160,11 +162,14 @@ def make_campaign(contact_ids: list[int], dkim: str = "rsa-sha256"):
 # --- processes --------------------------------------------------------------------------
 
 
-def start_sink(port: int, count_file: Path) -> tuple[subprocess.Popen, str]:
+def start_sink(port: int, count_file: Path, kind: str = "auto") -> tuple[subprocess.Popen, str]:
     postfix = shutil.which("smtp-sink") or (
         "/usr/sbin/smtp-sink" if Path("/usr/sbin/smtp-sink").exists() else None
     )
-    if postfix:
+    if kind == "postfix" and not postfix:
+        raise SystemExit("--sink postfix: smtp-sink not found (apt-get install postfix)")
+    if postfix and kind in ("auto", "postfix"):
+        # PIPELINING, no CHUNKING: LuxMail sends with DATA (one round trip a message).
         # -c: count to stdout is not available everywhere; we count in the workers' rows.
         process = subprocess.Popen([postfix, "-u", "nobody", "-c", f"127.0.0.1:{port}", "256"])
         return process, "postfix smtp-sink"
@@ -176,9 +181,11 @@ def start_sink(port: int, count_file: Path) -> tuple[subprocess.Popen, str]:
             str(port),
             "--count-file",
             str(count_file),
+            *(["--no-chunking"] if kind == "python-data" else []),
         ]
     )
-    return process, "bench/smtp_sink.py (asyncio)"
+    chunking = "DATA only" if kind == "python-data" else "CHUNKING"
+    return process, f"bench/smtp_sink.py (asyncio, {chunking})"
 
 
 def start_workers(
@@ -483,6 +490,13 @@ def main() -> None:
         "--broker", default=os.environ.get("LUXMAIL_BENCH_BROKER", "redis://127.0.0.1:6379/13")
     )
     parser.add_argument("--port", type=int, default=2526)
+    parser.add_argument(
+        "--sink",
+        choices=["auto", "postfix", "python", "python-data"],
+        default="auto",
+        help="auto: Postfix smtp-sink when installed, else bench/smtp_sink.py "
+        "(python: offers CHUNKING, so BDAT; python-data: without it)",
+    )
     args = parser.parse_args()
 
     os.environ["CELERY_BROKER_URL"] = args.broker
@@ -501,7 +515,7 @@ def main() -> None:
     logs = ROOT / "var" / "bench-send"
     logs.mkdir(parents=True, exist_ok=True)
     count_file = Path(tempfile.mkstemp(prefix="sink-count-")[1])
-    sink, sink_name = start_sink(args.port, count_file)
+    sink, sink_name = start_sink(args.port, count_file, args.sink)
     SINK_PID[0] = sink.pid
     time.sleep(0.5)
     if args.overlap:

@@ -531,13 +531,14 @@ def send_batch(
                 renew = [c.id for c in live[start + chunk_size :]]
                 renewed_at = time.monotonic()
             wire.submit(_Job(pending, chunk, results, ready, renew, start + len(chunk)))
-            pending = []
             if start + chunk_size < len(live):
                 # Overlaps the chunk on the wire (its waits release the GIL).
                 upcoming = _compose(
                     prepared, live, start + chunk_size, chunk_size, people, config, secure, stages
                 )
             step = wire.wait()
+            # Written by the step (kept until here: if it raised, the finally writes them).
+            pending = []
             if step.lost:
                 # Paused or cancelled, or this batch's lease ran out (the rows may belong
                 # to another worker now): either way, nothing more of this batch is sent.
@@ -688,7 +689,7 @@ class _Wire:
 
     def finish(self) -> _Step | None:
         """Wait for a chunk still on the wire, stop the thread, release the session."""
-        leftover: _Step | None = None
+        leftover: _Step | None = self._step if self._thread is None else None
         if self._thread is not None:
             with self._ready:
                 while self._job is not None:  # submitted, not yet taken

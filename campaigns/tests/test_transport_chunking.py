@@ -224,3 +224,45 @@ def test_a_session_broken_with_bodies_on_the_wire_is_ambiguous(chunking_server) 
     assert connection.broken
     assert [r for r, _ in chunking_server.messages] == ["p0@x.test", "p1@x.test"]
     connection.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_overlapped_batch_over_bdat_sends_each_message_at_most_once(
+    postgres, chunking_server, settings, admin
+) -> None:
+    # A committed batch (no transaction around it): the chunk loop is overlapped, chunk
+    # N on the wire thread while N+1 is composed. The relay drops the session with the
+    # second chunk's bodies on the wire: those are "unknown" and never go again; the
+    # rest are sent over a new session, each once.
+    from collections import Counter
+    from unittest import mock
+
+    from campaigns import services
+    from campaigns.models import Message, MessageState
+    from campaigns.sending import delivery
+    from campaigns.sending.transport import pool
+    from campaigns.tests.factories import make_campaign, make_contacts
+
+    settings.LUXMAIL_SMTP_HOST = "127.0.0.1"
+    settings.LUXMAIL_SMTP_PORT = chunking_server.port
+    settings.LUXMAIL_SMTP_SECURITY = "none"
+    settings.LUXMAIL_SMTP_USER = None
+    settings.LUXMAIL_SEND_CHUNK = 4
+    chunking_server.drop_after = 6  # in the second chunk, per session
+    campaign = make_campaign(contact_ids=make_contacts(12), actor=admin)
+    with mock.patch("campaigns.services.campaigns._enqueue_chains"):  # this test sends
+        services.campaign_start(campaign=campaign, actor=admin)
+    try:
+        report = delivery.send_batch(campaign_id=campaign.pk, limit=50)
+    finally:
+        pool().close_all()
+
+    states = Counter(Message.objects.filter(campaign=campaign).values_list("state", flat=True))
+    received = Counter(r for r, _ in chunking_server.messages)
+    assert max(received.values()) == 1, f"delivered twice: {received.most_common(2)}"
+    # Chunk 2: the 5th answered, the 6th taken without a reply, the 7th and 8th
+    # written: three unknown; chunk 3 over a new session.
+    assert states == {MessageState.SENT: 9, MessageState.UNKNOWN: 3}
+    assert report.sent == 9 and report.unknown == 3
+    assert len(received) == 10  # one of the unknown ones did arrive
