@@ -170,8 +170,11 @@ def start_sink(port: int, count_file: Path, kind: str = "auto") -> tuple[subproc
         raise SystemExit("--sink postfix: smtp-sink not found (apt-get install postfix)")
     if postfix and kind in ("auto", "postfix"):
         # PIPELINING, no CHUNKING: LuxMail sends with DATA (one round trip a message).
-        # -c: count to stdout is not available everywhere; we count in the workers' rows.
-        process = subprocess.Popen([postfix, "-u", "nobody", "-c", f"127.0.0.1:{port}", "256"])
+        # No -c: it prints a counter line per message (CPU on the same cores); the
+        # workers' rows are the count.
+        process = subprocess.Popen(
+            [postfix, "-u", "nobody", f"127.0.0.1:{port}", "256"], stdout=subprocess.DEVNULL
+        )
         return process, "postfix smtp-sink"
     process = subprocess.Popen(
         [
