@@ -3,13 +3,16 @@
     .venv/bin/python bench/send.py                      # 100,000 contacts
     .venv/bin/python bench/send.py --contacts 20000 --workers 1 --concurrency 2
     .venv/bin/python bench/send.py --contacts 20000 --workers 3   # runs 1, 2, 3 workers
+    .venv/bin/python bench/send.py --contacts 20000 --overlap 4   # chunk loop A/B, 1 process
 
 What it does, in the dedicated database ``luxmail_bench_send``:
 
 1. creates N synthetic contacts with marketing consent (reused when present), a
    sender identity with an RSA-2048 DKIM key and a personalized template with three
    links, open and click tracking on;
-2. starts the sink (Postfix ``smtp-sink`` when installed, else ``bench/smtp_sink.py``)
+2. starts the sink (``--sink``: Postfix ``smtp-sink`` when installed — ``sudo
+   DEBIAN_FRONTEND=noninteractive apt-get install -y postfix``; it offers PIPELINING
+   but not CHUNKING — else ``bench/smtp_sink.py``, which offers both)
    and ``--workers`` Celery worker processes (``--concurrency`` pool processes each)
    over Redis, starts the campaign and times it from start to ``sent``: the whole
    pipeline — claims, decryption, rendering, CSS inlining, cleaning, MIME, DKIM, SMTP
@@ -159,13 +162,19 @@ def make_campaign(contact_ids: list[int], dkim: str = "rsa-sha256"):
 # --- processes --------------------------------------------------------------------------
 
 
-def start_sink(port: int, count_file: Path) -> tuple[subprocess.Popen, str]:
+def start_sink(port: int, count_file: Path, kind: str = "auto") -> tuple[subprocess.Popen, str]:
     postfix = shutil.which("smtp-sink") or (
         "/usr/sbin/smtp-sink" if Path("/usr/sbin/smtp-sink").exists() else None
     )
-    if postfix:
-        # -c: count to stdout is not available everywhere; we count in the workers' rows.
-        process = subprocess.Popen([postfix, "-u", "nobody", "-c", f"127.0.0.1:{port}", "256"])
+    if kind == "postfix" and not postfix:
+        raise SystemExit("--sink postfix: smtp-sink not found (apt-get install postfix)")
+    if postfix and kind in ("auto", "postfix"):
+        # PIPELINING, no CHUNKING: LuxMail sends with DATA (one round trip a message).
+        # No -c: it prints a counter line per message (CPU on the same cores); the
+        # workers' rows are the count.
+        process = subprocess.Popen(
+            [postfix, "-u", "nobody", f"127.0.0.1:{port}", "256"], stdout=subprocess.DEVNULL
+        )
         return process, "postfix smtp-sink"
     process = subprocess.Popen(
         [
@@ -175,9 +184,11 @@ def start_sink(port: int, count_file: Path) -> tuple[subprocess.Popen, str]:
             str(port),
             "--count-file",
             str(count_file),
+            *(["--no-chunking"] if kind == "python-data" else []),
         ]
     )
-    return process, "bench/smtp_sink.py (asyncio)"
+    chunking = "DATA only" if kind == "python-data" else "CHUNKING"
+    return process, f"bench/smtp_sink.py (asyncio, {chunking})"
 
 
 def start_workers(
@@ -361,6 +372,43 @@ def run_split(contact_ids: list[int], dkim: str, port: int) -> tuple[dict[str, f
     return stages.seconds(), sent
 
 
+def run_overlap(contact_ids: list[int], dkim: str, port: int, rounds: int) -> list[str]:
+    """Wall time of one process sending batches, the chunk loop serial (compose, mark,
+    transmit, compose …) and overlapped (chunk N on the wire while N+1 is composed),
+    alternated batch by batch on one fresh campaign, so both see the same load."""
+    from unittest import mock
+
+    from campaigns import services
+    from campaigns.sending import delivery
+    from campaigns.sending.transport import RelayConfig, pool
+
+    campaign = make_campaign(contact_ids, dkim)
+    with mock.patch("campaigns.services.campaigns._enqueue_chains"):
+        services.campaign_start(campaign=campaign, actor=None)
+    config = RelayConfig(host="127.0.0.1", port=port, security="none")
+    delivery.send_batch(campaign_id=campaign.pk, config=config, limit=100)  # warm caches
+    wall = {False: 0.0, True: 0.0}
+    cpu = {False: 0.0, True: 0.0}
+    sent = {False: 0, True: 0}
+    for index in range(rounds * 2):
+        overlap = bool(index % 2)
+        start, start_cpu = time.perf_counter(), time.process_time()
+        report = delivery.send_batch(campaign_id=campaign.pk, config=config, overlap=overlap)
+        wall[overlap] += time.perf_counter() - start
+        cpu[overlap] += time.process_time() - start_cpu
+        sent[overlap] += report.sent
+        if not report.claimed:
+            break
+    pool().close_all()
+    return [
+        f"{'overlapped' if overlap else 'serial'}: {sent[overlap]:,} messages, "
+        f"{sent[overlap] / wall[overlap]:,.0f} messages/s in one process, "
+        f"CPU {cpu[overlap] / wall[overlap] * 100:.0f}% of wall"
+        for overlap in (False, True)
+        if sent[overlap]
+    ]
+
+
 def run_workers(
     contact_ids: list[int], args: argparse.Namespace, count: int, logs: Path
 ) -> dict[str, float]:
@@ -433,11 +481,25 @@ def main() -> None:
         action="store_true",
         help="only the in-process send (for a profiler: py-spy record -- … --only-split)",
     )
+    parser.add_argument(
+        "--overlap",
+        type=int,
+        default=0,
+        metavar="BATCHES",
+        help="only compare one process's chunk loop serial vs overlapped, BATCHES each",
+    )
     parser.add_argument("--dkim", choices=["rsa-sha256", "ed25519-sha256"], default="rsa-sha256")
     parser.add_argument(
         "--broker", default=os.environ.get("LUXMAIL_BENCH_BROKER", "redis://127.0.0.1:6379/13")
     )
     parser.add_argument("--port", type=int, default=2526)
+    parser.add_argument(
+        "--sink",
+        choices=["auto", "postfix", "python", "python-data"],
+        default="auto",
+        help="auto: Postfix smtp-sink when installed, else bench/smtp_sink.py "
+        "(python: offers CHUNKING, so BDAT; python-data: without it)",
+    )
     args = parser.parse_args()
 
     os.environ["CELERY_BROKER_URL"] = args.broker
@@ -456,9 +518,19 @@ def main() -> None:
     logs = ROOT / "var" / "bench-send"
     logs.mkdir(parents=True, exist_ok=True)
     count_file = Path(tempfile.mkstemp(prefix="sink-count-")[1])
-    sink, sink_name = start_sink(args.port, count_file)
+    sink, sink_name = start_sink(args.port, count_file, args.sink)
     SINK_PID[0] = sink.pid
     time.sleep(0.5)
+    if args.overlap:
+        lines = run_overlap(
+            contact_ids[: args.overlap * 2 * 500 + 100], args.dkim, args.port, args.overlap
+        )
+        sink.send_signal(signal.SIGTERM)
+        sink.wait(timeout=10)
+        for line in lines:
+            log(line)
+        log(f"load: {system_load()}")
+        return
     if args.only_split:
         split, split_sent = run_split(contact_ids[: args.split], args.dkim, args.port)
         sink.send_signal(signal.SIGTERM)

@@ -2,8 +2,9 @@
 
 aiosmtpd parses every command and message in Python and becomes the bottleneck on a
 2-core machine; this asyncio protocol only splits lines, answers, and looks for the
-end-of-data marker. It advertises PIPELINING (RFC 2920). Both the LuxMail pipeline
-and the naive baseline send into the same sink.
+end-of-data marker (or counts BDAT octets). It advertises PIPELINING (RFC 2920) and
+CHUNKING (RFC 3030, like Postfix; ``--no-chunking`` leaves it out, for a DATA-only
+relay). Both the LuxMail pipeline and the naive baseline send into the same sink.
 
     python bench/smtp_sink.py --port 2526 --count-file var/bench-sink.count
 """
@@ -25,35 +26,54 @@ class SinkProtocol(asyncio.Protocol):
         self.transport = transport
         self.buffer = b""
         self.in_data = False
+        self.skip = 0  # BDAT octets still to discard
+        self.last = False  # the BDAT being read is the LAST one
         transport.write(b"220 bench-sink ESMTP\r\n")
 
     def data_received(self, data: bytes) -> None:
         global RECEIVED
-        self.buffer += data
+        buffer = self.buffer + data if self.buffer else data
         out: list[bytes] = []
+        position = 0
         while True:
+            if self.skip:
+                take = min(self.skip, len(buffer) - position)
+                self.skip -= take
+                position += take
+                if self.skip:
+                    break
+                if self.last:
+                    RECEIVED += 1
+                out.append(b"250 2.0.0 queued\r\n")
+                continue
             if self.in_data:
-                end = self.buffer.find(b"\r\n.\r\n")
+                end = buffer.find(b"\r\n.\r\n", position)
                 if end < 0:
                     # Keep only a tail long enough to hold a split marker.
-                    if len(self.buffer) > 8:
-                        self.buffer = self.buffer[-4:]
+                    position = max(position, len(buffer) - 4)
                     break
-                self.buffer = self.buffer[end + 5 :]
+                position = end + 5
                 self.in_data = False
                 RECEIVED += 1
                 out.append(b"250 2.0.0 queued\r\n")
                 continue
-            line_end = self.buffer.find(b"\r\n")
+            line_end = buffer.find(b"\r\n", position)
             if line_end < 0:
                 break
-            line = self.buffer[:line_end]
-            self.buffer = self.buffer[line_end + 2 :]
-            verb = line[:4].upper()
-            if verb in (b"EHLO",):
-                out.append(
-                    b"250-bench-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 52428800\r\n"
-                )
+            verb = buffer[position : position + 4].upper()
+            if verb == b"BDAT":
+                words = buffer[position:line_end].split()
+                self.skip = int(words[1])
+                self.last = len(words) > 2 and words[2].upper() == b"LAST"
+                position = line_end + 2
+                if not self.skip:  # "BDAT 0 LAST"
+                    if self.last:
+                        RECEIVED += 1
+                    out.append(b"250 2.0.0 queued\r\n")
+                continue
+            position = line_end + 2
+            if verb == b"EHLO":
+                out.append(EHLO_NO_CHUNKING if NO_CHUNKING else EHLO)
             elif verb == b"HELO":
                 out.append(b"250 bench-sink\r\n")
             elif verb == b"DATA":
@@ -66,8 +86,14 @@ class SinkProtocol(asyncio.Protocol):
                 return
             else:  # MAIL, RCPT, RSET, NOOP
                 out.append(b"250 OK\r\n")
+        self.buffer = buffer[position:]
         if out:
             self.transport.write(b"".join(out))
+
+
+NO_CHUNKING = False
+EHLO = b"250-bench-sink\r\n250-PIPELINING\r\n250-CHUNKING\r\n250-8BITMIME\r\n250 SIZE 52428800\r\n"
+EHLO_NO_CHUNKING = EHLO.replace(b"250-CHUNKING\r\n", b"")
 
 
 async def serve(host: str, port: int, count_file: Path | None) -> None:
@@ -91,7 +117,10 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=2526)
     parser.add_argument("--count-file", type=Path)
+    parser.add_argument("--no-chunking", action="store_true", help="do not offer BDAT")
     args = parser.parse_args()
+    global NO_CHUNKING
+    NO_CHUNKING = args.no_chunking
     asyncio.run(serve(args.host, args.port, args.count_file))
 
 

@@ -14,6 +14,7 @@ and worker process (:func:`prepare`).
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -461,6 +462,7 @@ def send_batch(
     on_chunk: Callable[[int], None] | None = None,
     chain: tuple[int, Any] | None = None,
     stages: Stages | None = None,
+    overlap: bool = True,
 ) -> BatchReport:
     """Claim and send one bounded batch of ``campaign_id``; idempotent and resumable.
 
@@ -469,7 +471,8 @@ def send_batch(
     took it over. Returns what happened; never raises for per-message problems (they
     become message states). Raises :class:`SendRefused` when the campaign cannot be
     sent at all. ``stages`` (benchmarks, profiling) collects the worker CPU time per
-    stage of the send path; without it nothing is measured.
+    stage of the send path; without it nothing is measured. ``overlap=False`` (benchmarks
+    comparing the two) runs the chunk loop serially: compose, mark, transmit, compose …
     """
     report = BatchReport()
     if stages is not None:
@@ -538,76 +541,73 @@ def send_batch(
         if db_connection.in_atomic_block
         else Heartbeat(token=token, lease=lease, campaign_id=campaign_id, chain=chain).start()
     )
-    connection: Connection | None = None
+    # Chunk N+1 is composed (CPU) while chunk N is marked and transmitted (waits on
+    # PostgreSQL's durable commit and on the relay) by the batch's transmitting thread,
+    # which owns the SMTP session and its own database connection (:class:`_Wire`).
+    # Serial in a transaction (tests; another connection could not see the rows) and
+    # when ``stages`` measures CPU per stage (thread CPU clocks).
+    wire = _Wire(
+        token=token,
+        campaign_id=campaign_id,
+        config=config,
+        direct=direct,
+        lease=lease,
+        threaded=overlap and heartbeat is not None and stages is None,
+        stages=stages,
+    )
     renewed_at = time.monotonic()
     done = 0
     pending: list[queue.Result] = []  # outcomes written together with the next mark
+    # Exactly one chunk is ever marked and on the wire: the next is only composed.
+    upcoming: tuple[int, list[queue.Claimed], list[queue.Result], list[Built]] | None = None
     try:
         for start in range(0, len(live), chunk_size):
-            chunk = live[start : start + chunk_size]
             if heartbeat is not None and heartbeat.superseded:
                 report.stopped = "superseded"
                 break
-            if stages is not None:
-                stages.lap("bookkeeping")
-            results, ready = _build_chunk(prepared, chunk, people, config, secure, stages)
-            if stages is not None:
-                stages.lap("compose")
-            if any(b.channel.route is None for b in ready) and connection is None:
-                try:
-                    connection = pool().acquire(config)
-                except TransportError as error:
-                    results += _defer_all(ready, chunk, str(error), not error.transient)
-                    ready = []
-                    report.stopped = "relay unavailable"
+            if upcoming is None:
+                upcoming = _compose(
+                    prepared, live, start, chunk_size, people, config, secure, stages
+                )
+            _, chunk, results, ready = upcoming
+            upcoming = None
             renew = None
             if ready and time.monotonic() - renewed_at > lease / 3:
                 renew = [c.id for c in live[start + chunk_size :]]
                 renewed_at = time.monotonic()
-            # One transaction: the previous chunk's outcomes and this chunk's 'sending'
-            # mark, which is refused when the campaign is no longer sending.
-            marked = queue.step(
-                token=token,
-                campaign_id=campaign_id,
-                results=pending,
-                sending=[b.message_id for b in ready],
-                lease_seconds=lease,
-                renew=renew,
-            )
+            wire.submit(_Job(pending, chunk, results, ready, renew, start + len(chunk)))
+            if start + chunk_size < len(live):
+                # Overlaps the chunk on the wire (its waits release the GIL).
+                upcoming = _compose(
+                    prepared, live, start + chunk_size, chunk_size, people, config, secure, stages
+                )
+            step = wire.wait()
+            # Written by the step (kept until here: if it raised, the finally writes them).
             pending = []
-            if ready and not marked:
+            if step.lost:
                 # Paused or cancelled, or this batch's lease ran out (the rows may belong
                 # to another worker now): either way, nothing more of this batch is sent.
-                report.stopped = "paused" if _paused(campaign_id) else "lease lost"
+                report.stopped = step.lost
                 break
-            if ready:
-                # Exactly the rows the database let this batch mark, nothing else.
-                allowed = set(marked)
-                ready = [b for b in ready if b.message_id in allowed]
-                if stages is not None:
-                    stages.lap("bookkeeping")
-                connection, sent_results, refusals = _transmit(
-                    connection, ready, chunk, config, direct
-                )
-                if stages is not None:
-                    stages.lap("transmit")
-                results += sent_results
-                for message_id, outcome in refusals:
-                    bounces.refusal_record(
-                        message_id=message_id, code=outcome.code or 550, reply=outcome.reply
-                    )
+            if step.unavailable:
+                report.stopped = "relay unavailable"
+            results = step.results
             pending = results
-            done = start + len(chunk)
+            done = step.done
             _tally(report, results)
             if on_chunk is not None:
                 on_chunk(len(results))
             if report.stopped:
                 break
     finally:
+        # A chunk still on the wire (the composition of the next one raised): its
+        # outcomes are written like any other before the batch's rows are released.
+        leftover = wire.finish()
+        if leftover is not None and not leftover.lost:
+            pending = leftover.results
+            done = leftover.done
         if heartbeat is not None:
             heartbeat.stop()
-        if connection is not None:
-            pool().release(connection)
         if direct is not None:
             direct.close()
         if pending:
@@ -638,6 +638,204 @@ def _hold_quiet(token: Any, live: list[queue.Claimed]) -> tuple[list[queue.Claim
         else:
             until.setdefault(moment, []).append(row.id)
     return keep, queue.hold(token=token, until=until)
+
+
+def _compose(
+    prepared: Prepared,
+    live: list[queue.Claimed],
+    start: int,
+    size: int,
+    people: dict[int, Any],
+    config: RelayConfig,
+    secure: channels.SecureContext | None,
+    stages: Stages | None,
+) -> tuple[int, list[queue.Claimed], list[queue.Result], list[Built]]:
+    chunk = live[start : start + size]
+    if stages is not None:
+        stages.lap("bookkeeping")
+    results, ready = _build_chunk(prepared, chunk, people, config, secure, stages)
+    if stages is not None:
+        stages.lap("compose")
+    return start, chunk, results, ready
+
+
+# Seconds a thread holding the GIL keeps it while another waits (see _Wire).
+WIRE_SWITCH_INTERVAL = 0.0005
+
+
+@dataclass
+class _Job:
+    """One chunk for the wire: the previous chunk's outcomes to write with its mark."""
+
+    pending: list[queue.Result]
+    chunk: list[queue.Claimed]
+    results: list[queue.Result]
+    ready: list[Built]
+    renew: list[int] | None
+    done: int  # index in the batch after this chunk
+
+
+@dataclass
+class _Step:
+    """What the transmitting side did with one chunk."""
+
+    results: list[queue.Result] = field(default_factory=list)
+    lost: str = ""  # "paused" or "lease lost": the chunk was not marked, nothing sent
+    unavailable: bool = False  # no session to the relay could be opened
+    done: int = 0  # index in the batch after this chunk (finish())
+
+
+class _Wire:
+    """Marks and transmits a batch's chunks one at a time, in order: inline, or on one
+    thread of its own so the caller composes the next chunk meanwhile.
+
+    Per chunk, as before: one ``queue.step`` statement (the previous chunk's outcomes and
+    this chunk's durable ``sending`` mark, refused when the campaign stopped or the
+    lease is gone), then exactly the rows it marked go on the wire. :meth:`wait`
+    returns the chunk's outcomes, which the caller hands to the next :meth:`submit` —
+    so at most one chunk is ever marked ``sending`` and unanswered. The thread uses its
+    own database connection (closed at :meth:`finish`) and the pooled SMTP session.
+    """
+
+    def __init__(
+        self,
+        *,
+        token: Any,
+        campaign_id: int,
+        config: RelayConfig,
+        direct: DirectConnections | None,
+        lease: int,
+        threaded: bool,
+        stages: Stages | None = None,
+    ) -> None:
+        self.token, self.campaign_id, self.config = token, campaign_id, config
+        self.direct, self.lease = direct, lease
+        self.connection: Connection | None = None
+        self._job: _Job | None = None
+        self._step: _Step | None = None
+        self._error: BaseException | None = None
+        self._running = False
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Condition()
+        # CPU per stage is read from the calling thread's clock: serial only.
+        self._stages = None if threaded else stages
+        if threaded:
+            # The wire thread needs the GIL for a moment after each wait (a commit, a
+            # reply); the composing thread would keep it up to the interpreter's switch
+            # interval (5 ms) each time — as long as composing a few messages. A short
+            # interval only costs when a thread is waiting for the GIL, i.e. here.
+            if sys.getswitchinterval() > WIRE_SWITCH_INTERVAL:
+                sys.setswitchinterval(WIRE_SWITCH_INTERVAL)
+            self._thread = threading.Thread(target=self._serve, name="send-wire", daemon=True)
+            self._thread.start()
+
+    def submit(self, job: _Job) -> None:
+        if self._thread is None:
+            self._step = self._run(job)  # serial: done before the next composition
+            return
+        with self._ready:
+            self._job = job
+            self._step, self._error = None, None
+            self._ready.notify_all()
+
+    def wait(self) -> _Step:
+        if self._thread is None:
+            step, self._step = self._step, None
+            assert step is not None
+            return step
+        with self._ready:
+            while self._step is None and self._error is None:
+                self._ready.wait()
+            step, error = self._step, self._error
+            self._step, self._error = None, None
+        if error is not None:
+            raise error
+        assert step is not None
+        return step
+
+    def finish(self) -> _Step | None:
+        """Wait for a chunk still on the wire, stop the thread, release the session."""
+        leftover: _Step | None = self._step if self._thread is None else None
+        if self._thread is not None:
+            with self._ready:
+                while self._job is not None:  # submitted, not yet taken
+                    self._ready.wait()
+                while self._running:
+                    self._ready.wait()
+                if self._step is not None:
+                    leftover = self._step
+                self._closing = True
+                self._ready.notify_all()
+            self._thread.join()
+        if self.connection is not None:
+            pool().release(self.connection)
+            self.connection = None
+        return leftover
+
+    def _serve(self) -> None:
+        try:
+            while True:
+                with self._ready:
+                    while self._job is None and not self._closing:
+                        self._ready.wait()
+                    if self._job is None:
+                        return
+                    job, self._job = self._job, None
+                    self._running = True
+                step: _Step | None = None
+                error: BaseException | None = None
+                try:
+                    step = self._run(job)
+                except BaseException as failure:  # handed to the caller in wait()
+                    error = failure
+                with self._ready:
+                    self._step, self._error, self._running = step, error, False
+                    self._ready.notify_all()
+        finally:
+            own.close()
+
+    def _run(self, job: _Job) -> _Step:
+        chunk, ready = job.chunk, job.ready
+        step = _Step(results=list(job.results), done=job.done)
+        if any(b.channel.route is None for b in ready) and self.connection is None:
+            try:
+                self.connection = pool().acquire(self.config)
+            except TransportError as error:
+                step.results += _defer_all(ready, chunk, str(error), not error.transient)
+                ready = []
+                step.unavailable = True
+        # One transaction: the previous chunk's outcomes and this chunk's 'sending'
+        # mark, which is refused when the campaign is no longer sending.
+        marked = queue.step(
+            token=self.token,
+            campaign_id=self.campaign_id,
+            results=job.pending,
+            sending=[b.message_id for b in ready],
+            lease_seconds=self.lease,
+            renew=job.renew,
+        )
+        if ready and not marked:
+            step.lost = "paused" if _paused(self.campaign_id) else "lease lost"
+            step.results = []
+            return step
+        if ready:
+            # Exactly the rows the database let this batch mark, nothing else.
+            allowed = set(marked)
+            ready = [b for b in ready if b.message_id in allowed]
+            if self._stages is not None:
+                self._stages.lap("bookkeeping")
+            self.connection, sent_results, refusals = _transmit(
+                self.connection, ready, chunk, self.config, self.direct
+            )
+            if self._stages is not None:
+                self._stages.lap("transmit")
+            step.results += sent_results
+            for message_id, outcome in refusals:
+                bounces.refusal_record(
+                    message_id=message_id, code=outcome.code or 550, reply=outcome.reply
+                )
+        return step
 
 
 def _paused(campaign_id: int) -> bool:

@@ -17,6 +17,12 @@
 * **PIPELINING** (RFC 2920) is used when the server offers it: MAIL, RCPT and DATA go
   in one write, and :meth:`Connection.send_many` sends each body together with the next
   message's MAIL, RCPT and DATA, so a run of messages costs one round trip each.
+* **CHUNKING** (RFC 3030 BDAT) with PIPELINING: the body needs no 354 first, so a run
+  of messages goes out as one stream of MAIL, RCPT, ``BDAT n LAST`` + body and its
+  replies are read afterwards — one round trip for the run (plus one to check that the
+  session is alive before any body leaves). A message whose body went out and whose
+  reply did not come back is ``ambiguous``, like with DATA; on a broken session that
+  is every message of the run not yet answered (a chunk, ``LUXMAIL_SEND_CHUNK``).
 """
 
 from __future__ import annotations
@@ -173,6 +179,7 @@ class Connection:
             self.smtp, host=config.host, port=config.port, route=route, mta_sts=mta_sts
         )
         self.pipelining = self.smtp.has_extn("pipelining")
+        self.chunking = self.pipelining and self.smtp.has_extn("chunking")
         self.opened_at = time.monotonic()
         self.used_at = self.opened_at
         self.broken = False
@@ -301,7 +308,97 @@ class Connection:
                 if self.broken:
                     break
             return outcomes
+        if self.chunking:
+            return self._send_chunked(items)
         return self._send_pipelined(items)
+
+    def _send_chunked(self, items: Sequence[tuple[str, str, bytes]]) -> list[Outcome]:
+        """RFC 3030 + 2920: every transaction of ``items`` written before any reply is
+        read. The first message's MAIL and RCPT are answered before anything else goes
+        out, so a session the relay already closed costs nothing ("transient", resent
+        on a new session) instead of a run of ambiguous messages."""
+        if not items:
+            return []
+        smtp = self.smtp
+        self.used_at = time.monotonic()
+        first_from, first_to, _ = items[0]
+        try:
+            smtp.send(f"MAIL FROM:<{first_from}>\r\nRCPT TO:<{first_to}>\r\n".encode())
+            first = (smtp.getreply(), smtp.getreply())
+        except (OSError, smtplib.SMTPException) as error:
+            self.broken = True
+            return [Outcome("transient", None, f"connection failed ({error.__class__.__name__})")]
+        if first[0][0] != 250 or first[1][0] not in (250, 251):
+            # Refused before any body: the careful path decides this one (after RSET).
+            stage = "MAIL" if first[0][0] != 250 else "RCPT"
+            reply = first[0] if stage == "MAIL" else first[1]
+            return [self._after_failure(_classify(*reply, stage))]
+        # Write every body (each message in one write); ``written`` bodies may have
+        # reached the server even if the session breaks from here on.
+        written = 0
+        failed_write = False
+        for index, (mail_from, recipient, data) in enumerate(items):
+            body = data if data.endswith(b"\r\n") else data + b"\r\n"
+            head = b"" if index == 0 else _envelope_only(mail_from, recipient)
+            try:
+                written = index + 1  # from the first byte on, the body may arrive whole
+                # The socket itself: smtplib's send() closes the session on an error,
+                # and the replies already received are still to be read.
+                if smtp.sock is None:
+                    raise smtplib.SMTPServerDisconnected("session closed")
+                smtp.sock.sendall(head + b"BDAT %d LAST\r\n" % len(body) + body)
+            except (OSError, smtplib.SMTPException):
+                self.broken = True
+                failed_write = True
+                break
+        outcomes: list[Outcome] = []
+        careful: list[int] = []  # refused as an artefact of an earlier refusal: resend
+        for index in range(written):
+            try:
+                if smtp.sock is None:
+                    raise smtplib.SMTPServerDisconnected("session closed")
+                if index == 0:
+                    replies = [*first, smtp.getreply()]
+                else:
+                    replies = [smtp.getreply(), smtp.getreply(), smtp.getreply()]
+            except (OSError, smtplib.SMTPException) as error:
+                self.broken = True
+                name = error.__class__.__name__
+                outcomes += [
+                    Outcome("ambiguous", None, f"connection lost awaiting the reply ({name})")
+                ] * (written - index)
+                return outcomes
+            (mail_code, _), (rcpt_code, _), (bdat_code, _) = replies
+            # What the recipient got decides: refused at RCPT, it got nothing; a body
+            # accepted (2xx) was delivered, whatever an earlier reply said.
+            if rcpt_code not in (250, 251):
+                outcome, decisive = _classify(*replies[1], "RCPT"), rcpt_code
+            elif 200 <= bdat_code < 300:
+                outcome, decisive = _classify(*replies[2], "DATA"), bdat_code
+            elif mail_code != 250:
+                outcome, decisive = _classify(*replies[0], "MAIL"), mail_code
+            else:
+                outcome, decisive = _classify(*replies[2], "DATA"), bdat_code
+            if decisive == 503:
+                # "Bad sequence": the state an earlier refusal left, not this message's
+                # fate. Nothing of it was accepted: it goes again, alone, after RSET.
+                careful.append(index)
+            if 421 in (mail_code, rcpt_code, bdat_code):
+                self.broken = True
+            outcomes.append(outcome)
+        if failed_write:
+            self.broken = True
+        if careful or any(not o.accepted for o in outcomes):
+            if not self.broken:
+                self._reset()
+            for index in careful:
+                if self.broken:
+                    outcomes[index] = Outcome(
+                        "transient", None, "refused out of sequence; nothing accepted"
+                    )
+                else:
+                    outcomes[index] = self.send(*items[index])
+        return outcomes
 
     def _send_pipelined(self, items: Sequence[tuple[str, str, bytes]]) -> list[Outcome]:
         smtp = self.smtp
@@ -360,13 +457,17 @@ class Connection:
         return self._after_failure(_classify(*reply, stage))
 
     def _after_failure(self, outcome: Outcome) -> Outcome:
+        self._reset()
+        return outcome
+
+    def _reset(self) -> None:
+        """RSET; a session that does not answer it with 250 is not used again."""
         try:
             code, _ = self.smtp.rset()
             if code != 250:
                 self.broken = True
         except (OSError, smtplib.SMTPException):
             self.broken = True
-        return outcome
 
     def close(self) -> None:
         _close(self.smtp)
@@ -374,6 +475,10 @@ class Connection:
 
 def _envelope(mail_from: str, recipient: str) -> bytes:
     return f"MAIL FROM:<{mail_from}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode()
+
+
+def _envelope_only(mail_from: str, recipient: str) -> bytes:
+    return f"MAIL FROM:<{mail_from}>\r\nRCPT TO:<{recipient}>\r\n".encode()
 
 
 def _dot_stuff(data: bytes) -> bytes:
