@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -c 'import ensurepip' 2>/dev/null || { echo "$(PYTHON) cannot create virtual environments: install python3-venv (Debian/Ubuntu: apt-get install python3-venv)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev]'
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
@@ -37,10 +37,14 @@ check: $(STAMP)
 # it runs more workers than the 2 cores CI has: TEST_WORKERS=3 took 4.6 min, 2 took 6 min (1,231 tests)
 # (docs/operations.md, "Running the tests"). TEST_WORKERS=0 runs it in one process.
 # pytest exits 5 when it collected no tests: that proves nothing, so it fails too.
+# Bytecode: `uv pip install --compile-bytecode` writes the .pyc files of the dependencies
+# once, and pytest runs with PYTHONDONTWRITEBYTECODE cleared (machines that set it made
+# every test process and every Celery/manage.py child compile Django and the rest from
+# source, ~3 s of CPU each; pytest also caches its rewritten test modules then).
 TEST_WORKERS ?= 3
 PYTEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
 define run_pytest
-@$(BIN)/python -m pytest $(1); rc=$$?; \
+@PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest $(1); rc=$$?; \
 if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests - failing"; fi; \
 exit $$rc
 endef

@@ -92,8 +92,11 @@ _OWN_APPS = {"luxmail", "contacts", "campaigns", "portal", "reporting"}
 
 
 def _after_migrate(sender: Any, **kwargs: Any) -> None:
-    # Each app's permissions exist only after its own post_migrate, so sync after each.
-    if sender.name in _OWN_APPS:
+    # post_migrate reaches every installed app, in INSTALLED_APPS order, after each
+    # migrate (and after each flush of a transactional test): each app's permissions
+    # exist only after its own post_migrate, so sync once, after the last of our apps.
+    own = [config.name for config in global_apps.get_app_configs() if config.name in _OWN_APPS]
+    if own and sender.name == own[-1]:
         sync_roles()
 
 

@@ -8,6 +8,7 @@ becomes a failure.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import base64
 import contextlib
@@ -405,23 +406,31 @@ def staff_client(client: Any, make_user: Callable[..., Any]) -> Callable[..., An
 # --- browser ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def browser_page(live_server: Any) -> Iterator[Any]:
-    """A Playwright page in headless Debian Chromium, pointed at ``live_server``."""
-    executable = chromium_path()
-    require(executable is not None, "Chromium is not installed (apt-get install chromium)")
-    try:
+class _SessionBrowser:
+    """One Playwright driver and one headless Chromium per pytest process (xdist worker).
+
+    Launching Chromium (and Playwright's driver) costs seconds of CPU; each browser test
+    used to pay it. The browser is shared, the state is not: every test gets a new
+    browser context (its own cookies, storage, cache), and every context a test opened is
+    closed after it (:func:`browser_page`).
+    """
+
+    def __init__(self) -> None:
+        self.manager: Any = None
+        self.playwright: Any = None
+        self.browser: Any = None
+
+    def get(self, executable: str) -> Any:
         # optional: only browser tests need Playwright
         from playwright.sync_api import sync_playwright
-    except ImportError:  # pragma: no cover - a dev dependency
-        require(False, "Playwright is not installed")
-        raise
-    # Playwright's sync API keeps an event loop in this thread; the ORM calls a test
-    # makes around it are still synchronous and safe.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
+
+        if self.browser is not None and self.browser.is_connected():
+            return self.browser
+        self.stop()  # never started, or the browser died: a new driver and browser
+        asyncio._set_running_loop(None)
+        self.manager = sync_playwright()
+        self.playwright = self.manager.start()
+        self.browser = self.playwright.chromium.launch(
             executable_path=executable,
             headless=True,
             args=[
@@ -434,16 +443,72 @@ def browser_page(live_server: Any) -> Iterator[Any]:
                 "--disable-sync",
             ],
         )
+        return self.browser
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            if self.browser is not None:
+                self.browser.close()
+        with contextlib.suppress(Exception):
+            if self.manager is not None:
+                self.manager.__exit__()
+        self.manager = self.playwright = self.browser = None
+
+
+@pytest.fixture(scope="session")
+def _session_browser() -> Iterator[_SessionBrowser]:
+    holder = _SessionBrowser()
+    try:
+        yield holder
+    finally:
+        # Playwright's loop must look like it is running for its own calls (see below).
+        loop = getattr(holder.manager, "_loop", None)
+        if loop is not None and not loop.is_closed():
+            asyncio._set_running_loop(loop)
+        holder.stop()
+        asyncio._set_running_loop(None)
+
+
+@pytest.fixture
+def browser_page(live_server: Any, _session_browser: _SessionBrowser) -> Iterator[Any]:
+    """A Playwright page in headless Debian Chromium, pointed at ``live_server``.
+
+    The Chromium process is shared by the tests of this process; the page lives in a
+    fresh browser context, and all contexts are closed after the test.
+    """
+    executable = chromium_path()
+    require(executable is not None, "Chromium is not installed (apt-get install chromium)")
+    try:
+        # optional: only browser tests need Playwright
+        import playwright.sync_api  # noqa: F401
+    except ImportError:  # pragma: no cover - a dev dependency
+        require(False, "Playwright is not installed")
+        raise
+    # Playwright's sync API marks its event loop as running in this thread between its
+    # calls (and needs it so); the ORM calls a test makes around it are still synchronous
+    # and safe. Other tests must not see that loop: it is unmarked after each browser
+    # test and marked again before the next one.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    loop = getattr(_session_browser.manager, "_loop", None)
+    if loop is not None and not loop.is_closed():
+        asyncio._set_running_loop(loop)
+    try:
+        browser = _session_browser.get(executable)  # type: ignore[arg-type]
         context = browser.new_context(
             base_url=live_server.url, viewport={"width": 1280, "height": 900}
         )
         page = context.new_page()
         page.set_default_timeout(15_000)
+        yield page
+    finally:
         try:
-            yield page
+            if _session_browser.browser is not None:
+                for opened in list(_session_browser.browser.contexts):
+                    with contextlib.suppress(Exception):
+                        opened.close()
         finally:
-            context.close()
-            browser.close()
+            asyncio._set_running_loop(None)
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
