@@ -106,40 +106,24 @@ class _Duplicates:
     def mark(self, row: PreparedRow) -> bool:
         """Add the row's duplicate errors; True when it repeats an earlier row."""
         duplicate = False
-        raw = row.data.get("email")
-        if raw:
+        checks = (
+            ("email", "email address", lambda raw: normalize_email(raw)[0], self.emails),
+            ("external_id", "external id", normalize_external_id, self.externals),
+        )
+        for column, label, normalize, seen in checks:
+            raw = row.data.get(column)
+            if not raw:
+                continue
             try:
-                address, _ = normalize_email(raw)
+                value = normalize(raw)
             except ContactValueError:
-                address = ""
-            if address:
-                first = self.emails.first(address, row.number)
-                if first is not None:
-                    row.errors.append(
-                        RowError(
-                            row.number,
-                            "email",
-                            f"Duplicate: the same email address is on row {first}.",
-                        )
-                    )
-                    duplicate = True
-        external = row.data.get("external_id")
-        if external:
-            try:
-                value = normalize_external_id(external)
-            except ContactValueError:
-                value = ""
-            if value:
-                first = self.externals.first(value, row.number)
-                if first is not None:
-                    row.errors.append(
-                        RowError(
-                            row.number,
-                            "external_id",
-                            f"Duplicate: the same external id is on row {first}.",
-                        )
-                    )
-                    duplicate = True
+                continue
+            first = seen.first(value, row.number) if value else None
+            if first is not None:
+                row.errors.append(
+                    RowError(row.number, column, f"Duplicate: the same {label} is on row {first}.")
+                )
+                duplicate = True
         return duplicate
 
 
