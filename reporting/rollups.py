@@ -319,9 +319,13 @@ def _pg_stat_rollup(sources: list[tuple[str, str]]) -> str:
 
 _PG_MESSAGE_STATE = STATE_SQL.format(state="n.state")
 _PG_OLD_STATE = STATE_SQL.format(state="o.state")
+# The rows whose reported state or channel changed, as a set difference (hashed, linear
+# in the statement's rows). A join of the two transition tables was planned as a nested
+# loop once PL/pgSQL cached a generic plan from small statements: a 500-row claim then
+# compared 250,000 pairs — 77 ms of a claim's 82 (median, measured on the send bench).
 _PG_CHANGED = (
-    "FROM new_rows n JOIN old_rows o ON o.id = n.id "
-    f"WHERE {_PG_MESSAGE_STATE} <> {_PG_OLD_STATE} OR n.channel <> o.channel"
+    f"(SELECT n.id, {_PG_MESSAGE_STATE} AS state, n.channel FROM new_rows n "
+    f"EXCEPT SELECT o.id, {_PG_OLD_STATE}, o.channel FROM old_rows o) c"
 )
 
 PG_INSTALL = "\n".join(
@@ -371,11 +375,13 @@ PG_INSTALL = "\n".join(
         # order (the ingester does the same), so the two never deadlock.
         _pg_function(
             "reporting_message_upd",
+            # Claims and lease renewals change neither: they stop at the first test.
+            f"IF NOT EXISTS (SELECT 1 FROM {_PG_CHANGED}) THEN RETURN NULL; END IF;\n"
             "PERFORM 1 FROM reporting_messagestat s WHERE s.message_id IN ("
-            f"SELECT n.id {_PG_CHANGED}) ORDER BY s.message_id FOR UPDATE;\n"
+            f"SELECT c.id FROM {_PG_CHANGED}) ORDER BY s.message_id FOR UPDATE;\n"
             "IF NOT FOUND THEN RETURN NULL; END IF;\n"
             "UPDATE reporting_messagestat s SET state = c.state, channel = c.channel\n"
-            f"  FROM (SELECT n.id, {_PG_MESSAGE_STATE} AS state, n.channel {_PG_CHANGED}) c\n"
+            f"  FROM {_PG_CHANGED}\n"
             " WHERE s.message_id = c.id;",
         ),
         _pg_trigger(

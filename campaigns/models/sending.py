@@ -27,9 +27,14 @@ class Message(models.Model):
     """
 
     id = models.BigAutoField(primary_key=True)
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="messages")
+    # No single-column indexes on the foreign keys: ``message_campaign_state`` and
+    # ``message_contact`` lead with them. Every state change of a message is a non-HOT
+    # update that writes an entry into each index, three times per message sent.
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
     contact = models.ForeignKey(
-        "contacts.Contact", null=True, on_delete=models.SET_NULL, related_name="+"
+        "contacts.Contact", null=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     state = models.CharField(
         max_length=12, choices=MessageState.choices, default=MessageState.QUEUED

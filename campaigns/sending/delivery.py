@@ -440,7 +440,9 @@ class Heartbeat:
         try:
             while not self._stop.wait(max(self.lease / 3, 0.5)):
                 try:
-                    queue.renew_batch(token=self.token, lease_seconds=self.lease)
+                    queue.renew_batch(
+                        token=self.token, lease_seconds=self.lease, campaign_id=self.campaign_id
+                    )
                     if self.chain is not None and not queue.chain_renew(
                         campaign_id=self.campaign_id,
                         slot=self.chain[0],
