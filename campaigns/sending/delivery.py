@@ -14,11 +14,13 @@ and worker process (:func:`prepare`).
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -687,16 +689,33 @@ class _Step:
     done: int = 0  # index in the batch after this chunk (finish())
 
 
+def _wire_executor() -> ThreadPoolExecutor:
+    """The worker process's transmitting thread: one, kept across batches, so its
+    database connection is kept too (``CONN_MAX_AGE``, health-checked before each batch)
+    — a new connection per batch cost a server process start-up and a cold catalog and
+    plan cache per 500 messages. Made in the process that uses it (Celery's pool
+    processes are forked; threads do not survive a fork)."""
+    global _WIRE_EXECUTOR
+    pid = os.getpid()
+    if _WIRE_EXECUTOR is None or _WIRE_EXECUTOR[0] != pid:
+        _WIRE_EXECUTOR = (pid, ThreadPoolExecutor(max_workers=1, thread_name_prefix="send-wire"))
+    return _WIRE_EXECUTOR[1]
+
+
+_WIRE_EXECUTOR: tuple[int, ThreadPoolExecutor] | None = None
+
+
 class _Wire:
-    """Marks and transmits a batch's chunks one at a time, in order: inline, or on one
-    thread of its own so the caller composes the next chunk meanwhile.
+    """Marks and transmits a batch's chunks one at a time, in order: inline, or on the
+    process's transmitting thread (:func:`_wire_executor`) so the caller composes the
+    next chunk meanwhile.
 
     Per chunk, as before: one ``queue.step`` statement (the previous chunk's outcomes and
     this chunk's durable ``sending`` mark, refused when the campaign stopped or the
     lease is gone), then exactly the rows it marked go on the wire. :meth:`wait`
     returns the chunk's outcomes, which the caller hands to the next :meth:`submit` —
     so at most one chunk is ever marked ``sending`` and unanswered. The thread uses its
-    own database connection (closed at :meth:`finish`) and the pooled SMTP session.
+    own database connection and the pooled SMTP session.
     """
 
     def __init__(
@@ -713,13 +732,9 @@ class _Wire:
         self.token, self.campaign_id, self.config = token, campaign_id, config
         self.direct, self.lease = direct, lease
         self.connection: Connection | None = None
-        self._job: _Job | None = None
-        self._step: _Step | None = None
-        self._error: BaseException | None = None
-        self._running = False
-        self._closing = False
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Condition()
+        self._step: _Step | None = None  # serial
+        self._future: Future[_Step] | None = None  # threaded
+        self._executor: ThreadPoolExecutor | None = None
         # CPU per stage is read from the calling thread's clock: serial only.
         self._stages = None if threaded else stages
         if threaded:
@@ -729,73 +744,39 @@ class _Wire:
             # interval only costs when a thread is waiting for the GIL, i.e. here.
             if sys.getswitchinterval() > WIRE_SWITCH_INTERVAL:
                 sys.setswitchinterval(WIRE_SWITCH_INTERVAL)
-            self._thread = threading.Thread(target=self._serve, name="send-wire", daemon=True)
-            self._thread.start()
+            self._executor = _wire_executor()
+            self._executor.submit(own.close_if_unusable_or_obsolete).result()
 
     def submit(self, job: _Job) -> None:
-        if self._thread is None:
+        if self._executor is None:
             self._step = self._run(job)  # serial: done before the next composition
             return
-        with self._ready:
-            self._job = job
-            self._step, self._error = None, None
-            self._ready.notify_all()
+        self._future = self._executor.submit(self._run, job)
 
     def wait(self) -> _Step:
-        if self._thread is None:
+        if self._executor is None:
             step, self._step = self._step, None
-            assert step is not None
-            return step
-        with self._ready:
-            while self._step is None and self._error is None:
-                self._ready.wait()
-            step, error = self._step, self._error
-            self._step, self._error = None, None
-        if error is not None:
-            raise error
+        else:
+            future, self._future = self._future, None
+            assert future is not None
+            step = future.result()
         assert step is not None
         return step
 
     def finish(self) -> _Step | None:
-        """Wait for a chunk still on the wire, stop the thread, release the session."""
-        leftover: _Step | None = self._step if self._thread is None else None
-        if self._thread is not None:
-            with self._ready:
-                while self._job is not None:  # submitted, not yet taken
-                    self._ready.wait()
-                while self._running:
-                    self._ready.wait()
-                if self._step is not None:
-                    leftover = self._step
-                self._closing = True
-                self._ready.notify_all()
-            self._thread.join()
+        """Wait for a chunk still on the wire and release the SMTP session; returns that
+        chunk's outcomes (None when there is none, or it raised)."""
+        leftover, self._step = self._step, None
+        if self._future is not None:
+            future, self._future = self._future, None
+            try:
+                leftover = future.result()
+            except Exception:  # the caller is already handling the error that stopped it
+                leftover = None
         if self.connection is not None:
             pool().release(self.connection)
             self.connection = None
         return leftover
-
-    def _serve(self) -> None:
-        try:
-            while True:
-                with self._ready:
-                    while self._job is None and not self._closing:
-                        self._ready.wait()
-                    if self._job is None:
-                        return
-                    job, self._job = self._job, None
-                    self._running = True
-                step: _Step | None = None
-                error: BaseException | None = None
-                try:
-                    step = self._run(job)
-                except BaseException as failure:  # handed to the caller in wait()
-                    error = failure
-                with self._ready:
-                    self._step, self._error, self._running = step, error, False
-                    self._ready.notify_all()
-        finally:
-            own.close()
 
     def _run(self, job: _Job) -> _Step:
         chunk, ready = job.chunk, job.ready
