@@ -1,7 +1,7 @@
 """Campaign send benchmark: real Celery workers into a local SMTP sink, against a naive loop.
 
     .venv/bin/python bench/send.py                      # 100,000 contacts
-    .venv/bin/python bench/send.py --contacts 20000 --workers 1 --concurrency 2
+    .venv/bin/python bench/send.py --contacts 20000 --workers 1 --concurrency 4
     .venv/bin/python bench/send.py --contacts 20000 --workers 3   # runs 1, 2, 3 workers
     .venv/bin/python bench/send.py --contacts 20000 --overlap 4   # chunk loop A/B, 1 process
 
@@ -471,7 +471,9 @@ def main() -> None:
         default=1,
         help="worker processes (each a prefork pool); above 1, runs 1 … N and compares",
     )
-    parser.add_argument("--concurrency", type=int, default=2, help="pool processes per worker")
+    parser.add_argument(
+        "--concurrency", type=int, default=4, help="pool processes per worker (2 per core)"
+    )
     parser.add_argument("--baseline", type=int, default=10_000, help="messages in the naive loop")
     parser.add_argument(
         "--split", type=int, default=5_000, help="messages sent in-process for the CPU split"
