@@ -1,31 +1,47 @@
 """Rebuild every contact's blind-index token set (after an upgrade adds a token kind).
 
-Issue 20 added name and phone tokens: contacts written before it are found by name
-only once this has run. Decrypts each contact under one audited ``phi.access``
-(purpose ``tokens.rebuild``) per batch; prints counts only, never a value.
+Issue 20 added name and phone tokens; token layout 2 (issue 16 §3) adds decade and
+century date tokens. Until this has run, contacts written before are not found by name,
+and segments compile date and age ranges without the coarse levels (exact, slower).
+
+Walks the contacts in primary-key order, ``--batch`` at a time (memory stays bounded
+by one batch), each batch in its own transaction under one audited ``phi.access``
+(purpose ``tokens.rebuild``). Only a complete pass records the layout
+(``TokenIndexState``); an interrupted one can be started again (``--start-after`` skips
+the contacts already done). Prints counts only, never a value.
 """
 
 from __future__ import annotations
 
+import resource
+import time
 from typing import Any
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from contacts import upsert
+from contacts import tokens, upsert
 from contacts.models import Contact
 from luxmail import crypto
 
 
 class Command(BaseCommand):
-    help = "Recompute the blind-index tokens of every contact (names, phones, profile)."
+    help = "Recompute the blind-index tokens of every contact (names, phones, profile, dates)."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--batch", type=int, default=1000, help="Contacts per transaction.")
+        parser.add_argument(
+            "--start-after",
+            type=int,
+            default=0,
+            help="Resume after this contact id (printed by an interrupted run).",
+        )
 
-    def handle(self, *args: Any, batch: int, **options: Any) -> None:
+    def handle(self, *args: Any, batch: int, start_after: int, **options: Any) -> None:
+        started = time.monotonic()
         done = 0
-        last = 0
+        last = start_after
+        total = Contact.objects.filter(pk__gt=last).count()
         while True:
             chunk = list(
                 Contact.objects.filter(pk__gt=last)
@@ -42,5 +58,15 @@ class Command(BaseCommand):
                 )
                 done += upsert.tokens_rebuild(chunk, access=access)
             last = chunk[-1].pk
-            self.stdout.write(f"{done} contacts reindexed")
-        self.stdout.write(self.style.SUCCESS(f"Done: {done} contacts."))
+            del chunk
+            self.stdout.write(f"{done} of {total} contacts reindexed (last id {last})")
+        # Every contact now has the current layout; contacts written meanwhile were
+        # tokenized by the current code. Only now may segments rely on it.
+        upsert.record_token_layout(tokens.TOKEN_VERSION)
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Done: {done} contacts in {time.monotonic() - started:.0f} s "
+                f"(peak memory {rss_mb:.0f} MB); token layout {tokens.TOKEN_VERSION} recorded."
+            )
+        )
