@@ -610,6 +610,7 @@ def measure(runs: int) -> None:
         f"segment count (condition E11, age >= 50, zip3 in 021/022/024): {count:,} contacts "
         f"in {took:.1f} ms (target < {TARGETS_MS['segment']} ms) {_verdict(took, 'segment')}"
     )
+    log(f"  {_segment_plan()}")
 
     today = timezone.localdate()
     scopes = {
@@ -706,6 +707,46 @@ def measure(runs: int) -> None:
     scanned = sum(1 for line in plan if "Index Scan" in line or "Seq Scan" in line)
     log(f"  partitions it reads (the others pruned by queued_at >= created_at - 1 day): {scanned}")
     log(f"machine load after: {system_load()}")
+
+
+def _segment_plan() -> str:
+    """Where the segment count's time goes: the GIN index scan and the heap pages it
+    then visits (the bitmap heap scan reads every matching row's page; how many of them
+    are in shared_buffers decides most of the rest)."""
+    import re
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from contacts import segments
+
+    with CaptureQueriesContext(connection) as captured:
+        segments.count(RULES)
+    sql = captured.captured_queries[-1]["sql"]
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
+        plan = [row[0] for row in cursor.fetchall()]
+        cursor.execute("SHOW shared_buffers")
+        shared_buffers = cursor.fetchone()[0]
+
+    def number(pattern: str) -> str:
+        for line in plan:
+            found = re.search(pattern, line)
+            if found:
+                return found.group(1)
+        return "?"
+
+    index_ms = "?"
+    for line in plan:
+        if "Bitmap Index Scan" in line:
+            found = re.search(r"actual time=[\d.]+\.\.([\d.]+)", line)
+            index_ms = found.group(1) if found else "?"
+    execution = number(r"Execution Time: ([\d.]+)")
+    heap_pages = number(r"Heap Blocks: exact=(\d+)")
+    return (
+        f"its plan (EXPLAIN ANALYZE, once): GIN index scan {index_ms} ms, execution "
+        f"{execution} ms, heap pages visited {heap_pages} (shared_buffers {shared_buffers})"
+    )
 
 
 def disk_report() -> None:

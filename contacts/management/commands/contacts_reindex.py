@@ -8,7 +8,8 @@ Walks the contacts in primary-key order, ``--batch`` at a time (memory stays bou
 by one batch), each batch in its own transaction under one audited ``phi.access``
 (purpose ``tokens.rebuild``). Only a complete pass records the layout
 (``TokenIndexState``); an interrupted one can be started again (``--start-after`` skips
-the contacts already done). Prints counts only, never a value.
+the contacts already done). Ends with ``VACUUM (ANALYZE)`` of the token-set table on
+PostgreSQL (every row has a new version). Prints counts only, never a value.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ import time
 from typing import Any
 
 from django.core.management.base import BaseCommand
-from django.db import transaction
+from django.db import connection, transaction
 
 from contacts import tokens, upsert
-from contacts.models import Contact
+from contacts.models import Contact, ContactTokenSet
 from luxmail import crypto
 
 
@@ -63,6 +64,12 @@ class Command(BaseCommand):
         # Every contact now has the current layout; contacts written meanwhile were
         # tokenized by the current code. Only now may segments rely on it.
         upsert.record_token_layout(tokens.TOKEN_VERSION)
+        if connection.vendor == "postgresql" and not connection.in_atomic_block:
+            # Every row was rewritten: drop the old row versions from the heap and the GIN
+            # index and refresh the statistics the planner reads for the new tokens.
+            with connection.cursor() as cursor:
+                table = connection.ops.quote_name(ContactTokenSet._meta.db_table)
+                cursor.execute(f"VACUUM (ANALYZE) {table}")
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         self.stdout.write(
             self.style.SUCCESS(
