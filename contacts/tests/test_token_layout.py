@@ -298,3 +298,19 @@ def test_a_conjunction_tests_the_fewest_tokens_first(postgres):
     assert sizes == [1, 3, 94]
     sql = str(ContactTokenSet.objects.filter(segments._on_token_sets(q)).query)
     assert sql.count("&&") == 3
+
+
+@pytest.mark.parametrize("every", [4, 0])
+def test_reindex_vacuums_the_token_sets_between_batches(transactional_db, born, every):
+    """On PostgreSQL the reindex frees the rewritten rows' old versions every
+    ``--vacuum-every`` contacts (outside its batch transactions), so later batches reuse
+    that space instead of doubling the table, and ends with VACUUM (ANALYZE)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        call_command("contacts_reindex", batch=2, vacuum_every=every, stdout=io.StringIO())
+    vacuums = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("VACUUM")]
+    table = connection.ops.quote_name(ContactTokenSet._meta.db_table)
+    between = len(BIRTHS) // every if every else 0
+    assert vacuums == [f"VACUUM {table}"] * between + [f"VACUUM (ANALYZE) {table}"]
