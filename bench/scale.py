@@ -33,6 +33,11 @@ end unless ``--keep``; ``--measure-only`` only measures a kept one):
    batch) and its row selection alone (wall clock and ``EXPLAIN ANALYZE`` plan +
    execute); the generation time per phase, the disk used, and the machine load.
 
+A database kept from before an upgrade that changes the contact tokens (token layout,
+``contacts.tokens.TOKEN_VERSION``) is re-tokenized with ``manage.py contacts_reindex``
+(``DATABASE_URL`` pointing at it, ``LUXMAIL_ENV=test`` for the bench keys) before
+``--measure-only``; until then the segment count runs on the old layout's tokens.
+
 Targets (issue 16): segment < 100 ms, each split < 100 ms, history < 50 ms, claim < 5 ms.
 """
 
@@ -590,12 +595,22 @@ def measure(runs: int) -> None:
 
     log("")
     log(f"machine load before: {system_load()}")
+    layout = segments.token_layout()
+    log(
+        f"contact token layout {layout}"
+        + (
+            ""
+            if segments.token_layout_current()
+            else " (old: segments use year/month/day tokens until manage.py contacts_reindex)"
+        )
+    )
     count = segments.count(RULES)
     took = ms(lambda: segments.count(RULES))
     log(
         f"segment count (condition E11, age >= 50, zip3 in 021/022/024): {count:,} contacts "
         f"in {took:.1f} ms (target < {TARGETS_MS['segment']} ms) {_verdict(took, 'segment')}"
     )
+    log(f"  {_segment_plan()}")
 
     today = timezone.localdate()
     scopes = {
@@ -696,6 +711,92 @@ def measure(runs: int) -> None:
     log(f"machine load after: {system_load()}")
 
 
+def _segment_plan() -> str:
+    """Where the segment count's time goes: the GIN index scan and the heap pages it
+    then reads.
+
+    PostgreSQL 15.20's bitmap heap scan reads the page of every matching row even for a
+    ``count(*)`` on an all-visible table (its skip-fetch shortcut is gone; the GIN index
+    has no index-only scan), so the count's speed depends on those pages being in
+    ``shared_buffers``: the line shows the heap scan's buffer hits and reads, how much of
+    the table the visibility map marks all-visible, and the token table + GIN index size
+    beside ``shared_buffers`` (docs/operations.md, Scaling)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from contacts import segments
+    from contacts.models import ContactTokenSet
+
+    with CaptureQueriesContext(connection) as captured:
+        segments.count(RULES)
+    sql = captured.captured_queries[-1]["sql"]
+    table = ContactTokenSet._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
+        plan = [row[0] for row in cursor.fetchall()]
+        cursor.execute(
+            "SELECT current_setting('shared_buffers'), "
+            "pg_size_bytes(current_setting('shared_buffers')), relpages, relallvisible, "
+            "pg_table_size(oid), pg_indexes_size(oid) FROM pg_class WHERE oid = %s::regclass",
+            [table],
+        )
+        shared_buffers, buffer_bytes, pages, all_visible, table_bytes, index_bytes = (
+            cursor.fetchone()
+        )
+    summary = plan_summary(plan)
+    mb = 1024 * 1024
+    hot = table_bytes + index_bytes
+    return (
+        f"its plan (EXPLAIN (ANALYZE, BUFFERS), once): GIN index scan {summary['index_ms']} ms, "
+        f"execution {summary['execution_ms']} ms, heap pages {summary['heap_pages']} "
+        f"(shared hit {summary['heap_hit']}, read {summary['heap_read']}); "
+        f"all-visible {all_visible:,} of {pages:,} pages; token table + indexes "
+        f"{hot / mb:,.0f} MB, shared_buffers {shared_buffers}"
+        + ("" if hot <= buffer_bytes else " (too small to keep them cached)")
+    )
+
+
+def plan_summary(plan: list[str]) -> dict[str, str]:
+    """The figures ``_segment_plan`` prints, read from ``EXPLAIN (ANALYZE, BUFFERS)`` text.
+
+    ``heap_hit``/``heap_read`` are the bitmap heap scan's own buffers (its node's total
+    minus the index scan under it): pages found in ``shared_buffers`` and pages read from
+    the OS. "Heap Blocks" counts every page the bitmap names, read or not.
+    """
+    import re
+
+    def first(pattern: str, lines: list[str]) -> str:
+        for line in lines:
+            found = re.search(pattern, line)
+            if found:
+                return found.group(1)
+        return "?"
+
+    summary = {"index_ms": "?", "heap_hit": "?", "heap_read": "?"}
+    heap_at = next((i for i, line in enumerate(plan) if "Bitmap Heap Scan" in line), None)
+    index_at = next((i for i, line in enumerate(plan) if "Bitmap Index Scan" in line), None)
+    if index_at is not None:
+        summary["index_ms"] = first(r"actual time=[\d.]+\.\.([\d.]+)", plan[index_at:])
+    if heap_at is not None and index_at is not None:
+
+        def buffers(lines: list[str]) -> dict[str, int]:
+            # The node's own "Buffers:" line: the first one before the next node or the
+            # planning section.
+            for line in lines:
+                if "->" in line or line.startswith("Planning"):
+                    break
+                if "Buffers: shared" in line:
+                    return {k: int(v) for k, v in re.findall(r"(hit|read)=(\d+)", line)}
+            return {}
+
+        heap, index = buffers(plan[heap_at + 1 :]), buffers(plan[index_at + 1 :])
+        for kind in ("hit", "read"):
+            summary[f"heap_{kind}"] = str(heap.get(kind, 0) - index.get(kind, 0))
+    summary["heap_pages"] = first(r"Heap Blocks: exact=(\d+)", plan)
+    summary["execution_ms"] = first(r"Execution Time: ([\d.]+)", plan)
+    return summary
+
+
 def disk_report() -> None:
     from django.db import connection
 
@@ -747,7 +848,9 @@ def main() -> None:
     if args.measure_only:
         if not _exists(args.database):
             raise SystemExit(f"{args.database} does not exist: generate it first with --keep")
-        setup_django(args.database, migrate=False)
+        # Pending migrations are applied first, as a deploy does (migration 0009 records
+        # the token layout an existing database has); no data is generated or dropped.
+        setup_django(args.database)
         try:
             _describe()
             disk_report()

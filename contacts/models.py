@@ -207,6 +207,28 @@ class ContactTokenSet(models.Model):
         return f"tokens of contact #{self.pk}"
 
 
+class TokenIndexState(models.Model):
+    """The token layout every contact's token set is written in (one row, pk 1).
+
+    ``version`` is ``contacts.tokens.TOKEN_VERSION`` of the code that last tokenized
+    every contact: migration 0009 records 1 where contacts existed before the coarse
+    date levels (decade, century) and the current version on an empty database;
+    ``manage.py contacts_reindex`` sets it once every token set is rewritten. Segments
+    use the coarse levels only when it is current (docs/operations.md, Upgrades).
+    """
+
+    version = models.PositiveSmallIntegerField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(pk=1), name="tokenindexstate_singleton")
+        ]
+
+    def __str__(self) -> str:
+        return f"contact tokens, layout {self.version}"
+
+
 class CustomFieldKind(models.TextChoices):
     TEXT = "text", "Text"
     NUMBER = "number", "Number"

@@ -27,6 +27,7 @@ E11.65 …); ``language eq zh`` matches zh, zh-hant, zh-hant-tw.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -61,8 +62,11 @@ from contacts.models import (
     JourneyStage,
     ListMembership,
     Sex,
+    TokenIndexState,
 )
 from luxmail.crypto import normalize_text
+
+logger = logging.getLogger(__name__)
 
 MAX_DEPTH = 8
 MAX_CONDITIONS = 100
@@ -118,10 +122,16 @@ class SegmentRuleError(ValueError):
 
 @dataclass(frozen=True)
 class Context:
-    """Evaluation time: relative conditions (age, within last N days) use ``today``."""
+    """Evaluation time: relative conditions (age, within last N days) use ``today``.
+
+    ``coarse_dates``: date and age ranges may use the decade and century tokens (token
+    layout 2, :func:`token_layout_current`); without it they are covered by years,
+    months and days, which every layout answers exactly.
+    """
 
     today: dt.date
     now: dt.datetime
+    coarse_dates: bool = False
 
 
 Validator = Callable[[str, Any], Any]
@@ -379,7 +389,8 @@ def _date_kind(
             q = token_q([tokens.exists_token(token_field)])
             return q if value else ~q
         lo, hi = _date_range(op, value, ctx)
-        return _negate(op, token_q(tokens.date_range_tokens(token_field, lo, hi)))
+        found = tokens.date_range_tokens(token_field, lo, hi, coarse=ctx.coarse_dates)
+        return _negate(op, token_q(found))
 
     return ConditionKind(
         field=field_name,
@@ -425,7 +436,7 @@ def _age_compile(op: str, value: Any, ctx: Context) -> Q:
         ranges = [tokens.age_range(age, age, ctx.today) for age in ages]
     found: list[int] = []
     for lo, hi in ranges:
-        found += tokens.date_range_tokens(field_name, lo, hi)
+        found += tokens.date_range_tokens(field_name, lo, hi, coarse=ctx.coarse_dates)
     return _negate(op, token_q(found))
 
 
@@ -816,9 +827,50 @@ def validate(rules: Any) -> dict[str, Any]:
 # --- compilation ------------------------------------------------------------------------------
 
 
+_layout = {"current": False, "warned": False}
+
+
+def token_layout() -> int:
+    """The token layout every stored token set has (``TokenIndexState``; 1 if unknown)."""
+    state = TokenIndexState.objects.filter(pk=1).values_list("version", flat=True).first()
+    return state or 1
+
+
+def forget_token_layout() -> None:
+    """Read the layout from the database again (after it was set back, in tests)."""
+    _layout.update(current=False, warned=False)
+
+
+def token_layout_current() -> bool:
+    """Whether every token set carries the current layout's tokens (decade, century).
+
+    Until ``manage.py contacts_reindex`` has run after an upgrade, segments are compiled
+    without the coarse date levels: exact on old and new token sets alike, only slower.
+    Once current, the answer is kept for the process (layouts only move forward), so a
+    count stays one query.
+    """
+    if _layout["current"]:
+        return True
+    layout = token_layout()
+    if layout >= tokens.TOKEN_VERSION:
+        _layout["current"] = True
+        return True
+    if not _layout["warned"]:
+        _layout["warned"] = True
+        logger.warning(
+            "contact tokens are layout %s, the code writes layout %s: segments use "
+            "year/month/day date tokens until `manage.py contacts_reindex` has run",
+            layout,
+            tokens.TOKEN_VERSION,
+        )
+    return False
+
+
 def context(today: dt.date | None = None) -> Context:
     now = timezone.now()
-    return Context(today=today or timezone.localdate(now), now=now)
+    return Context(
+        today=today or timezone.localdate(now), now=now, coarse_dates=token_layout_current()
+    )
 
 
 def compile_rules(rules: Any, ctx: Context) -> Q:
@@ -826,11 +878,28 @@ def compile_rules(rules: Any, ctx: Context) -> Q:
     return _compile(validate(rules), ctx)
 
 
+def _token_weight(q: Q) -> int:
+    """How many tokens the positive token conditions of ``q`` OR together."""
+    weight = 0
+    for child in q.children:
+        if isinstance(child, Q):
+            weight += _token_weight(child)
+        elif isinstance(child, tuple) and str(child[0]).endswith("tokens__overlaps"):
+            weight += len(child[1])
+    return weight
+
+
 def _compile(node: dict[str, Any], ctx: Context) -> Q:
     if "all" in node:
+        # Fewest tokens first: PostgreSQL hands the conditions to the GIN scan in this
+        # order, and the scan tests each candidate row against the conditions in turn,
+        # OR-ing all tokens of a condition each time. A broad range (age >= 50: ~30
+        # tokens, 45 % of contacts) last is consulted only for rows the narrow ones
+        # left (issue 16 §3).
+        parts = sorted((_compile(child, ctx) for child in node["all"]), key=_token_weight)
         q = Q()
-        for child in node["all"]:
-            q &= _compile(child, ctx)
+        for part in parts:
+            q &= part
         return q
     if "any" in node:
         q = _compile(node["any"][0], ctx)

@@ -25,7 +25,14 @@ from contacts.attributes import (
     CustomFieldDef,
     is_blank,
 )
-from contacts.models import Contact, ContactProfile, ContactStatus, ContactTokenSet, CustomField
+from contacts.models import (
+    Contact,
+    ContactProfile,
+    ContactStatus,
+    ContactTokenSet,
+    CustomField,
+    TokenIndexState,
+)
 from luxmail import crypto
 
 IDENTITY_FIELDS = ("first_name", "last_name", "phone", "external_id", "time_zone", "status")
@@ -546,6 +553,12 @@ def rewrite_tokens(token_rows: Mapping[int, Iterable[int]], *, existing: Iterabl
             "ON CONFLICT (contact_id) DO UPDATE SET tokens = EXCLUDED.tokens"
         )
         cursor.execute(f'DROP TABLE "{staging}"')
+
+
+def record_token_layout(version: int) -> None:
+    """Record that every contact's token set now has layout ``version``
+    (``contacts.tokens.TOKEN_VERSION``): segments may then use its tokens."""
+    TokenIndexState.objects.update_or_create(pk=1, defaults={"version": version})
 
 
 def tokens_rebuild(contacts: Iterable[Contact], *, access: crypto.Access) -> int:

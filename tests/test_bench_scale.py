@@ -93,3 +93,38 @@ def test_messages_and_events_load_into_the_partitioned_tables(scale, pg) -> None
     assert first is not None
     assert first.occurred_at - newest.started_at >= dt.timedelta(minutes=40)
     assert Campaign.objects.filter(status="sent").count() >= len(campaigns) - 1
+
+
+_PLAN = """\
+Aggregate  (cost=32063.09..32063.10 rows=1 width=8) (actual time=150.318..150.320 rows=1 loops=1)
+  Buffers: shared hit=396 read=16254 written=3337
+  ->  Bitmap Heap Scan on contacts_contacttokenset  (cost=628.79..32036.27 rows=10729 width=0) (actual time=51.342..148.959 rows=18471 loops=1)
+        Recheck Cond: (tokens && '{1}'::bigint[])
+        Heap Blocks: exact=15879
+        Buffers: shared hit=396 read=16254 written=3337
+        ->  Bitmap Index Scan on contacts_tokenset_gin  (cost=0.00..626.11 rows=10729 width=0) (actual time=49.614..49.615 rows=18471 loops=1)
+              Index Cond: (tokens && '{1}'::bigint[])
+              Buffers: shared hit=396 read=375 written=77
+Planning:
+  Buffers: shared hit=132 read=31
+Planning Time: 1.068 ms
+Execution Time: 150.620 ms"""  # noqa: E501 - PostgreSQL's own line lengths
+
+
+def test_plan_summary_separates_the_heap_pages_read_from_the_index_scan(scale) -> None:
+    """The heap scan's own buffers are its node's minus the index scan's (not the
+    planning section's), and "Heap Blocks" is reported as the pages the bitmap names."""
+    summary = scale.plan_summary(_PLAN.splitlines())
+    assert summary == {
+        "index_ms": "49.615",
+        "heap_hit": "0",
+        "heap_read": "15879",
+        "heap_pages": "15879",
+        "execution_ms": "150.620",
+    }
+
+
+def test_plan_summary_without_a_bitmap_scan_says_unknown(scale) -> None:
+    summary = scale.plan_summary(["Seq Scan on t", "Execution Time: 3.5 ms"])
+    assert summary["heap_read"] == "?" and summary["index_ms"] == "?"
+    assert summary["execution_ms"] == "3.5"
