@@ -128,9 +128,8 @@ WITH claimed AS (
     UPDATE campaigns_message m
        SET claim_token = %(token)s,
            lease_until = statement_timestamp() + %(lease)s * interval '1 second'
-     -- = ANY(ARRAY(...)), not IN (...): on the monthly partitions (luxmail/partitions.py)
-     -- IN may become a hash join over a scan of every partition. The queued_at bound
-     -- prunes the months before the campaign here too.
+     -- The candidates as one array (primary-key lookups); the queued_at bound prunes
+     -- the monthly partitions (luxmail/partitions.py) before the campaign.
      WHERE m.queued_at >= %(since)s
        AND m.id = ANY(%(ids)s::bigint[])
     RETURNING m.id, m.contact_id, m.attempts
