@@ -323,7 +323,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "heartbeat": {"task": "luxmail.heartbeat", "schedule": float(LUXMAIL_HEARTBEAT_SECONDS)},
 }
 # Send pipeline (campaigns/sending/delivery.py, docs/architecture.md "Sending pipeline").
-LUXMAIL_SEND_BATCH = env.integer("LUXMAIL_SEND_BATCH", 500)
+LUXMAIL_SEND_BATCH = env.integer("LUXMAIL_SEND_BATCH", 1000)
 LUXMAIL_SEND_CHUNK = env.integer("LUXMAIL_SEND_CHUNK", 20)
 LUXMAIL_SEND_CHAINS = env.integer("LUXMAIL_SEND_CHAINS", 4)
 # Short leases, renewed by a heartbeat thread while a batch works: a killed worker's

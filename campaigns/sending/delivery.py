@@ -488,7 +488,12 @@ def send_batch(
     config = config or RelayConfig.from_settings()
     lease = conf.send_lease_seconds()
     chunk_size = conf.send_chunk()
-    limit = limit or conf.send_batch()
+    if limit is None:
+        limit = conf.send_batch()
+        if campaign.throttle_per_minute:
+            # A chain claims at most its share of one minute of the throttle: a larger
+            # batch would go out as one burst and then wait (pace() spaces batches).
+            limit = min(limit, max(1, campaign.throttle_per_minute // conf.send_chains()))
     prepared = prepare(campaign)
     token, claimed = queue.claim(
         campaign_id=campaign_id,

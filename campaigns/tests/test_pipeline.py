@@ -342,3 +342,17 @@ def test_hostile_template_fails_its_messages_with_a_clear_reason(postgres, sink,
             "template: HTML body: joining text with ~ is limited to 100,000 characters",
         )
     }
+
+
+def test_a_throttled_campaign_claims_one_minutes_share_per_chain(
+    postgres, sink, admin, settings
+) -> None:
+    # 8 a minute over 4 chains: a batch of 2, not a burst of the whole batch size.
+    settings.LUXMAIL_SEND_CHAINS = 4
+    throttled = make_campaign(contact_ids=make_contacts(6, prefix="thr"), throttle_per_minute=8)
+    services.campaign_start(campaign=throttled, actor=admin)
+    assert delivery.send_batch(campaign_id=throttled.pk).claimed == 2
+    # Unthrottled: the whole batch size.
+    free = make_campaign(contact_ids=make_contacts(6, prefix="fre"))
+    services.campaign_start(campaign=free, actor=admin)
+    assert delivery.send_batch(campaign_id=free.pk).claimed == 6
