@@ -185,6 +185,23 @@ def normalize_email(value: Any) -> tuple[str, str]:
     """``(normalized address, domain)``: trimmed, lowercased, IDNA domain; validated."""
     if not isinstance(value, str) or not value.strip():
         raise ContactValueError("email", "Email: an address is required.")
+    # An import checks each address twice (the file-wide duplicate check, then the row):
+    # the second time is a cache hit.
+    found = _normalize_email_text(value)
+    if isinstance(found, ContactValueError):
+        raise ContactValueError(found.field, found.message)
+    return found
+
+
+@lru_cache(maxsize=8192)
+def _normalize_email_text(value: str) -> tuple[str, str] | ContactValueError:
+    try:
+        return _normalize_email(value)
+    except ContactValueError as error:
+        return error
+
+
+def _normalize_email(value: str) -> tuple[str, str]:
     text = value.strip().lower()
     local, sep, domain = text.rpartition("@")
     if not sep or not local or not domain:
@@ -403,6 +420,7 @@ def _forget_tokens(*, setting: str, **kwargs: Any) -> None:
     if setting == "LUXMAIL_BLIND_INDEX_KEY":
         tokens.token.cache_clear()
         _attribute_tokens.cache_clear()
+        _name_tokens.cache_clear()
 
 
 def _compute_attribute_tokens(name: str, value: Any) -> list[int]:
@@ -539,6 +557,17 @@ def name_query_tokens(word: str) -> int:
     return tokens.token("name_prefix", word)
 
 
+@lru_cache(maxsize=65_536)
+def _name_tokens(value: str) -> tuple[int, ...]:
+    """The tokens of one name (an import repeats first and last names a lot)."""
+    found: dict[int, None] = {}
+    for word in name_words(value):
+        found[tokens.token("name", word)] = None
+        for end in range(NAME_PREFIX_MIN, len(word) + 1):
+            found[tokens.token("name_prefix", word[:end])] = None
+    return tuple(found)
+
+
 def identity_tokens(*, first_name: Any, last_name: Any, phone: Any) -> set[int]:
     """Blind-index tokens of a contact's name words and phone number.
 
@@ -549,12 +578,8 @@ def identity_tokens(*, first_name: Any, last_name: Any, phone: Any) -> set[int]:
     """
     found: set[int] = set()
     for value in (first_name, last_name):
-        if not value:
-            continue
-        for word in name_words(str(value)):
-            found.add(tokens.token("name", word))
-            for end in range(NAME_PREFIX_MIN, len(word) + 1):
-                found.add(tokens.token("name_prefix", word[:end]))
+        if value:
+            found.update(_name_tokens(str(value)))
     if phone:
         found.add(tokens.token("phone", str(phone)))
     return found

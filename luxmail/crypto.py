@@ -314,17 +314,28 @@ def sealed_row(
     key_id = ring.primary_id.encode()
     cipher = ring.ciphers[ring.primary_id]
     header = bytes([ENVELOPE_VERSION, len(key_id)]) + key_id
-    head = f"luxmail/v{ENVELOPE_VERSION}|{model._meta.label_lower}|"
-    tail = f"|{row_id}"
+    tail = str(row_id).encode()
     present = [name for name, value in values.items() if value is not None]
     nonces = os.urandom(NONCE_BYTES * len(present))
     out: dict[str, bytes | None] = dict.fromkeys(values)
     for index, name in enumerate(present):
-        field = _field(model, name)
+        kind, head = _sealing(model, name)
         nonce = nonces[index * NONCE_BYTES : (index + 1) * NONCE_BYTES]
-        plaintext = _encode(field.kind, values[name])
-        out[name] = header + nonce + cipher.encrypt(nonce, plaintext, (head + name + tail).encode())
+        value = values[name]
+        plaintext = (
+            value.encode() if kind == "text" and type(value) is str else _encode(kind, value)
+        )
+        out[name] = header + nonce + cipher.encrypt(nonce, plaintext, head + tail)
     return out
+
+
+@cache
+def _sealing(model: type[models.Model], name: str) -> tuple[Kind, bytes]:
+    """The kind of ``model.name`` and the start of its associated data (``associated_data``
+    up to the row id), resolved once per field rather than once per value."""
+    return _field(model, name).kind, (
+        f"luxmail/v{ENVELOPE_VERSION}|{model._meta.label_lower}|{name}|".encode()
+    )
 
 
 def seal(instance: models.Model, name: str, value: Any) -> None:

@@ -291,3 +291,38 @@ def test_the_check_drops_its_duplicate_table(tmp_path, settings):
     assert temp_tables() == 0
     assert [b.duplicates for b in import_rows._row_batches(job)] == [{3}]
     assert temp_tables() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("bad", [False, True])
+def test_the_import_repeats_the_duplicate_check_only_for_a_file_with_errors(
+    make_user, settings, monkeypatch, django_capture_on_commit_callbacks, bad
+):
+    """A file the check found clean is not checked for duplicates again (each row is
+    checked once); a file with errors is, so the import lists the same errors."""
+    settings.LUXMAIL_IMPORT_BATCH = 3
+    actor = make_user(roles.PHI_MARKETER)
+    lines = ["email,external_id"] + [f"p{i}@example.org,e{i}" for i in range(8)]
+    if bad:
+        lines.append("P1@example.org,e99")  # repeats row 3, in a later batch
+    job = _upload(actor, "\n".join(lines) + "\n")
+    with django_capture_on_commit_callbacks(execute=True):
+        imports.import_job_map(job=job, mapping=job.mapping, actor=actor)
+    job.refresh_from_db()
+    preview_errors = job.errors
+    assert job.error_count == (1 if bad else 0)
+    marked: list[int] = []
+    original = import_rows._Duplicates.mark
+
+    def counting(self, rows):
+        marked.append(len(rows))
+        return original(self, rows)
+
+    monkeypatch.setattr(import_rows._Duplicates, "mark", counting)
+    with django_capture_on_commit_callbacks(execute=True):
+        imports.import_job_confirm(job=job, actor=actor, skip_invalid=bad)
+    job.refresh_from_db()
+    assert job.status == ImportJobStatus.SUCCEEDED, job.failure
+    assert Contact.objects.count() == 8
+    assert sum(marked) == (9 if bad else 0)
+    assert job.errors == preview_errors

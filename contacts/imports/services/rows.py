@@ -282,13 +282,31 @@ class _Batch:
     read: int  # file rows read so far, blank ones included (progress)
 
 
-def _row_batches(job: ImportJob, size: int | None = None) -> Iterator[_Batch]:
+class _NoDuplicates(_Duplicates):
+    """For a file the check found free of errors: it has no duplicates to find."""
+
+    def __init__(self) -> None:
+        pass
+
+    def mark(self, rows: Sequence[PreparedRow]) -> set[int]:
+        return set()
+
+    def close(self) -> None:
+        pass
+
+
+def _row_batches(
+    job: ImportJob, size: int | None = None, *, check_duplicates: bool = True
+) -> Iterator[_Batch]:
     """Every non-blank row of the job's file, prepared and duplicate-checked, in batches.
 
-    Streams the file: only one batch of rows is alive at a time.
+    Streams the file: only one batch of rows is alive at a time. ``check_duplicates``
+    False skips the file-wide duplicate check (the import of a file whose check found no
+    error: the stored file is the one checked; a duplicate inside one batch is still
+    found by ``contacts_bulk_upsert``, and the unique indexes stand behind both).
     """
     size = size or _batch_size()
-    duplicates = _Duplicates()
+    duplicates = _Duplicates() if check_duplicates else _NoDuplicates()
     try:
         with files.open_table(job.file_path, job.file_format) as table:
             headers = table.headers
