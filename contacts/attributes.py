@@ -372,7 +372,10 @@ def _tomorrow() -> dt.date:
     return dt.date.today() + dt.timedelta(days=1)
 
 
-@lru_cache(maxsize=200_000)
+# The value caches below are bounded so an import's memory is too, whatever the file
+# (issue 16 §4: <= 256 MB): ~130 bytes an entry, so ~13 MB each when full, against
+# ~26 MB at the 200,000 entries they had before.
+@lru_cache(maxsize=100_000)
 def _normalize_text_attribute(name: str, value: str) -> Any:
     result = _normalize_attribute(name, value)
     return tuple(result) if isinstance(result, list) else result
@@ -407,7 +410,7 @@ def attribute_tokens(name: str, value: Any) -> list[int]:
     return list(_attribute_tokens(name, key))
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=100_000)
 def _attribute_tokens(name: str, value: Any) -> tuple[int, ...]:
     return tuple(
         _compute_attribute_tokens(name, list(value) if isinstance(value, tuple) else value)
@@ -557,7 +560,7 @@ def name_query_tokens(word: str) -> int:
     return tokens.token("name_prefix", word)
 
 
-@lru_cache(maxsize=65_536)
+@lru_cache(maxsize=16_384)
 def _name_tokens(value: str) -> tuple[int, ...]:
     """The tokens of one name (an import repeats first and last names a lot)."""
     found: dict[int, None] = {}

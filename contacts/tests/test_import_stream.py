@@ -326,3 +326,31 @@ def test_the_import_repeats_the_duplicate_check_only_for_a_file_with_errors(
     assert Contact.objects.count() == 8
     assert sum(marked) == (9 if bad else 0)
     assert job.errors == preview_errors
+
+
+def test_cached_normalization_gives_the_same_answers_and_fresh_errors():
+    """Emails and name tokens computed once per distinct value give what the per-value
+    code gives (sealing: test_crypto's sealed_row test); a refused address raises a new
+    error each time (a cached one is never re-raised with another row's traceback), with
+    the same clear message."""
+    from contacts import attributes
+    from contacts.attributes import ContactValueError
+
+    for raw in (" Ann@Example.ORG ", "bad-address", "x@exa mple.org", "a@b"):
+        results, errors = [], []
+        for _ in range(3):
+            try:
+                results.append(attributes.normalize_email(raw))
+            except ContactValueError as error:
+                errors.append(error)  # kept alive: distinct objects have distinct ids
+        if errors:
+            assert not results and len(errors) == 3 and len({id(e) for e in errors}) == 3
+            assert len({(e.field, e.message) for e in errors}) == 1
+            assert errors[0].message.startswith("Email: ") and raw not in errors[0].message
+        else:
+            assert results == [("ann@example.org", "example.org")] * 3
+    assert attributes.identity_tokens(
+        first_name="Mary-Jane", last_name="O'Neil", phone="+16175550100"
+    ) == attributes.identity_tokens(
+        first_name="mary-jane", last_name="O'Neil", phone="+16175550100"
+    )
