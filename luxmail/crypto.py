@@ -31,7 +31,7 @@ import uuid
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from cryptography.exceptions import InvalidTag
@@ -204,6 +204,8 @@ def _encode(kind: Kind, value: Any) -> bytes:
             raise TypeError(f"Encrypted text fields take str, not {type(value).__name__}.")
         return value.encode()
     if kind == "json":
+        if type(value) is list and all(type(item) is str for item in value):
+            return _json_strings(tuple(value))  # codes, medications: few distinct lists
         return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
     if kind == "date":
         if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
@@ -212,6 +214,13 @@ def _encode(kind: Kind, value: Any) -> bytes:
     if not isinstance(value, bytes):
         raise TypeError(f"Encrypted bytes fields take bytes, not {type(value).__name__}.")
     return value
+
+
+@lru_cache(maxsize=16_384)
+def _json_strings(items: tuple[str, ...]) -> bytes:
+    """The JSON of a list of strings, as :func:`_encode` writes it (json.dumps with
+    options builds an encoder each call: the import seals two such lists a row)."""
+    return json.dumps(list(items), separators=(",", ":"), sort_keys=True).encode()
 
 
 def _decode(kind: Kind, raw: bytes) -> Any:
