@@ -354,3 +354,35 @@ def test_cached_normalization_gives_the_same_answers_and_fresh_errors():
     ) == attributes.identity_tokens(
         first_name="mary-jane", last_name="O'Neil", phone="+16175550100"
     )
+
+
+@pytest.mark.django_db
+def test_the_duplicate_table_holds_keyed_digests_only(tmp_path, settings):
+    """What the database sees of the file's addresses is a digest under a key drawn for
+    this file: neither the address nor a digest anyone could recompute from a guess."""
+    import hashlib
+
+    from django.db import connection
+
+    settings.LUXMAIL_IMPORT_DIR = tmp_path
+    (tmp_path / "k.csv").write_text("email\nann@example.org\nbob@example.org\n", "utf-8")
+    job = ImportJob(
+        file_path="k.csv", file_format="csv", headers=["email"], mapping={"email": "email"}
+    )
+    batches = import_rows._row_batches(job)
+    next(batches)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE relname LIKE 'import_seen_%%' AND relkind = 'r'"
+        )
+        (table,) = cursor.fetchone()
+        cursor.execute(f'SELECT digest FROM "{table}" ORDER BY row')  # noqa: S608
+        stored = [digest for (digest,) in cursor.fetchall()]
+    batches.close()
+    unkeyed = [
+        int.from_bytes(hashlib.blake2b(a.encode(), digest_size=8).digest(), "big", signed=True)
+        for a in ("ann@example.org", "bob@example.org")
+    ]
+    assert len(stored) == 2 and not set(stored) & set(unkeyed)
+    again = import_rows._Duplicates()
+    assert again.key != import_rows._Duplicates().key  # a new key per file

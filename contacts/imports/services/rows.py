@@ -16,6 +16,7 @@ has a problem, so the check page lists all of a row's problems at once).
 from __future__ import annotations
 
 import hashlib
+import os
 import uuid
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
@@ -41,11 +42,12 @@ def _digest(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") or 1
 
 
-def _signed_digest(text: str) -> int:
-    """:func:`_digest` as a PostgreSQL ``bigint`` (signed)."""
-    return int.from_bytes(
-        hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True
-    )
+def _signed_digest(text: str, key: bytes) -> int:
+    """A 64-bit keyed digest as a PostgreSQL ``bigint`` (signed). ``key`` is drawn per
+    file and never leaves this process, so the digests the database holds (in a temporary
+    table that may spill to disk) cannot be matched against guessed addresses."""
+    found = hashlib.blake2b(text.encode(), digest_size=8, key=key).digest()
+    return int.from_bytes(found, "big", signed=True)
 
 
 class _Seen:
@@ -193,6 +195,7 @@ class _Duplicates:
     """
 
     def __init__(self) -> None:
+        self.key = os.urandom(16)
         self.store: _SeenTable | _SeenMemory = (
             _SeenTable() if connection.vendor == "postgresql" else _SeenMemory()
         )
@@ -211,7 +214,7 @@ class _Duplicates:
                 except ContactValueError:
                     continue
                 if value:
-                    keyed.append((row, kind, _signed_digest(value)))
+                    keyed.append((row, kind, _signed_digest(value, self.key)))
         in_batch: dict[tuple[int, int], int] = {}
         for row, kind, digest in keyed:
             in_batch.setdefault((kind, digest), row.number)
