@@ -461,7 +461,8 @@ def main() -> None:
         "--job",
         type=int,
         metavar="ROWS",
-        help="upload, preview and import a generated CSV of ROWS rows (and --rows as baseline)",
+        help="upload, check and import a generated CSV of --rows rows (--repeat times, A/B "
+        "with --baseline), then one of ROWS rows (0: none); rows/s, CPU, peak RSS, load",
     )
     parser.add_argument(
         "--baseline",
