@@ -12,16 +12,21 @@ tokens and the audit event, on PostgreSQL in the dedicated database
 compare) and for re-importing them with changes (updates). Target (DESIGN.md §6): >= 3,000 rows/s.
 
     .venv/bin/python bench/import.py --readers        # file readers, hostile files too
-    .venv/bin/python bench/import.py --job 1000000 --rows 20000   # whole job, RSS
+    .venv/bin/python bench/import.py --job 1000000 --rows 20000 --baseline main
 
 ``--job ROWS`` runs the whole import job as a user does (upload, guessed mapping, dry-run
-preview, confirm, import) on a generated CSV of ROWS rows, in a child process per file,
-first on a baseline file of ``--rows`` rows: it prints preview and import rows/s, the
-child's peak RSS (``ru_maxrss`` from ``wait4``: Django, the file reader and the batches
-included), the child's CPU per row for preview and import (PostgreSQL's CPU not
-included; on a loaded machine wall time mostly measures the wait for a core), the ratio
-of the big file's figures to the baseline's and the load. Check and import each stream
-the file once in batches, so RSS must not grow with ROWS.
+check, confirm, import) on generated CSVs, each job in a child process: first the file of
+``--rows`` rows ``--repeat`` times, alternating with the code of git ``--baseline`` REF
+(e.g. ``main``, unpacked with ``git archive``) on the same file, then a file of ROWS rows
+(0: none) with this code. Each line gives check and import rows/s (target >= 5,000), the
+child's CPU per row (PostgreSQL's CPU not included; on a loaded machine wall time mostly
+measures the wait for a core), its peak RSS (``ru_maxrss`` from ``wait4``: Django, the
+file reader and the batches included; target <= 256 MB) and the load; then the medians,
+the ratio this/baseline, and the big file's RSS and rate as ratios to the small one's.
+Tables are vacuumed and analyzed before each job (CI's PostgreSQL has no autovacuum).
+
+    .venv/bin/python bench/import.py --job 0 --rows 20000 --baseline main --repeat 3
+    .venv/bin/python bench/import.py --job 1000000 --rows 20000
 
 ``--readers`` needs no database: it times reading every hostile file of
 ``contacts/tests/hostile_files.py`` and a valid 100,000-row workbook with the old reader
@@ -328,18 +333,26 @@ def job_one(path: Path, database: str) -> None:
     sys.stdout.write(json.dumps(result) + "\n")
 
 
-def _job_measure(rows: int, database: str, seed: int, folder: Path) -> dict[str, Any]:
+def _job_measure(
+    rows: int, database: str, seed: int, folder: Path, tree: Path | None = None
+) -> dict[str, Any]:
+    """One job in a child process: this tree's code, or ``tree``'s (the baseline)."""
     path = folder / f"bench-{rows}.csv"
-    _write_csv(path, rows, seed)
+    if not path.exists():
+        _write_csv(path, rows, seed)
     env = {
         **os.environ,
         "LUXMAIL_IMPORT_DIR": str(folder / "uploads"),
         "LUXMAIL_IMPORT_MAX_ROWS": str(rows + 1),
         "LUXMAIL_IMPORT_MAX_BYTES": str(path.stat().st_size + 1024),
     }
+    script = Path(__file__) if tree is None else tree / "bench" / "import.py"
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
     child = subprocess.Popen(
-        [sys.executable, __file__, "--job-one", str(path), "--database", database],
+        [sys.executable, str(script), "--job-one", str(path), "--database", database],
         env=env,
+        cwd=str(script.parent.parent),
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -347,41 +360,95 @@ def _job_measure(rows: int, database: str, seed: int, folder: Path) -> dict[str,
     output = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)  # the child's own peak RSS
     child.returncode = status
-    path.unlink()
     lines = output.strip().splitlines()
     if not lines:
         raise SystemExit(f"import child died (status {status})")
     found: dict[str, Any] = json.loads(lines[-1])
     found["peak_mb"] = usage.ru_maxrss / 1024
+    if found["status"] != "succeeded":
+        raise SystemExit(f"import of {rows:,} rows {found['status']}: {found['failure']}")
     return found
 
 
-def jobs(big: int, small: int, database: str, seed: int) -> None:
+def _vacuum(database: str) -> None:
+    """CI's PostgreSQL runs without autovacuum: every job starts from analyzed tables."""
+    import psycopg
+
+    from bench.common import PG_URL
+
+    with psycopg.connect(PG_URL.format(name=database), autocommit=True) as conn:
+        conn.execute(
+            "VACUUM ANALYZE contacts_contact, contacts_contactprofile, contacts_contacttokenset"
+        )
+
+
+def _line(label: str, rows: int, found: dict[str, Any]) -> str:
+    return (
+        f"{label:>9} {rows:>9,} rows: check {rows / found['preview_s']:6,.0f} rows/s, "
+        f"import {rows / found['run_s']:6,.0f} rows/s, CPU check "
+        f"{1e6 * found['preview_cpu_s'] / rows:4,.0f} µs/row, import "
+        f"{1e6 * found['run_cpu_s'] / rows:4,.0f} µs/row, peak RSS {found['peak_mb']:4.0f} MB; "
+        f"load {system_load()}"
+    )
+
+
+def _baseline_tree(ref: str, folder: Path) -> Path:
+    """The code of ``ref`` (e.g. ``main``: the import before this change), unpacked."""
+    root = Path(__file__).resolve().parent.parent
+    tree = folder / "baseline"
+    tree.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", ref], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
+def jobs(big: int, small: int, database: str, seed: int, baseline: str, repeat: int) -> None:
+    """The A/B: baseline (``baseline`` ref) and this code alternate on the same file,
+    ``repeat`` times each; medians, then the big file with this code alone."""
+    import statistics
+
     print(f"load before: {system_load()}")
     with tempfile.TemporaryDirectory() as folder:
-        figures = {}
-        for rows in (small, big):
-            found = _job_measure(rows, database, seed, Path(folder))
-            if found["status"] != "succeeded":
-                raise SystemExit(f"import of {rows:,} rows {found['status']}: {found['failure']}")
-            figures[rows] = found
-            total = found["preview_s"] + found["run_s"]
-            print(
-                f"{rows:>9,} rows: preview {rows / found['preview_s']:,.0f} rows/s, "
-                f"import {rows / found['run_s']:,.0f} rows/s (target >= 5,000), "
-                f"CPU preview {1e6 * found['preview_cpu_s'] / rows:,.0f} µs/row, "
-                f"import {1e6 * found['run_cpu_s'] / rows:,.0f} µs/row "
-                f"(= {rows / found['run_cpu_s']:,.0f} rows per CPU-second), "
-                f"upload to done {total:.1f} s, peak RSS {found['peak_mb']:.0f} MB "
-                f"(target <= 256 MB); load {system_load()}"
-            )
-        base, large = figures[small], figures[big]
+        work = Path(folder)
+        tree = _baseline_tree(baseline, work) if baseline else None
+        runs: dict[str, list[dict[str, Any]]] = {"new": [], "baseline": []}
+        for _ in range(repeat):
+            for label in ("baseline", "new") if tree else ("new",):
+                _vacuum(database)
+                found = _job_measure(
+                    small, database, seed, work, tree if label == "baseline" else None
+                )
+                runs[label].append(found)
+                print(_line(label, small, found), flush=True)
+
+        def median(label: str, key: str) -> float:
+            return statistics.median(small / r[key] for r in runs[label])
+
+        new_check, new_import = median("new", "preview_s"), median("new", "run_s")
         print(
-            f"ratio {big:,} vs {small:,} rows: import rows/s "
-            f"{(big / large['run_s']) / (small / base['run_s']):.2f}x, "
-            f"peak RSS {large['peak_mb'] / base['peak_mb']:.2f}x "
-            "(near 1.0: rate and memory independent of the file's size)"
+            f"median of {repeat}, {small:,} rows, this code: check {new_check:,.0f} rows/s, "
+            f"import {new_import:,.0f} rows/s (target >= 5,000 rows/s)"
         )
+        if tree:
+            old_check, old_import = median("baseline", "preview_s"), median("baseline", "run_s")
+            print(
+                f"median of {repeat}, {small:,} rows, baseline ({baseline}): check "
+                f"{old_check:,.0f} rows/s, import {old_import:,.0f} rows/s; ratio this/baseline: "
+                f"check {new_check / old_check:.2f}x, import {new_import / old_import:.2f}x"
+            )
+        if big:
+            _vacuum(database)
+            large = _job_measure(big, database, seed, work)
+            print(_line("new", big, large))
+            base = runs["new"][-1]
+            print(
+                f"{big:,} rows: peak RSS {large['peak_mb']:.0f} MB (target <= 256 MB), "
+                f"{large['peak_mb'] / base['peak_mb']:.2f}x the {small:,}-row file's; "
+                f"import rows/s {(big / large['run_s']) / (small / base['run_s']):.2f}x "
+                "(near 1.0: memory and rate independent of the file's size)"
+            )
     print(f"load after: {system_load()}")
 
 
@@ -394,8 +461,17 @@ def main() -> None:
         "--job",
         type=int,
         metavar="ROWS",
-        help="upload, preview and import a generated CSV of ROWS rows (and --rows as baseline)",
+        help="upload, check and import a generated CSV of --rows rows (--repeat times, A/B "
+        "with --baseline), then one of ROWS rows (0: none); rows/s, CPU, peak RSS, load",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        default="",
+        help="with --job: also run the --rows file with the code of git REF (e.g. main), "
+        "alternating with this code, and print the ratio",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="with --job: A/B rounds")
     parser.add_argument("--job-one", metavar="PATH", help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=2_000)
@@ -411,8 +487,8 @@ def main() -> None:
     if args.job_one:
         job_one(Path(args.job_one), args.database)
         return
-    if args.job:
-        jobs(args.job, args.rows, args.database, args.seed)
+    if args.job is not None:
+        jobs(args.job, args.rows, args.database, args.seed, args.baseline, args.repeat)
         return
 
     setup_django(args.database)

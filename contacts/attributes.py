@@ -185,6 +185,23 @@ def normalize_email(value: Any) -> tuple[str, str]:
     """``(normalized address, domain)``: trimmed, lowercased, IDNA domain; validated."""
     if not isinstance(value, str) or not value.strip():
         raise ContactValueError("email", "Email: an address is required.")
+    # An import checks each address twice (the file-wide duplicate check, then the row):
+    # the second time is a cache hit.
+    found = _normalize_email_text(value)
+    if isinstance(found, ContactValueError):
+        raise ContactValueError(found.field, found.message)
+    return found
+
+
+@lru_cache(maxsize=8192)
+def _normalize_email_text(value: str) -> tuple[str, str] | ContactValueError:
+    try:
+        return _normalize_email(value)
+    except ContactValueError as error:
+        return error
+
+
+def _normalize_email(value: str) -> tuple[str, str]:
     text = value.strip().lower()
     local, sep, domain = text.rpartition("@")
     if not sep or not local or not domain:
@@ -355,7 +372,10 @@ def _tomorrow() -> dt.date:
     return dt.date.today() + dt.timedelta(days=1)
 
 
-@lru_cache(maxsize=200_000)
+# The value caches below are bounded so an import's memory is too, whatever the file
+# (issue 16 §4: <= 256 MB): ~130 bytes an entry, so ~13 MB each when full, against
+# ~26 MB at the 200,000 entries they had before.
+@lru_cache(maxsize=100_000)
 def _normalize_text_attribute(name: str, value: str) -> Any:
     result = _normalize_attribute(name, value)
     return tuple(result) if isinstance(result, list) else result
@@ -390,7 +410,7 @@ def attribute_tokens(name: str, value: Any) -> list[int]:
     return list(_attribute_tokens(name, key))
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=100_000)
 def _attribute_tokens(name: str, value: Any) -> tuple[int, ...]:
     return tuple(
         _compute_attribute_tokens(name, list(value) if isinstance(value, tuple) else value)
@@ -403,6 +423,7 @@ def _forget_tokens(*, setting: str, **kwargs: Any) -> None:
     if setting == "LUXMAIL_BLIND_INDEX_KEY":
         tokens.token.cache_clear()
         _attribute_tokens.cache_clear()
+        _name_tokens.cache_clear()
 
 
 def _compute_attribute_tokens(name: str, value: Any) -> list[int]:
@@ -539,6 +560,17 @@ def name_query_tokens(word: str) -> int:
     return tokens.token("name_prefix", word)
 
 
+@lru_cache(maxsize=16_384)
+def _name_tokens(value: str) -> tuple[int, ...]:
+    """The tokens of one name (an import repeats first and last names a lot)."""
+    found: dict[int, None] = {}
+    for word in name_words(value):
+        found[tokens.token("name", word)] = None
+        for end in range(NAME_PREFIX_MIN, len(word) + 1):
+            found[tokens.token("name_prefix", word[:end])] = None
+    return tuple(found)
+
+
 def identity_tokens(*, first_name: Any, last_name: Any, phone: Any) -> set[int]:
     """Blind-index tokens of a contact's name words and phone number.
 
@@ -549,12 +581,8 @@ def identity_tokens(*, first_name: Any, last_name: Any, phone: Any) -> set[int]:
     """
     found: set[int] = set()
     for value in (first_name, last_name):
-        if not value:
-            continue
-        for word in name_words(str(value)):
-            found.add(tokens.token("name", word))
-            for end in range(NAME_PREFIX_MIN, len(word) + 1):
-                found.add(tokens.token("name_prefix", word[:end]))
+        if value:
+            found.update(_name_tokens(str(value)))
     if phone:
         found.add(tokens.token("phone", str(phone)))
     return found

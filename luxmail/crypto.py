@@ -31,7 +31,7 @@ import uuid
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from cryptography.exceptions import InvalidTag
@@ -204,6 +204,8 @@ def _encode(kind: Kind, value: Any) -> bytes:
             raise TypeError(f"Encrypted text fields take str, not {type(value).__name__}.")
         return value.encode()
     if kind == "json":
+        if type(value) is list and all(type(item) is str for item in value):
+            return _json_strings(tuple(value))  # codes, medications: few distinct lists
         return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
     if kind == "date":
         if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
@@ -212,6 +214,13 @@ def _encode(kind: Kind, value: Any) -> bytes:
     if not isinstance(value, bytes):
         raise TypeError(f"Encrypted bytes fields take bytes, not {type(value).__name__}.")
     return value
+
+
+@lru_cache(maxsize=16_384)
+def _json_strings(items: tuple[str, ...]) -> bytes:
+    """The JSON of a list of strings, as :func:`_encode` writes it (json.dumps with
+    options builds an encoder each call: the import seals two such lists a row)."""
+    return json.dumps(list(items), separators=(",", ":"), sort_keys=True).encode()
 
 
 def _decode(kind: Kind, raw: bytes) -> Any:
@@ -314,17 +323,28 @@ def sealed_row(
     key_id = ring.primary_id.encode()
     cipher = ring.ciphers[ring.primary_id]
     header = bytes([ENVELOPE_VERSION, len(key_id)]) + key_id
-    head = f"luxmail/v{ENVELOPE_VERSION}|{model._meta.label_lower}|"
-    tail = f"|{row_id}"
+    tail = str(row_id).encode()
     present = [name for name, value in values.items() if value is not None]
     nonces = os.urandom(NONCE_BYTES * len(present))
     out: dict[str, bytes | None] = dict.fromkeys(values)
     for index, name in enumerate(present):
-        field = _field(model, name)
+        kind, head = _sealing(model, name)
         nonce = nonces[index * NONCE_BYTES : (index + 1) * NONCE_BYTES]
-        plaintext = _encode(field.kind, values[name])
-        out[name] = header + nonce + cipher.encrypt(nonce, plaintext, (head + name + tail).encode())
+        value = values[name]
+        plaintext = (
+            value.encode() if kind == "text" and type(value) is str else _encode(kind, value)
+        )
+        out[name] = header + nonce + cipher.encrypt(nonce, plaintext, head + tail)
     return out
+
+
+@cache
+def _sealing(model: type[models.Model], name: str) -> tuple[Kind, bytes]:
+    """The kind of ``model.name`` and the start of its associated data (``associated_data``
+    up to the row id), resolved once per field rather than once per value."""
+    return _field(model, name).kind, (
+        f"luxmail/v{ENVELOPE_VERSION}|{model._meta.label_lower}|{name}|".encode()
+    )
 
 
 def seal(instance: models.Model, name: str, value: Any) -> None:

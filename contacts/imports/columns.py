@@ -260,7 +260,7 @@ def row_preparer(
     routed = [(position, key) for position, key in enumerate(keys) if key]
 
     def prepare(number: int, values: Sequence[Any]) -> PreparedRow | None:
-        texts = [cell_text(v) for v in values]
+        texts = [v.strip() if type(v) is str else cell_text(v) for v in values]
         if all(text == "" for text in texts):
             return None
         data: dict[str, Any] = {}
