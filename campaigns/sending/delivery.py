@@ -710,6 +710,12 @@ def _wire_executor() -> ThreadPoolExecutor:
 _WIRE_EXECUTOR: tuple[int, ThreadPoolExecutor] | None = None
 
 
+def _refresh_connection() -> None:
+    # Run on the transmitting thread: ``own`` must be resolved there, to that thread's
+    # connection (a bound method taken in the caller's thread would close the caller's).
+    own.close_if_unusable_or_obsolete()
+
+
 class _Wire:
     """Marks and transmits a batch's chunks one at a time, in order: inline, or on the
     process's transmitting thread (:func:`_wire_executor`) so the caller composes the
@@ -750,7 +756,7 @@ class _Wire:
             if sys.getswitchinterval() > WIRE_SWITCH_INTERVAL:
                 sys.setswitchinterval(WIRE_SWITCH_INTERVAL)
             self._executor = _wire_executor()
-            self._executor.submit(own.close_if_unusable_or_obsolete).result()
+            self._executor.submit(_refresh_connection).result()
 
     def submit(self, job: _Job) -> None:
         if self._executor is None:
