@@ -12,7 +12,7 @@ from django.core.management import call_command
 
 from contacts import attributes, segments, services, tokens
 from contacts.models import Contact, ContactTokenSet, TokenIndexState
-from contacts.tests.reference import age
+from contacts.tests.reference import _age, _date, age
 
 DATE_FIELDS = ("birth_date", "last_visit", "next_appointment")
 
@@ -153,31 +153,6 @@ DATE_RULES = [
 ]
 
 
-def _age_matches(op, value, born, today):
-    years = age(born, today)
-    if op == "gte":
-        return years >= value
-    if op == "lte":
-        return years <= value
-    if op == "between":
-        return value[0] <= years <= value[1]
-    if op == "eq":
-        return years == value
-    return years in value
-
-
-def _date_matches(op, value, born, today):
-    if op == "gte":
-        return born >= dt.date.fromisoformat(value)
-    if op == "lte":
-        return born <= dt.date.fromisoformat(value)
-    if op == "between":
-        return dt.date.fromisoformat(value[0]) <= born <= dt.date.fromisoformat(value[1])
-    if op == "eq":
-        return born == dt.date.fromisoformat(value)
-    return born < today - dt.timedelta(days=value)
-
-
 @pytest.fixture
 def born(postgres, admin):
     rows = [{"email": f"p{i}@example.org", "birth_date": day} for i, day in enumerate(BIRTHS)]
@@ -218,12 +193,12 @@ def test_coarse_and_fine_covers_find_the_same_contacts(born):
     for today in TODAYS:
         for op, value in AGE_RULES:
             rules = {"field": "age", "op": op, "value": value}
-            want = {pk for pk, day in births.items() if _age_matches(op, value, day, today)}
+            want = {pk for pk, day in births.items() if _age(day, op, value, today)}
             assert _ids(rules, today, coarse=True) == want, (today, op, value)
             assert _ids(rules, today, coarse=False) == want, (today, op, value)
         for op, value in DATE_RULES:
             rules = {"field": "birth_date", "op": op, "value": value}
-            want = {pk for pk, day in births.items() if _date_matches(op, value, day, today)}
+            want = {pk for pk, day in births.items() if _date(day, op, value, today)}
             assert _ids(rules, today, coarse=True) == want, (today, op, value)
             assert _ids(rules, today, coarse=False) == want, (today, op, value)
 
