@@ -36,12 +36,6 @@ from contacts.upsert import RowError
 from luxmail.actors import Actor
 
 
-def _digest(text: str) -> int:
-    # A 64-bit digest only to find equal values inside one file (no secret: it never
-    # leaves this process); two different values share one with odds of ~n²/2⁶⁵.
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") or 1
-
-
 def _signed_digest(text: str, key: bytes) -> int:
     """A 64-bit keyed digest as a PostgreSQL ``bigint`` (signed). ``key`` is drawn per
     file and never leaves this process, so the digests the database holds (in a temporary
@@ -53,9 +47,10 @@ def _signed_digest(text: str, key: bytes) -> int:
 class _Seen:
     """The first row of each value seen so far, 12 bytes a slot (open addressing).
 
-    ``first(value, row)`` returns the row the value was first seen on, or None (and
-    remembers ``row``) when it is new. The table doubles at half load, so it holds at
-    most 4 slots per distinct value: 48 bytes, against ~100 for a ``dict`` of ints.
+    ``first_digest(digest, row)`` (the value's 64-bit digest) returns the row the value
+    was first seen on, or None (and remembers ``row``) when it is new. The table doubles
+    at half load, so it holds at most 4 slots per distinct value: 48 bytes, against ~100
+    for a ``dict`` of ints.
     """
 
     def __init__(self, capacity: int = 1024) -> None:
@@ -69,9 +64,6 @@ class _Seen:
 
     def __len__(self) -> int:
         return self.used
-
-    def first(self, value: str, row: int) -> int | None:
-        return self.first_digest(_digest(value), row)
 
     def first_digest(self, key: int, row: int) -> int | None:
         key = key & 0xFFFFFFFFFFFFFFFF or 1  # unsigned, never the empty slot's 0
@@ -285,19 +277,6 @@ class _Batch:
     read: int  # file rows read so far, blank ones included (progress)
 
 
-class _NoDuplicates(_Duplicates):
-    """For a file the check found free of errors: it has no duplicates to find."""
-
-    def __init__(self) -> None:
-        pass
-
-    def mark(self, rows: Sequence[PreparedRow]) -> set[int]:
-        return set()
-
-    def close(self) -> None:
-        pass
-
-
 def _row_batches(
     job: ImportJob, size: int | None = None, *, check_duplicates: bool = True
 ) -> Iterator[_Batch]:
@@ -309,7 +288,11 @@ def _row_batches(
     found by ``contacts_bulk_upsert``, and the unique indexes stand behind both).
     """
     size = size or _batch_size()
-    duplicates = _Duplicates() if check_duplicates else _NoDuplicates()
+    duplicates = _Duplicates() if check_duplicates else None
+
+    def repeats(rows: list[PreparedRow]) -> set[int]:
+        return duplicates.mark(rows) if duplicates is not None else set()
+
     try:
         with files.open_table(job.file_path, job.file_format) as table:
             headers = table.headers
@@ -325,12 +308,13 @@ def _row_batches(
                     continue
                 batch.append(found)
                 if len(batch) >= size:
-                    yield _Batch(batch, duplicates.mark(batch), read)
+                    yield _Batch(batch, repeats(batch), read)
                     batch = []
             if batch:
-                yield _Batch(batch, duplicates.mark(batch), read)
+                yield _Batch(batch, repeats(batch), read)
     finally:
-        duplicates.close()
+        if duplicates is not None:
+            duplicates.close()
 
 
 def _attach(batch: Sequence[PreparedRow], errors: Sequence[RowError]) -> None:
