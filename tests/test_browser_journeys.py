@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from campaigns.models import Journey, JourneyStatus
 from campaigns.tests.factories import make_sender
@@ -75,7 +76,7 @@ def test_build_and_activate_a_journey(browser_page, make_user) -> None:
     page.click("#edit-settings")
     page.select_option("#id_trigger_kind", "date")
     page.locator("fieldset[data-when='date']").wait_for(state="visible")
-    assert page.locator("fieldset[data-when='event']").is_hidden()
+    expect(page.locator("fieldset[data-when='event']")).to_be_hidden()
     page.fill("#id_offset_days", "7")
     page.select_option("#id_offset_direction", "before")
     page.select_option("#id_date_field", "next_appointment")
@@ -95,12 +96,12 @@ def test_build_and_activate_a_journey(browser_page, make_user) -> None:
     page.fill("#id_name", "Two days")
     page.check("input[name=mode][value=duration]")
     page.fill("#id_days", "2")
-    assert page.locator("fieldset[data-when='window']").is_hidden()
+    expect(page.locator("fieldset[data-when='window']")).to_be_hidden()
     _save_step(page)
     branch = _add_step(page, "branch", after=wait)
     page.fill("#id_name", "Opened?")
     page.check("input[name=mode][value=engagement]")
-    assert page.locator("#segment-builder").is_hidden()
+    expect(page.locator("#segment-builder")).to_be_hidden()
     page.select_option("#id_event", "opened")
     page.select_option("#id_step", send)
     page.fill("#id_within_days", "2")
