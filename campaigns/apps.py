@@ -17,7 +17,11 @@ class CampaignsConfig(AppConfig):
         from contacts import browse_sources, panels
 
         retention.register()  # messages and bounces in the retention purge
-        partitions.register(partitions.PartitionedTable("campaigns_message", "queued_at"))
+        from campaigns.models.sending import MESSAGE_FILLFACTOR
+
+        partitions.register(
+            partitions.PartitionedTable("campaigns_message", "queued_at", MESSAGE_FILLFACTOR)
+        )
         panels.register(bounces_panel)  # the contact page lists bounces with their reasons
         browse_sources.register_bounce_source(contact_filters.SOURCE)  # bounce-reason filter
         approvals.connect()  # edits of segments and senders withdraw approvals

@@ -51,10 +51,19 @@ _MAX_MONTHS_BACK = 36
 
 @dataclass(frozen=True)
 class PartitionedTable:
-    """A table partitioned by month on ``column`` (a timestamp with time zone)."""
+    """A table partitioned by month on ``column`` (a timestamp with time zone).
+
+    ``fillfactor`` (percent), when set, is given to every partition created: PostgreSQL
+    takes storage parameters per leaf partition only, not on the partitioned table.
+    """
 
     table: str
     column: str
+    fillfactor: int | None = None
+
+    def storage(self) -> str:
+        """The ``WITH (…)`` clause of a new partition (empty without parameters)."""
+        return f" WITH (fillfactor = {int(self.fillfactor)})" if self.fillfactor else ""
 
 
 @dataclass(frozen=True)
@@ -156,13 +165,17 @@ def _month_create(cursor, spec: PartitionedTable, month: datetime) -> bool:
         [start, end],
     )
     if not cursor.fetchone()[0]:
-        cursor.execute(f"CREATE TABLE {_quote(name)} PARTITION OF {table} {bounds}", [start, end])
+        cursor.execute(
+            f"CREATE TABLE {_quote(name)} PARTITION OF {table} {bounds}{spec.storage()}",
+            [start, end],
+        )
         return True
     # Rows for this month already wait in the default partition (PostgreSQL would refuse
     # the new partition): move them into a table that then becomes the partition. Moves
     # between partitions fire no statement trigger, so the rollups do not count them twice.
     cursor.execute(
         f"CREATE TABLE {_quote(name)} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+        f"{spec.storage()}"
     )
     cursor.execute(
         f"WITH moved AS (DELETE FROM {_quote(default)} "  # noqa: S608 (registered names)
@@ -306,7 +319,7 @@ def _rebuild(db: BaseDatabaseWrapper, spec: PartitionedTable, *, partitioned: bo
         )
         grants = cursor.fetchall()
         cursor.execute(f"ALTER TABLE {q(table)} RENAME TO {q(old)}")
-        clause = f" PARTITION BY RANGE ({q(column)})" if partitioned else ""
+        clause = f" PARTITION BY RANGE ({q(column)})" if partitioned else spec.storage()
         cursor.execute(
             f"CREATE TABLE {q(table)} (LIKE {q(old)} INCLUDING DEFAULTS INCLUDING IDENTITY "
             f"INCLUDING GENERATED INCLUDING STORAGE INCLUDING COMMENTS){clause}"
@@ -318,7 +331,9 @@ def _rebuild(db: BaseDatabaseWrapper, spec: PartitionedTable, *, partitioned: bo
             first = add_months(now, -_MAX_MONTHS_BACK)
             month = max(month_start(oldest), first) if oldest else now
             default = q(_default_name(table))
-            cursor.execute(f"CREATE TABLE {default} PARTITION OF {q(table)} DEFAULT")
+            cursor.execute(
+                f"CREATE TABLE {default} PARTITION OF {q(table)} DEFAULT{spec.storage()}"
+            )
             while month <= add_months(now, conf.partition_months_ahead()):
                 _month_create(cursor, spec, month)
                 month = add_months(month, 1)
@@ -373,3 +388,20 @@ def table_unpartition(db: BaseDatabaseWrapper, spec: PartitionedTable) -> None:
     """The reverse of :func:`table_partition`: one plain table with the same rows."""
     if db.vendor == "postgresql" and is_partitioned(spec.table, db):
         _rebuild(db, spec, partitioned=False)
+
+
+def table_set_storage(db: BaseDatabaseWrapper, spec: PartitionedTable) -> None:
+    """Give ``spec``'s storage parameters to every existing partition of its table (or
+    to the table itself when it is not partitioned); PostgreSQL only. Pages already
+    full keep their rows: the parameters apply to what is written from now on."""
+    if db.vendor != "postgresql" or not spec.fillfactor:
+        return
+    q = db.ops.quote_name
+    with db.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_partition_tree(%s::regclass) t "
+            "JOIN pg_class c ON c.oid = t.relid WHERE t.isleaf ORDER BY c.relname",
+            [spec.table],
+        )
+        for (name,) in cursor.fetchall():
+            cursor.execute(f"ALTER TABLE {q(name)} SET (fillfactor = {int(spec.fillfactor)})")

@@ -16,6 +16,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from campaigns.models import BounceEvent, Campaign, DeliveryProof, Message, MessageState
+from campaigns.models.sending import MESSAGE_FILLFACTOR
 from campaigns.sending import queue
 from campaigns.tests.factories import make_campaign, make_contacts
 from luxmail import holds, partitions, retention
@@ -40,6 +41,18 @@ def _partition_of(table: str, pk: int) -> str:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT tableoid::regclass::text FROM {table} WHERE id = %s", [pk])  # noqa: S608
         return str(cursor.fetchone()[0])
+
+
+def _fillfactor(name: str) -> str | None:
+    """A partition's fillfactor storage parameter (None: the default, 100)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT option_value FROM pg_class c, pg_options_to_table(c.reloptions) "
+            "WHERE c.relname = %s AND option_name = 'fillfactor'",
+            [name],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def _event(message: Message, when: datetime, source: str) -> Event:
@@ -104,6 +117,11 @@ def test_beat_creates_months_ahead_and_moves_rows_waiting_in_default(pg, setting
             assert f"{table}_p{month}" in created
     assert _partition_of(MESSAGES, early.pk) == f"{MESSAGES}_p203106"
     assert Message.objects.filter(pk=early.pk).exists()
+    # New message months leave room on each page for HOT lease writes (created empty
+    # or from rows moved out of the default partition); event months are append-only.
+    for month in ("203105", "203106", "203107"):
+        assert _fillfactor(f"{MESSAGES}_p{month}") == str(MESSAGE_FILLFACTOR)
+        assert _fillfactor(f"{EVENTS}_p{month}") is None
     assert partitions.partitions_ensure(now=future) == []  # idempotent
 
 
@@ -214,6 +232,8 @@ def test_migrations_convert_populated_tables_and_back() -> None:
     month = partitions.partition_name(MESSAGES, partitions.month_start(when))
     assert _partition_of(MESSAGES, ids[0]) == month
     assert MessageStat.objects.filter(message_id__in=ids).count() == stats
+    # Every message partition, the converted old month's too, got the fillfactor.
+    assert _fillfactor(month) == _fillfactor(f"{MESSAGES}_default") == str(MESSAGE_FILLFACTOR)
     # New rows keep numbering after the copied ones, and the triggers still run.
     newer, more = started_campaign(2)
     assert min(more) > max(ids)
