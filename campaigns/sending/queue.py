@@ -135,15 +135,7 @@ WITH claimed AS (
     RETURNING m.id, m.contact_id, m.attempts
 )
 SELECT claimed.id, claimed.contact_id, claimed.attempts,
-       (c.id IS NULL OR c.status <> 'active'
-        OR EXISTS (
-            SELECT 1 FROM contacts_suppression s
-             WHERE s.email_bidx = c.email_bidx AND s.removed_at IS NULL)
-        OR NOT EXISTS (
-            SELECT 1 FROM contacts_consent k
-             WHERE k.contact_id = c.id AND k.purpose = %(purpose)s AND k.revoked_at IS NULL
-               AND k.granted_at <= statement_timestamp()
-               AND (k.expires_at IS NULL OR k.expires_at > statement_timestamp()))
+       (c.id IS NULL OR c.status <> 'active' OR s.suppressed IS NOT NULL OR k.present IS NULL
         OR (%(purpose)s <> 'transactional' AND EXISTS (
             SELECT 1 FROM contacts_contactpreference p
              WHERE p.contact_id = c.id
@@ -156,7 +148,23 @@ SELECT claimed.id, claimed.contact_id, claimed.attempts,
                            AND r.finished_at > statement_timestamp() - interval '30 days')))))
        ) AS blocked,
        c.time_zone
-  FROM claimed LEFT JOIN contacts_contact c ON c.id = claimed.contact_id
+  FROM claimed
+  -- Each claimed row's contact, suppression and consent by key (LIMIT 1: the planner
+  -- cannot pull these up into joins or hashed subplans). As plain joins and EXISTS, with
+  -- fresh statistics it hashed every contact and every consent of the organization for
+  -- each batch (50,000 each on the send benchmark: 45-70 of a claim's 60-90 ms).
+  LEFT JOIN LATERAL (
+        SELECT c.id, c.status, c.email_bidx, c.time_zone FROM contacts_contact c
+         WHERE c.id = claimed.contact_id LIMIT 1) c ON true
+  LEFT JOIN LATERAL (
+        SELECT true AS suppressed FROM contacts_suppression s
+         WHERE s.email_bidx = c.email_bidx AND s.removed_at IS NULL LIMIT 1) s ON true
+  LEFT JOIN LATERAL (
+        SELECT true AS present FROM contacts_consent k
+         WHERE k.contact_id = c.id AND k.purpose = %(purpose)s AND k.revoked_at IS NULL
+           AND k.granted_at <= statement_timestamp()
+           AND (k.expires_at IS NULL OR k.expires_at > statement_timestamp())
+         LIMIT 1) k ON true
  ORDER BY claimed.id
 """
 

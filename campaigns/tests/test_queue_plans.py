@@ -90,3 +90,78 @@ def test_a_chunks_mark_finds_its_rows_by_primary_key(stale_campaign: int) -> Non
     # Marked for real: exactly the chunk.
     assert sorted(queue.mark_sending(token=token, ids=chunk, lease_seconds=30)) == chunk
     assert queue.mark_sending(token=uuid.uuid4(), ids=chunk, lease_seconds=30) == []
+
+
+CONTACTS = 5000
+CLAIM = 1000
+
+
+def test_a_claims_eligibility_checks_read_contacts_by_key(postgres: None) -> None:
+    """With fresh statistics and more contacts than a batch, each claimed row's contact,
+    suppression and consent are looked up by key: the planner no longer hashes every
+    contact and every consent of the organization for each batch. The checks still
+    block exactly the ineligible rows."""
+    campaign = make_campaign(contact_ids=make_contacts(1))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO contacts_contact (uuid, email_bidx, domain, status, time_zone, "
+            "created_at, updated_at) SELECT gen_random_uuid(), decode(md5('plan' || i), 'hex'), "
+            "'plan.test', 'active', '', now(), now() FROM generate_series(1, %s) i",
+            [CONTACTS],
+        )
+        cursor.execute(
+            "INSERT INTO contacts_consent (uuid, purpose, source, evidence_ref, granted_at, "
+            "recorded_at, revocation_source, contact_id) SELECT gen_random_uuid(), 'marketing', "
+            "'import', '', now() - interval '1 day', now(), '', id FROM contacts_contact "
+            "WHERE domain = 'plan.test'"
+        )
+        cursor.execute(
+            "INSERT INTO campaigns_message (campaign_id, contact_id, state, attempts, smtp_reply, "
+            "channel, channel_reason, queued_at) SELECT %s, id, 'queued', 0, '', '', '', now() "
+            "FROM contacts_contact WHERE domain = 'plan.test' ORDER BY id LIMIT %s",
+            [campaign.pk, CLAIM],
+        )
+        cursor.execute(
+            "ANALYZE contacts_contact, contacts_consent, contacts_suppression, campaigns_message"
+        )
+        cursor.execute(
+            "SELECT id, contact_id FROM campaigns_message WHERE campaign_id = %s ORDER BY id",
+            [campaign.pk],
+        )
+        rows = cursor.fetchall()
+        params = {
+            "token": uuid.uuid4(),
+            "lease": 30,
+            "purpose": "marketing",
+            "since": queue.claim_since(campaign.pk),
+            "ids": queue._int_array([r[0] for r in rows]),
+        }
+        cursor.execute("EXPLAIN (FORMAT JSON) " + queue._CLAIM_SQL, params)
+        raw = cursor.fetchone()[0]
+        # One contact revoked its consent, one is no longer active, one is suppressed.
+        revoked, inactive, suppressed = (r[1] for r in rows[1:4])
+        cursor.execute(
+            "UPDATE contacts_consent SET revoked_at = now() WHERE contact_id = %s", [revoked]
+        )
+        cursor.execute(
+            "UPDATE contacts_contact SET status = 'unsubscribed' WHERE id = %s", [inactive]
+        )
+        cursor.execute(
+            "INSERT INTO contacts_suppression (email_bidx, reason, note, removal_note, "
+            "created_at) SELECT email_bidx, 'manual', '', '', now() FROM contacts_contact "
+            "WHERE id = %s",
+            [suppressed],
+        )
+    document = json.loads(raw) if isinstance(raw, str) else raw
+    scans = {
+        n["Relation Name"]: n["Node Type"]
+        for n in _nodes(document[0]["Plan"])
+        if n.get("Relation Name") in ("contacts_contact", "contacts_consent")
+    }
+    assert set(scans) == {"contacts_contact", "contacts_consent"}
+    assert "Seq Scan" not in scans.values(), scans
+    _token, claimed = queue.claim(campaign_id=campaign.pk, limit=CLAIM + 10, lease_seconds=30)
+    blocked = {c.contact_id for c in claimed if c.blocked}
+    assert len(claimed) == len(rows)
+    assert blocked == {revoked, inactive, suppressed}
+    assert all(c.blocked is False for c in claimed if c.contact_id not in blocked)
