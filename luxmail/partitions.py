@@ -403,5 +403,6 @@ def table_set_storage(db: BaseDatabaseWrapper, spec: PartitionedTable) -> None:
             "JOIN pg_class c ON c.oid = t.relid WHERE t.isleaf ORDER BY c.relname",
             [spec.table],
         )
-        for (name,) in cursor.fetchall():
+        names = [row[0] for row in cursor.fetchall()] or [spec.table]
+        for name in names:
             cursor.execute(f"ALTER TABLE {q(name)} SET (fillfactor = {int(spec.fillfactor)})")

@@ -276,10 +276,11 @@ _SKIP_DURING_REBUILD = (
 )
 
 
-def _pg_function(name: str, body: str) -> str:
+def _pg_function(name: str, body: str, declare: str = "") -> str:
+    variables = f"DECLARE\n{declare}\n" if declare else ""
     return (
         f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
-        f"BEGIN\n{_SKIP_DURING_REBUILD}\n{body}\nRETURN NULL;\nEND $$;"
+        f"{variables}BEGIN\n{_SKIP_DURING_REBUILD}\n{body}\nRETURN NULL;\nEND $$;"
     )
 
 
@@ -372,17 +373,24 @@ PG_INSTALL = "\n".join(
         ),
         # Only rows whose reported state or channel changed touch messagestat; claims,
         # leases and queued -> sending -> deferred moves do not. Rows are locked in id
-        # order (the ingester does the same), so the two never deadlock.
+        # order (the ingester does the same), so the two never deadlock. The changed
+        # rows are computed once, as arrays (it was three set differences per
+        # statement: the test, the lock and the update each computed their own).
         _pg_function(
             "reporting_message_upd",
-            # Claims and lease renewals change neither: they stop at the first test.
-            f"IF NOT EXISTS (SELECT 1 FROM {_PG_CHANGED}) THEN RETURN NULL; END IF;\n"
-            "PERFORM 1 FROM reporting_messagestat s WHERE s.message_id IN ("
-            f"SELECT c.id FROM {_PG_CHANGED}) ORDER BY s.message_id FOR UPDATE;\n"
+            "SELECT array_agg(c.id ORDER BY c.id), array_agg(c.state ORDER BY c.id), "
+            "array_agg(c.channel ORDER BY c.id)\n"
+            f"  INTO changed_ids, changed_states, changed_channels FROM {_PG_CHANGED};\n"
+            # Claims and lease renewals change neither: they stop here.
+            "IF changed_ids IS NULL THEN RETURN NULL; END IF;\n"
+            "PERFORM 1 FROM reporting_messagestat s WHERE s.message_id = ANY(changed_ids) "
+            "ORDER BY s.message_id FOR UPDATE;\n"
             "IF NOT FOUND THEN RETURN NULL; END IF;\n"
             "UPDATE reporting_messagestat s SET state = c.state, channel = c.channel\n"
-            f"  FROM {_PG_CHANGED}\n"
+            "  FROM unnest(changed_ids, changed_states, changed_channels)"
+            " AS c(id, state, channel)\n"
             " WHERE s.message_id = c.id;",
+            declare="changed_ids bigint[];\nchanged_states text[];\nchanged_channels text[];",
         ),
         _pg_trigger(
             "reporting_message_upd",

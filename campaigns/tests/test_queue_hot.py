@@ -39,13 +39,14 @@ def queued_campaign(postgres: None) -> int:
     return campaign.pk
 
 
-def _updates() -> tuple[int, int]:
-    """(updates, of which HOT) on the message table's partitions in this transaction."""
+def _updates(table: str = "campaigns_message") -> tuple[int, int]:
+    """(updates, of which HOT) on ``table`` (its partitions) in this transaction."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT COALESCE(SUM(n_tup_upd), 0), COALESCE(SUM(n_tup_hot_upd), 0) "
             "FROM pg_stat_xact_user_tables WHERE relid IN "
-            "(SELECT relid FROM pg_partition_tree('campaigns_message'::regclass))"
+            "(SELECT relid FROM pg_partition_tree(%s::regclass)) OR relid = %s::regclass",
+            [table, table],
         )
         updated, hot = cursor.fetchone()
     return int(updated), int(hot)
@@ -68,6 +69,18 @@ def test_claim_and_lease_renewal_are_hot_updates(queued_campaign: int) -> None:
     marked = queue.mark_sending(token=token, ids=[c.id for c in claimed], lease_seconds=30)
     assert sorted(marked) == [c.id for c in claimed]
     assert Message.objects.filter(state=MessageState.SENDING).count() == CLAIMED
+
+    # The outcome moves each message's report row (reporting_messagestat, one per
+    # message, bulk-inserted with the messages) to ``sent``: ``state`` is in none of
+    # that table's indexes, and its pages have room, so those updates are HOT too.
+    before_stats = _updates("reporting_messagestat")
+    written = queue.write_results(
+        token=token, results=[queue.Result(c.id, MessageState.SENT, code=250) for c in claimed]
+    )
+    assert written == CLAIMED
+    after_stats = _updates("reporting_messagestat")
+    assert after_stats[0] - before_stats[0] == CLAIMED
+    assert after_stats[1] - before_stats[1] == CLAIMED, "the report rows' update was not HOT"
 
 
 def test_recovery_sweep_finds_rows_in_flight_by_index(queued_campaign: int) -> None:
