@@ -422,9 +422,16 @@ class Heartbeat:
     """
 
     def __init__(
-        self, *, token: Any, lease: int, campaign_id: int, chain: tuple[int, Any] | None
+        self,
+        *,
+        token: Any,
+        lease: int,
+        campaign_id: int,
+        chain: tuple[int, Any] | None,
+        ids: list[int] | None = None,
     ) -> None:
         self.token, self.lease, self.campaign_id, self.chain = token, lease, campaign_id, chain
+        self.ids = ids  # the batch's rows: renewed by primary key
         self.superseded = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="send-heartbeat", daemon=True)
@@ -443,7 +450,10 @@ class Heartbeat:
             while not self._stop.wait(max(self.lease / 3, 0.5)):
                 try:
                     queue.renew_batch(
-                        token=self.token, lease_seconds=self.lease, campaign_id=self.campaign_id
+                        token=self.token,
+                        lease_seconds=self.lease,
+                        campaign_id=self.campaign_id,
+                        ids=self.ids,
                     )
                     if self.chain is not None and not queue.chain_renew(
                         campaign_id=self.campaign_id,
@@ -548,7 +558,9 @@ def send_batch(
     heartbeat = (
         None
         if db_connection.in_atomic_block
-        else Heartbeat(token=token, lease=lease, campaign_id=campaign_id, chain=chain).start()
+        else Heartbeat(
+            token=token, lease=lease, campaign_id=campaign_id, chain=chain, ids=[c.id for c in live]
+        ).start()
     )
     # Chunk N+1 is composed (CPU) while chunk N is marked and transmitted (waits on
     # PostgreSQL's durable commit and on the relay) by the batch's transmitting thread,

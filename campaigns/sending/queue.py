@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
-from django.db.models import BooleanField, F, Q
+from django.db.models import BooleanField, F, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -763,9 +763,30 @@ def chains_live(*, campaign_id: int) -> int:
     ).count()
 
 
-def renew_batch(*, token: uuid.UUID, lease_seconds: float, campaign_id: int) -> int:
+# "Still open" (claimed or in flight) for the heartbeat's id-addressed renewal, written
+# like HELD_SQL so that no index on ``state`` looks usable: the primary key is.
+_OPEN_SQL = "(state IN ('queued', 'sending', 'deferred')) IS TRUE"
+
+
+def batch_rows(*, token: uuid.UUID, ids: list[int]) -> QuerySet[Message]:
+    """The rows of ``ids`` that the batch of ``token`` still holds, by primary key."""
+    open_rows = RawSQL(_OPEN_SQL, (), output_field=BooleanField())  # noqa: S611 (constant)
+    return Message.objects.filter(open_rows, id__any_of=ids, claim_token=token)
+
+
+def renew_batch(
+    *, token: uuid.UUID, lease_seconds: float, campaign_id: int, ids: list[int] | None = None
+) -> int:
     """Heartbeat: extend the lease of every row a batch holds (claimed or in flight).
-    (The claim token has no index: the campaign's open rows are the index range.)"""
+
+    With ``ids`` (the batch's claimed rows) the rows are found by primary key. Without,
+    the claim token having no index, the campaign's open rows are the index range: every
+    open row of the campaign is read — on the send bench 165 ms per heartbeat in a
+    50,000-message campaign, against a few for the batch's 1,000 ids.
+    """
+    lease = timezone.now() + timedelta(seconds=lease_seconds)
+    if ids is not None:
+        return batch_rows(token=token, ids=ids).update(lease_until=lease)
     return Message.objects.filter(
         campaign_id=campaign_id, claim_token=token, state__in=OPEN_STATES
-    ).update(lease_until=timezone.now() + timedelta(seconds=lease_seconds))
+    ).update(lease_until=lease)

@@ -17,6 +17,7 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
+from campaigns.models import Message
 from campaigns.sending import queue
 from campaigns.tests.factories import make_campaign, make_contacts
 
@@ -165,3 +166,31 @@ def test_a_claims_eligibility_checks_read_contacts_by_key(postgres: None) -> Non
     assert len(claimed) == len(rows)
     assert blocked == {revoked, inactive, suppressed}
     assert all(c.blocked is False for c in claimed if c.contact_id not in blocked)
+
+
+def test_the_heartbeat_renews_a_batch_by_primary_key(stale_campaign: int) -> None:
+    """The heartbeat's renewal finds the batch's rows by key, not by reading every open
+    row of the campaign (the claim token has no index)."""
+    token, claimed = queue.claim(campaign_id=stale_campaign, limit=BATCH, lease_seconds=30)
+    ids = [c.id for c in claimed]
+    other, _rows = queue.claim(campaign_id=stale_campaign, limit=BATCH, lease_seconds=30)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tableoid::regclass::text FROM campaigns_message WHERE id = %s", [ids[0]]
+        )
+        partition = cursor.fetchone()[0]
+    # A few ids, as for the chunk's mark: with 100 of 6,000 rows a scan is fair. (Empty
+    # months may be scanned too: nothing to read.)
+    rows = queue.batch_rows(token=token, ids=ids[:20])
+    document = json.loads(rows.explain(format="json"))
+    scans = [n for n in _nodes(document[0]["Plan"]) if n.get("Relation Name") == partition]
+    assert scans and all(n.get("Index Name", "").endswith("_pkey") for n in scans), scans
+    # Renewed: exactly the batch's rows, not another batch's.
+    renewed = queue.renew_batch(token=token, lease_seconds=60, campaign_id=stale_campaign, ids=ids)
+    assert renewed == BATCH
+    stolen = queue.renew_batch(token=other, lease_seconds=60, campaign_id=stale_campaign, ids=ids)
+    assert stolen == 0
+    leases = set(
+        Message.objects.filter(id__in=ids).values_list("lease_until", flat=True).distinct()
+    )
+    assert len(leases) == 1
