@@ -283,3 +283,43 @@ def test_claim_prunes_the_months_before_the_campaign(pg) -> None:
     Campaign.objects.filter(pk=campaign.pk).update(status="sending")
     _token, claimed = queue.claim(campaign_id=campaign.pk, limit=10, lease_seconds=60)
     assert [row.id for row in claimed] == ids
+
+
+def test_a_chunks_step_prunes_the_months_before_the_campaign(pg) -> None:
+    """step() (the previous chunk's outcomes, this chunk's mark, the lease renewal) is
+    planned per chunk: with the claim's bound it plans this month's partitions, not
+    three updates over every month of the year behind."""
+    this_month = partitions.month_start(timezone.now())
+    for back in range(1, 4):
+        partitions.partitions_ensure(now=partitions.add_months(this_month, -back), months_ahead=0)
+    campaign, ids = started_campaign(4)
+    Campaign.objects.filter(pk=campaign.pk).update(status="sending")
+    token, claimed = queue.claim(campaign_id=campaign.pk, limit=10, lease_seconds=60)
+    assert [row.id for row in claimed] == ids
+    sql, params = queue.step_statement(
+        token=token,
+        campaign_id=campaign.pk,
+        results=[queue.Result(ids[0], MessageState.SENT, code=250)],
+        sending=ids[1:3],
+        lease_seconds=60,
+        renew=ids[3:],
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert partitions.partition_name(MESSAGES, this_month) in plan
+    for back in (2, 3):
+        older = partitions.add_months(this_month, -back)
+        assert partitions.partition_name(MESSAGES, older) not in plan
+    # And the step does its work: the outcome written, the chunk marked, the rest renewed.
+    marked = queue.step(
+        token=token,
+        campaign_id=campaign.pk,
+        results=[queue.Result(ids[0], MessageState.SENT, code=250)],
+        sending=ids[1:3],
+        lease_seconds=60,
+        renew=ids[3:],
+    )
+    assert sorted(marked) == ids[1:3]
+    states = dict(Message.objects.filter(pk__in=ids).values_list("pk", "state"))
+    assert [states[i] for i in ids] == ["sent", "sending", "sending", "queued"]
