@@ -287,11 +287,14 @@ def test_claim_prunes_the_months_before_the_campaign(pg) -> None:
 
 def test_a_chunks_step_prunes_the_months_before_the_campaign(pg) -> None:
     """step() (the previous chunk's outcomes, this chunk's mark, the lease renewal) is
-    planned per chunk: with the claim's bound it plans this month's partitions, not
-    three updates over every month of the year behind."""
+    planned per chunk: bounded by the claim's lower bound and a day past now, it plans
+    this month's partitions, not three updates over every month of the year behind and
+    the months created ahead."""
     this_month = partitions.month_start(timezone.now())
     for back in range(1, 4):
         partitions.partitions_ensure(now=partitions.add_months(this_month, -back), months_ahead=0)
+    ahead = partitions.add_months(this_month, 6)  # months created ahead are empty
+    partitions.partitions_ensure(now=ahead, months_ahead=0)
     campaign, ids = started_campaign(4)
     Campaign.objects.filter(pk=campaign.pk).update(status="sending")
     token, claimed = queue.claim(campaign_id=campaign.pk, limit=10, lease_seconds=60)
@@ -311,6 +314,7 @@ def test_a_chunks_step_prunes_the_months_before_the_campaign(pg) -> None:
     for back in (2, 3):
         older = partitions.add_months(this_month, -back)
         assert partitions.partition_name(MESSAGES, older) not in plan
+    assert partitions.partition_name(MESSAGES, ahead) not in plan
     # And the step does its work: the outcome written, the chunk marked, the rest renewed.
     marked = queue.step(
         token=token,

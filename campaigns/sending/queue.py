@@ -344,10 +344,12 @@ UPDATE campaigns_message m
    AND m.id = ANY(%(ids)s::bigint[])
 """
 
-# In step(), every update also says ``queued_at >=`` the campaign's claim bound (the rows
-# a batch holds passed it when claimed): the planner prunes the older months instead of
-# planning three updates over every partition for each chunk.
-_SINCE_SQL = "AND queued_at >= %(since)s"
+# In step(), every update also bounds ``queued_at``: from the campaign's claim bound (the
+# rows a batch holds passed it when claimed) to a day past now (they were queued before
+# their claim; the day covers clock skew, as CLAIM_SKEW_MARGIN): the planner prunes the
+# older months and those created ahead instead of planning three updates over every
+# partition for each chunk.
+_SINCE_SQL = "AND queued_at >= %(since)s AND queued_at < %(until)s"
 
 
 # step() on PostgreSQL: the outcomes, the mark and the lease renewal as one statement —
@@ -497,6 +499,7 @@ def step_statement(
         "campaign": campaign_id,
         "renew": _int_array(renew or []),
         "since": _since(campaign_id),
+        "until": timezone.now() + CLAIM_SKEW_MARGIN,
     }
     # The delivery proofs ride along as a fourth CTE when some outcome came from an SMTP
     # session — no ORM objects, no BEGIN/COMMIT around a separate INSERT.
