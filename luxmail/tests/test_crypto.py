@@ -60,6 +60,31 @@ def test_revealed_row_is_reveal_per_field(vault):
         crypto.revealed_row(vault, ["secret"], access=access)
 
 
+def test_revealed_rows_from_values_is_revealed_row(vault):
+    access = _access()
+    names = ["note", "data", "born", "secret"]
+    row = (vault.uuid, [getattr(vault, name) for name in names])
+    assert (
+        crypto.revealed_rows(Vault, names, [row, row], access=access)
+        == [crypto.revealed_row(vault, names, access=access)] * 2
+    )
+    assert crypto.revealed_rows(Vault, ["note"], [(vault.uuid, [None])], access=access) == [
+        {"note": None}
+    ]
+    with pytest.raises(crypto.AccessDenied):
+        crypto.revealed_rows(Vault, ["secret", "note"], [row], access=crypto.secret_access("t"))
+    with pytest.raises(crypto.AccessDenied):
+        crypto.revealed_rows(Vault, ["note"], [], access=crypto.secret_access("t"))
+    # The row's uuid is in the associated data: another row's envelope does not open.
+    other = Vault()
+    crypto.seal(other, "note", "x")
+    with pytest.raises(crypto.DecryptionError):
+        crypto.revealed_rows(Vault, ["note"], [(vault.uuid, [other.note])], access=access)
+    # Nor does another field's envelope of the same row.
+    with pytest.raises(crypto.DecryptionError):
+        crypto.revealed_rows(Vault, ["note"], [(vault.uuid, [vault.secret])], access=access)
+
+
 def test_envelope_carries_version_key_id_and_nonce(vault):
     envelope = vault.note
     assert envelope[0] == crypto.ENVELOPE_VERSION
