@@ -16,6 +16,8 @@ from functools import cache
 
 from django.conf import settings
 
+from luxmail import crypto
+
 _MAC_BYTES = 10
 _ID_BYTES = 8
 _LENGTH = 29  # base32 of 18 bytes without padding
@@ -31,15 +33,13 @@ def _key(purpose: str, secret: str) -> bytes:
 
 
 @cache
-def _keyed(purpose: str, secret: str) -> hmac.HMAC:
-    # Copying a keyed HMAC skips hashing the key again for every token.
-    return hmac.new(_key(purpose, secret), digestmod=hashlib.sha256)
+def _keyed(purpose: str, secret: str) -> crypto.KeyedSha256:
+    # The key's blocks hashed once, not again for every token.
+    return crypto.KeyedSha256(_key(purpose, secret))
 
 
 def _mac(purpose: str, raw_id: bytes) -> bytes:
-    mac = _keyed(purpose, settings.SECRET_KEY).copy()
-    mac.update(raw_id)
-    return mac.digest()[:_MAC_BYTES]
+    return _keyed(purpose, settings.SECRET_KEY).digest(raw_id)[:_MAC_BYTES]
 
 
 _BASE32 = "abcdefghijklmnopqrstuvwxyz234567"

@@ -268,3 +268,18 @@ def test_sealed_row_envelopes_equal_sealed_ones_but_for_the_nonce(db):
     row.note, row.born = row.born, row.note  # bound to its field: a swap is refused
     with pytest.raises(crypto.DecryptionError):
         crypto.reveal(row, "note", access=_access())
+
+
+def test_keyed_sha256_is_hmac_sha256():
+    import hashlib
+    import hmac
+    import random
+
+    generator = random.Random(16)
+    for size in (0, 1, 31, 32, 63, 64, 65, 100, 200):
+        key = generator.randbytes(size)
+        mac = crypto.KeyedSha256(key)
+        for length in (0, 1, 8, 55, 56, 64, 1000):
+            data = generator.randbytes(length)
+            assert mac.digest(data) == hmac.new(key, data, hashlib.sha256).digest()
+            assert mac.digest(data) == mac.digest(data)  # the keyed state is not consumed
