@@ -104,6 +104,11 @@ class Prepared:
 _prepared: OrderedDict[tuple[int, str], Prepared] = OrderedDict()
 
 
+# Loaded DKIM signers by sender identity and sealed key (see _signer).
+_signers: OrderedDict[tuple[object, ...], signing.Signer] = OrderedDict()
+_SIGNERS_KEPT = 16
+
+
 def _signer(sender: SenderIdentity) -> signing.Signer | None:
     if not sender.has_dkim:
         if sender.allow_without_dkim:
@@ -112,13 +117,30 @@ def _signer(sender: SenderIdentity) -> signing.Signer | None:
             f"Sender identity '{sender.name}' has no DKIM key; generate one or have an "
             "Admin allow sending without DKIM."
         )
+    # Loading a PEM key checks it (an RSA-2048 key: tens of milliseconds), once per
+    # campaign and process without this; the sealed envelope names the key version.
+    key = (
+        sender.pk,
+        bytes(sender.dkim_private_key),
+        sender.dkim_domain,
+        sender.dkim_selector,
+        sender.dkim_algorithm,
+    )
+    signer = _signers.get(key)
+    if signer is not None:
+        _signers.move_to_end(key)
+        return signer
     pem = crypto.reveal(sender, "dkim_private_key", access=crypto.secret_access("dkim.sign"))
-    return signing.Signer(
+    signer = signing.Signer(
         domain=sender.dkim_domain,
         selector=sender.dkim_selector,
         algorithm=sender.dkim_algorithm,
         private_pem=pem,
     )
+    _signers[key] = signer
+    while len(_signers) > _SIGNERS_KEPT:
+        _signers.popitem(last=False)
+    return signer
 
 
 def prepare(campaign: Campaign, *, cache: bool = True) -> Prepared:

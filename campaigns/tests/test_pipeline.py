@@ -356,3 +356,27 @@ def test_a_throttled_campaign_claims_one_minutes_share_per_chain(
     free = make_campaign(contact_ids=make_contacts(6, prefix="fre"))
     services.campaign_start(campaign=free, actor=admin)
     assert delivery.send_batch(campaign_id=free.pk).claimed == 6
+
+
+def test_dkim_signer_is_loaded_once_per_key_and_a_new_key_is_used(postgres, sink, admin) -> None:
+    """Loading the PEM key checks it (tens of milliseconds for RSA-2048): campaigns of
+    one sender share the loaded signer, and a regenerated key replaces it."""
+    sender = make_sender(admin)
+    ids = make_contacts(1)
+    first = make_campaign(contact_ids=ids, actor=admin, sender=sender)
+    second = make_campaign(contact_ids=ids, actor=admin, sender=sender)
+    for campaign in (first, second):
+        services.campaign_start(campaign=campaign, actor=admin)
+        campaign.refresh_from_db()
+    signer = delivery.prepare(first, cache=False).signer
+    assert signer is not None
+    assert delivery.prepare(second, cache=False).signer is signer
+    sender = services.sender_generate_dkim(
+        sender=sender, actor=admin, domain=sender.dkim_domain, selector=sender.dkim_selector
+    )
+    second = Campaign.objects.select_related("sender").get(pk=second.pk)
+    fresh = delivery.prepare(second, cache=False).signer
+    assert fresh is not None and fresh is not signer
+    record = signing.dns_record_value(signing.RSA, sender.dkim_public_key).encode()
+    message = fresh.sign(b"From: a@clinic.example\r\nSubject: x\r\n\r\nHi\r\n")
+    assert dkim.verify(message, dnsfunc=lambda name, timeout=5: record)
