@@ -110,3 +110,9 @@ def test_quoted_printable_by_line_is_the_whole_encoding() -> None:
 @given(st.text(max_size=300))
 def test_quoted_printable_by_line_on_any_text(text: str) -> None:
     _qp_equal(text)
+
+
+@settings(max_examples=300, suppress_health_check=list(HealthCheck))
+@given(st.text(alphabet=st.sampled_from(["a", " ", "\t", "\r", "\n", "\x00", "é", "\u2028"])))
+def test_header_text_removes_breaks_and_nuls_as_translating_does(value: str) -> None:
+    assert mail.header_text(value) == value.translate(mail._CTRL).strip()
