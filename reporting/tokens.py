@@ -92,14 +92,38 @@ def _read_varints(data: bytes) -> list[int]:
     return values
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _token(purpose: str, body: bytes) -> str:
+    mac = _mac(purpose, settings.SECRET_KEY, body)
+    # base64.urlsafe_b64encode without its Python wrapper (per token of every message).
+    return binascii.b2a_base64(body + mac, newline=False).translate(_URLSAFE).rstrip(b"=").decode()
+
+
 def make(purpose: str, *, message_id: int, campaign_id: int, link_index: int | None = None) -> str:
     body = _varint(message_id) + _varint(campaign_id)
     if purpose == CLICK:
         if link_index is None:
             raise ValueError("a click token needs a link index")
         body += _varint(link_index)
-    mac = _mac(purpose, settings.SECRET_KEY, body)
-    return base64.urlsafe_b64encode(body + mac).rstrip(b"=").decode()
+    return _token(purpose, body)
+
+
+class MessageTokens:
+    """The open and click tokens of one message, as :func:`make` makes them (tested),
+    with the ids encoded once for all of them (a message has one per tracked link)."""
+
+    __slots__ = ("_body",)
+
+    def __init__(self, *, message_id: int, campaign_id: int):
+        self._body = _varint(message_id) + _varint(campaign_id)
+
+    def open(self) -> str:
+        return _token(OPEN, self._body)
+
+    def click(self, link_index: int) -> str:
+        return _token(CLICK, self._body + _varint(link_index))
 
 
 def read(purpose: str, token: str) -> TrackingToken:

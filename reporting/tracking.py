@@ -408,15 +408,15 @@ def marks(
     """One message's text of a tracked part's marks (:func:`track_part`), and the
     lookup of its groups; without ``pixel`` the open pixel is left out (the portal
     copy has none)."""
-    clicks = f"{base_url()}/t/c/"
+    base = base_url()
+    clicks = f"{base}/t/c/"
     made: dict[int, str] = {}
+    maker = tokens.MessageTokens(message_id=message_id, campaign_id=campaign_id)
 
     def click(index: int) -> str:
         token = made.get(index)
         if token is None:
-            token = made[index] = tokens.make(
-                tokens.CLICK, message_id=message_id, campaign_id=campaign_id, link_index=index
-            )
+            token = made[index] = maker.click(index)
         return clicks + token
 
     def target(quoted: str) -> str:
@@ -433,7 +433,7 @@ def marks(
         if key == PIXEL:
             out[key] = (
                 (
-                    f'<img src="{open_url(message_id=message_id, campaign_id=campaign_id)}" '
+                    f'<img src="{base}/t/o/{maker.open()}" '
                     'width="1" height="1" alt="" '
                     'style="display:block;border:0;width:1px;height:1px">'
                 )

@@ -70,6 +70,20 @@ def _reencode(token: str, *, message_id: int) -> str:
     return base64.urlsafe_b64encode(new_body + mac).rstrip(b"=").decode()
 
 
+def test_message_tokens_are_made_as_make_makes_them():
+    for message_id in (0, 1, 127, 128, 16_383, 16_384, 9_876_543, 2**40):
+        for campaign_id in (0, 5, 300):
+            maker = tokens.MessageTokens(message_id=message_id, campaign_id=campaign_id)
+            opened = tokens.make(tokens.OPEN, message_id=message_id, campaign_id=campaign_id)
+            assert maker.open() == opened
+            raw = base64.urlsafe_b64decode(opened + "=" * (-len(opened) % 4))
+            assert base64.urlsafe_b64encode(raw).rstrip(b"=").decode() == opened
+            for index in (0, 1, 127, 128, 1000):
+                assert maker.click(index) == tokens.make(
+                    tokens.CLICK, message_id=message_id, campaign_id=campaign_id, link_index=index
+                )
+
+
 def test_a_token_cannot_be_moved_to_another_message_or_kind():
     token = tokens.make(tokens.CLICK, message_id=42, campaign_id=7, link_index=1)
     with pytest.raises(tokens.InvalidToken):
