@@ -11,14 +11,13 @@ class CampaignsConfig(AppConfig):
         # in ready(): these modules import models, loaded only now
         from campaigns import contact_filters, notification_hooks, retention
         from campaigns.contact_panel import bounces_panel
+        from campaigns.models.sending import MESSAGE_FILLFACTOR
         from campaigns.scheduling import planner
         from campaigns.sending import hooks
         from campaigns.services import approvals
         from contacts import browse_sources, panels
 
         retention.register()  # messages and bounces in the retention purge
-        from campaigns.models.sending import MESSAGE_FILLFACTOR
-
         partitions.register(
             partitions.PartitionedTable("campaigns_message", "queued_at", MESSAGE_FILLFACTOR)
         )
