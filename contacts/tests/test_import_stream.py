@@ -391,3 +391,34 @@ def test_the_duplicate_table_holds_keyed_digests_only(tmp_path, settings):
     assert len(stored) == 2 and not set(stored) & set(unkeyed)
     again = import_rows._Duplicates()
     assert again.key != import_rows._Duplicates().key  # a new key per file
+
+
+@pytest.mark.django_db
+def test_the_check_and_the_import_run_with_the_startup_heap_frozen(
+    make_user, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Full collections walk only what the job made (``luxmail.collector``), and the
+    collector is as it was once the job is done."""
+    import gc
+
+    from contacts import services as contact_services
+
+    actor = make_user(roles.PHI_MARKETER)
+    job = _upload(actor, "email,first_name\na@example.org,Ann\nb@example.org,Bob\n")
+    frozen: list[tuple[bool, int]] = []
+    original = contact_services.contacts_bulk_upsert
+
+    def recording(**kwargs):
+        frozen.append((kwargs.get("dry_run", False), gc.get_freeze_count()))
+        return original(**kwargs)
+
+    monkeypatch.setattr(contact_services, "contacts_bulk_upsert", recording)
+    with django_capture_on_commit_callbacks(execute=True):
+        imports.import_job_map(job=job, mapping=job.mapping, actor=actor)
+    with django_capture_on_commit_callbacks(execute=True):
+        imports.import_job_confirm(job=job, actor=actor)
+    job.refresh_from_db()
+    assert job.status == ImportJobStatus.SUCCEEDED, job.failure
+    assert {dry for dry, _ in frozen} == {True, False}  # both steps were seen
+    assert all(count > 0 for _, count in frozen)
+    assert gc.get_freeze_count() == 0
