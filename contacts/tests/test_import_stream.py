@@ -422,3 +422,52 @@ def test_the_check_and_the_import_run_with_the_startup_heap_frozen(
     assert {dry for dry, _ in frozen} == {True, False}  # both steps were seen
     assert all(count > 0 for _, count in frozen)
     assert gc.get_freeze_count() == 0
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "ann@example.org",
+        "a.b+tag@sub.example.co.uk",
+        '"quoted name"@example.org',
+        "x@[127.0.0.1]",
+        "x@[300.1.1.1]",
+        "x@[IPv6:::1]",
+        "x@localhost",
+        "x@-bad.org",
+        "x@exa_mple.org",
+        "x@example.",
+        "x@.example.org",
+        "x..y@example.org",
+        ".x@example.org",
+        "x@" + "a" * 64 + ".org",
+        "y" * 310 + "@example.org",
+        "z@exämple.org",
+        "q@example.org.",
+        "q@123.org",
+    ],
+)
+def test_email_checks_with_cached_domains_accept_what_the_validator_accepts(raw):
+    """normalize_email checks the domain once per domain; it accepts exactly the
+    addresses Django's EmailValidator accepts."""
+    from django.core.exceptions import ValidationError
+    from django.core.validators import EmailValidator
+
+    from contacts import attributes
+    from contacts.attributes import ContactValueError
+
+    text = raw.strip().lower()
+    local, _, domain = text.rpartition("@")
+    try:
+        address = f"{local}@{attributes._ascii_domain(domain)}"
+        EmailValidator()(address)
+        expected = True
+    except (ValidationError, ContactValueError):
+        expected = False
+    for _ in range(2):  # the second time from the cache
+        try:
+            attributes.normalize_email(raw)
+            accepted = True
+        except ContactValueError:
+            accepted = False
+        assert accepted == expected, raw
