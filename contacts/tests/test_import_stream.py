@@ -471,3 +471,30 @@ def test_email_checks_with_cached_domains_accept_what_the_validator_accepts(raw)
         except ContactValueError:
             accepted = False
         assert accepted == expected, raw
+
+
+@pytest.mark.django_db
+def test_a_failing_import_leaves_the_collector_as_it_was(
+    make_user, monkeypatch, django_capture_on_commit_callbacks
+):
+    import gc
+
+    from contacts import services as contact_services
+
+    actor = make_user(roles.PHI_MARKETER)
+    job = _upload(actor, "email,first_name\na@example.org,Ann\n")
+    with django_capture_on_commit_callbacks(execute=True):
+        imports.import_job_map(job=job, mapping=job.mapping, actor=actor)
+    threshold = gc.get_threshold()
+
+    def failing(**kwargs):
+        assert gc.get_freeze_count() > 0
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(contact_services, "contacts_bulk_upsert", failing)
+    with django_capture_on_commit_callbacks(execute=True):
+        imports.import_job_confirm(job=job, actor=actor)
+    job.refresh_from_db()
+    assert job.status == ImportJobStatus.FAILED and "RuntimeError" in job.failure
+    assert Contact.objects.count() == 0
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == threshold
