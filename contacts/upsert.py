@@ -542,6 +542,13 @@ def _copy(
         if binary:
             types = _column_types(table, tuple(columns))
             statement += " (FORMAT BINARY)"
+        if binary:
+            # bytea's binary dumper by OID is the DB-API ``Binary`` one (Python, unwraps
+            # its argument); the values here are plain bytes: psycopg's C dumper, on this
+            # cursor only.
+            from psycopg.types.string import BytesBinaryDumper
+
+            raw.adapters.register_dumper(None, BytesBinaryDumper)
         with raw.copy(statement) as copy:
             if binary:
                 copy.set_types(types)
