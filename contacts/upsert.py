@@ -9,6 +9,7 @@ audited services; nothing else should call them.
 from __future__ import annotations
 
 import datetime as dt
+import struct
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -527,20 +528,26 @@ def _copy_preparer(field: models.Field) -> Any:
 
 
 def _copy(
-    table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, binary: bool = False
+    table: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    binary: bool = False,
+    types: Sequence[int] | None = None,
 ) -> None:
     """COPY ``rows`` into ``table``. ``binary``: PostgreSQL's binary format, for rows of
     envelopes: ``bytea`` goes as it is instead of hex text the server decodes again (the
     contact and profile COPY: ~2 µs a row less here, ~6 µs less waiting for the server).
-    Token arrays stay text (psycopg dumps a binary array element by element, slower)."""
+    ``types`` (OIDs, binary implied) instead of the columns' own: see ``_TOKEN_TYPES``."""
     quote = connection.ops.quote_name
     wrapper = connections[DEFAULT_DB_ALIAS]
     with connection.cursor() as cursor, wrapper.wrap_database_errors:
         # The psycopg cursor behind Django's wrapper; errors still become django.db ones.
         raw = cursor.cursor
         statement = f"COPY {quote(table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
-        if binary:
-            types = _column_types(table, tuple(columns))
+        if binary or types is not None:
+            binary = True
+            types = list(types) if types is not None else _column_types(table, tuple(columns))
             statement += " (FORMAT BINARY)"
         if binary:
             # bytea's binary dumper by OID is the DB-API ``Binary`` one (Python, unwraps
@@ -620,6 +627,32 @@ def _update_rows(
         cursor.execute(f"DROP TABLE {quote(staging)}")
 
 
+_INT8_OID, _BYTEA_OID = 20, 17
+# Binary COPY of (contact_id, tokens): the tokens go as bytes already in bigint[]'s binary
+# form, so psycopg is told "bytea" for them and sends them as they are (a binary COPY
+# carries no type per value; the server reads them with bigint[]'s input function).
+_TOKEN_TYPES = (_INT8_OID, _BYTEA_OID)
+_ARRAY_HEADER = struct.Struct(
+    ">iiiii"
+)  # dimensions, has-nulls flag, element type, size, lower bound
+_EMPTY_INT8_ARRAY = struct.pack(">iii", 0, 0, _INT8_OID)
+
+
+@cache
+def _int8_elements(count: int) -> struct.Struct:
+    return struct.Struct(">" + "iq" * count)  # each element: its length (8), its value
+
+
+def _int8_array(values: Sequence[int]) -> bytes:
+    """``values`` as PostgreSQL's binary ``bigint[]`` (what ``array_send`` gives)."""
+    count = len(values)
+    if not count:
+        return _EMPTY_INT8_ARRAY
+    interleaved = [8] * (2 * count)
+    interleaved[1::2] = values
+    return _ARRAY_HEADER.pack(1, 0, _INT8_OID, count, 1) + _int8_elements(count).pack(*interleaved)
+
+
 def rewrite_tokens(token_rows: Mapping[int, Iterable[int]], *, existing: Iterable[int]) -> None:
     """Replace the token sets of the given contacts (caller holds the transaction)."""
     if not token_rows:
@@ -634,12 +667,13 @@ def rewrite_tokens(token_rows: Mapping[int, Iterable[int]], *, existing: Iterabl
         )
         return
     stale = set(existing)
-    # An array literal is cheaper to send than psycopg's per-element list dumping.
-    rows = {pk: "{" + ",".join(map(str, sorted(found))) + "}" for pk, found in token_rows.items()}
+    # Packed here in the array's binary form: cheaper than a text literal (str() of ~35
+    # 64-bit ints a row, parsed again by the server) or psycopg's per-element dumping.
+    rows = {pk: _int8_array(sorted(found)) for pk, found in token_rows.items()}
     fresh = [pk for pk in rows if pk not in stale]
     table = ContactTokenSet._meta.db_table
     if fresh:
-        _copy(table, ["contact_id", "tokens"], ((pk, rows[pk]) for pk in fresh))
+        _copy(table, ["contact_id", "tokens"], ((pk, rows[pk]) for pk in fresh), types=_TOKEN_TYPES)
     changed = [pk for pk in rows if pk in stale]
     if not changed:
         return
@@ -649,7 +683,7 @@ def rewrite_tokens(token_rows: Mapping[int, Iterable[int]], *, existing: Iterabl
             f'CREATE TEMPORARY TABLE "{staging}" (contact_id bigint, tokens bigint[]) '
             "ON COMMIT DROP"
         )
-    _copy(staging, ["contact_id", "tokens"], ((pk, rows[pk]) for pk in changed))
+    _copy(staging, ["contact_id", "tokens"], ((pk, rows[pk]) for pk in changed), types=_TOKEN_TYPES)
     with connection.cursor() as cursor:
         # Upsert: a contact written outside the services may have no token set yet.
         cursor.execute(

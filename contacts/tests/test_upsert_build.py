@@ -53,3 +53,27 @@ def test_every_concrete_field_needs_a_value():
     del values["custom"]
     with pytest.raises(TypeError):
         upsert._build(ContactProfile, **values)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "values", [[], [1], [-5, 0, 7], [-(2**63), 2**63 - 1], list(range(-40, 40, 3))]
+)
+def test_token_arrays_are_packed_as_postgresql_sends_them(values):
+    """rewrite_tokens COPYs token arrays in binary form it packs itself: the bytes are
+    those of PostgreSQL's own ``array_send``, and they read back as the same array."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's binary array format")
+    literal = "{" + ",".join(map(str, values)) + "}"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT array_send(%s::bigint[])", [literal])
+        (sent,) = cursor.fetchone()
+        assert bytes(sent) == upsert._int8_array(values)
+        cursor.execute("CREATE TEMPORARY TABLE packed (id bigint, tokens bigint[])")
+        upsert._copy(
+            "packed", ["id", "tokens"], [(1, upsert._int8_array(values))], types=upsert._TOKEN_TYPES
+        )
+        cursor.execute("SELECT tokens FROM packed")
+        assert cursor.fetchone()[0] == values
