@@ -9,13 +9,17 @@ audited services; nothing else should call them.
 from __future__ import annotations
 
 import datetime as dt
+import struct
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
+from operator import attrgetter
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from django.db.models import signals as model_signals
+from django.db.models.base import ModelState
 from django.utils import timezone
 
 from contacts import attributes
@@ -285,7 +289,7 @@ def write_plans(
                 updated_at=now,
                 **sealed_profile,
             )
-            profile.contact = contact
+            _link_profile(contact, profile)
             new_contacts.append(contact)
             new_profiles.append(profile)
             pending_tokens.append(
@@ -400,14 +404,39 @@ def write_plans(
 
 
 def _build(model: type[models.Model], **values: Any) -> Any:
-    """An unsaved instance from a value for every concrete field.
+    """An unsaved instance from a value for every concrete field (keyed by attname).
 
-    Positional construction is Django's fast path (no per-field default look-ups),
-    which matters when an import builds thousands of rows.
+    An import builds two instances a row: without ``pre_init``/``post_init`` receivers
+    for ``model`` the instance is made as ``Model.__init__`` would leave it (a fresh
+    ``_state``, every attname in ``__dict__``; plain fields have no data descriptor) at a
+    fraction of its cost; with receivers it goes through the constructor so they run.
     """
-    instance = model(*[values[f.attname] for f in model._meta.concrete_fields])
+    if model_signals.pre_init.has_listeners(model) or model_signals.post_init.has_listeners(model):
+        instance = model(*[values[f.attname] for f in model._meta.concrete_fields])
+    else:
+        if values.keys() != _attnames(model):
+            raise TypeError(f"{model.__name__}: a value for every concrete field is needed.")
+        instance = model.__new__(model)
+        instance.__dict__.update(values)
+        instance._state = ModelState()
     instance._state.adding = True
     return instance
+
+
+@cache
+def _attnames(model: type[models.Model]) -> frozenset[str]:
+    return frozenset(f.attname for f in model._meta.concrete_fields)
+
+
+def _link_profile(contact: Contact, profile: ContactProfile) -> None:
+    """``profile.contact = contact`` for an unsaved pair: both sides' caches, as the
+    descriptor sets them (its checks cost more than the rest of building a row)."""
+    _PROFILE_CONTACT.set_cached_value(profile, contact)
+    _CONTACT_PROFILE.set_cached_value(contact, profile)
+
+
+_PROFILE_CONTACT: Any = ContactProfile._meta.get_field("contact")
+_CONTACT_PROFILE: Any = Contact._meta.get_field("profile")
 
 
 def _split_custom(
@@ -445,14 +474,15 @@ def _copy_rows(model: type[models.Model], objects: Sequence[models.Model]) -> No
     """
     fields = [f for f in model._meta.concrete_fields if f.column]
     preparers = [_copy_preparer(f) for f in fields]
-    attnames = [f.attname for f in fields]
+    values_of = attrgetter(*[f.attname for f in fields])  # one C call a row for ~15 values
     _copy(
         model._meta.db_table,
         [f.column for f in fields],
         (
-            [prepare(getattr(obj, name)) for prepare, name in zip(preparers, attnames, strict=True)]
+            [prepare(value) for prepare, value in zip(preparers, values_of(obj), strict=True)]
             for obj in objects
         ),
+        binary=True,
     )
     for obj in objects:
         obj._state.adding = False
@@ -497,16 +527,59 @@ def _copy_preparer(field: models.Field) -> Any:
     return shortcut
 
 
-def _copy(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+def _copy(
+    table: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    binary: bool = False,
+    types: Sequence[int] | None = None,
+) -> None:
+    """COPY ``rows`` into ``table``. ``binary``: PostgreSQL's binary format, for rows of
+    envelopes: ``bytea`` goes as it is instead of hex text the server decodes again (the
+    contact and profile COPY: ~2 µs a row less here, ~6 µs less waiting for the server).
+    ``types`` (OIDs, binary implied) instead of the columns' own: see ``_TOKEN_TYPES``."""
     quote = connection.ops.quote_name
     wrapper = connections[DEFAULT_DB_ALIAS]
     with connection.cursor() as cursor, wrapper.wrap_database_errors:
         # The psycopg cursor behind Django's wrapper; errors still become django.db ones.
         raw = cursor.cursor
         statement = f"COPY {quote(table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
+        if binary or types is not None:
+            binary = True
+            types = list(types) if types is not None else _column_types(table, tuple(columns))
+            statement += " (FORMAT BINARY)"
+        if binary:
+            # bytea's binary dumper by OID is the DB-API ``Binary`` one (Python, unwraps
+            # its argument); the values here are plain bytes: psycopg's C dumper, on this
+            # cursor only.
+            from psycopg.types.string import BytesBinaryDumper
+
+            raw.adapters.register_dumper(None, BytesBinaryDumper)
         with raw.copy(statement) as copy:
+            if binary:
+                copy.set_types(types)
             for row in rows:
                 copy.write_row(row)
+
+
+_TYPES: dict[tuple[str, str, tuple[str, ...]], list[int]] = {}
+
+
+def _column_types(table: str, columns: tuple[str, ...]) -> list[int]:
+    """The type OIDs of ``columns`` (binary COPY has no casts: each value is dumped as
+    its column's type), read from the catalog once per database and table."""
+    key = (str(connection.settings_dict["NAME"]), table, columns)
+    if key not in _TYPES:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT attname, atttypid::integer FROM pg_attribute "
+                "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+                [connection.ops.quote_name(table)],
+            )
+            found = dict(cursor.fetchall())
+        _TYPES[key] = [found[column] for column in columns]
+    return _TYPES[key]
 
 
 def _update_rows(
@@ -554,6 +627,32 @@ def _update_rows(
         cursor.execute(f"DROP TABLE {quote(staging)}")
 
 
+_INT8_OID, _BYTEA_OID = 20, 17
+# Binary COPY of (contact_id, tokens): the tokens go as bytes already in bigint[]'s binary
+# form, so psycopg is told "bytea" for them and sends them as they are (a binary COPY
+# carries no type per value; the server reads them with bigint[]'s input function).
+_TOKEN_TYPES = (_INT8_OID, _BYTEA_OID)
+_ARRAY_HEADER = struct.Struct(
+    ">iiiii"
+)  # dimensions, has-nulls flag, element type, size, lower bound
+_EMPTY_INT8_ARRAY = struct.pack(">iii", 0, 0, _INT8_OID)
+
+
+@cache
+def _int8_elements(count: int) -> struct.Struct:
+    return struct.Struct(">" + "iq" * count)  # each element: its length (8), its value
+
+
+def _int8_array(values: Sequence[int]) -> bytes:
+    """``values`` as PostgreSQL's binary ``bigint[]`` (what ``array_send`` gives)."""
+    count = len(values)
+    if not count:
+        return _EMPTY_INT8_ARRAY
+    interleaved = [8] * (2 * count)
+    interleaved[1::2] = values
+    return _ARRAY_HEADER.pack(1, 0, _INT8_OID, count, 1) + _int8_elements(count).pack(*interleaved)
+
+
 def rewrite_tokens(token_rows: Mapping[int, Iterable[int]], *, existing: Iterable[int]) -> None:
     """Replace the token sets of the given contacts (caller holds the transaction)."""
     if not token_rows:
@@ -568,12 +667,13 @@ def rewrite_tokens(token_rows: Mapping[int, Iterable[int]], *, existing: Iterabl
         )
         return
     stale = set(existing)
-    # An array literal is cheaper to send than psycopg's per-element list dumping.
-    rows = {pk: "{" + ",".join(map(str, sorted(found))) + "}" for pk, found in token_rows.items()}
+    # Packed here in the array's binary form: cheaper than a text literal (str() of ~35
+    # 64-bit ints a row, parsed again by the server) or psycopg's per-element dumping.
+    rows = {pk: _int8_array(sorted(found)) for pk, found in token_rows.items()}
     fresh = [pk for pk in rows if pk not in stale]
     table = ContactTokenSet._meta.db_table
     if fresh:
-        _copy(table, ["contact_id", "tokens"], ((pk, rows[pk]) for pk in fresh))
+        _copy(table, ["contact_id", "tokens"], ((pk, rows[pk]) for pk in fresh), types=_TOKEN_TYPES)
     changed = [pk for pk in rows if pk in stale]
     if not changed:
         return
@@ -583,7 +683,7 @@ def rewrite_tokens(token_rows: Mapping[int, Iterable[int]], *, existing: Iterabl
             f'CREATE TEMPORARY TABLE "{staging}" (contact_id bigint, tokens bigint[]) '
             "ON COMMIT DROP"
         )
-    _copy(staging, ["contact_id", "tokens"], ((pk, rows[pk]) for pk in changed))
+    _copy(staging, ["contact_id", "tokens"], ((pk, rows[pk]) for pk in changed), types=_TOKEN_TYPES)
     with connection.cursor() as cursor:
         # Upsert: a contact written outside the services may have no token set yet.
         cursor.execute(

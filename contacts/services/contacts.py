@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -179,18 +179,11 @@ def contacts_bulk_upsert(
 def _external_owners(externals: list[str]) -> list[tuple[Any, Any]]:
     """``(external id, email blind index)`` of the stored contacts holding ``externals``
     (one array parameter: 2,000 ``IN`` parameters cost more to bind than to run)."""
-    if connection.vendor != "postgresql":
-        return list(
-            Contact.objects.filter(external_id__in=externals).values_list(
-                "external_id", "email_bidx"
-            )
+    return list(
+        Contact.objects.filter(external_id__any_of=externals).values_list(
+            "external_id", "email_bidx"
         )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT external_id, email_bidx FROM contacts_contact WHERE external_id = ANY(%s)",
-            [externals],
-        )
-        return list(cursor.fetchall())
+    )
 
 
 def _existing_by_bidx(bidxs: Sequence[bytes]) -> dict[bytes, Contact]:
@@ -202,19 +195,12 @@ def _existing_by_bidx(bidxs: Sequence[bytes]) -> dict[bytes, Contact]:
     """
     if not bidxs:
         return {}
-    if connection.vendor != "postgresql":
-        found = Contact.objects.filter(email_bidx__in=list(bidxs)).values_list("pk", flat=True)
-        ids = list(found)
-    else:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT id FROM contacts_contact WHERE email_bidx = ANY(%s)", [list(bidxs)]
-            )
-            ids = [pk for (pk,) in cursor.fetchall()]
+    ids = list(Contact.objects.filter(email_bidx__any_of=bidxs).values_list("pk", flat=True))
     if not ids:
         return {}
     return {
-        bytes(c.email_bidx): c for c in Contact.objects.select_related("profile").filter(pk__in=ids)
+        bytes(c.email_bidx): c
+        for c in Contact.objects.select_related("profile").filter(pk__any_of=ids)
     }
 
 

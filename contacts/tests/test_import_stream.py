@@ -391,3 +391,110 @@ def test_the_duplicate_table_holds_keyed_digests_only(tmp_path, settings):
     assert len(stored) == 2 and not set(stored) & set(unkeyed)
     again = import_rows._Duplicates()
     assert again.key != import_rows._Duplicates().key  # a new key per file
+
+
+@pytest.mark.django_db
+def test_the_check_and_the_import_run_with_the_startup_heap_frozen(
+    make_user, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Full collections walk only what the job made (``luxmail.collector``), and the
+    collector is as it was once the job is done."""
+    import gc
+
+    from contacts import services as contact_services
+
+    actor = make_user(roles.PHI_MARKETER)
+    job = _upload(actor, "email,first_name\na@example.org,Ann\nb@example.org,Bob\n")
+    frozen: list[tuple[bool, int]] = []
+    original = contact_services.contacts_bulk_upsert
+
+    def recording(**kwargs):
+        frozen.append((kwargs.get("dry_run", False), gc.get_freeze_count()))
+        return original(**kwargs)
+
+    monkeypatch.setattr(contact_services, "contacts_bulk_upsert", recording)
+    with django_capture_on_commit_callbacks(execute=True):
+        imports.import_job_map(job=job, mapping=job.mapping, actor=actor)
+    with django_capture_on_commit_callbacks(execute=True):
+        imports.import_job_confirm(job=job, actor=actor)
+    job.refresh_from_db()
+    assert job.status == ImportJobStatus.SUCCEEDED, job.failure
+    assert {dry for dry, _ in frozen} == {True, False}  # both steps were seen
+    assert all(count > 0 for _, count in frozen)
+    assert gc.get_freeze_count() == 0
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "ann@example.org",
+        "a.b+tag@sub.example.co.uk",
+        '"quoted name"@example.org',
+        "x@[127.0.0.1]",
+        "x@[300.1.1.1]",
+        "x@[IPv6:::1]",
+        "x@localhost",
+        "x@-bad.org",
+        "x@exa_mple.org",
+        "x@example.",
+        "x@.example.org",
+        "x..y@example.org",
+        ".x@example.org",
+        "x@" + "a" * 64 + ".org",
+        "y" * 310 + "@example.org",
+        "z@exämple.org",
+        "q@example.org.",
+        "q@123.org",
+    ],
+)
+def test_email_checks_with_cached_domains_accept_what_the_validator_accepts(raw):
+    """normalize_email checks the domain once per domain; it accepts exactly the
+    addresses Django's EmailValidator accepts."""
+    from django.core.exceptions import ValidationError
+    from django.core.validators import EmailValidator
+
+    from contacts import attributes
+    from contacts.attributes import ContactValueError
+
+    text = raw.strip().lower()
+    local, _, domain = text.rpartition("@")
+    try:
+        address = f"{local}@{attributes._ascii_domain(domain)}"
+        EmailValidator()(address)
+        expected = True
+    except (ValidationError, ContactValueError):
+        expected = False
+    for _ in range(2):  # the second time from the cache
+        try:
+            attributes.normalize_email(raw)
+            accepted = True
+        except ContactValueError:
+            accepted = False
+        assert accepted == expected, raw
+
+
+@pytest.mark.django_db
+def test_a_failing_import_leaves_the_collector_as_it_was(
+    make_user, monkeypatch, django_capture_on_commit_callbacks
+):
+    import gc
+
+    from contacts import services as contact_services
+
+    actor = make_user(roles.PHI_MARKETER)
+    job = _upload(actor, "email,first_name\na@example.org,Ann\n")
+    with django_capture_on_commit_callbacks(execute=True):
+        imports.import_job_map(job=job, mapping=job.mapping, actor=actor)
+    threshold = gc.get_threshold()
+
+    def failing(**kwargs):
+        assert gc.get_freeze_count() > 0
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(contact_services, "contacts_bulk_upsert", failing)
+    with django_capture_on_commit_callbacks(execute=True):
+        imports.import_job_confirm(job=job, actor=actor)
+    job.refresh_from_db()
+    assert job.status == ImportJobStatus.FAILED and "RuntimeError" in job.failure
+    assert Contact.objects.count() == 0
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == threshold

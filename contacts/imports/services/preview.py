@@ -13,6 +13,7 @@ from contacts.models import (
     ImportJobStatus,
 )
 from contacts.services import ContactsError
+from luxmail import collector
 
 
 def import_job_preview(*, job_id: int) -> None:
@@ -35,26 +36,27 @@ def import_job_preview(*, job_id: int) -> None:
     lines = job.total_rows
     _progress(job.pk, "checking", 0, lines)
     try:
-        for batch in _row_batches(job):
-            candidates = [r for r in batch.rows if r.number not in batch.duplicates]
-            result = _dry_run(candidates, actor)
-            _attach(candidates, result.errors)
-            clean = [r for r in candidates if not r.errors]
-            if len(clean) != len(candidates):
-                result = _dry_run(clean, actor)
-                _attach(clean, result.errors)
-            would_create += result.created
-            would_update += result.updated
-            for row in batch.rows:
-                if row.errors:
-                    continue
-                for purpose in row.consent.grants:
-                    grants[purpose] += 1
-                for purpose in row.consent.revokes:
-                    revokes[purpose] += 1
-            errors.add(batch.rows)
-            total += len(batch.rows)
-            _progress(job.pk, "checking", batch.read, max(lines, batch.read))
+        with collector.heap_frozen():
+            for batch in _row_batches(job):
+                candidates = [r for r in batch.rows if r.number not in batch.duplicates]
+                result = _dry_run(candidates, actor)
+                _attach(candidates, result.errors)
+                clean = [r for r in candidates if not r.errors]
+                if len(clean) != len(candidates):
+                    result = _dry_run(clean, actor)
+                    _attach(clean, result.errors)
+                would_create += result.created
+                would_update += result.updated
+                for row in batch.rows:
+                    if row.errors:
+                        continue
+                    for purpose in row.consent.grants:
+                        grants[purpose] += 1
+                    for purpose in row.consent.revokes:
+                        revokes[purpose] += 1
+                errors.add(batch.rows)
+                total += len(batch.rows)
+                _progress(job.pk, "checking", batch.read, max(lines, batch.read))
     except ContactsError as error:
         _fail(job, error.message)
         return

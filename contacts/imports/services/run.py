@@ -39,7 +39,7 @@ from contacts.models import (
 )
 from contacts.segments import consent_present_q
 from contacts.services import ContactsError
-from luxmail import audit, crypto
+from luxmail import audit, collector, crypto
 from luxmail.actors import Actor
 
 logger = logging.getLogger(__name__)
@@ -134,7 +134,8 @@ def import_job_run(*, job_id: int) -> None:
             locked = ImportJob.objects.select_for_update().get(pk=job.pk)
             if locked.status != ImportJobStatus.RUNNING:
                 return
-            outcome = _write(job, actor, access)
+            with collector.heap_frozen():
+                outcome = _write(job, actor, access)
             errors, error_count = outcome.errors.dicts(), outcome.errors.count
             audit.record(
                 "contacts.import",
