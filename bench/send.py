@@ -473,7 +473,10 @@ def main() -> None:
         help="worker processes (each a prefork pool); above 1, runs 1 … N and compares",
     )
     parser.add_argument(
-        "--concurrency", type=int, default=4, help="pool processes per worker (2 per core)"
+        "--concurrency",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="pool processes per worker (default: one per core)",
     )
     parser.add_argument("--baseline", type=int, default=10_000, help="messages in the naive loop")
     parser.add_argument(

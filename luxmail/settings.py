@@ -325,7 +325,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 # Send pipeline (campaigns/sending/delivery.py, docs/architecture.md "Sending pipeline").
 LUXMAIL_SEND_BATCH = env.integer("LUXMAIL_SEND_BATCH", 1000)
 LUXMAIL_SEND_CHUNK = env.integer("LUXMAIL_SEND_CHUNK", 20)
-LUXMAIL_SEND_CHAINS = env.integer("LUXMAIL_SEND_CHAINS", 4)
+LUXMAIL_SEND_CHAINS = env.integer("LUXMAIL_SEND_CHAINS", 2)
 # Short leases, renewed by a heartbeat thread while a batch works: a killed worker's
 # rows and chain slots are free again after the lease, and the recovery sweep (every
 # LUXMAIL_SEND_RECOVERY_SECONDS) restarts its chains: recovery starts within
