@@ -30,7 +30,7 @@ def setup_django(database: str = "luxmail_bench", *, migrate: bool = True) -> No
     os.environ["LUXMAIL_ENV"] = "test"
     os.environ["DATABASE_URL"] = PG_URL.format(name=database)
     os.environ["DJANGO_SETTINGS_MODULE"] = "luxmail.settings"
-    _create_database(database)
+    create_database(database)
     import django
 
     django.setup()
@@ -40,7 +40,8 @@ def setup_django(database: str = "luxmail_bench", *, migrate: bool = True) -> No
         call_command("migrate", verbosity=0, interactive=False)
 
 
-def _create_database(name: str) -> None:
+def create_database(name: str) -> None:
+    """The bench database ``name``, created when it does not exist yet."""
     import psycopg
 
     with psycopg.connect(PG_URL.format(name="postgres"), autocommit=True) as conn:

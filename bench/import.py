@@ -371,12 +371,16 @@ def _job_measure(
 
 
 def _vacuum(database: str) -> None:
-    """CI's PostgreSQL runs without autovacuum: every job starts from analyzed tables."""
+    """CI's PostgreSQL runs without autovacuum: every job starts from analyzed tables.
+    On a first run the database is created here and its tables by the job's migrate."""
     import psycopg
 
-    from bench.common import PG_URL
+    from bench.common import PG_URL, create_database
 
+    create_database(database)
     with psycopg.connect(PG_URL.format(name=database), autocommit=True) as conn:
+        if conn.execute("SELECT to_regclass('contacts_contact')").fetchone() == (None,):
+            return
         conn.execute(
             "VACUUM ANALYZE contacts_contact, contacts_contactprofile, contacts_contacttokenset"
         )

@@ -265,8 +265,6 @@ def run(args: argparse.Namespace, redis_url: str) -> None:
         (work / f"{name}.txt").write_text("\n".join(paths) + "\n")
         (work / f"{name}.lua").write_text(LUA)
 
-    from bench.common import _create_database  # noqa: F401 - database exists (setup_django)
-
     port = 18_000 + os.getpid() % 1000
     env = {
         **os.environ,
