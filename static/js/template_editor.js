@@ -113,6 +113,9 @@
     pluginsOpts: {},
     canvas: { styles: [], scripts: [] },
     assetManager: { upload: false },
+    // A click on a block appends it (to the selected component, else the page): the
+    // single-pointer alternative to dragging (WCAG 2.2, 2.5.7 Dragging Movements).
+    blockManager: { appendOnClick: true },
   });
 
   function footers() { return editor.getWrapper().find("[data-luxmail-footer]"); }
