@@ -450,7 +450,7 @@ class Heartbeat:
         lease: int,
         campaign_id: int,
         chain: tuple[int, Any] | None,
-        ids: list[int] | None = None,
+        ids: list[int],
     ) -> None:
         self.token, self.lease, self.campaign_id, self.chain = token, lease, campaign_id, chain
         self.ids = ids  # the batch's rows: renewed by primary key
@@ -467,16 +467,10 @@ class Heartbeat:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-
         try:
             while not self._stop.wait(max(self.lease / 3, 0.5)):
                 try:
-                    queue.renew_batch(
-                        token=self.token,
-                        lease_seconds=self.lease,
-                        campaign_id=self.campaign_id,
-                        ids=self.ids,
-                    )
+                    queue.renew_batch(token=self.token, lease_seconds=self.lease, ids=self.ids)
                     if self.chain is not None and not queue.chain_renew(
                         campaign_id=self.campaign_id,
                         slot=self.chain[0],

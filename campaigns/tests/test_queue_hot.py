@@ -60,7 +60,7 @@ def test_claim_and_lease_renewal_are_hot_updates(queued_campaign: int) -> None:
     assert after_claim[0] - before[0] == CLAIMED
     assert after_claim[1] - before[1] == CLAIMED, "the claim's lease write was not HOT"
 
-    renewed = queue.renew_batch(token=token, lease_seconds=60, campaign_id=queued_campaign)
+    renewed = queue.renew_batch(token=token, lease_seconds=60, ids=[c.id for c in claimed])
     assert renewed == CLAIMED
     after_renewal = _updates()
     assert after_renewal[1] - after_claim[1] == CLAIMED, "the lease renewal was not HOT"

@@ -186,9 +186,9 @@ def test_the_heartbeat_renews_a_batch_by_primary_key(stale_campaign: int) -> Non
     scans = [n for n in _nodes(document[0]["Plan"]) if n.get("Relation Name") == partition]
     assert scans and all(n.get("Index Name", "").endswith("_pkey") for n in scans), scans
     # Renewed: exactly the batch's rows, not another batch's.
-    renewed = queue.renew_batch(token=token, lease_seconds=60, campaign_id=stale_campaign, ids=ids)
+    renewed = queue.renew_batch(token=token, lease_seconds=60, ids=ids)
     assert renewed == BATCH
-    stolen = queue.renew_batch(token=other, lease_seconds=60, campaign_id=stale_campaign, ids=ids)
+    stolen = queue.renew_batch(token=other, lease_seconds=60, ids=ids)
     assert stolen == 0
     leases = set(
         Message.objects.filter(id__in=ids).values_list("lease_until", flat=True).distinct()
